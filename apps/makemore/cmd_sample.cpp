@@ -1,0 +1,106 @@
+// `makemore sample` and `makemore eval`: use a finished run folder.
+#include <fmt/format.h>
+
+#include <memory>
+#include <unordered_set>
+
+#include "commands.h"
+#include "makemore/data.h"
+#include "makemore/error.h"
+#include "makemore/run.h"
+#include "makemore/sample.h"
+#include "makemore/train.h"
+
+namespace mm::cli {
+
+namespace {
+
+Splits run_splits(const std::string& dir, const LoadedRun& run) {
+  const WordList wl = load_words(dir + "/" + kWordsFile);
+  const Vocab v = Vocab::from_words(wl.words);
+  if (v.chars() != run.vocab.chars())
+    throw Error(fmt::format("{}/{}: does not match the checkpoint's vocabulary; the run folder was modified, retrain it", dir, kWordsFile));
+  return make_splits(wl.words, run.vocab, run.config.block_size, run.config.split_seed);
+}
+
+struct SampleArgs {
+  std::string dir = "out";
+  int n = 20;
+  int64_t seed = -1;
+  double temperature = 1.0;
+  int top_k = 0;
+  bool json = false;
+};
+
+int run_sample(const SampleArgs& a) {
+  LoadedRun run = load_run(a.dir);
+  Splits splits = run_splits(a.dir, run);
+  std::unordered_set<std::u32string> train(splits.train_words.begin(), splits.train_words.end());
+  SampleOptions opt;
+  opt.count = a.n;
+  opt.temperature = a.temperature;
+  opt.top_k = a.top_k;
+  // The lecture samples from a generator seeded 2147483647 + 10.
+  TorchGenerator gen(a.seed >= 0 ? static_cast<uint64_t>(a.seed) : run.config.seed + 10);
+  const auto words = sample_words(*run.model, run.vocab, opt, gen);
+  int fresh = 0;
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& w : words) {
+    const bool is_new = !train.count(w);
+    fresh += is_new;
+    items.push_back({{"text", to_utf8(w)}, {"new", is_new}});
+    if (!a.json) fmt::print("{}\n", to_utf8(w));
+  }
+  if (a.json) {
+    fmt::print("{}\n", nlohmann::json{{"samples", items}, {"count", words.size()}, {"new", fresh}}.dump());
+  } else {
+    fmt::print(stderr, "{} of {} samples are new (not in the training split)\n", fresh, words.size());
+  }
+  return 0;
+}
+
+struct EvalArgs {
+  std::string dir = "out";
+  bool json = false, calibrate = false;
+};
+
+int run_eval(const EvalArgs& a) {
+  LoadedRun run = load_run(a.dir);
+  Splits splits = run_splits(a.dir, run);
+  if (a.calibrate) run.model->calibrate(splits.train);
+  SplitLosses l{run.model->evaluate(splits.train), run.model->evaluate(splits.val), run.model->evaluate(splits.test)};
+  if (a.json) {
+    fmt::print("{}\n", nlohmann::json{{"train_loss", l.train}, {"val_loss", l.val}, {"test_loss", l.test},
+                                      {"step", run.step}, {"calibrated", a.calibrate},
+                                      {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}}}
+                           .dump());
+  } else {
+    fmt::print("train {:.4f}\nval {:.4f}\ntest {:.4f}\n", l.train, l.val, l.test);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_sample(CLI::App& app) {
+  auto a = std::make_shared<SampleArgs>();
+  auto* c = app.add_subcommand("sample", "Sample items from a trained run");
+  c->add_option("-o,--out", a->dir, "Run folder")->capture_default_str();
+  c->add_option("-n,--num", a->n, "How many items")->capture_default_str()->check(CLI::Range(1, 1000000));
+  c->add_option("--seed", a->seed, "Sampling seed (default: the run's seed + 10, as the lecture)")->check(CLI::NonNegativeNumber);
+  c->add_option("--temperature", a->temperature, "Divide the logits by T (> 0)")->capture_default_str()->check(CLI::Range(1e-6, 1e6));
+  c->add_option("--top-k", a->top_k, "Sample only from the K most likely tokens (0 = all)")->check(CLI::NonNegativeNumber);
+  c->add_flag("--json", a->json, "Print one JSON object");
+  return [a] { return run_sample(*a); };
+}
+
+Runner add_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* c = app.add_subcommand("eval", "Split losses of a trained run's checkpoint");
+  c->add_option("-o,--out", a->dir, "Run folder")->capture_default_str();
+  c->add_flag("--calibrate", a->calibrate, "First set BatchNorm statistics from the whole training set (notebook cell 9)");
+  c->add_flag("--json", a->json, "Print one JSON object");
+  return [a] { return run_eval(*a); };
+}
+
+}  // namespace mm::cli

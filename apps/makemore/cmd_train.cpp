@@ -1,0 +1,159 @@
+// `makemore train`: trains a preset or config on a word list into a run folder.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "commands.h"
+#include "makemore/data.h"
+#include "makemore/error.h"
+#include "makemore/metrics.h"
+#include "makemore/presets.h"
+#include "makemore/run.h"
+#include "makemore/train.h"
+
+namespace mm::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::string input, out_dir = "out", preset, config_path;
+  int64_t steps = -1;
+  int64_t seed = -1, split_seed = -1;
+  int batch_size = -1;
+  bool json = false, quiet = false, calibrate = false;
+};
+
+// On a terminal: one live line (step, loss, steps/s, ETA). Otherwise the lecture's log line
+// every 10k steps (and the last step).
+class Progress : public Observer {
+ public:
+  Progress(FILE* out, bool live, int64_t total) : out_(out), live_(live), total_(total) {}
+  void on_begin(Trainer&) override { t0_ = last_ = std::chrono::steady_clock::now(); }
+  void after_forward(Trainer&, int64_t step, float loss) override {
+    if (!live_) {
+      if (step % 10000 == 0) fmt::print(out_, "{:7d}/{:7d}: {:.4f}\n", step, total_, loss);
+      return;
+    }
+    if ((step & 255) != 0 && step + 1 != total_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(100) && step + 1 != total_) return;
+    last_ = now;
+    const double el = std::chrono::duration<double>(now - t0_).count();
+    const double rate = el > 0 ? static_cast<double>(step + 1) / el : 0;
+    const double eta = rate > 0 ? static_cast<double>(total_ - step - 1) / rate : 0;
+    fmt::print(out_, "\r  step {:>7}/{} | loss {:.4f} | {:>8.0f} steps/s | ETA {:5.1f}s ", step + 1, total_, loss, rate, eta);
+    std::fflush(out_);
+  }
+  void on_end(Trainer&) override {
+    if (live_) fmt::print(out_, "\n");
+  }
+
+ private:
+  FILE* out_;
+  bool live_;
+  int64_t total_;
+  std::chrono::steady_clock::time_point t0_, last_;
+};
+
+int run_train(const TrainArgs& a) {
+  FILE* log = a.json ? stderr : stdout;  // with --json, stdout carries only the JSON
+  Config cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset)
+                                     : load_config_file(a.config_path);
+  if (a.steps >= 0) cfg.steps = a.steps;
+  if (a.seed >= 0) cfg.seed = static_cast<uint64_t>(a.seed);
+  if (a.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(a.split_seed);
+  if (a.batch_size > 0) cfg.batch_size = a.batch_size;
+  if (a.calibrate) cfg.calibrate_batchnorm = true;
+  cfg = parse_config(cfg.to_json(), "command line");  // re-validate after the overrides
+
+  const std::string input = a.input.empty() ? default_words_path() : a.input;
+  WordList wl = load_words(input);
+  if (wl.empty_lines) fmt::print(stderr, "makemore: note: {}: skipped {} empty line(s)\n", input, wl.empty_lines);
+  const Vocab vocab = Vocab::from_words(wl.words);
+  Splits splits = make_splits(wl.words, vocab, cfg.block_size, cfg.split_seed);
+  if (splits.train.size() == 0)
+    throw Error(fmt::format("{}: too few items for a training split ({} items); use at least 10", input, wl.words.size()));
+
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(a.out_dir, ec);
+  if (ec || !fs::is_directory(a.out_dir))
+    throw Error(fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", a.out_dir, ec ? ec.message() : "not a directory"));
+  // A previous run's results must not pass for this one's if it fails part way.
+  for (const char* stale : {kResultFile, kCheckpointFile}) fs::remove(fs::path(a.out_dir) / stale, ec);
+  write_file_atomic(a.out_dir + "/" + kConfigFile, cfg.to_json().dump(2) + "\n");
+  {
+    std::string words;
+    for (const auto& w : wl.words) words += to_utf8(w) + "\n";
+    write_file_atomic(a.out_dir + "/" + kWordsFile, words);
+  }
+
+  Model model(cfg, vocab.size());
+  fmt::print(log, "makemore: {} | {} words, vocabulary {} | examples train {} / val {} / test {} | {} parameters\n",
+             cfg.name, wl.words.size(), vocab.size(), splits.train.size(), splits.val.size(), splits.test.size(),
+             model.num_params());
+  fmt::print(log, "makemore: {} steps, batch {}, seed {} -> {}\n", cfg.steps, cfg.batch_size, cfg.seed, a.out_dir);
+  std::fflush(log);
+
+  MetricsWriter metrics(a.out_dir + "/" + kMetricsFile);
+  Progress progress(log, !a.json && !a.quiet && stdout_is_terminal(), cfg.steps);
+  std::vector<Observer*> obs{&metrics};
+  if (!a.quiet) obs.push_back(&progress);
+  TrainOutcome res = train_and_evaluate(model, cfg, splits, obs);
+  if (res.stats.diverged)
+    throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate "
+                            "(train.lr in the config) or fix the initialization; the losses so far are in {}/{}",
+                            res.stats.diverged_step, a.out_dir, kMetricsFile));
+
+  save_checkpoint(a.out_dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
+  nlohmann::json result{
+      {"preset", cfg.name},
+      {"input", input},
+      {"initial_loss", res.stats.initial_loss},
+      {"expected_initial_loss", std::log(static_cast<double>(vocab.size()))},
+      {"train_loss", res.losses.train},
+      {"val_loss", res.losses.val},
+      {"test_loss", res.losses.test},
+      {"steps", res.stats.steps},
+      {"seconds", res.stats.seconds},
+      {"steps_per_sec", res.stats.steps_per_sec},
+      {"seed", cfg.seed},
+      {"vocab_size", vocab.size()},
+      {"params", model.num_params()},
+      {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}},
+      {"run_dir", a.out_dir}};
+  write_file_atomic(a.out_dir + "/" + kResultFile, result.dump(2) + "\n");
+  fmt::print(log, "initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", res.stats.initial_loss, vocab.size(),
+             std::log(static_cast<double>(vocab.size())));
+  fmt::print(log, "train {:.4f}\nval {:.4f}\ntest {:.4f}\n", res.losses.train, res.losses.val, res.losses.test);
+  fmt::print(log, "{} steps in {:.2f}s ({:.0f} steps/s); run saved in {}\n", res.stats.steps, res.stats.seconds,
+             res.stats.steps_per_sec, a.out_dir);
+  if (a.json) fmt::print("{}\n", result.dump());
+  return 0;
+}
+
+}  // namespace
+
+Runner add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* c = app.add_subcommand("train", "Train a network on a word list into a run folder");
+  c->add_option("-i,--input", a->input, "Word list: UTF-8 text, one item per line (default: data/names.txt)");
+  c->add_option("-o,--out", a->out_dir, "Run folder for config, checkpoint, metrics and results")->capture_default_str();
+  auto* p = c->add_option("--preset", a->preset, "Built-in network (see `makemore presets`; default lecture-batchnorm)");
+  auto* f = c->add_option("--config", a->config_path, "Config file (JSON; start from `makemore presets show NAME`)");
+  p->excludes(f);
+  c->add_option("--steps", a->steps, "Training steps (overrides the config)")->check(CLI::NonNegativeNumber);
+  c->add_option("--seed", a->seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")->check(CLI::NonNegativeNumber);
+  c->add_option("--split-seed", a->split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")->check(CLI::NonNegativeNumber);
+  c->add_option("--batch-size", a->batch_size, "Minibatch size (overrides the config)")->check(CLI::PositiveNumber);
+  c->add_flag("--calibrate", a->calibrate, "After training, set BatchNorm running statistics from the whole training set");
+  c->add_flag("--json", a->json, "Print the result as one JSON object on stdout (logs go to stderr)");
+  c->add_flag("-q,--quiet", a->quiet, "No progress output");
+  return [a] { return run_train(*a); };
+}
+
+}  // namespace mm::cli

@@ -1,0 +1,52 @@
+// makemore: train, sample, evaluate and inspect character-level MLP language models.
+// Every failure ends in one line on stderr and a non-zero exit.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "commands.h"
+#include "makemore/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"makemore.cpp: the makemore part 3 MLP (activations, gradients, BatchNorm), fast and exact.\n"
+               "Start with `makemore train` (trains lecture-batchnorm on data/names.txt), then `makemore sample -o out`."};
+  app.set_version_flag("--version", std::string("makemore.cpp ") + MAKEMORE_VERSION);
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, mm::cli::Runner>> cmds;
+  auto reg = [&](mm::cli::Runner (*add)(CLI::App&)) {
+    const std::size_t before = app.get_subcommands({}).size();
+    mm::cli::Runner r = add(app);
+    auto subs = app.get_subcommands({});
+    (void)before;
+    cmds.emplace_back(subs.back(), std::move(r));
+  };
+  reg(mm::cli::add_train);
+  reg(mm::cli::add_sample);
+  reg(mm::cli::add_eval);
+  reg(mm::cli::add_presets);
+  reg(mm::cli::add_bench);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : cmds)
+      if (sub->parsed()) return run();
+  } catch (const mm::Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "makemore: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
+    fmt::print(stderr, "makemore: error: out of memory; use a smaller network or batch size\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "makemore: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

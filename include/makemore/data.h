@@ -1,0 +1,64 @@
+// Words in, training examples out: reading a UTF-8 word list (one item per line), the
+// vocabulary of code points, the lecture's context windows, and the seeded 80/10/10 split.
+// Tokens are Unicode code points; index 0 is the boundary token, shown as '.'.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mm {
+
+struct WordList {
+  std::string path;
+  std::vector<std::u32string> words;  // stripped, non-empty
+  std::size_t empty_lines = 0;        // skipped; reported once as a notice
+};
+
+// Reads a word file. Strips CRLF / surrounding whitespace, skips empty lines. Throws mm::Error
+// with a one-line message naming the file (and line) for: a missing or unreadable file, a
+// directory, an empty file (or one with no items), binary content (NUL bytes), invalid UTF-8.
+WordList load_words(const std::string& path);
+
+class Vocab {
+ public:
+  Vocab() = default;
+  // Sorted distinct code points of the words, after the boundary token at index 0.
+  static Vocab from_words(const std::vector<std::u32string>& words);
+  // Rebuild from the characters at indices 1..V-1 (as stored in a checkpoint).
+  static Vocab from_chars(const std::u32string& chars);
+
+  int size() const { return static_cast<int>(chars_.size()) + 1; }
+  int encode(char32_t c) const;  // -1 when not in the vocabulary
+  char32_t decode(int index) const;  // index 0 -> U'.'
+  std::u32string chars() const { return chars_; }  // indices 1..V-1
+  std::string token_utf8(int index) const;
+
+ private:
+  std::u32string chars_;  // sorted
+};
+
+// The lecture's examples: for each word, a context of block_size tokens starting as boundary
+// tokens, predicting every character and then the closing boundary.
+struct Examples {
+  int block_size = 0;
+  std::vector<int32_t> x;  // (n, block_size) row-major
+  std::vector<int32_t> y;  // (n)
+  std::size_t size() const { return y.size(); }
+};
+Examples build_examples(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size);
+
+struct Splits {
+  std::vector<std::u32string> train_words, val_words, test_words;
+  Examples train, val, test;
+};
+// random.seed(split_seed); random.shuffle(words); n1 = int(0.8 n), n2 = int(0.9 n).
+Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size,
+                   uint64_t split_seed);
+
+std::string to_utf8(const std::u32string& s);
+std::string to_utf8(char32_t c);
+// Decodes UTF-8; returns false (and the byte offset of the first bad byte) when invalid.
+bool from_utf8(const std::string& s, std::u32string* out, std::size_t* bad_offset = nullptr);
+
+}  // namespace mm

@@ -1,0 +1,182 @@
+// The lecture's layers with explicit forward and backward: Embedding, Flatten, Linear,
+// BatchNorm1d, Tanh, Sequential. Activations are (rows, features) row-major matrices; a
+// sequence (B, T, C) is stored as (B*T, C), which is the same memory as (B, T*C), so Flatten
+// only reinterprets. Backward contract: backward() OVERWRITES the layer's parameter gradients
+// (the lecture zeroes them every step; each layer is used once per step) and writes dx when
+// asked. Derivations: docs/backward.md.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "makemore/params.h"
+#include "makemore/tensor.h"
+
+namespace mm {
+
+enum class Mode { Train, Eval };
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::string type() const = 0;  // the lecture's class name: "Linear", "Tanh" ...
+  virtual std::string describe() const { return type(); }
+
+  // Declares parameters (prefix like "layers.0.") and fixes the output shape given the input's
+  // (time, features). Called once, in layer order, before the store is finalized.
+  virtual void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) = 0;
+
+  // x is (rows, in_features). Keeps a pointer to x for backward: x must outlive the step.
+  virtual void forward(const Mat& x, Mode mode) = 0;
+  // dout is (rows, out_features). Overwrites parameter gradients; writes dx if non-null.
+  virtual void backward(const Mat& dout, Mat* dx) = 0;
+
+  virtual const Mat& out() const { return out_; }  // cached output, read by diagnostics
+  int in_time() const { return in_time_; }
+  int in_features() const { return in_features_; }
+  int out_time() const { return out_time_; }
+  int out_features() const { return out_features_; }
+  const std::vector<int>& param_ids() const { return param_ids_; }
+  // Running statistics to set from data (BatchNorm): see Model::calibrate.
+  virtual bool has_running_stats() const { return false; }
+  virtual void calibrate_begin() {}
+  virtual void calibrate_add(const Mat& /*x*/) {}
+  virtual void calibrate_end() {}
+
+ protected:
+  ParamStore* store_ = nullptr;
+  const Mat* x_ = nullptr;  // input of the last forward
+  Mat out_;                 // (rows, out_features)
+  int in_time_ = 1, in_features_ = 0, out_time_ = 1, out_features_ = 0;
+  std::vector<int> param_ids_;
+};
+
+// Lookup table C (vocab, n_embd). Input: token indices as floats (B, T); output (B*T, n_embd).
+class Embedding : public Layer {
+ public:
+  Embedding(int vocab_size, int n_embd, InitSpec init) : vocab_(vocab_size), n_embd_(n_embd), init_(init) {}
+  std::string type() const override { return "Embedding"; }
+  std::string describe() const override;
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;  // dx: none (inputs are indices)
+  int weight_id() const { return param_ids_[0]; }
+
+ private:
+  int vocab_, n_embd_;
+  InitSpec init_;
+};
+
+// Concatenates n consecutive time steps: (B*T, C) -> (B*T/n, n*C). n = 0 means all of T,
+// the lecture's `emb.view(B, -1)`.
+class Flatten : public Layer {
+ public:
+  explicit Flatten(int n = 0) : n_(n) {}
+  std::string type() const override { return n_ == 0 ? "Flatten" : "FlattenConsecutive"; }
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;
+
+ private:
+  int n_;
+};
+
+// out = x @ weight + bias, weight (fan_in, fan_out) as the lecture stores it.
+class Linear : public Layer {
+ public:
+  Linear(int fan_out, bool bias, InitSpec weight_init, InitSpec bias_init)
+      : fan_out_(fan_out), bias_(bias), weight_init_(weight_init), bias_init_(bias_init) {}
+  std::string type() const override { return "Linear"; }
+  std::string describe() const override;
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;
+  int weight_id() const { return param_ids_[0]; }
+  bool has_bias() const { return bias_; }
+
+ private:
+  int fan_out_;
+  bool bias_;
+  InitSpec weight_init_, bias_init_;
+};
+
+struct BatchNormOptions {
+  double eps = 1e-5;
+  double momentum = 0.1;
+  bool unbiased = true;      // normalize with the unbiased (n-1) variance, as the lecture does
+  bool running_std = false;  // track running std (single-layer notebook form) instead of var
+  InitSpec gamma_init{InitSpec::Kind::Ones};
+  InitSpec beta_init{InitSpec::Kind::Zeros};
+};
+
+// Normalizes each feature over the rows of the batch. Two forms cover the lecture:
+//  - notebook cells 6-10: eps 0, momentum 0.001, running_std: gain * (x - mean) / std + bias
+//  - its BatchNorm1d class: eps 1e-5, momentum 0.1, running var: gamma * xhat + beta
+class BatchNorm1d : public Layer {
+ public:
+  explicit BatchNorm1d(BatchNormOptions opt) : opt_(opt) {}
+  std::string type() const override { return "BatchNorm1d"; }
+  std::string describe() const override;
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;
+  bool has_running_stats() const override { return true; }
+  void calibrate_begin() override;
+  void calibrate_add(const Mat& x) override;
+  void calibrate_end() override;
+  const BatchNormOptions& options() const { return opt_; }
+
+ private:
+  BatchNormOptions opt_;
+  int gamma_ = -1, beta_ = -1, running_mean_ = -1, running_stat_ = -1;
+  Mode last_mode_ = Mode::Train;
+  RowVec mean_, inv_std_;  // (1, C) of the last forward
+  RowVec var_, gsum_, gxsum_;  // (1, C) scratch, kept so the step allocates nothing
+  Mat xhat_;               // (rows, C)
+  Eigen::Matrix<double, 1, Eigen::Dynamic> cal_sum_, cal_sumsq_;
+  double cal_n_ = 0;
+};
+
+class Tanh : public Layer {
+ public:
+  std::string type() const override { return "Tanh"; }
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;  // dx = dout * (1 - out^2)
+};
+
+// Runs its children in order; owns the intermediate gradients.
+class Sequential : public Layer {
+ public:
+  std::string type() const override { return "Sequential"; }
+  void add(std::unique_ptr<Layer> layer) { layers_.push_back(std::move(layer)); }
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;
+  const Mat& out() const override { return layers_.empty() ? *x_ : layers_.back()->out(); }
+  std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  // Gradient of the loss w.r.t. layer i's output, from the last backward (diagnostics).
+  const Mat& dout(std::size_t i) const { return grads_[i]; }
+
+ private:
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Mat> grads_;  // grads_[i]: dL/d(out of layer i)
+};
+
+// Softmax and cross-entropy fused: numerically stable for any logit magnitude.
+class SoftmaxCrossEntropy {
+ public:
+  // Mean loss over the rows; caches the probabilities for backward.
+  float forward(const Mat& logits, const int32_t* targets);
+  // Sum (not mean) of per-row losses, in double, without caching (evaluation).
+  static double sum_loss(const Mat& logits, const int32_t* targets);
+  void backward(Mat* dlogits) const;  // (probs - onehot) / rows
+  const Mat& probs() const { return probs_; }
+
+ private:
+  Mat probs_;
+  const int32_t* targets_ = nullptr;
+};
+
+}  // namespace mm

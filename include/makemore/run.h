@@ -1,0 +1,39 @@
+// The run folder: everything a training leaves behind, so eval / sample / inspect / report
+// work from it alone. config.json (resolved), words.txt (the word list used), model.safetensors
+// (parameters, BatchNorm buffers, vocabulary and config in its metadata), metrics.jsonl (loss
+// per step), result.json (written last: its presence means the run completed).
+#pragma once
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "makemore/config.h"
+#include "makemore/data.h"
+#include "makemore/model.h"
+
+namespace mm {
+
+inline constexpr const char* kCheckpointFile = "model.safetensors";
+inline constexpr const char* kConfigFile = "config.json";
+inline constexpr const char* kWordsFile = "words.txt";
+inline constexpr const char* kMetricsFile = "metrics.jsonl";
+inline constexpr const char* kResultFile = "result.json";
+
+void save_checkpoint(const std::string& path, const Model& model, const Config& cfg, const Vocab& vocab,
+                     int64_t step);
+
+struct LoadedRun {
+  Config config;
+  Vocab vocab;
+  std::unique_ptr<Model> model;
+  int64_t step = 0;
+};
+// Loads DIR/model.safetensors; checks every tensor's name and shape against the config.
+LoadedRun load_run(const std::string& dir);
+
+// Writes text to path through a temporary file and a rename.
+void write_file_atomic(const std::string& path, const std::string& text);
+nlohmann::json read_json_file(const std::string& path);
+
+}  // namespace mm

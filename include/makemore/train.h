@@ -1,0 +1,82 @@
+// The training loop: seeded minibatches, SGD with the lecture's step schedule, and hooks for
+// observers (diagnostics, metrics, progress) after forward, backward and update. A run with
+// no observer pays nothing for them.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "makemore/config.h"
+#include "makemore/data.h"
+#include "makemore/model.h"
+#include "makemore/rng.h"
+
+namespace mm {
+
+class Trainer;
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_begin(Trainer&) {}
+  virtual void after_forward(Trainer&, int64_t /*step*/, float /*loss*/) {}
+  virtual void after_backward(Trainer&, int64_t /*step*/) {}
+  // lr: the learning rate the update used; the update itself was -lr * grad.
+  virtual void after_update(Trainer&, int64_t /*step*/, double /*lr*/) {}
+  virtual void on_end(Trainer&) {}
+};
+
+struct TrainStats {
+  float initial_loss = 0;  // the first minibatch's loss, before any update
+  float last_loss = 0;
+  int64_t steps = 0;       // steps completed
+  double seconds = 0;      // wall time of the loop
+  double steps_per_sec = 0;
+  bool diverged = false;
+  int64_t diverged_step = -1;
+};
+
+class Trainer {
+ public:
+  Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen);
+  void add_observer(Observer* o) { observers_.push_back(o); }
+  // Runs cfg.steps steps (or until the loss is not finite). Returns what happened.
+  TrainStats run();
+  // One step: draw a minibatch, forward, backward, SGD update. Returns the minibatch loss.
+  float step(int64_t i);
+
+  Model& model() { return model_; }
+  const Config& config() const { return cfg_; }
+  const std::vector<int32_t>& batch_x() const { return xb_; }
+  const std::vector<int32_t>& batch_y() const { return yb_; }
+
+ private:
+  Model& model_;
+  const Config& cfg_;
+  const Examples& train_;
+  TorchGenerator& gen_;
+  std::vector<Observer*> observers_;
+  std::vector<int64_t> ix_;
+  std::vector<int32_t> xb_, yb_;
+};
+
+}  // namespace mm
+
+namespace mm {
+
+struct SplitLosses {
+  double train = 0, val = 0, test = 0;
+};
+
+// Initializes the model from cfg.seed, trains it with the given observers, calibrates the
+// BatchNorm statistics if the config asks, and evaluates the three splits (skipped on
+// divergence). The whole of what `makemore train` does, without the files.
+struct TrainOutcome {
+  TrainStats stats;
+  SplitLosses losses;
+};
+TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
+                                const std::vector<Observer*>& observers);
+
+}  // namespace mm

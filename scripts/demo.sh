@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Quick start 1: set up, build, train the default network (lecture-batchnorm) on names.txt,
+# and print samples. Extra arguments go to `makemore train`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/setup.sh"
+"$here/scripts/build.sh"
+"$here/build/makemore" train -i "$here/data/names.txt" -o "$here/runs/default" "$@"
+"$here/build/makemore" sample -o "$here/runs/default" -n 20

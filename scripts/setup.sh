@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages makemore.cpp needs to build and test (idempotent), then
+# fetches names.txt into data/. Runs as root, or through sudo otherwise.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+pkgs=(g++ cmake ninja-build pkgconf libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+      libgtest-dev libbenchmark-dev libxsmm-dev ca-certificates curl)
+if [ "${MM_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch libopenblas0-pthread); fi
+if [ "${MM_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+"$here/scripts/get-data.sh"

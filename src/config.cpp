@@ -1,0 +1,326 @@
+// Parsing and writing config files. Every field is checked and unknown keys are rejected, so
+// a typo ("stpes") is an error naming the field rather than a silently ignored setting.
+#include "makemore/config.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+
+#include "makemore/error.h"
+
+namespace mm {
+
+using json = nlohmann::json;
+
+double LrSchedule::at(int64_t step) const {
+  std::size_t i = 0;
+  while (i < boundaries.size() && step >= boundaries[i]) ++i;
+  return values[i];
+}
+
+namespace {
+
+struct Ctx {
+  const std::string& source;
+  [[noreturn]] void fail(const std::string& where, const std::string& what) const {
+    throw Error(fmt::format("{}: {}: {}", source, where, what));
+  }
+};
+
+void check_keys(const Ctx& c, const json& j, const std::string& where, std::set<std::string> allowed) {
+  if (!j.is_object()) c.fail(where, "must be an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!allowed.count(it.key())) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      c.fail(where.empty() ? it.key() : where + "." + it.key(), "unknown field; allowed here: " + list);
+    }
+  }
+}
+
+int64_t get_int(const Ctx& c, const json& j, const std::string& where, int64_t lo, int64_t hi) {
+  if (!j.is_number_integer() && !(j.is_number_float() && std::floor(j.get<double>()) == j.get<double>() &&
+                                   std::fabs(j.get<double>()) < 9e15))
+    c.fail(where, fmt::format("must be an integer, got {}", j.dump()));
+  const int64_t v = j.is_number_integer() ? j.get<int64_t>() : static_cast<int64_t>(j.get<double>());
+  if (v < lo || v > hi) c.fail(where, fmt::format("must be between {} and {}, got {}", lo, hi, v));
+  return v;
+}
+
+uint64_t get_seed(const Ctx& c, const json& j, const std::string& where) {
+  if (j.is_number_unsigned()) return j.get<uint64_t>();
+  if (j.is_number_integer() && j.get<int64_t>() >= 0) return static_cast<uint64_t>(j.get<int64_t>());
+  c.fail(where, fmt::format("must be a non-negative integer, got {}", j.dump()));
+}
+
+double get_num(const Ctx& c, const json& j, const std::string& where, double lo, double hi) {
+  if (!j.is_number()) c.fail(where, fmt::format("must be a number, got {}", j.dump()));
+  const double v = j.get<double>();
+  if (!std::isfinite(v) || v < lo || v > hi) c.fail(where, fmt::format("must be between {} and {}, got {}", lo, hi, j.dump()));
+  return v;
+}
+
+bool get_bool(const Ctx& c, const json& j, const std::string& where) {
+  if (!j.is_boolean()) c.fail(where, fmt::format("must be true or false, got {}", j.dump()));
+  return j.get<bool>();
+}
+
+std::string get_str(const Ctx& c, const json& j, const std::string& where) {
+  if (!j.is_string()) c.fail(where, fmt::format("must be a string, got {}", j.dump()));
+  return j.get<std::string>();
+}
+
+InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where) {
+  InitSpec s;
+  std::string kind;
+  json obj = j;
+  if (j.is_string()) {
+    obj = json{{"kind", j}};
+  }
+  check_keys(c, obj, where, {"kind", "scale", "gain", "value"});
+  if (!obj.contains("kind")) c.fail(where + ".kind", "missing; one of zeros, ones, constant, normal, kaiming, torch-default");
+  kind = get_str(c, obj["kind"], where + ".kind");
+  using K = InitSpec::Kind;
+  if (kind == "zeros") s.kind = K::Zeros;
+  else if (kind == "ones") s.kind = K::Ones;
+  else if (kind == "constant") s.kind = K::Constant;
+  else if (kind == "normal") s.kind = K::Normal;
+  else if (kind == "kaiming") s.kind = K::Kaiming;
+  else if (kind == "torch-default") s.kind = K::TorchLinear;
+  else c.fail(where + ".kind", fmt::format("unknown initialization '{}'; use zeros, ones, constant, normal, kaiming or torch-default", kind));
+  if (obj.contains("scale")) s.scale = get_num(c, obj["scale"], where + ".scale", -1e6, 1e6);
+  if (obj.contains("value")) {
+    if (s.kind != K::Constant) c.fail(where + ".value", "only for kind constant");
+    s.value = get_num(c, obj["value"], where + ".value", -1e6, 1e6);
+  }
+  if (obj.contains("gain")) {
+    if (s.kind != K::Kaiming) c.fail(where + ".gain", "only for kind kaiming");
+    s.gain = obj["gain"].is_number() ? fmt::format("{}", obj["gain"].get<double>()) : get_str(c, obj["gain"], where + ".gain");
+    try {
+      kaiming_gain(s.gain);
+    } catch (const Error& e) {
+      c.fail(where + ".gain", e.what());
+    }
+  }
+  return s;
+}
+
+LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where) {
+  if (!j.is_object()) c.fail(where, "must be an object like {\"type\": \"linear\", \"out\": 200}");
+  if (!j.contains("type")) c.fail(where + ".type", "missing; one of linear, batchnorm1d, tanh, flatten");
+  LayerSpec s;
+  s.type = get_str(c, j["type"], where + ".type");
+  if (s.type == "linear") {
+    check_keys(c, j, where, {"type", "out", "bias", "weight_init", "bias_init"});
+    if (!j.contains("out")) c.fail(where + ".out", "missing; the number of outputs, or \"vocab\"");
+    if (j["out"].is_string()) {
+      if (j["out"] != "vocab") c.fail(where + ".out", "must be a positive integer or \"vocab\"");
+      s.out_is_vocab = true;
+    } else {
+      s.out = static_cast<int>(get_int(c, j["out"], where + ".out", 1, 1 << 20));
+    }
+    if (j.contains("bias")) s.bias = get_bool(c, j["bias"], where + ".bias");
+    s.weight_init = j.contains("weight_init") ? parse_init_ctx(c, j["weight_init"], where + ".weight_init")
+                                              : InitSpec{InitSpec::Kind::TorchLinear};
+    if (j.contains("bias_init")) {
+      if (!s.bias) c.fail(where + ".bias_init", "given for a layer with \"bias\": false");
+      s.bias_init = parse_init_ctx(c, j["bias_init"], where + ".bias_init");
+    } else {
+      s.bias_init = s.weight_init.kind == InitSpec::Kind::TorchLinear ? InitSpec{InitSpec::Kind::TorchLinearBias}
+                                                                      : InitSpec{InitSpec::Kind::Zeros};
+    }
+    if (s.bias_init.kind == InitSpec::Kind::TorchLinear) s.bias_init.kind = InitSpec::Kind::TorchLinearBias;
+  } else if (s.type == "batchnorm1d") {
+    check_keys(c, j, where, {"type", "eps", "momentum", "unbiased", "running", "gamma_init", "beta_init"});
+    if (j.contains("eps")) s.bn.eps = get_num(c, j["eps"], where + ".eps", 0, 1);
+    if (j.contains("momentum")) s.bn.momentum = get_num(c, j["momentum"], where + ".momentum", 0, 1);
+    if (j.contains("unbiased")) s.bn.unbiased = get_bool(c, j["unbiased"], where + ".unbiased");
+    if (j.contains("running")) {
+      const std::string r = get_str(c, j["running"], where + ".running");
+      if (r != "std" && r != "var") c.fail(where + ".running", "must be \"var\" (BatchNorm1d) or \"std\" (the notebook's cells 6-10)");
+      s.bn.running_std = r == "std";
+    }
+    if (j.contains("gamma_init")) s.bn.gamma_init = parse_init_ctx(c, j["gamma_init"], where + ".gamma_init");
+    if (j.contains("beta_init")) s.bn.beta_init = parse_init_ctx(c, j["beta_init"], where + ".beta_init");
+  } else if (s.type == "tanh") {
+    check_keys(c, j, where, {"type"});
+  } else if (s.type == "flatten") {
+    check_keys(c, j, where, {"type", "n"});
+    if (j.contains("n")) s.flatten_n = static_cast<int>(get_int(c, j["n"], where + ".n", 1, 1 << 16));
+  } else {
+    c.fail(where + ".type", fmt::format("unknown layer '{}'; use linear, batchnorm1d, tanh or flatten", s.type));
+  }
+  return s;
+}
+
+json layer_to_json(const LayerSpec& s) {
+  json j{{"type", s.type}};
+  if (s.type == "linear") {
+    j["out"] = s.out_is_vocab ? json("vocab") : json(s.out);
+    j["bias"] = s.bias;
+    j["weight_init"] = init_to_json(s.weight_init);
+    if (s.bias) j["bias_init"] = init_to_json(s.bias_init);
+  } else if (s.type == "batchnorm1d") {
+    j["eps"] = s.bn.eps;
+    j["momentum"] = s.bn.momentum;
+    j["unbiased"] = s.bn.unbiased;
+    j["running"] = s.bn.running_std ? "std" : "var";
+    j["gamma_init"] = init_to_json(s.bn.gamma_init);
+    j["beta_init"] = init_to_json(s.bn.beta_init);
+  } else if (s.type == "flatten") {
+    if (s.flatten_n) j["n"] = s.flatten_n;
+  }
+  return j;
+}
+
+}  // namespace
+
+InitSpec parse_init(const json& j, const std::string& where) {
+  const std::string src = "init";
+  Ctx c{src};
+  return parse_init_ctx(c, j, where);
+}
+
+json init_to_json(const InitSpec& s) {
+  using K = InitSpec::Kind;
+  json j;
+  switch (s.kind) {
+    case K::Zeros: j["kind"] = "zeros"; break;
+    case K::Ones: j["kind"] = "ones"; break;
+    case K::Constant: j["kind"] = "constant"; j["value"] = s.value; break;
+    case K::Normal: j["kind"] = "normal"; break;
+    case K::Kaiming: j["kind"] = "kaiming"; j["gain"] = s.gain; break;
+    case K::TorchLinear:
+    case K::TorchLinearBias: j["kind"] = "torch-default"; break;
+  }
+  if (s.scale != 1.0) j["scale"] = s.scale;
+  return j;
+}
+
+Config parse_config(const json& j, const std::string& source) {
+  Ctx c{source};
+  Config cfg;
+  check_keys(c, j, "", {"name", "description", "data", "model", "train"});
+  if (j.contains("name")) cfg.name = get_str(c, j["name"], "name");
+  if (j.contains("description")) cfg.description = get_str(c, j["description"], "description");
+  if (j.contains("data")) {
+    const json& d = j["data"];
+    check_keys(c, d, "data", {"block_size", "split_seed"});
+    if (d.contains("block_size")) cfg.block_size = static_cast<int>(get_int(c, d["block_size"], "data.block_size", 1, 1024));
+    if (d.contains("split_seed")) cfg.split_seed = get_seed(c, d["split_seed"], "data.split_seed");
+  }
+  if (!j.contains("model")) c.fail("model", "missing; it holds n_embd and the layers");
+  const json& m = j["model"];
+  check_keys(c, m, "model", {"n_embd", "embedding_init", "layers"});
+  if (m.contains("n_embd")) cfg.n_embd = static_cast<int>(get_int(c, m["n_embd"], "model.n_embd", 1, 1 << 16));
+  if (m.contains("embedding_init")) cfg.embedding_init = parse_init_ctx(c, m["embedding_init"], "model.embedding_init");
+  if (!m.contains("layers") || !m["layers"].is_array() || m["layers"].empty())
+    c.fail("model.layers", "must be a non-empty list of layers ending in a Linear with \"out\": \"vocab\"");
+  for (std::size_t i = 0; i < m["layers"].size(); ++i)
+    cfg.layers.push_back(parse_layer(c, m["layers"][i], fmt::format("model.layers[{}]", i)));
+  // The logits must have one column per token: the last Linear's out is the vocabulary.
+  int last_linear = -1;
+  for (std::size_t i = 0; i < cfg.layers.size(); ++i)
+    if (cfg.layers[i].type == "linear") last_linear = static_cast<int>(i);
+  if (last_linear < 0 || !cfg.layers[static_cast<std::size_t>(last_linear)].out_is_vocab)
+    c.fail("model.layers", "the last linear layer must have \"out\": \"vocab\" (one logit per token)");
+  for (std::size_t i = static_cast<std::size_t>(last_linear) + 1; i < cfg.layers.size(); ++i)
+    if (cfg.layers[i].type == "tanh" || cfg.layers[i].type == "flatten")
+      c.fail(fmt::format("model.layers[{}]", i), "only batchnorm1d may follow the output linear layer");
+  if (j.contains("train")) {
+    const json& t = j["train"];
+    check_keys(c, t, "train", {"steps", "batch_size", "seed", "optimizer", "lr", "calibrate_batchnorm"});
+    if (t.contains("steps")) cfg.steps = get_int(c, t["steps"], "train.steps", 0, int64_t{1} << 40);
+    if (t.contains("batch_size")) cfg.batch_size = static_cast<int>(get_int(c, t["batch_size"], "train.batch_size", 1, 1 << 20));
+    if (t.contains("seed")) cfg.seed = get_seed(c, t["seed"], "train.seed");
+    if (t.contains("optimizer")) {
+      cfg.optimizer = get_str(c, t["optimizer"], "train.optimizer");
+      if (cfg.optimizer != "sgd") c.fail("train.optimizer", fmt::format("unknown optimizer '{}'; use sgd", cfg.optimizer));
+    }
+    if (t.contains("calibrate_batchnorm")) cfg.calibrate_batchnorm = get_bool(c, t["calibrate_batchnorm"], "train.calibrate_batchnorm");
+    if (t.contains("lr")) {
+      const json& lr = t["lr"];
+      if (lr.is_number()) {
+        cfg.lr.values = {get_num(c, lr, "train.lr", 0, 1e6)};
+        cfg.lr.boundaries.clear();
+      } else {
+        check_keys(c, lr, "train.lr", {"values", "boundaries"});
+        if (!lr.contains("values") || !lr["values"].is_array() || lr["values"].empty())
+          c.fail("train.lr.values", "must be a non-empty list of learning rates");
+        cfg.lr.values.clear();
+        cfg.lr.boundaries.clear();
+        for (std::size_t i = 0; i < lr["values"].size(); ++i)
+          cfg.lr.values.push_back(get_num(c, lr["values"][i], fmt::format("train.lr.values[{}]", i), 0, 1e6));
+        if (lr.contains("boundaries")) {
+          if (!lr["boundaries"].is_array()) c.fail("train.lr.boundaries", "must be a list of step numbers");
+          for (std::size_t i = 0; i < lr["boundaries"].size(); ++i)
+            cfg.lr.boundaries.push_back(get_int(c, lr["boundaries"][i], fmt::format("train.lr.boundaries[{}]", i), 1, int64_t{1} << 40));
+        }
+        if (cfg.lr.boundaries.size() + 1 != cfg.lr.values.size())
+          c.fail("train.lr", fmt::format("{} values need {} boundaries, got {}", cfg.lr.values.size(), cfg.lr.values.size() - 1, cfg.lr.boundaries.size()));
+        for (std::size_t i = 1; i < cfg.lr.boundaries.size(); ++i)
+          if (cfg.lr.boundaries[i] <= cfg.lr.boundaries[i - 1]) c.fail("train.lr.boundaries", "must be increasing");
+      }
+    }
+  }
+  bool has_bn = false;
+  for (const auto& l : cfg.layers) has_bn |= l.type == "batchnorm1d";
+  if (has_bn && cfg.batch_size < 2) c.fail("train.batch_size", "must be at least 2 with BatchNorm1d (it needs batch statistics)");
+  return cfg;
+}
+
+json Config::to_json() const {
+  json layers_j = json::array();
+  for (const auto& l : layers) layers_j.push_back(layer_to_json(l));
+  json lr_j{{"values", lr.values}, {"boundaries", lr.boundaries}};
+  return json{{"name", name},
+              {"description", description},
+              {"data", {{"block_size", block_size}, {"split_seed", split_seed}}},
+              {"model", {{"n_embd", n_embd}, {"embedding_init", init_to_json(embedding_init)}, {"layers", layers_j}}},
+              {"train",
+               {{"steps", steps},
+                {"batch_size", batch_size},
+                {"seed", seed},
+                {"optimizer", optimizer},
+                {"lr", lr_j},
+                {"calibrate_batchnorm", calibrate_batchnorm}}}};
+}
+
+json parse_json_text(const std::string& text, const std::string& source) {
+  try {
+    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // e.byte is 1-based; turn it into line:column for the user.
+    std::size_t line = 1, col = 1;
+    for (std::size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
+    }
+    std::string what = e.what();
+    const auto pos = what.find("syntax error");
+    if (pos != std::string::npos) what = what.substr(pos);
+    throw Error(fmt::format("{}:{}:{}: invalid JSON ({}); fix the file or start from `makemore presets show NAME`",
+                            source, line, col, what));
+  }
+}
+
+Config load_config_file(const std::string& path) {
+  struct stat st{};
+  if (stat(path.c_str(), &st) != 0) throw Error(fmt::format("{}: no such config file; pass an existing file with --config FILE", path));
+  if (S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: is a directory, not a config file", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot read ({})", path, std::strerror(errno)));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw Error(fmt::format("{}: the config file is empty; start from `makemore presets show lecture-batchnorm`", path));
+  return parse_config(parse_json_text(text, path), path);
+}
+
+}  // namespace mm

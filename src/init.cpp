@@ -1,0 +1,97 @@
+// Initialization schemes. Float roundings follow the lecture's tensor expressions exactly
+// (e.g. `randn * (5/3) / 30**0.5` is a float multiply then a float divide) so that the
+// lecture's seed reproduces the notebook's weights.
+#include "makemore/init.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+#include <fmt/format.h>
+
+#include "makemore/error.h"
+
+namespace mm {
+
+double kaiming_gain(const std::string& name) {
+  if (name == "linear" || name == "identity" || name == "sigmoid") return 1.0;
+  if (name == "tanh") return 5.0 / 3.0;
+  if (name == "relu") return std::sqrt(2.0);
+  char* end = nullptr;
+  double v = std::strtod(name.c_str(), &end);
+  if (!name.empty() && end && *end == '\0' && std::isfinite(v) && v > 0) return v;
+  throw Error(fmt::format("unknown Kaiming gain '{}'; use linear, tanh, relu, sigmoid or a positive number", name));
+}
+
+namespace {
+// torch's uniform_(from, to) on a float tensor: u * (to - from) + from, in float.
+void torch_uniform(float* out, std::size_t n, double bound_d, TorchGenerator& gen) {
+  gen.rand(out, n);
+  const float from = static_cast<float>(-bound_d), to = static_cast<float>(bound_d);
+  for (std::size_t i = 0; i < n; ++i) out[i] = out[i] * (to - from) + from;
+}
+}  // namespace
+
+void init_fill(const InitSpec& spec, int fan_in, int rows, int cols, float* out, TorchGenerator& gen) {
+  using K = InitSpec::Kind;
+  const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+  const float scale = static_cast<float>(spec.scale);
+  switch (spec.kind) {
+    case K::Zeros:
+      for (std::size_t i = 0; i < n; ++i) out[i] = 0.0f;
+      break;
+    case K::Ones:
+      for (std::size_t i = 0; i < n; ++i) out[i] = 1.0f * scale;
+      break;
+    case K::Constant:
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(spec.value);
+      break;
+    case K::Normal:
+      gen.randn(out, n);
+      if (spec.scale != 1.0)
+        for (std::size_t i = 0; i < n; ++i) out[i] = out[i] * scale;
+      break;
+    case K::Kaiming: {
+      gen.randn(out, n);
+      const float gain = static_cast<float>(kaiming_gain(spec.gain));
+      const float denom = static_cast<float>(std::sqrt(static_cast<double>(fan_in)));
+      for (std::size_t i = 0; i < n; ++i) out[i] = out[i] * gain / denom;
+      if (spec.scale != 1.0)
+        for (std::size_t i = 0; i < n; ++i) out[i] = out[i] * scale;
+      break;
+    }
+    case K::TorchLinear: {
+      // Python's arithmetic: gain = sqrt(2 / (1 + a^2)), a = sqrt(5); bound = sqrt(3) * gain / sqrt(fan_in).
+      const double a = std::sqrt(5.0);
+      const double bound = std::sqrt(3.0) * (std::sqrt(2.0 / (1.0 + a * a)) / std::sqrt(static_cast<double>(fan_in)));
+      std::vector<float> t(n);
+      torch_uniform(t.data(), n, bound, gen);  // torch's weight is (fan_out, fan_in) = (cols, rows)
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c)
+          out[static_cast<std::size_t>(r) * cols + c] = t[static_cast<std::size_t>(c) * rows + r];
+      break;
+    }
+    case K::TorchLinearBias:
+      torch_uniform(out, n, 1.0 / std::sqrt(static_cast<double>(fan_in)), gen);
+      break;
+  }
+}
+
+std::string describe(const InitSpec& spec) {
+  using K = InitSpec::Kind;
+  switch (spec.kind) {
+    case K::Zeros: return "zeros";
+    case K::Ones: return spec.scale == 1.0 ? "ones" : fmt::format("ones * {}", spec.scale);
+    case K::Constant: return fmt::format("constant {}", spec.value);
+    case K::Normal: return spec.scale == 1.0 ? "N(0,1)" : fmt::format("N(0,1) * {}", spec.scale);
+    case K::Kaiming: {
+      std::string s = fmt::format("kaiming(gain {})", spec.gain);
+      if (spec.scale != 1.0) s += fmt::format(" * {}", spec.scale);
+      return s;
+    }
+    case K::TorchLinear:
+    case K::TorchLinearBias: return "torch-default U(-1/sqrt(fan_in), 1/sqrt(fan_in))";
+  }
+  return "?";
+}
+
+}  // namespace mm

@@ -1,0 +1,321 @@
+// Forward and backward of the lecture's layers. Each backward overwrites its parameter
+// gradients (see layers.h). Float expressions follow the lecture's PyTorch code term by term
+// where the order of roundings matters for reproducing its numbers.
+#include "makemore/layers.h"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <stdexcept>
+
+namespace mm {
+
+namespace {
+int declare(ParamStore& store, const std::string& name, int rows, int cols, bool is_1d, bool trainable,
+            int fan_in, InitSpec init) {
+  ParamInfo p;
+  p.name = name;
+  p.rows = rows;
+  p.cols = cols;
+  p.is_1d = is_1d;
+  p.trainable = trainable;
+  p.fan_in = fan_in;
+  p.init = init;
+  return store.add(std::move(p));
+}
+}  // namespace
+
+// ---- Embedding ---------------------------------------------------------------------------
+std::string Embedding::describe() const { return fmt::format("Embedding({}, {})", vocab_, n_embd_); }
+
+void Embedding::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
+  store_ = &store;
+  in_time_ = in_time;
+  in_features_ = in_features;  // the context length: one token per column
+  out_time_ = in_features;
+  out_features_ = n_embd_;
+  param_ids_ = {declare(store, prefix + "weight", vocab_, n_embd_, false, true, n_embd_, init_)};
+}
+
+void Embedding::forward(const Mat& x, Mode) {
+  x_ = &x;
+  const auto C = store_->value(param_ids_[0]);
+  const Eigen::Index B = x.rows(), T = x.cols();
+  out_.resize(B * T, n_embd_);
+  for (Eigen::Index b = 0; b < B; ++b)
+    for (Eigen::Index t = 0; t < T; ++t) out_.row(b * T + t) = C.row(static_cast<Eigen::Index>(x(b, t)));
+}
+
+// dC[v] = sum of dout rows whose token is v (a scatter-add).
+void Embedding::backward(const Mat& dout, Mat* dx) {
+  auto dC = store_->gradient(param_ids_[0]);
+  dC.setZero();
+  const Mat& x = *x_;
+  const Eigen::Index B = x.rows(), T = x.cols();
+  for (Eigen::Index b = 0; b < B; ++b)
+    for (Eigen::Index t = 0; t < T; ++t) dC.row(static_cast<Eigen::Index>(x(b, t))) += dout.row(b * T + t);
+  if (dx) dx->setZero(x.rows(), x.cols());  // token indices have no gradient
+}
+
+// ---- Flatten -----------------------------------------------------------------------------
+void Flatten::build(int in_time, int in_features, ParamStore& store, const std::string&) {
+  store_ = &store;
+  in_time_ = in_time;
+  in_features_ = in_features;
+  const int n = n_ == 0 ? in_time : n_;
+  if (n <= 0 || in_time % n != 0)
+    throw std::invalid_argument(fmt::format("FlattenConsecutive({}) needs a time length divisible by {}, got {}", n, n, in_time));
+  out_time_ = in_time / n;
+  out_features_ = in_features * n;
+}
+
+// (B*T, C) row-major is the same memory as (B*T/n, n*C): copy without reordering.
+void Flatten::forward(const Mat& x, Mode) {
+  x_ = &x;
+  const Eigen::Index rows = x.rows() * x.cols() / out_features_;
+  out_.resize(rows, out_features_);
+  std::copy(x.data(), x.data() + x.size(), out_.data());
+}
+
+void Flatten::backward(const Mat& dout, Mat* dx) {
+  if (!dx) return;
+  dx->resize(x_->rows(), x_->cols());
+  std::copy(dout.data(), dout.data() + dout.size(), dx->data());
+}
+
+// ---- Linear ------------------------------------------------------------------------------
+std::string Linear::describe() const {
+  return fmt::format("Linear({}, {}{})", in_features_, fan_out_, bias_ ? "" : ", bias=False");
+}
+
+void Linear::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
+  store_ = &store;
+  in_time_ = out_time_ = in_time;
+  in_features_ = in_features;
+  out_features_ = fan_out_;
+  param_ids_ = {declare(store, prefix + "weight", in_features, fan_out_, false, true, in_features, weight_init_)};
+  if (bias_) param_ids_.push_back(declare(store, prefix + "bias", 1, fan_out_, true, true, in_features, bias_init_));
+}
+
+void Linear::forward(const Mat& x, Mode) {
+  x_ = &x;
+  const auto W = store_->value(param_ids_[0]);
+  out_.resize(x.rows(), fan_out_);
+  out_.noalias() = x * W;
+  if (bias_) out_.rowwise() += store_->value(param_ids_[1]).row(0);
+}
+
+// dW = x^T dout, db = sum over rows of dout, dx = dout W^T.
+void Linear::backward(const Mat& dout, Mat* dx) {
+  const auto W = store_->value(param_ids_[0]);
+  auto dW = store_->gradient(param_ids_[0]);
+  dW.noalias() = x_->transpose() * dout;
+  if (bias_) store_->gradient(param_ids_[1]).row(0) = dout.colwise().sum();
+  if (dx) {
+    dx->resize(dout.rows(), W.rows());
+    dx->noalias() = dout * W.transpose();
+  }
+}
+
+// ---- BatchNorm1d -------------------------------------------------------------------------
+std::string BatchNorm1d::describe() const {
+  return fmt::format("BatchNorm1d({}, eps={}, momentum={}{})", in_features_, opt_.eps, opt_.momentum,
+                     opt_.running_std ? ", running std" : "");
+}
+
+void BatchNorm1d::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
+  store_ = &store;
+  in_time_ = out_time_ = in_time;
+  in_features_ = out_features_ = in_features;
+  gamma_ = declare(store, prefix + "gamma", 1, in_features, true, true, in_features, opt_.gamma_init);
+  beta_ = declare(store, prefix + "beta", 1, in_features, true, true, in_features, opt_.beta_init);
+  running_mean_ = declare(store, prefix + "running_mean", 1, in_features, true, false, in_features,
+                          InitSpec{InitSpec::Kind::Zeros});
+  running_stat_ = declare(store, prefix + (opt_.running_std ? "running_std" : "running_var"), 1, in_features,
+                          true, false, in_features, InitSpec{InitSpec::Kind::Ones});
+  param_ids_ = {gamma_, beta_};
+}
+
+void BatchNorm1d::forward(const Mat& x, Mode mode) {
+  x_ = &x;
+  last_mode_ = mode;
+  const Eigen::Index n = x.rows(), C = x.cols();
+  const auto gamma = store_->value(gamma_).row(0).array();
+  const auto beta = store_->value(beta_).row(0).array();
+  auto rmean = store_->value(running_mean_).row(0);
+  auto rstat = store_->value(running_stat_).row(0);
+  mean_.resize(C);
+  inv_std_.resize(C);
+  xhat_.resize(n, C);
+  out_.resize(n, C);
+  RowVec& denom = inv_std_;  // holds the divisor first, its inverse after
+  if (mode == Mode::Train) {
+    if (n < 2) throw std::invalid_argument("BatchNorm1d in training needs at least 2 rows per batch");
+    mean_ = x.colwise().sum() / static_cast<float>(n);
+    xhat_ = x.rowwise() - mean_;  // centered for now
+    const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
+    var_ = xhat_.array().square().colwise().sum() / div;
+    denom = (var_.array() + static_cast<float>(opt_.eps)).sqrt();
+    const float keep = static_cast<float>(1.0 - opt_.momentum), m = static_cast<float>(opt_.momentum);
+    rmean = keep * rmean.array() + m * mean_.array();
+    if (opt_.running_std) rstat = keep * rstat.array() + m * denom.array();
+    else rstat = keep * rstat.array() + m * var_.array();
+  } else {
+    mean_ = rmean;
+    xhat_ = x.rowwise() - mean_;
+    if (opt_.running_std) denom = rstat;
+    else denom = (rstat.array() + static_cast<float>(opt_.eps)).sqrt();
+  }
+  if (opt_.running_std) {
+    // notebook: bngain * (hpreact - bnmean) / bnstd + bnbias
+    out_ = ((xhat_.array().rowwise() * gamma).rowwise() / denom.array()).rowwise() + beta;
+    xhat_.array().rowwise() /= denom.array();
+  } else {
+    // BatchNorm1d class: xhat = (x - xmean) / sqrt(xvar + eps); gamma * xhat + beta
+    xhat_.array().rowwise() /= denom.array();
+    out_ = (xhat_.array().rowwise() * gamma).rowwise() + beta;
+  }
+  inv_std_ = denom.array().inverse();
+}
+
+// With g = dout * gamma and s the divisor: dx = (g - mean(g) - xhat * sum(g xhat) / (n - k)) / s,
+// k = 1 for the unbiased variance, 0 for the biased; in eval mode the statistics are constants
+// and dx = g / s. dgamma = sum(dout * xhat), dbeta = sum(dout).
+void BatchNorm1d::backward(const Mat& dout, Mat* dx) {
+  const Eigen::Index n = dout.rows();
+  const auto gamma = store_->value(gamma_).row(0).array();
+  store_->gradient(gamma_).row(0) = (dout.array() * xhat_.array()).colwise().sum();
+  store_->gradient(beta_).row(0) = dout.colwise().sum();
+  if (!dx) return;
+  dx->resize(n, dout.cols());
+  if (last_mode_ == Mode::Eval) {
+    dx->array() = (dout.array().rowwise() * (gamma * inv_std_.array()));
+    return;
+  }
+  const float k = static_cast<float>(opt_.unbiased ? n - 1 : n);
+  // gsum_ = mean(g), gxsum_ = sum(g xhat) / (n - k); dbeta / dgamma already hold the sums.
+  gsum_ = store_->gradient(beta_).row(0).array() * gamma / static_cast<float>(n);
+  gxsum_ = store_->gradient(gamma_).row(0).array() * gamma / k;
+  dx->array() = (((dout.array().rowwise() * gamma).rowwise() - gsum_.array()) -
+                 (xhat_.array().rowwise() * gxsum_.array()))
+                    .rowwise() *
+                inv_std_.array();
+}
+
+void BatchNorm1d::calibrate_begin() {
+  cal_sum_.setZero(in_features_);
+  cal_sumsq_.setZero(in_features_);
+  cal_n_ = 0;
+}
+
+void BatchNorm1d::calibrate_add(const Mat& x) {
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> xd = x.cast<double>();
+  cal_sum_ += xd.colwise().sum();
+  cal_sumsq_ += xd.array().square().matrix().colwise().sum();
+  cal_n_ += static_cast<double>(x.rows());
+}
+
+// Whole-training-set statistics (notebook cell 9), in double so 182k rows lose nothing.
+void BatchNorm1d::calibrate_end() {
+  if (cal_n_ < 2) return;
+  auto rmean = store_->value(running_mean_).row(0);
+  auto rstat = store_->value(running_stat_).row(0);
+  for (int c = 0; c < in_features_; ++c) {
+    const double mean = cal_sum_[c] / cal_n_;
+    double var = (cal_sumsq_[c] - cal_n_ * mean * mean) / (opt_.unbiased ? cal_n_ - 1 : cal_n_);
+    if (var < 0) var = 0;
+    rmean[c] = static_cast<float>(mean);
+    rstat[c] = static_cast<float>(opt_.running_std ? std::sqrt(var + opt_.eps) : var);
+  }
+}
+
+// ---- Tanh --------------------------------------------------------------------------------
+void Tanh::build(int in_time, int in_features, ParamStore& store, const std::string&) {
+  store_ = &store;
+  in_time_ = out_time_ = in_time;
+  in_features_ = out_features_ = in_features;
+}
+
+void Tanh::forward(const Mat& x, Mode) {
+  x_ = &x;
+  out_.resize(x.rows(), x.cols());
+  out_.array() = x.array().tanh();
+}
+
+// d tanh(x)/dx = 1 - tanh(x)^2: the cached output is all backward needs.
+void Tanh::backward(const Mat& dout, Mat* dx) {
+  if (!dx) return;
+  dx->resize(dout.rows(), dout.cols());
+  dx->array() = dout.array() * (1.0f - out_.array().square());
+}
+
+// ---- Sequential --------------------------------------------------------------------------
+void Sequential::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
+  store_ = &store;
+  in_time_ = in_time;
+  in_features_ = in_features;
+  int t = in_time, f = in_features;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->build(t, f, store, prefix + std::to_string(i) + ".");
+    t = layers_[i]->out_time();
+    f = layers_[i]->out_features();
+  }
+  out_time_ = t;
+  out_features_ = f;
+  grads_.resize(layers_.size());
+}
+
+void Sequential::forward(const Mat& x, Mode mode) {
+  x_ = &x;
+  const Mat* in = &x;
+  for (auto& l : layers_) {
+    l->forward(*in, mode);
+    in = &l->out();
+  }
+}
+
+void Sequential::backward(const Mat& dout, Mat* dx) {
+  if (layers_.empty()) {
+    if (dx) *dx = dout;
+    return;
+  }
+  grads_.back() = dout;
+  for (std::size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx);
+}
+
+// ---- SoftmaxCrossEntropy -----------------------------------------------------------------
+// loss_i = logsumexp(l_i) - l_i[y_i], with the row max subtracted first so no exp overflows.
+float SoftmaxCrossEntropy::forward(const Mat& logits, const int32_t* targets) {
+  targets_ = targets;
+  const Eigen::Index B = logits.rows();
+  probs_.resize(B, logits.cols());
+  double total = 0;
+  for (Eigen::Index b = 0; b < B; ++b) {
+    const float m = logits.row(b).maxCoeff();
+    probs_.row(b).array() = (logits.row(b).array() - m).exp();
+    const float s = probs_.row(b).sum();
+    probs_.row(b) /= s;
+    total += static_cast<double>(std::log(s) + m - logits(b, targets[b]));
+  }
+  return static_cast<float>(total / static_cast<double>(B));
+}
+
+double SoftmaxCrossEntropy::sum_loss(const Mat& logits, const int32_t* targets) {
+  double total = 0;
+  for (Eigen::Index b = 0; b < logits.rows(); ++b) {
+    const double m = logits.row(b).maxCoeff();
+    double s = 0;
+    for (Eigen::Index c = 0; c < logits.cols(); ++c) s += std::exp(static_cast<double>(logits(b, c)) - m);
+    total += std::log(s) + m - logits(b, targets[b]);
+  }
+  return total;
+}
+
+// d loss / d logits = (softmax - onehot(y)) / B for the mean loss.
+void SoftmaxCrossEntropy::backward(Mat* dlogits) const {
+  const Eigen::Index B = probs_.rows();
+  dlogits->resize(B, probs_.cols());
+  *dlogits = probs_ / static_cast<float>(B);
+  for (Eigen::Index b = 0; b < B; ++b) (*dlogits)(b, targets_[b]) -= 1.0f / static_cast<float>(B);
+}
+
+}  // namespace mm

@@ -1,0 +1,52 @@
+// ParamStore: declaration, then one allocation for values, gradients and buffers.
+#include "makemore/params.h"
+
+#include <stdexcept>
+
+namespace mm {
+
+int ParamStore::add(ParamInfo info) {
+  if (finalized_) throw std::logic_error("ParamStore::add after finalize");
+  if (find(info.name) >= 0) throw std::logic_error("duplicate parameter " + info.name);
+  infos_.push_back(std::move(info));
+  return static_cast<int>(infos_.size()) - 1;
+}
+
+void ParamStore::finalize() {
+  std::size_t nv = 0, nb = 0;
+  for (auto& p : infos_) {
+    if (p.trainable) { p.offset = nv; nv += p.size(); }
+    else { p.offset = nb; nb += p.size(); }
+  }
+  values_.assign(nv, 0.0f);
+  grads_.assign(nv, 0.0f);
+  buffers_.assign(nb, 0.0f);
+  finalized_ = true;
+}
+
+int ParamStore::find(const std::string& name) const {
+  for (std::size_t i = 0; i < infos_.size(); ++i)
+    if (infos_[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+float* ParamStore::data(int id) {
+  const auto& p = info(id);
+  return (p.trainable ? values_.data() : buffers_.data()) + p.offset;
+}
+const float* ParamStore::data(int id) const {
+  const auto& p = info(id);
+  return (p.trainable ? values_.data() : buffers_.data()) + p.offset;
+}
+float* ParamStore::grad(int id) {
+  const auto& p = info(id);
+  if (!p.trainable) throw std::logic_error("no gradient for buffer " + p.name);
+  return grads_.data() + p.offset;
+}
+const float* ParamStore::grad(int id) const {
+  const auto& p = info(id);
+  if (!p.trainable) throw std::logic_error("no gradient for buffer " + p.name);
+  return grads_.data() + p.offset;
+}
+
+}  // namespace mm

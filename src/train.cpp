@@ -1,0 +1,88 @@
+// The training loop. Per step, as the notebook's cell 7: ix = randint(0, n, (B,)); forward;
+// loss; backward; p += -lr * grad. Nothing is allocated inside the loop once the first step
+// has sized every buffer.
+#include "makemore/train.h"
+
+#include <chrono>
+#include <cmath>
+
+namespace mm {
+
+Trainer::Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen)
+    : model_(model), cfg_(cfg), train_(train), gen_(gen) {
+  const auto B = static_cast<std::size_t>(cfg.batch_size);
+  ix_.resize(B);
+  xb_.resize(B * static_cast<std::size_t>(cfg.block_size));
+  yb_.resize(B);
+}
+
+float Trainer::step(int64_t i) {
+  const std::size_t B = ix_.size(), T = static_cast<std::size_t>(cfg_.block_size);
+  gen_.randint(0, static_cast<int64_t>(train_.size()), ix_.data(), B);
+  for (std::size_t b = 0; b < B; ++b) {
+    const auto r = static_cast<std::size_t>(ix_[b]);
+    for (std::size_t t = 0; t < T; ++t) xb_[b * T + t] = train_.x[r * T + t];
+    yb_[b] = train_.y[r];
+  }
+  model_.forward(xb_.data(), static_cast<int>(B), Mode::Train);
+  const float loss = model_.loss(yb_.data());
+  for (auto* o : observers_) o->after_forward(*this, i, loss);
+  model_.backward();
+  for (auto* o : observers_) o->after_backward(*this, i);
+  const double lr = cfg_.lr.at(i);
+  // The lecture's `p.data += -lr * p.grad`: two float roundings, no fused multiply-add.
+  const float neg_lr = static_cast<float>(-lr);
+  auto& p = model_.params().values();
+  const auto& g = model_.params().grads();
+  float* pd = p.data();
+  const float* gd = g.data();
+  for (std::size_t k = 0, n = p.size(); k < n; ++k) {
+    const float u = neg_lr * gd[k];
+    pd[k] = pd[k] + u;
+  }
+  for (auto* o : observers_) o->after_update(*this, i, lr);
+  return loss;
+}
+
+TrainStats Trainer::run() {
+  TrainStats st;
+  for (auto* o : observers_) o->on_begin(*this);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < cfg_.steps; ++i) {
+    const float loss = step(i);
+    if (i == 0) st.initial_loss = loss;
+    st.last_loss = loss;
+    st.steps = i + 1;
+    if (!std::isfinite(loss)) {
+      st.diverged = true;
+      st.diverged_step = i;
+      break;
+    }
+  }
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  st.steps_per_sec = st.seconds > 0 ? static_cast<double>(st.steps) / st.seconds : 0;
+  for (auto* o : observers_) o->on_end(*this);
+  return st;
+}
+
+}  // namespace mm
+
+namespace mm {
+
+TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
+                                const std::vector<Observer*>& observers) {
+  TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  Trainer trainer(model, cfg, splits.train, gen);
+  for (auto* o : observers) trainer.add_observer(o);
+  TrainOutcome out;
+  out.stats = trainer.run();
+  if (out.stats.diverged) return out;
+  if (cfg.calibrate_batchnorm) model.calibrate(splits.train);
+  out.losses.train = model.evaluate(splits.train);
+  out.losses.val = model.evaluate(splits.val);
+  out.losses.test = model.evaluate(splits.test);
+  return out;
+}
+
+}  // namespace mm
