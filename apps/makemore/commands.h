@@ -16,6 +16,7 @@ Runner add_sample(CLI::App& app);
 Runner add_eval(CLI::App& app);
 Runner add_presets(CLI::App& app);
 Runner add_bench(CLI::App& app);
+Runner add_study(CLI::App& app);
 
 // Shared helpers.
 std::string default_words_path();  // data/names.txt near the cwd or the binary

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   reg(mm::cli::add_eval);
   reg(mm::cli::add_presets);
   reg(mm::cli::add_bench);
+  reg(mm::cli::add_study);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

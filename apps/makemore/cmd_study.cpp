@@ -1,0 +1,184 @@
+// `makemore study init`: the lecture's "loss log" with error bars. Trains each of the five
+// single-hidden-layer variants over N seeds (the lecture's seed first), J at a time, and
+// prints mean ± std beside the lecture's published values.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "commands.h"
+#include "makemore/data.h"
+#include "makemore/error.h"
+#include "makemore/lecture.h"
+#include "makemore/presets.h"
+#include "makemore/run.h"
+#include "makemore/study.h"
+
+namespace mm::cli {
+
+namespace {
+
+struct StudyInitArgs {
+  int seeds = 5;
+  int jobs = 0;
+  int64_t steps = -1;
+  std::string input, out_dir = "study-init";
+  bool json = false;
+};
+
+// Two-sided 95% critical values of Student's t by degrees of freedom.
+double t_critical_95(int df) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086};
+  if (df < 1) return INFINITY;
+  if (df <= 20) return table[df - 1];
+  return df <= 40 ? 2.042 : 1.96;
+}
+
+int run_study_init(const StudyInitArgs& a) {
+  FILE* log = a.json ? stderr : stdout;
+  const std::string input = a.input.empty() ? default_words_path() : a.input;
+  const WordList wl = load_words(input);
+  const Vocab vocab = Vocab::from_words(wl.words);
+  std::vector<StudyJob> jobs;
+  std::vector<Config> base;
+  for (const auto& v : lecture::kVariants) base.push_back(load_preset(v.preset));
+  const Splits splits = make_splits(wl.words, vocab, base[0].block_size, base[0].split_seed);
+  for (int s = 0; s < a.seeds; ++s)  // seed-major order: every variant's first seed finishes early
+    for (const auto& cfg0 : base) {
+      Config cfg = cfg0;
+      cfg.seed = cfg0.seed + static_cast<uint64_t>(s);
+      if (a.steps >= 0) cfg.steps = a.steps;
+      jobs.push_back({cfg, cfg0.name, s});
+    }
+  const int threads = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  fmt::print(log, "study init: {} variants x {} seeds = {} trainings of {} steps, {} at a time\n", base.size(), a.seeds,
+             jobs.size(), jobs[0].config.steps, threads);
+  std::fflush(log);
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool live = !a.json && stdout_is_terminal();
+  auto progress = [&](int done, int total) {
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double eta = el / done * (total - done);
+    if (live) fmt::print(log, "\r  {}/{} trainings done, {:.0f}s elapsed, ETA {:.0f}s ", done, total, el, eta);
+    else fmt::print(log, "  {}/{} trainings done, {:.0f}s elapsed, ETA {:.0f}s\n", done, total, el, eta);
+    std::fflush(log);
+  };
+  const auto results = run_study(jobs, splits, vocab.size(), threads, progress);
+  if (live) fmt::print(log, "\n");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // Gather per variant.
+  nlohmann::json variants = nlohmann::json::array();
+  struct Row {
+    MeanStd train, val, step0;
+    double step0_lecture_seed = 0;
+    int diverged = 0;
+    std::vector<double> vals;
+  };
+  std::map<std::string, Row> rows;
+  for (const auto& v : lecture::kVariants) {
+    Row r;
+    std::vector<double> tr, va, s0;
+    nlohmann::json runs = nlohmann::json::array();
+    for (const auto& res : results) {
+      if (res.label != v.preset) continue;
+      if (res.seed_index == 0) r.step0_lecture_seed = res.outcome.stats.initial_loss;
+      runs.push_back({{"seed", res.seed}, {"initial_loss", res.outcome.stats.initial_loss},
+                      {"train_loss", res.outcome.losses.train}, {"val_loss", res.outcome.losses.val},
+                      {"test_loss", res.outcome.losses.test}, {"diverged", res.outcome.stats.diverged},
+                      {"seconds", res.outcome.stats.seconds}, {"loss_buckets", res.loss_buckets}});
+      if (res.outcome.stats.diverged) { ++r.diverged; continue; }
+      tr.push_back(res.outcome.losses.train);
+      va.push_back(res.outcome.losses.val);
+      s0.push_back(res.outcome.stats.initial_loss);
+    }
+    r.train = mean_std(tr);
+    r.val = mean_std(va);
+    r.step0 = mean_std(s0);
+    r.vals = va;
+    variants.push_back({{"preset", v.preset}, {"change", v.what},
+                        {"initial_loss_lecture_seed", r.step0_lecture_seed},
+                        {"initial_loss", {{"mean", r.step0.mean}, {"std", r.step0.std}}},
+                        {"train_loss", {{"mean", r.train.mean}, {"std", r.train.std}}},
+                        {"val_loss", {{"mean", r.val.mean}, {"std", r.val.std}}},
+                        {"lecture", {{"initial_loss", v.step0_loss}, {"train", v.lecture_train}, {"val", v.lecture_val},
+                                     {"torch_train", v.torch_train}, {"torch_val", v.torch_val}}},
+                        {"val_minus_lecture", r.val.mean - v.lecture_val},
+                        {"runs", runs}});
+    rows[v.preset] = r;
+  }
+  const double expected = std::log(static_cast<double>(vocab.size()));
+  fmt::print(log, "\nThe lecture's loss log, {} seed(s) per variant (mean ± std over seeds; step-0 loss with the lecture's seed):\n\n", a.seeds);
+  fmt::print(log, "{:<20} {:>9} {:>9} | {:>17} {:>17} | {:>15}\n", "variant", "step-0", "lecture", "train", "val", "lecture tr/val");
+  for (const auto& v : lecture::kVariants) {
+    const Row& r = rows[v.preset];
+    fmt::print(log, "{:<20} {:>9.4f} {:>9.4f} | {:>8.4f} ± {:.4f} {:>8.4f} ± {:.4f} | {:>6.4f} / {:.4f}{}\n", v.preset,
+               r.step0_lecture_seed, v.step0_loss, r.train.mean, r.train.std, r.val.mean, r.val.std, v.lecture_train,
+               v.lecture_val, r.diverged ? fmt::format("  ({} diverged)", r.diverged) : "");
+  }
+  fmt::print(log, "expected loss at initialization: -ln(1/{}) = {:.4f}\n", vocab.size(), expected);
+
+  // Which consecutive fixes change the val loss by more than the seed-to-seed spread?
+  // Welch's t of the difference of means against the two-sided 95% critical value for
+  // min(n1, n2) - 1 degrees of freedom (conservative next to Welch's own df).
+  nlohmann::json diffs = nlohmann::json::array();
+  fmt::print(log, "\nval loss differences between consecutive variants (Welch t against its 95% critical value):\n");
+  for (std::size_t i = 1; i < lecture::kVariants.size(); ++i) {
+    const Row& p = rows[lecture::kVariants[i - 1].preset];
+    const Row& q = rows[lecture::kVariants[i].preset];
+    const double d = q.val.mean - p.val.mean;
+    const double se = (p.val.n > 1 && q.val.n > 1) ? std::sqrt(p.val.std * p.val.std / p.val.n + q.val.std * q.val.std / q.val.n) : 0;
+    const double t = se > 0 ? d / se : 0;
+    const double crit = t_critical_95(std::min(p.val.n, q.val.n) - 1);
+    const bool real = se > 0 && std::fabs(t) > crit;
+    fmt::print(log, "  {:<20} -> {:<20} {:+.4f}  t = {:+7.2f} (95%: {:.2f})  {}\n", lecture::kVariants[i - 1].preset,
+               lecture::kVariants[i].preset, d, t, crit,
+               se == 0 ? "(need 2+ seeds)" : real ? "larger than the seed spread" : "within the seed spread");
+    diffs.push_back({{"from", lecture::kVariants[i - 1].preset}, {"to", lecture::kVariants[i].preset},
+                     {"val_diff", d}, {"welch_t", t}, {"t_critical_95", crit}, {"significant", real}});
+  }
+  fmt::print(log, "\n{} trainings in {:.1f}s ({} at a time)\n", results.size(), seconds, threads);
+
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(a.out_dir, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create the study folder ({})", a.out_dir, ec.message()));
+  nlohmann::json out{{"study", "init"}, {"seeds", a.seeds}, {"steps", jobs[0].config.steps}, {"jobs", threads},
+                     {"seconds", seconds}, {"expected_initial_loss", expected}, {"input", input},
+                     {"variants", variants}, {"differences", diffs}};
+  write_file_atomic(a.out_dir + "/study.json", out.dump(2) + "\n");
+  fmt::print(log, "results in {}/study.json\n", a.out_dir);
+  if (a.json) {
+    for (auto& v : out["variants"]) v.erase("runs");
+    fmt::print("{}\n", out.dump());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_study(CLI::App& app) {
+  auto a = std::make_shared<StudyInitArgs>();
+  auto* c = app.add_subcommand("study", "Studies over many trainings: `study init` (the lecture's loss log with error bars)");
+  c->require_subcommand(1);
+  auto* init = c->add_subcommand("init", "Train the five single-layer lecture variants over N seeds; mean ± std vs the lecture");
+  init->add_option("--seeds", a->seeds, "Seeds per variant (the lecture's seed first)")->capture_default_str()->check(CLI::Range(1, 1000));
+  init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(CLI::NonNegativeNumber);
+  init->add_option("--steps", a->steps, "Steps per training (default: the presets' 200,000)")->check(CLI::NonNegativeNumber);
+  init->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
+  init->add_option("-o,--out", a->out_dir, "Folder for study.json and figures")->capture_default_str();
+  init->add_flag("--json", a->json, "Print the summary as one JSON object on stdout");
+  return [a, init] {
+    if (init->parsed()) return run_study_init(*a);
+    return 1;
+  };
+}
+
+}  // namespace mm::cli

@@ -1,0 +1,40 @@
+// Studies: many trainings of one or more configs over seeds, run J at a time (one per core),
+// with the results gathered for tables, JSON and figures.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "makemore/config.h"
+#include "makemore/data.h"
+#include "makemore/train.h"
+
+namespace mm {
+
+struct StudyJob {
+  Config config;       // seed and steps already set
+  std::string label;   // e.g. the preset name
+  int seed_index = 0;
+};
+
+struct StudyResult {
+  std::string label;
+  int seed_index = 0;
+  uint64_t seed = 0;
+  TrainOutcome outcome;
+  std::vector<float> loss_buckets;  // mean loss over each 1,000-step chunk
+};
+
+// Runs the jobs on `jobs` threads (0 = one per core). progress(done, total) is called from the
+// worker threads under a lock after each job finishes.
+std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size,
+                                   int threads, const std::function<void(int, int)>& progress);
+
+struct MeanStd {
+  double mean = 0, std = 0;  // std: sample standard deviation (n-1); 0 for one value
+  int n = 0;
+};
+MeanStd mean_std(const std::vector<double>& v);
+
+}  // namespace mm
