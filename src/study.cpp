@@ -14,7 +14,8 @@ namespace mm {
 namespace {
 class BucketMeans : public Observer {
  public:
-  void after_forward(Trainer&, int64_t, float loss) override {
+  void after_forward(Trainer&, int64_t step, float loss) override {
+    if (step % 10000 == 0) log.push_back(loss);
     sum_ += loss;
     if (++n_ == 1000) flush();
   }
@@ -22,6 +23,7 @@ class BucketMeans : public Observer {
     if (n_) flush();
   }
   std::vector<float> buckets;
+  std::vector<float> log;  // the lecture's printed loss, every 10k steps
 
  private:
   void flush() {
@@ -56,6 +58,7 @@ std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Spli
         r.seed = job.config.seed;
         r.outcome = train_and_evaluate(model, job.config, splits, {&buckets});
         r.loss_buckets = std::move(buckets.buckets);
+        r.loss_log = std::move(buckets.log);
         std::lock_guard<std::mutex> lock(mu);
         results[i] = std::move(r);
         ++done;

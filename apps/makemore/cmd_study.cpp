@@ -166,7 +166,7 @@ int run_study_init(const StudyInitArgs& a) {
 
 Runner add_study(CLI::App& app) {
   auto a = std::make_shared<StudyInitArgs>();
-  auto* c = app.add_subcommand("study", "Studies over many trainings: `study init` (the lecture's loss log with error bars)");
+  auto* c = app.add_subcommand("study", "Studies over many trainings: `study init` (the lecture's loss log with error bars), `study fidelity`");
   c->require_subcommand(1);
   auto* init = c->add_subcommand("init", "Train the five single-layer lecture variants over N seeds; mean ± std vs the lecture");
   init->add_option("--seeds", a->seeds, "Seeds per variant (the lecture's seed first)")->capture_default_str()->check(CLI::Range(1, 1000));
@@ -175,9 +175,10 @@ Runner add_study(CLI::App& app) {
   init->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   init->add_option("-o,--out", a->out_dir, "Folder for study.json and figures")->capture_default_str();
   init->add_flag("--json", a->json, "Print the summary as one JSON object on stdout");
-  return [a, init] {
+  Runner fidelity = add_study_fidelity(*c);
+  return [a, init, fidelity] {
     if (init->parsed()) return run_study_init(*a);
-    return 1;
+    return fidelity();
   };
 }
 

@@ -17,6 +17,8 @@ Runner add_eval(CLI::App& app);
 Runner add_presets(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_study(CLI::App& app);
+Runner add_report(CLI::App& app);
+Runner add_study_fidelity(CLI::App& study);  // a subcommand of `study`
 
 // Shared helpers.
 std::string default_words_path();  // data/names.txt near the cwd or the binary

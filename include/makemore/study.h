@@ -24,6 +24,7 @@ struct StudyResult {
   uint64_t seed = 0;
   TrainOutcome outcome;
   std::vector<float> loss_buckets;  // mean loss over each 1,000-step chunk
+  std::vector<float> loss_log;      // the minibatch loss at steps 0, 10k, 20k, ... (the lecture's log)
 };
 
 // Runs the jobs on `jobs` threads (0 = one per core). progress(done, total) is called from the

@@ -1,0 +1,163 @@
+// `makemore study fidelity`: every number of the lecture (../shared/reference/lecture-numbers.md)
+// beside ours, computed now by this program, so "reproduces the lecture" is checked, not typed.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "commands.h"
+#include "makemore/data.h"
+#include "makemore/error.h"
+#include "makemore/lecture.h"
+#include "makemore/model.h"
+#include "makemore/presets.h"
+#include "makemore/run.h"
+#include "makemore/study.h"
+
+namespace mm::cli {
+
+namespace {
+
+struct FidelityArgs {
+  std::string input, out_dir = "fidelity", study_dir;
+  int jobs = 0;
+  bool json = false;
+};
+
+struct Row {
+  std::string section, what;
+  double lecture = NAN, ours = NAN;
+  int decimals = 4;
+  std::string note;
+  bool matches() const {
+    const double tol = 0.5 * std::pow(10.0, -decimals) + 1e-12;
+    return std::isfinite(lecture) && std::isfinite(ours) &&
+           std::fabs(std::round(ours * std::pow(10.0, decimals)) - std::round(lecture * std::pow(10.0, decimals))) < 0.5 + tol;
+  }
+};
+
+float step0_loss(const Config& cfg, const Splits& splits, int vocab) {
+  Model model(cfg, vocab);
+  TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  Config one = cfg;
+  one.steps = 1;
+  Trainer t(model, one, splits.train, gen);
+  return t.step(0);
+}
+
+int run_fidelity(const FidelityArgs& a) {
+  FILE* log = a.json ? stderr : stdout;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string input = a.input.empty() ? default_words_path() : a.input;
+  const WordList wl = load_words(input);
+  const Vocab vocab = Vocab::from_words(wl.words);
+  const Config bn = load_preset("lecture-batchnorm");
+  const Splits splits = make_splits(wl.words, vocab, bn.block_size, bn.split_seed);
+  std::vector<Row> rows;
+  rows.push_back({"data", "words", lecture::kWords, static_cast<double>(wl.words.size()), 0, ""});
+  rows.push_back({"data", "vocabulary size", lecture::kVocab, static_cast<double>(vocab.size()), 0, ""});
+  rows.push_back({"data", "train examples", lecture::kSplitExamples[0], static_cast<double>(splits.train.size()), 0, ""});
+  rows.push_back({"data", "val examples", lecture::kSplitExamples[1], static_cast<double>(splits.val.size()), 0, ""});
+  rows.push_back({"data", "test examples", lecture::kSplitExamples[2], static_cast<double>(splits.test.size()), 0, ""});
+  rows.push_back({"init", "expected loss -ln(1/27)", 3.2958, std::log(static_cast<double>(vocab.size())), 4, ""});
+  for (const auto& v : lecture::kVariants)
+    rows.push_back({"init", std::string("step-0 loss ") + v.preset, v.step0_loss, step0_loss(load_preset(v.preset), splits, vocab.size()), 4, ""});
+  rows.push_back({"init", "step-0 loss lecture-deep", lecture::kDeepStep0Loss, step0_loss(load_preset("lecture-deep"), splits, vocab.size()), 4, ""});
+
+  // Full 200k-step trainings with the lecture's seed: each single-layer variant, plus
+  // lecture-batchnorm once more with the cell-9 calibration.
+  std::vector<StudyJob> jobs;
+  for (const auto& v : lecture::kVariants) jobs.push_back({load_preset(v.preset), v.preset, 0});
+  Config cal = bn;
+  cal.calibrate_batchnorm = true;
+  jobs.push_back({cal, "lecture-batchnorm (calibrated)", 0});
+  const int threads = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time...\n", jobs.size(), threads);
+  std::fflush(log);
+  const auto results = run_study(jobs, splits, vocab.size(), threads, [&](int done, int total) {
+    fmt::print(log, "  {}/{} done\n", done, total);
+    std::fflush(log);
+  });
+  for (const auto& r : results) {
+    if (r.label == "lecture-batchnorm") {
+      for (std::size_t i = 0; i < lecture::kBatchnormLossLog.size(); ++i)
+        rows.push_back({"loss log (lecture-batchnorm)", fmt::format("step {:>6}", i * 10000), lecture::kBatchnormLossLog[i],
+                        i < r.loss_log.size() ? static_cast<double>(r.loss_log[i]) : NAN, 4, ""});
+    }
+  }
+  for (const auto& v : lecture::kVariants) {
+    for (const auto& r : results) {
+      if (r.label != v.preset) continue;
+      rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", std::string(v.preset) + " train", v.torch_train, r.outcome.losses.train, 4,
+                      fmt::format("notebook {:.4f}", v.lecture_train)});
+      rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", std::string(v.preset) + " val", v.torch_val, r.outcome.losses.val, 4,
+                      fmt::format("notebook {:.4f}", v.lecture_val)});
+    }
+  }
+  for (const auto& r : results) {
+    if (r.label != "lecture-batchnorm (calibrated)") continue;
+    rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm train, calibrated (cell 9)", lecture::kBatchnormCalibratedTrain, r.outcome.losses.train, 4, ""});
+    rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm val, calibrated (cell 9)", lecture::kBatchnormCalibratedVal, r.outcome.losses.val, 4, ""});
+  }
+  // Over seeds, from a finished `makemore study init`.
+  if (!a.study_dir.empty()) {
+    const auto study = read_json_file(a.study_dir + "/study.json");
+    for (const auto& v : study.at("variants")) {
+      const std::string p = v.at("preset").get<std::string>();
+      rows.push_back({fmt::format("val loss, mean over {} seeds (study init)", study.at("seeds").get<int>()), p,
+                      v.at("lecture").at("val").get<double>(), v.at("val_loss").at("mean").get<double>(), 2,
+                      fmt::format("± {:.4f}; within 0.01: {}", v.at("val_loss").at("std").get<double>(),
+                                  std::fabs(v.at("val_minus_lecture").get<double>()) <= 0.01 ? "yes" : "no")});
+    }
+  }
+
+  // Write the page.
+  std::string md = "# Fidelity: the lecture's numbers beside makemore.cpp's\n\n";
+  md += fmt::format("Generated by `makemore study fidelity{}` on {}. Lecture / PyTorch values: "
+                    "../shared/reference/lecture-numbers.md. 'match' = equal at the printed precision.\n",
+                    a.study_dir.empty() ? "" : " --study " + a.study_dir, input);
+  std::string section;
+  int matched = 0, total = 0;
+  nlohmann::json jrows = nlohmann::json::array();
+  for (const auto& r : rows) {
+    if (r.section != section) {
+      section = r.section;
+      md += fmt::format("\n## {}\n\n| what | lecture | ours | diff | match | note |\n|---|---|---|---|---|---|\n", section);
+    }
+    const bool m = r.matches();
+    matched += m;
+    ++total;
+    md += fmt::format("| {} | {:.{}f} | {:.{}f} | {:+.{}f} | {} | {} |\n", r.what, r.lecture, r.decimals, r.ours, r.decimals,
+                      r.ours - r.lecture, r.decimals + 1, m ? "yes" : "**no**", r.note);
+    jrows.push_back({{"section", r.section}, {"what", r.what}, {"lecture", r.lecture}, {"ours", r.ours}, {"match", m}, {"note", r.note}});
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  md += fmt::format("\n{} of {} numbers match at the printed precision. ({:.0f}s)\n", matched, total, seconds);
+  std::filesystem::create_directories(a.out_dir);
+  write_file_atomic(a.out_dir + "/fidelity.md", md);
+  nlohmann::json out{{"matched", matched}, {"total", total}, {"seconds", seconds}, {"rows", jrows}};
+  write_file_atomic(a.out_dir + "/fidelity.json", out.dump(2) + "\n");
+  fmt::print(log, "{}", md);
+  fmt::print(log, "written: {}/fidelity.md and fidelity.json\n", a.out_dir);
+  if (a.json) fmt::print("{}\n", out.dump());
+  return 0;
+}
+
+}  // namespace
+
+Runner add_study_fidelity(CLI::App& study) {
+  auto a = std::make_shared<FidelityArgs>();
+  auto* c = study.add_subcommand("fidelity", "Every lecture number beside ours (split sizes, step-0 losses, loss log, final losses)");
+  c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
+  c->add_option("-o,--out", a->out_dir, "Folder for fidelity.md / fidelity.json")->capture_default_str();
+  c->add_option("--study", a->study_dir, "A finished `study init` folder: adds the over-seeds comparison");
+  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(CLI::NonNegativeNumber);
+  c->add_flag("--json", a->json, "Print one JSON object on stdout");
+  return [a] { return run_fidelity(*a); };
+}
+
+}  // namespace mm::cli
