@@ -34,7 +34,7 @@ struct Ctx {
 };
 
 void check_keys(const Ctx& c, const json& j, const std::string& where, std::set<std::string> allowed) {
-  if (!j.is_object()) c.fail(where, "must be an object");
+  if (!j.is_object()) c.fail(where.empty() ? "top level" : where, "must be an object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!allowed.count(it.key())) {
       std::string list;

@@ -3,6 +3,8 @@
 // where the order of roundings matters for reproducing its numbers.
 #include "makemore/layers.h"
 
+#include "makemore/gemm.h"
+
 #include <cmath>
 #include <fmt/format.h>
 #include <stdexcept>
@@ -98,21 +100,23 @@ void Linear::build(int in_time, int in_features, ParamStore& store, const std::s
 
 void Linear::forward(const Mat& x, Mode) {
   x_ = &x;
-  const auto W = store_->value(param_ids_[0]);
-  out_.resize(x.rows(), fan_out_);
-  out_.noalias() = x * W;
+  const int rows = static_cast<int>(x.rows());
+  out_.resize(rows, fan_out_);
+  gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_,
+       out_.data(), fan_out_);
   if (bias_) out_.rowwise() += store_->value(param_ids_[1]).row(0);
 }
 
 // dW = x^T dout, db = sum over rows of dout, dx = dout W^T.
 void Linear::backward(const Mat& dout, Mat* dx) {
-  const auto W = store_->value(param_ids_[0]);
-  auto dW = store_->gradient(param_ids_[0]);
-  dW.noalias() = x_->transpose() * dout;
+  const int rows = static_cast<int>(dout.rows());
+  gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_,
+       store_->grad(param_ids_[0]), fan_out_);
   if (bias_) store_->gradient(param_ids_[1]).row(0) = dout.colwise().sum();
   if (dx) {
-    dx->resize(dout.rows(), W.rows());
-    dx->noalias() = dout * W.transpose();
+    dx->resize(rows, in_features_);
+    gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_,
+         dx->data(), in_features_);
   }
 }
 

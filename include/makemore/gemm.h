@@ -1,0 +1,24 @@
+// The small matrix products of the training step behind one interface, so a layer never knows
+// which backend ran: Eigen (portable, always there) or libxsmm (JIT kernels for the running
+// CPU, when built with it). Row-major throughout, as the layers store their matrices.
+#pragma once
+#include <string>
+
+namespace mm {
+
+enum class Op { N, T };
+enum class GemmBackend { Eigen, Xsmm };
+
+// C (M x N) = op(A) (M x K) * op(B) (K x N), plus C when accumulate. Leading dimensions are
+// the row lengths of the matrices as stored (lda = columns of A as stored, ...).
+void gemm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+          bool accumulate = false);
+
+bool gemm_backend_available(GemmBackend b);
+// Process-wide choice. The default is libxsmm where available, else Eigen; the environment
+// variable MAKEMORE_GEMM=eigen|xsmm overrides it. Throws mm::Error for an unavailable backend.
+void set_gemm_backend(GemmBackend b);
+GemmBackend gemm_backend();
+const char* gemm_backend_name(GemmBackend b);
+
+}  // namespace mm

@@ -1,0 +1,142 @@
+// gemm(): Eigen for every case, libxsmm where it was built in. libxsmm is column-major: a
+// row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T, so the operands swap
+// instead of the data moving. Its JIT kernels support a transposed second operand only, so a
+// transposed B (dx = dout W^T) is first transposed into scratch (a few microseconds less than
+// Eigen's packing at the lecture's sizes).
+#include "makemore/gemm.h"
+
+#include <Eigen/Core>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+#include <vector>
+
+#include "makemore/error.h"
+
+#ifdef MAKEMORE_WITH_XSMM
+#include <libxsmm.h>
+#endif
+
+namespace mm {
+
+namespace {
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Stride = Eigen::OuterStride<>;
+using CMap = Eigen::Map<const RowMajor, 0, Stride>;
+using MMap = Eigen::Map<RowMajor, 0, Stride>;
+
+void gemm_eigen(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
+                int ldc, bool accumulate) {
+  MMap c(C, M, N, Stride(ldc));
+  const CMap a(A, opa == Op::N ? M : K, opa == Op::N ? K : M, Stride(lda));
+  const CMap b(B, opb == Op::N ? K : N, opb == Op::N ? N : K, Stride(ldb));
+  auto run = [&](const auto& x, const auto& y) {
+    if (accumulate) c.noalias() += x * y;
+    else c.noalias() = x * y;
+  };
+  if (opa == Op::N && opb == Op::N) run(a, b);
+  else if (opa == Op::T && opb == Op::N) run(a.transpose(), b);
+  else if (opa == Op::N && opb == Op::T) run(a, b.transpose());
+  else run(a.transpose(), b.transpose());
+}
+
+#ifdef MAKEMORE_WITH_XSMM
+struct KernelKey {
+  int m, n, k, lda, ldb, ldc, flags;
+  bool operator==(const KernelKey&) const = default;
+};
+struct Kernel {
+  KernelKey key;
+  libxsmm_smmfunction fn;
+};
+
+libxsmm_smmfunction dispatch(const KernelKey& key) {
+  thread_local std::vector<Kernel> cache;  // a handful of shapes per network
+  for (const auto& k : cache)
+    if (k.key == key) return k.fn;
+  const float alpha = 1.0f, beta = (key.flags & 0x100) ? 1.0f : 0.0f;
+  const int flags = key.flags & 0xff;
+  libxsmm_smmfunction fn = libxsmm_smmdispatch(key.m, key.n, key.k, &key.lda, &key.ldb, &key.ldc, &alpha, &beta,
+                                               &flags, nullptr);
+  cache.push_back({key, fn});
+  return fn;
+}
+
+bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+               bool accumulate) {
+  thread_local std::vector<float> scratch;
+  if (opb == Op::T) {
+    // B is stored (N x K); make it (K x N).
+    scratch.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(N));
+    for (int r = 0; r < N; ++r)
+      for (int c = 0; c < K; ++c) scratch[static_cast<std::size_t>(c) * N + r] = B[static_cast<std::size_t>(r) * ldb + c];
+    B = scratch.data();
+    ldb = N;
+    opb = Op::N;
+  }
+  // Column-major: C^T (N x M) = B^T (N x K) * op(A)^T (K x M); op(A) = A^T means a transposed
+  // second operand for libxsmm.
+  const int flags = (opa == Op::T ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (accumulate ? 0x100 : 0);
+  const KernelKey key{N, M, K, ldb, lda, ldc, flags};
+  libxsmm_smmfunction fn = dispatch(key);
+  if (!fn) return false;
+  fn(B, A, C);
+  return true;
+}
+
+bool xsmm_works() {
+  static const bool ok = [] {
+    libxsmm_init();
+    const float alpha = 1, beta = 0;
+    const int flags = 0, m = 8, n = 8, k = 8;
+    return libxsmm_smmdispatch(m, n, k, nullptr, nullptr, nullptr, &alpha, &beta, &flags, nullptr) != nullptr;
+  }();
+  return ok;
+}
+#endif
+
+GemmBackend initial_backend() {
+  const char* env = std::getenv("MAKEMORE_GEMM");
+  if (env && std::strcmp(env, "eigen") == 0) return GemmBackend::Eigen;
+  if (env && std::strcmp(env, "xsmm") == 0 && !gemm_backend_available(GemmBackend::Xsmm))
+    throw Error("MAKEMORE_GEMM=xsmm: this build has no libxsmm (or the CPU is not supported); unset it or use eigen");
+  return gemm_backend_available(GemmBackend::Xsmm) ? GemmBackend::Xsmm : GemmBackend::Eigen;
+}
+
+std::atomic<GemmBackend>& backend_ref() {
+  static std::atomic<GemmBackend> b{initial_backend()};
+  return b;
+}
+
+}  // namespace
+
+bool gemm_backend_available(GemmBackend b) {
+  if (b == GemmBackend::Eigen) return true;
+#ifdef MAKEMORE_WITH_XSMM
+  return xsmm_works();
+#else
+  return false;
+#endif
+}
+
+void set_gemm_backend(GemmBackend b) {
+  if (!gemm_backend_available(b))
+    throw Error(fmt::format("the {} matrix backend is not available in this build or on this CPU", gemm_backend_name(b)));
+  backend_ref() = b;
+}
+
+GemmBackend gemm_backend() { return backend_ref().load(std::memory_order_relaxed); }
+
+const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::Eigen ? "eigen" : "libxsmm"; }
+
+void gemm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+          bool accumulate) {
+#ifdef MAKEMORE_WITH_XSMM
+  if (gemm_backend() == GemmBackend::Xsmm && gemm_xsmm(opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate)) return;
+#endif
+  gemm_eigen(opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+}  // namespace mm

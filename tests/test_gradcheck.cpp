@@ -1,0 +1,590 @@
+// Finite-difference gradient checks for every layer and for each preset's whole network, plus
+// the backward overwrite contract, softmax cross-entropy at extreme logits, the BatchNorm
+// running-statistics updates and Model::calibrate. Method as dlib's test_layer / flashlight:
+// a scalar objective L = <out, R> with a fixed random projection R, analytic gradients from
+// backward(R), numeric ones by central differences, compared with a mixed tolerance.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "makemore/layers.h"
+#include "makemore/model.h"
+#include "makemore/presets.h"
+
+namespace {
+
+using mm::Mat;
+using mm::Mode;
+
+// ---- the checker ---------------------------------------------------------------------------
+
+struct Tolerance {
+  double atol = 1e-3;
+  double rtol = 2e-2;
+};
+
+struct Mismatch {
+  std::string what;
+  std::size_t index = 0;
+  double analytic = 0, numeric = 0;
+};
+
+struct CheckReport {
+  std::size_t checked = 0;
+  std::vector<Mismatch> mismatches;
+  double max_abs_err = 0;
+  double worst = 0;  // max over entries of |a - n| / allowed: how much of the tolerance was used
+  bool ok() const { return checked > 0 && mismatches.empty(); }
+};
+
+std::ostream& operator<<(std::ostream& os, const CheckReport& r) {
+  os << r.checked << " entries checked, " << r.mismatches.size() << " mismatches, max |a - n| " << r.max_abs_err
+     << ", worst " << r.worst << " of the tolerance";
+  for (std::size_t i = 0; i < std::min<std::size_t>(r.mismatches.size(), 5); ++i) {
+    const auto& m = r.mismatches[i];
+    os << "\n  " << m.what << "[" << m.index << "]: analytic " << m.analytic << ", numeric " << m.numeric;
+  }
+  return os;
+}
+
+struct CheckOptions {
+  double step = 1e-2;          // h = step * max(1, |v|)
+  std::size_t max_entries = 200;  // per tensor; a random subset beyond that
+  Tolerance tol;
+};
+
+// Central difference of objective() in the float *p, compared with `analytic`. The denominator
+// is the difference of the two float values actually set, not 2h, so rounding v +- h to float
+// costs nothing; the objective is accumulated in double from the layer's float outputs.
+void check_entry(float* p, double analytic, const std::function<double()>& objective, const std::string& what,
+                 std::size_t index, const CheckOptions& opt, CheckReport& report) {
+  const float v = *p;
+  const float h = static_cast<float>(opt.step * std::max(1.0, std::abs(static_cast<double>(v))));
+  const float vp = v + h, vm = v - h;
+  *p = vp;
+  const double lp = objective();
+  *p = vm;
+  const double lm = objective();
+  *p = v;
+  const double numeric = (lp - lm) / (static_cast<double>(vp) - static_cast<double>(vm));
+  const double err = std::abs(analytic - numeric);
+  const double allowed = opt.tol.atol + opt.tol.rtol * std::max(std::abs(analytic), std::abs(numeric));
+  report.max_abs_err = std::max(report.max_abs_err, err);
+  report.worst = std::max(report.worst, err / allowed);
+  ++report.checked;
+  if (!(err <= allowed))
+    report.mismatches.push_back({what, index, analytic, numeric});
+}
+
+// All indices when n <= max_entries, else a random subset of max_entries distinct ones.
+std::vector<std::size_t> pick(std::size_t n, std::size_t max_entries, std::mt19937& rng) {
+  std::vector<std::size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  if (n > max_entries) {
+    std::shuffle(idx.begin(), idx.end(), rng);
+    idx.resize(max_entries);
+  }
+  return idx;
+}
+
+Mat randn(Eigen::Index rows, Eigen::Index cols, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> nd(0.0f, scale);
+  Mat m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
+  return m;
+}
+
+double dot(const Mat& a, const Mat& b) {
+  double s = 0;
+  for (Eigen::Index i = 0; i < a.size(); ++i) s += static_cast<double>(a.data()[i]) * static_cast<double>(b.data()[i]);
+  return s;
+}
+
+// Checks every trainable parameter in `store` (a layer and its own store, so a Sequential's
+// children are covered too) and, if check_input, dL/dx, for L = <layer(x), R>.
+CheckReport check_layer(mm::Layer& layer, mm::ParamStore& store, Mat& x, Mode mode, bool check_input,
+                        std::mt19937& rng, const CheckOptions& opt = {}) {
+  layer.forward(x, mode);
+  const Mat R = randn(layer.out().rows(), layer.out().cols(), rng);
+  Mat dx;
+  layer.backward(R, check_input ? &dx : nullptr);
+  const std::vector<float> analytic = store.grads();  // copied: the probes below re-run forward
+  const auto objective = [&] {
+    layer.forward(x, mode);
+    return dot(layer.out(), R);
+  };
+  CheckReport report;
+  for (std::size_t id = 0; id < store.infos().size(); ++id) {
+    const auto& info = store.info(static_cast<int>(id));
+    if (!info.trainable) continue;
+    float* values = store.data(static_cast<int>(id));
+    for (std::size_t k : pick(info.size(), opt.max_entries, rng))
+      check_entry(values + k, analytic[info.offset + k], objective, info.name, k, opt, report);
+  }
+  if (check_input) {
+    const Mat dx_copy = dx;
+    for (std::size_t k : pick(static_cast<std::size_t>(x.size()), opt.max_entries, rng))
+      check_entry(x.data() + k, dx_copy.data()[k], objective, "input", k, opt, report);
+  }
+  layer.forward(x, mode);  // leave the caches as backward expects them
+  return report;
+}
+
+// ---- standalone layers ---------------------------------------------------------------------
+
+// A layer built into its own store, with random parameters and running statistics away from
+// their defaults (gamma near 1, running var / std in [1, 1.5)) so every term is exercised.
+struct Built {
+  mm::ParamStore store;
+  std::unique_ptr<mm::Layer> layer;
+
+  Built(std::unique_ptr<mm::Layer> l, int in_time, int in_features, std::mt19937& rng) : layer(std::move(l)) {
+    layer->build(in_time, in_features, store, "layers.0.");
+    store.finalize();
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_real_distribution<float> ud(0.0f, 1.0f);
+    for (std::size_t id = 0; id < store.infos().size(); ++id) {
+      const auto& info = store.info(static_cast<int>(id));
+      float* d = store.data(static_cast<int>(id));
+      const bool gamma = info.name.ends_with("gamma"), running = info.name.ends_with("running_mean");
+      const bool spread = info.name.ends_with("running_var") || info.name.ends_with("running_std");
+      for (std::size_t k = 0; k < info.size(); ++k) {
+        if (gamma) d[k] = 1.0f + 0.3f * nd(rng);
+        else if (running) d[k] = 0.3f * nd(rng);
+        else if (spread) d[k] = 1.0f + 0.5f * ud(rng);
+        else d[k] = 0.5f * nd(rng);
+      }
+    }
+  }
+  Built(const Built&) = delete;
+  Built& operator=(const Built&) = delete;
+};
+
+mm::InitSpec zeros() { return mm::InitSpec{mm::InitSpec::Kind::Zeros}; }
+
+mm::BatchNormOptions lecture_bn() {  // notebook cells 6-10
+  mm::BatchNormOptions o;
+  o.eps = 0.0;
+  o.momentum = 0.001;
+  o.unbiased = true;
+  o.running_std = true;
+  return o;
+}
+
+mm::BatchNormOptions class_bn() {  // the lecture's BatchNorm1d class
+  mm::BatchNormOptions o;
+  o.eps = 1e-5;
+  o.momentum = 0.1;
+  o.unbiased = true;
+  o.running_std = false;
+  return o;
+}
+
+TEST(GradCheck, LinearWithBias) {
+  std::mt19937 rng(1);
+  Built b(std::make_unique<mm::Linear>(4, true, zeros(), zeros()), 1, 6, rng);
+  Mat x = randn(8, 6, rng);
+  const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.checked, 6u * 4u + 4u + 8u * 6u);
+}
+
+TEST(GradCheck, LinearWithoutBias) {
+  std::mt19937 rng(2);
+  Built b(std::make_unique<mm::Linear>(5, false, zeros(), zeros()), 1, 7, rng);
+  Mat x = randn(8, 7, rng);
+  const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.checked, 7u * 5u + 8u * 7u);
+}
+
+struct BnCase {
+  const char* name;
+  mm::BatchNormOptions opt;
+  Mode mode;
+};
+
+TEST(GradCheck, BatchNorm1dAllForms) {
+  const BnCase cases[] = {{"lecture form, train", lecture_bn(), Mode::Train},
+                          {"lecture form, eval", lecture_bn(), Mode::Eval},
+                          {"class form, train", class_bn(), Mode::Train},
+                          {"class form, eval", class_bn(), Mode::Eval}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::mt19937 rng(3);
+    Built b(std::make_unique<mm::BatchNorm1d>(c.opt), 1, 5, rng);
+    Mat x = randn(8, 5, rng, 2.0f);
+    x.rowwise() += randn(1, 5, rng).row(0);  // a non-zero mean per feature
+    const CheckReport r = check_layer(*b.layer, b.store, x, c.mode, true, rng);
+    EXPECT_TRUE(r.ok()) << r;
+    EXPECT_EQ(r.checked, 2u * 5u + 8u * 5u);
+  }
+}
+
+TEST(GradCheck, Tanh) {
+  std::mt19937 rng(4);
+  Built b(std::make_unique<mm::Tanh>(), 1, 6, rng);
+  Mat x = randn(8, 6, rng, 1.5f);
+  const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.checked, 8u * 6u);
+}
+
+TEST(GradCheck, Flatten) {
+  for (int n : {0, 2}) {  // the lecture's view(B, -1), and FlattenConsecutive(2)
+    SCOPED_TRACE(n);
+    std::mt19937 rng(5);
+    Built b(std::make_unique<mm::Flatten>(n), 4, 3, rng);
+    Mat x = randn(8 * 4, 3, rng);
+    const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+    EXPECT_TRUE(r.ok()) << r;
+    EXPECT_EQ(b.layer->out().cols(), n == 0 ? 12 : 6);
+  }
+}
+
+TEST(GradCheck, EmbeddingParameters) {
+  std::mt19937 rng(6);
+  Built b(std::make_unique<mm::Embedding>(27, 10, zeros()), 1, 3, rng);
+  Mat tokens(8, 3);
+  std::uniform_int_distribution<int> tok(0, 26);
+  for (Eigen::Index i = 0; i < tokens.size(); ++i) tokens.data()[i] = static_cast<float>(tok(rng));
+  tokens(0, 0) = tokens(1, 2) = 5;  // a repeated token: its gradient is a sum
+  const CheckReport r = check_layer(*b.layer, b.store, tokens, Mode::Train, false, rng);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.checked, 200u);  // 270 entries: the random subset
+}
+
+TEST(GradCheck, Sequential) {
+  for (Mode mode : {Mode::Train, Mode::Eval}) {
+    SCOPED_TRACE(mode == Mode::Train ? "train" : "eval");
+    std::mt19937 rng(7);
+    auto seq = std::make_unique<mm::Sequential>();
+    seq->add(std::make_unique<mm::Linear>(40, false, zeros(), zeros()));
+    seq->add(std::make_unique<mm::BatchNorm1d>(class_bn()));
+    seq->add(std::make_unique<mm::Tanh>());
+    seq->add(std::make_unique<mm::Linear>(27, true, zeros(), zeros()));
+    Built b(std::move(seq), 1, 12, rng);
+    Mat x = randn(8, 12, rng);
+    const CheckReport r = check_layer(*b.layer, b.store, x, mode, true, rng);
+    EXPECT_TRUE(r.ok()) << r;
+    // 480 + 40 + 40 + 1080 + 27 parameters (two tensors subsampled) and 96 inputs
+    EXPECT_EQ(r.checked, 200u + 40u + 40u + 200u + 27u + 96u);
+  }
+}
+
+// ---- the checker can fail ------------------------------------------------------------------
+
+// Linear whose weight gradient is 5% too large: a subtle error the tolerance must not hide.
+class ScaledGradLinear : public mm::Linear {
+ public:
+  using mm::Linear::Linear;
+  void backward(const Mat& dout, Mat* dx) override {
+    mm::Linear::backward(dout, dx);
+    store_->gradient(weight_id()) *= 1.05f;
+  }
+};
+
+// Tanh with the classic slip dx = dout * (1 - out) instead of (1 - out^2).
+class WrongTanh : public mm::Tanh {
+ public:
+  void backward(const Mat& dout, Mat* dx) override {
+    if (!dx) return;
+    dx->resize(dout.rows(), dout.cols());
+    dx->array() = dout.array() * (1.0f - out_.array());
+  }
+};
+
+TEST(GradCheck, ReportsWrongGradients) {
+  std::mt19937 rng(8);
+  {
+    Built b(std::make_unique<ScaledGradLinear>(4, true, zeros(), zeros()), 1, 6, rng);
+    Mat x = randn(8, 6, rng);
+    const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+    EXPECT_FALSE(r.ok());
+    std::size_t weight_mismatches = 0;
+    for (const auto& m : r.mismatches) {
+      EXPECT_EQ(m.what, "layers.0.weight");  // bias and input gradients are still right
+      weight_mismatches += m.what == "layers.0.weight";
+    }
+    EXPECT_GT(weight_mismatches, 12u);  // most of the 24 entries
+  }
+  {
+    Built b(std::make_unique<WrongTanh>(), 1, 6, rng);
+    Mat x = randn(8, 6, rng);
+    const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+    EXPECT_FALSE(r.ok());
+    EXPECT_GT(r.mismatches.size(), 24u);
+  }
+}
+
+// ---- the overwrite contract ----------------------------------------------------------------
+
+TEST(GradCheck, BackwardOverwritesGradients) {
+  std::mt19937 rng(9);
+  std::vector<std::unique_ptr<Built>> layers;
+  layers.push_back(std::make_unique<Built>(std::make_unique<mm::Linear>(4, true, zeros(), zeros()), 1, 6, rng));
+  layers.push_back(std::make_unique<Built>(std::make_unique<mm::BatchNorm1d>(lecture_bn()), 1, 6, rng));
+  layers.push_back(std::make_unique<Built>(std::make_unique<mm::BatchNorm1d>(class_bn()), 1, 6, rng));
+  layers.push_back(std::make_unique<Built>(std::make_unique<mm::Embedding>(27, 10, zeros()), 1, 6, rng));
+  for (auto& b : layers) {
+    SCOPED_TRACE(b->layer->describe());
+    Mat x = randn(8, 6, rng);
+    if (b->layer->type() == "Embedding") x = x.array().abs().floor().min(26.0f);  // token indices
+    b->layer->forward(x, Mode::Train);
+    const Mat R = randn(b->layer->out().rows(), b->layer->out().cols(), rng);
+    Mat dx1, dx2;
+    b->layer->backward(R, &dx1);
+    const std::vector<float> first = b->store.grads();
+    b->layer->backward(R, &dx2);
+    EXPECT_EQ(b->store.grads(), first) << "a second backward must not accumulate";
+    std::fill(b->store.grads().begin(), b->store.grads().end(), 1e3f);  // stale garbage
+    b->layer->backward(R, nullptr);
+    EXPECT_EQ(b->store.grads(), first) << "backward must not read the old gradient";
+    EXPECT_TRUE(dx1 == dx2) << "dx must not depend on the previous call";
+  }
+
+  mm::Model model(mm::load_preset("lecture-deep"), 27);
+  mm::TorchGenerator gen(7);
+  model.init(gen);
+  const std::vector<int32_t> xs{1, 2, 3, 0, 0, 5, 7, 8, 9, 26, 0, 1}, ys{4, 5, 6, 7};
+  model.forward(xs.data(), 4, Mode::Train);
+  model.loss(ys.data());
+  model.backward();
+  const std::vector<float> first = model.params().grads();
+  model.backward();
+  EXPECT_EQ(model.params().grads(), first);
+}
+
+// ---- each preset's whole network -----------------------------------------------------------
+
+// The six lecture networks; kept explicit so the test names read well, and checked against
+// the embedded list so a new preset cannot be left out.
+const char* const kPresets[] = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
+                                "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep"};
+
+TEST(GradCheckModel, CoversEveryPreset) {
+  std::vector<std::string> embedded, listed(std::begin(kPresets), std::end(kPresets));
+  for (const auto& p : mm::embedded_presets()) embedded.emplace_back(p.name);
+  std::sort(embedded.begin(), embedded.end());
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(embedded, listed);
+}
+
+// L = the model's cross-entropy summed over the batch (B times the mean the model reports, so
+// gradients are O(1) like the layer checks'), recomputed in double from the float logits.
+CheckReport check_model(mm::Model& model, const std::vector<int32_t>& x, const std::vector<int32_t>& y, Mode mode,
+                        std::mt19937& rng, const CheckOptions& opt) {
+  const int batch = static_cast<int>(y.size());
+  model.forward(x.data(), batch, mode);
+  model.loss(y.data());
+  model.backward();
+  const std::vector<float> analytic = model.params().grads();
+  const auto objective = [&] {
+    model.forward(x.data(), batch, mode);
+    return mm::SoftmaxCrossEntropy::sum_loss(model.logits(), y.data());
+  };
+  CheckReport report;
+  auto& store = model.params();
+  for (std::size_t id = 0; id < store.infos().size(); ++id) {
+    const auto& info = store.info(static_cast<int>(id));
+    if (!info.trainable) continue;
+    float* values = store.data(static_cast<int>(id));
+    for (std::size_t k : pick(info.size(), opt.max_entries, rng))
+      check_entry(values + k, batch * static_cast<double>(analytic[info.offset + k]), objective, info.name, k, opt,
+                  report);
+  }
+  return report;
+}
+
+class GradCheckPreset : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GradCheckPreset, WholeNetwork) {
+  const mm::Config cfg = mm::load_preset(GetParam());
+  const bool has_bn = std::any_of(cfg.layers.begin(), cfg.layers.end(),
+                                  [](const mm::LayerSpec& s) { return s.type == "batchnorm1d"; });
+  std::mt19937 rng(10);
+  std::uniform_int_distribution<int> tok(0, 26);
+  std::vector<int32_t> x(8 * static_cast<std::size_t>(cfg.block_size)), y(8);
+  for (auto& t : x) t = tok(rng);
+  for (auto& t : y) t = tok(rng);
+  for (Mode mode : {Mode::Train, Mode::Eval}) {
+    if (mode == Mode::Eval && !has_bn) continue;  // without BatchNorm the modes are the same
+    SCOPED_TRACE(mode == Mode::Train ? "train" : "eval");
+    mm::Model model(cfg, 27);
+    mm::TorchGenerator gen(cfg.seed);
+    model.init(gen);
+    CheckOptions opt;
+    opt.max_entries = 24;  // per tensor: every tensor is covered, ~100-450 entries a network
+    // Some gradients here are small (W1 behind the 0.01-scaled output layer is ~1e-3), so the
+    // absolute part is tighter than the layers' 1e-3: the measured noise is ~2e-5 at a loss
+    // near ln 27. The float noise grows with the logits, and so with the loss: lecture-original
+    // (loss ~27, logits ~20) gets a proportionally larger absolute tolerance.
+    model.forward(x.data(), 8, mode);
+    const double mean_loss = model.loss(y.data());
+    opt.tol.atol = 1e-4 * std::max(1.0, mean_loss / std::log(27.0));
+    const CheckReport r = check_model(model, x, y, mode, rng, opt);
+    EXPECT_TRUE(r.ok()) << r;
+  }
+}
+
+std::string preset_test_name(const ::testing::TestParamInfo<const char*>& info) {
+  std::string s = info.param;
+  std::replace(s.begin(), s.end(), '-', '_');
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(GradCheck, GradCheckPreset, ::testing::ValuesIn(kPresets), preset_test_name);
+
+// ---- softmax cross-entropy -----------------------------------------------------------------
+
+TEST(SoftmaxCrossEntropy, HugeLogitsStayFinite) {
+  for (float scale : {100.0f, 1e4f}) {
+    SCOPED_TRACE(scale);
+    std::mt19937 rng(11);
+    const Mat logits = randn(6, 27, rng, scale);
+    const std::vector<int32_t> y{0, 3, 26, 5, 5, 11};
+    mm::SoftmaxCrossEntropy ce;
+    const float loss = ce.forward(logits, y.data());
+    EXPECT_TRUE(std::isfinite(loss));
+    EXPECT_GE(loss, 0.0f);
+    // The double reference: the float loss is as exact as its magnitude allows.
+    const double ref = mm::SoftmaxCrossEntropy::sum_loss(logits, y.data()) / 6.0;
+    EXPECT_NEAR(loss, ref, 1e-5 * std::max(1.0, ref));
+    Mat d;
+    ce.backward(&d);
+    EXPECT_TRUE(d.allFinite());
+    for (Eigen::Index b = 0; b < d.rows(); ++b) EXPECT_NEAR(d.row(b).sum(), 0.0f, 1e-6f);  // probs sum to 1
+  }
+}
+
+TEST(SoftmaxCrossEntropy, GradientMatchesFiniteDifferences) {
+  std::mt19937 rng(12);
+  Mat logits = randn(6, 27, rng, 2.0f);
+  const std::vector<int32_t> y{0, 3, 26, 5, 5, 11};
+  mm::SoftmaxCrossEntropy ce;
+  ce.forward(logits, y.data());
+  Mat d;
+  ce.backward(&d);
+  const auto objective = [&] { return mm::SoftmaxCrossEntropy::sum_loss(logits, y.data()) / 6.0; };
+  CheckOptions opt;
+  opt.step = 1e-3;
+  opt.tol = {1e-4, 2e-2};  // gradients are (p - onehot) / 6, at most 1/6
+  CheckReport r;
+  for (Eigen::Index k = 0; k < logits.size(); ++k)
+    check_entry(logits.data() + k, d.data()[k], objective, "logits", static_cast<std::size_t>(k), opt, r);
+  EXPECT_TRUE(r.ok()) << r;
+}
+
+// ---- BatchNorm running statistics ----------------------------------------------------------
+
+// Column mean and variance (unbiased) in double.
+void column_stats(const Mat& x, std::vector<double>& mean, std::vector<double>& var) {
+  const auto n = static_cast<double>(x.rows());
+  mean.assign(static_cast<std::size_t>(x.cols()), 0.0);
+  var.assign(static_cast<std::size_t>(x.cols()), 0.0);
+  for (Eigen::Index c = 0; c < x.cols(); ++c) {
+    double s = 0, ss = 0;
+    for (Eigen::Index r = 0; r < x.rows(); ++r) s += x(r, c);
+    const double m = s / n;
+    for (Eigen::Index r = 0; r < x.rows(); ++r) ss += (x(r, c) - m) * (x(r, c) - m);
+    mean[static_cast<std::size_t>(c)] = m;
+    var[static_cast<std::size_t>(c)] = ss / (n - 1);
+  }
+}
+
+TEST(BatchNormRunningStats, MomentumUpdatesOfBothForms) {
+  for (bool lecture : {true, false}) {
+    SCOPED_TRACE(lecture ? "lecture form" : "class form");
+    const mm::BatchNormOptions opt = lecture ? lecture_bn() : class_bn();
+    std::mt19937 rng(13);
+    Built b(std::make_unique<mm::BatchNorm1d>(opt), 1, 5, rng);
+    const int rm = b.store.find("layers.0.running_mean");
+    const int rs = b.store.find(lecture ? "layers.0.running_std" : "layers.0.running_var");
+    ASSERT_GE(rm, 0);
+    ASSERT_GE(rs, 0);
+    const std::vector<float> mean0(b.store.data(rm), b.store.data(rm) + 5), stat0(b.store.data(rs), b.store.data(rs) + 5);
+    Mat x = randn(16, 5, rng, 3.0f);
+    x.rowwise() += randn(1, 5, rng).row(0);
+    std::vector<double> mean, var;
+    column_stats(x, mean, var);
+
+    // Eval mode reads the running statistics and leaves them alone.
+    b.layer->forward(x, Mode::Eval);
+    const float* gamma = b.store.data(b.store.find("layers.0.gamma"));
+    const float* beta = b.store.data(b.store.find("layers.0.beta"));
+    for (int c = 0; c < 5; ++c) {
+      EXPECT_EQ(b.store.data(rm)[c], mean0[c]);
+      EXPECT_EQ(b.store.data(rs)[c], stat0[c]);
+      const double denom = lecture ? stat0[c] : std::sqrt(stat0[c] + opt.eps);
+      const double want = gamma[c] * (x(3, c) - mean0[c]) / denom + beta[c];
+      EXPECT_NEAR(b.layer->out()(3, c), want, 1e-5 * std::max(1.0, std::abs(want)));
+    }
+
+    // Train mode: running = (1 - momentum) * running + momentum * batch statistic, where the
+    // statistic is the unbiased std (no eps) in the lecture form and the unbiased var in the class.
+    b.layer->forward(x, Mode::Train);
+    for (int c = 0; c < 5; ++c) {
+      const double m = opt.momentum;
+      const double stat = lecture ? std::sqrt(var[c]) : var[c];
+      const double want_mean = (1 - m) * mean0[c] + m * mean[c];
+      const double want_stat = (1 - m) * stat0[c] + m * stat;
+      EXPECT_NEAR(b.store.data(rm)[c], want_mean, 1e-6 * std::max(1.0, std::abs(want_mean)));
+      EXPECT_NEAR(b.store.data(rs)[c], want_stat, 1e-6 * std::max(1.0, std::abs(want_stat)));
+      // and the batch output is normalized by the batch statistics
+      const double want = gamma[c] * (x(3, c) - mean[c]) / std::sqrt(var[c] + opt.eps) + beta[c];
+      EXPECT_NEAR(b.layer->out()(3, c), want, 1e-5 * std::max(1.0, std::abs(want)));
+    }
+  }
+}
+
+// After calibrate, each BatchNorm's running statistics are the mean and (unbiased) var, or
+// std for the lecture form, of what that layer sees over the whole data in eval mode.
+TEST(BatchNormRunningStats, CalibrateUsesTheWholeData) {
+  for (const char* preset : {"lecture-batchnorm", "lecture-deep"}) {
+    SCOPED_TRACE(preset);
+    const mm::Config cfg = mm::load_preset(preset);
+    mm::Model model(cfg, 27);
+    mm::TorchGenerator gen(cfg.seed);
+    model.init(gen);
+    std::mt19937 rng(14);
+    std::uniform_int_distribution<int> tok(0, 26);
+    mm::Examples ex;
+    ex.block_size = cfg.block_size;
+    ex.x.resize(1000 * static_cast<std::size_t>(cfg.block_size));
+    ex.y.resize(1000);
+    for (auto& t : ex.x) t = tok(rng);
+    for (auto& t : ex.y) t = tok(rng);
+    model.calibrate(ex, 300);  // uneven chunks: 300, 300, 300, 100
+
+    model.forward(ex.x.data(), 1000, Mode::Eval);  // every BatchNorm now uses calibrated stats
+    const auto& layers = model.stack().layers();
+    int checked = 0;
+    for (std::size_t k = 1; k < layers.size(); ++k) {
+      const auto* bn = dynamic_cast<const mm::BatchNorm1d*>(layers[k].get());
+      if (!bn) continue;
+      const std::string prefix = "layers." + std::to_string(k) + ".";
+      const bool std_form = bn->options().running_std;
+      const float* rm = model.params().data(model.params().find(prefix + "running_mean"));
+      const float* rs = model.params().data(model.params().find(prefix + (std_form ? "running_std" : "running_var")));
+      std::vector<double> mean, var;
+      column_stats(layers[k - 1]->out(), mean, var);
+      for (std::size_t c = 0; c < mean.size(); ++c) {
+        const double stat = std_form ? std::sqrt(var[c] + bn->options().eps) : var[c];
+        EXPECT_NEAR(rm[c], mean[c], 1e-5 + 1e-4 * std::abs(mean[c])) << prefix << c;
+        EXPECT_NEAR(rs[c], stat, 1e-5 + 1e-4 * std::abs(stat)) << prefix << c;
+      }
+      ++checked;
+    }
+    EXPECT_EQ(checked, std::string(preset) == "lecture-deep" ? 6 : 1);
+  }
+}
+
+}  // namespace
