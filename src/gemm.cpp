@@ -70,8 +70,8 @@ bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, con
   if (opb == Op::T) {
     // B is stored (N x K); make it (K x N).
     scratch.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(N));
-    for (int r = 0; r < N; ++r)
-      for (int c = 0; c < K; ++c) scratch[static_cast<std::size_t>(c) * N + r] = B[static_cast<std::size_t>(r) * ldb + c];
+    // libxsmm's own transpose (column-major terms: B is K x N with leading dimension ldb).
+    libxsmm_otrans(scratch.data(), B, sizeof(float), K, N, ldb, N);
     B = scratch.data();
     ldb = N;
     opb = Op::N;
