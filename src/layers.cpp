@@ -43,8 +43,10 @@ void Embedding::forward(const Mat& x, Mode) {
   const auto C = store_->value(param_ids_[0]);
   const Eigen::Index B = x.rows(), T = x.cols();
   out_.resize(B * T, n_embd_);
-  for (Eigen::Index b = 0; b < B; ++b)
-    for (Eigen::Index t = 0; t < T; ++t) out_.row(b * T + t) = C.row(static_cast<Eigen::Index>(x(b, t)));
+  const float* tok = x.data();
+  const std::size_t width = static_cast<std::size_t>(n_embd_);
+  for (Eigen::Index r = 0; r < B * T; ++r)
+    std::copy_n(C.data() + static_cast<std::size_t>(tok[r]) * width, width, out_.data() + static_cast<std::size_t>(r) * width);
 }
 
 // dC[v] = sum of dout rows whose token is v (a scatter-add).
@@ -52,9 +54,13 @@ void Embedding::backward(const Mat& dout, Mat* dx) {
   auto dC = store_->gradient(param_ids_[0]);
   dC.setZero();
   const Mat& x = *x_;
-  const Eigen::Index B = x.rows(), T = x.cols();
-  for (Eigen::Index b = 0; b < B; ++b)
-    for (Eigen::Index t = 0; t < T; ++t) dC.row(static_cast<Eigen::Index>(x(b, t))) += dout.row(b * T + t);
+  const float* tok = x.data();
+  const std::size_t width = static_cast<std::size_t>(n_embd_);
+  for (Eigen::Index r = 0; r < x.size(); ++r) {
+    float* dst = dC.data() + static_cast<std::size_t>(tok[r]) * width;
+    const float* src = dout.data() + static_cast<std::size_t>(r) * width;
+    for (std::size_t c = 0; c < width; ++c) dst[c] += src[c];
+  }
   if (dx) dx->setZero(x.rows(), x.cols());  // token indices have no gradient
 }
 
@@ -290,15 +296,19 @@ void Sequential::backward(const Mat& dout, Mat* dx) {
 // loss_i = logsumexp(l_i) - l_i[y_i], with the row max subtracted first so no exp overflows.
 float SoftmaxCrossEntropy::forward(const Mat& logits, const int32_t* targets) {
   targets_ = targets;
-  const Eigen::Index B = logits.rows();
-  probs_.resize(B, logits.cols());
+  const Eigen::Index B = logits.rows(), V = logits.cols();
+  probs_.resize(B, V);
   double total = 0;
   for (Eigen::Index b = 0; b < B; ++b) {
-    const float m = logits.row(b).maxCoeff();
-    probs_.row(b).array() = (logits.row(b).array() - m).exp();
-    const float s = probs_.row(b).sum();
-    probs_.row(b) /= s;
-    total += static_cast<double>(std::log(s) + m - logits(b, targets[b]));
+    const float* l = logits.data() + b * V;
+    float* p = probs_.data() + b * V;
+    float m = l[0];
+    for (Eigen::Index c = 1; c < V; ++c) m = std::max(m, l[c]);
+    Eigen::Map<Eigen::Array<float, 1, Eigen::Dynamic>> pr(p, V);
+    pr = (Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>(l, V) - m).exp();
+    const float s = pr.sum();
+    pr /= s;
+    total += static_cast<double>(std::log(s) + m - l[targets[b]]);
   }
   return static_cast<float>(total / static_cast<double>(B));
 }
