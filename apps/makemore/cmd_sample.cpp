@@ -1,6 +1,7 @@
 // `makemore sample` and `makemore eval`: use a finished run folder.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
 #include <unordered_set>
 
@@ -16,6 +17,9 @@ namespace mm::cli {
 namespace {
 
 Splits run_splits(const std::string& dir, const LoadedRun& run) {
+  if (!std::filesystem::is_regular_file(dir + "/" + kWordsFile))
+    throw Error(fmt::format("{}/{}: missing from the run folder (the word list it was trained on); retrain it with `makemore train -o {}`",
+                            dir, kWordsFile, dir));
   const WordList wl = load_words(dir + "/" + kWordsFile);
   const Vocab v = Vocab::from_words(wl.words);
   if (v.chars() != run.vocab.chars())

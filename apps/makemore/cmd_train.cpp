@@ -6,12 +6,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <stdexcept>
 
 #include "commands.h"
 #include "makemore/data.h"
+#include "makemore/diag.h"
 #include "makemore/error.h"
 #include "makemore/metrics.h"
 #include "makemore/presets.h"
+#include "makemore/report.h"
 #include "makemore/run.h"
 #include "makemore/train.h"
 
@@ -25,6 +28,8 @@ struct TrainArgs {
   int64_t seed = -1, split_seed = -1;
   int batch_size = -1;
   bool json = false, quiet = false, calibrate = false;
+  bool no_report = false;
+  int64_t diag_every = 1000;
 };
 
 // On a terminal: one live line (step, loss, steps/s, ETA). Otherwise the lecture's log line
@@ -78,6 +83,16 @@ int run_train(const TrainArgs& a) {
   if (splits.train.size() == 0)
     throw Error(fmt::format("{}: too few items for a training split ({} items); use at least 10", input, wl.words.size()));
 
+  // Build the network before touching the run folder: a config whose layers do not fit
+  // together (e.g. a flatten that does not divide block_size) fails here, naming the config.
+  std::unique_ptr<Model> model_ptr;
+  try {
+    model_ptr = std::make_unique<Model>(cfg, vocab.size());
+  } catch (const std::invalid_argument& e) {
+    const std::string source = a.config_path.empty() ? "preset " + cfg.name : a.config_path;
+    throw Error(fmt::format("{}: model.layers: {}", source, e.what()));
+  }
+
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(a.out_dir, ec);
@@ -92,7 +107,7 @@ int run_train(const TrainArgs& a) {
     write_file_atomic(a.out_dir + "/" + kWordsFile, words);
   }
 
-  Model model(cfg, vocab.size());
+  Model& model = *model_ptr;
   fmt::print(log, "makemore: {} | {} words, vocabulary {} | examples train {} / val {} / test {} | {} parameters\n",
              cfg.name, wl.words.size(), vocab.size(), splits.train.size(), splits.val.size(), splits.test.size(),
              model.num_params());
@@ -103,6 +118,17 @@ int run_train(const TrainArgs& a) {
   Progress progress(log, !a.json && !a.quiet && stdout_is_terminal(), cfg.steps);
   std::vector<Observer*> obs{&metrics};
   if (!a.quiet) obs.push_back(&progress);
+  std::unique_ptr<RunDiagnostics> diag;  // last: its sample pass rewrites the layer caches
+  if (a.diag_every > 0) {
+    DiagOptions dopt;
+    dopt.every = a.diag_every;
+    dopt.last_step = cfg.steps - 1;
+    dopt.sample_from = &splits.train;
+    diag = std::make_unique<RunDiagnostics>(a.out_dir, dopt);
+    obs.push_back(&diag->observer());
+  } else {
+    RunDiagnostics::remove_stale(a.out_dir);
+  }
   TrainOutcome res = train_and_evaluate(model, cfg, splits, obs);
   if (res.stats.diverged)
     throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate "
@@ -110,6 +136,7 @@ int run_train(const TrainArgs& a) {
                             res.stats.diverged_step, a.out_dir, kMetricsFile));
 
   save_checkpoint(a.out_dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
+  if (diag) diag->write_inspect(model, cfg.name, vocab.size());
   nlohmann::json result{
       {"preset", cfg.name},
       {"input", input},
@@ -132,6 +159,14 @@ int run_train(const TrainArgs& a) {
   fmt::print(log, "train {:.4f}\nval {:.4f}\ntest {:.4f}\n", res.losses.train, res.losses.val, res.losses.test);
   fmt::print(log, "{} steps in {:.2f}s ({:.0f} steps/s); run saved in {}\n", res.stats.steps, res.stats.seconds,
              res.stats.steps_per_sec, a.out_dir);
+  if (!a.no_report) {
+    // The run is complete and saved; a report that cannot be drawn must not fail it.
+    try {
+      fmt::print(log, "report: {}\n", write_report({a.out_dir, "", 20, true}).html_path);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "makemore: warning: report not written: {}\n", e.what());
+    }
+  }
   if (a.json) fmt::print("{}\n", result.dump());
   return 0;
 }
@@ -153,6 +188,12 @@ Runner add_train(CLI::App& app) {
   c->add_flag("--calibrate", a->calibrate, "After training, set BatchNorm running statistics from the whole training set");
   c->add_flag("--json", a->json, "Print the result as one JSON object on stdout (logs go to stderr)");
   c->add_flag("-q,--quiet", a->quiet, "No progress output");
+  c->add_option("--diag-every", a->diag_every,
+                 "Record activation / gradient / update statistics every N steps into diagnostics.jsonl, "
+                 "update_ratio.jsonl and inspect.json (0: off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_flag("--no-report", a->no_report, "Do not write report.html into the run folder");
   return [a] { return run_train(*a); };
 }
 

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   reg(mm::cli::add_presets);
   reg(mm::cli::add_bench);
   reg(mm::cli::add_study);
+  reg(mm::cli::add_report);
+  reg(mm::cli::add_inspect);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,788 @@
+// Diagnostics: one-pass statistics, histograms, the snapshot observer and the doctor. The
+// observer only reads what the step already computed (each layer's cached output, the
+// gradients Sequential keeps, the ParamStore buffers); the one extra forward is the dead-unit
+// sample, taken after backward so the step's update is untouched.
+#include "makemore/diag.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "makemore/error.h"
+#include "makemore/run.h"
+
+namespace mm {
+
+// ---- statistics ----------------------------------------------------------------------------
+namespace {
+
+// Shifted sums in double: with the shift near the mean, sum(d^2) - sum(d)^2/n loses nothing
+// that matters even for gamma-like data (mean 1, std 1e-4).
+template <class Get>
+Moments moments_of(std::size_t n, Get get) {
+  Moments m;
+  double shift = 0, s = 0, ss = 0;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  bool have_shift = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = get(i);
+    if (!std::isfinite(v)) {
+      ++m.nonfinite;
+      continue;
+    }
+    const double x = v;
+    if (!have_shift) {
+      shift = x;
+      have_shift = true;
+    }
+    const double d = x - shift;
+    s += d;
+    ss += d * d;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+    ++m.n;
+  }
+  if (m.n == 0) return m;
+  const double nn = static_cast<double>(m.n);
+  m.mean = shift + s / nn;
+  m.std = m.n > 1 ? std::sqrt(std::max(0.0, (ss - s * s / nn) / (nn - 1))) : 0.0;
+  m.min = lo;
+  m.max = hi;
+  return m;
+}
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double log10_ratio(double num, double den) {
+  if (!(num > 0) || !(den > 0) || !std::isfinite(num) || !std::isfinite(den)) return kNaN;
+  return std::log10(num / den);
+}
+
+}  // namespace
+
+Moments moments(const float* x, std::size_t n) {
+  return moments_of(n, [x](std::size_t i) { return x[i]; });
+}
+
+void Welford::add(double x) {
+  ++n_;
+  const double d = x - mean_;
+  mean_ += d / static_cast<double>(n_);
+  m2_ += d * (x - mean_);
+}
+
+double Welford::std() const { return std::sqrt(var()); }
+
+Histogram histogram(const float* x, std::size_t n, int bins, double lo, double hi) {
+  Histogram h;
+  if (bins < 1) bins = 1;
+  if (!(lo < hi)) {
+    const Moments m = moments(x, n);
+    lo = m.min;
+    hi = m.max;
+    if (!(lo < hi)) {  // constant (or empty): a unit-wide range around the value
+      lo -= 0.5;
+      hi += 0.5;
+    }
+  }
+  h.lo = lo;
+  h.hi = hi;
+  h.counts.assign(static_cast<std::size_t>(bins), 0);
+  const double scale = static_cast<double>(bins) / (hi - lo);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) continue;
+    const double k = std::floor((static_cast<double>(x[i]) - lo) * scale);
+    const auto b = static_cast<std::size_t>(std::clamp(k, 0.0, static_cast<double>(bins - 1)));
+    ++h.counts[b];
+  }
+  return h;
+}
+
+int count_dead_columns(const Mat& t, float threshold) {
+  if (t.rows() == 0) return 0;
+  std::vector<char> dead(static_cast<std::size_t>(t.cols()), 1);
+  for (Eigen::Index r = 0; r < t.rows(); ++r)
+    for (Eigen::Index c = 0; c < t.cols(); ++c)
+      if (!(std::fabs(t(r, c)) > threshold)) dead[static_cast<std::size_t>(c)] = 0;
+  return static_cast<int>(std::count(dead.begin(), dead.end(), 1));
+}
+
+double fraction_beyond(const float* x, std::size_t n, float threshold) {
+  if (n == 0) return 0;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n; ++i) k += std::fabs(x[i]) > threshold ? 1 : 0;
+  return static_cast<double>(k) / static_cast<double>(n);
+}
+
+// ---- the observer ---------------------------------------------------------------------------
+bool DiagObserver::snapshot_step(int64_t step) const {
+  return (opt_.every > 0 && step % opt_.every == 0) || step == opt_.last_step;
+}
+
+bool DiagObserver::ratio_step(int64_t step) const {
+  return step < opt_.ratio_dense_steps || (opt_.ratio_every > 0 && step % opt_.ratio_every == 0) ||
+         snapshot_step(step);
+}
+
+void DiagObserver::after_forward(Trainer& t, int64_t step, float loss) {
+  if (losses_.empty()) losses_.reserve(static_cast<std::size_t>(std::max<int64_t>(t.config().steps, 1)));
+  losses_.push_back(loss);
+  if (snapshot_step(step)) capture_forward(t.model(), step, loss);
+}
+
+void DiagObserver::after_backward(Trainer& t, int64_t step) {
+  if (current_ || ratio_step(step)) capture_backward(t.model(), step);
+}
+
+void DiagObserver::after_update(Trainer& t, int64_t step, double lr) {
+  if (current_ || have_before_) capture_update(t.model(), step, lr, true);
+}
+
+void DiagObserver::capture_forward(Model& model, int64_t step, float loss) {
+  Snapshot s;
+  s.step = step;
+  s.loss = loss;
+  const auto& layers = model.stack().layers();
+  s.batch = layers.empty() ? 0 : static_cast<int>(layers.front()->out().rows());
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const Layer& l = *layers[i];
+    const Mat& o = l.out();
+    const auto n = static_cast<std::size_t>(o.size());
+    LayerDiag d;
+    d.index = static_cast<int>(i);
+    d.type = l.type();
+    d.describe = l.describe();
+    d.units = static_cast<int>(o.cols());
+    d.out = moments(o.data(), n);
+    d.saturated_pct = 100.0 * fraction_beyond(o.data(), n, 0.97f);
+    d.sat99_pct = 100.0 * fraction_beyond(o.data(), n, 0.99f);
+    const bool tanh = d.type == "Tanh";
+    d.hist = tanh ? histogram(o.data(), n, opt_.bins, -1.0, 1.0) : histogram(o.data(), n, opt_.bins);
+    if (tanh) {
+      d.dead_units = count_dead_columns(o);
+      const Mat& pre = i == 0 ? model.flatten().out() : layers[i - 1]->out();
+      d.has_pre = true;
+      d.pre = moments(pre.data(), static_cast<std::size_t>(pre.size()));
+      d.pre_hist = histogram(pre.data(), static_cast<std::size_t>(pre.size()), opt_.bins);
+      if (s.saturation_map.layer < 0) {
+        auto& m = s.saturation_map;
+        m.layer = d.index;
+        m.rows = static_cast<int>(o.rows());
+        m.cols = static_cast<int>(o.cols());
+        m.bits.resize(n);
+        for (std::size_t k = 0; k < n; ++k) m.bits[k] = std::fabs(o.data()[k]) > 0.99f ? '1' : '0';
+      }
+    }
+    s.layers.push_back(std::move(d));
+  }
+  current_ = std::move(s);
+}
+
+void DiagObserver::capture_backward(Model& model, int64_t /*step*/) {
+  ParamStore& ps = model.params();
+  if (current_) {
+    const auto& layers = model.stack().layers();
+    for (std::size_t i = 0; i < layers.size() && i < current_->layers.size(); ++i) {
+      const Mat& g = model.stack().dout(i);
+      if (g.size() != layers[i]->out().size()) continue;  // no backward ran
+      LayerDiag& d = current_->layers[i];
+      d.has_grad = true;
+      d.grad = moments(g.data(), static_cast<std::size_t>(g.size()));
+      d.grad_hist = histogram(g.data(), static_cast<std::size_t>(g.size()), opt_.bins);
+    }
+    for (const ParamInfo& p : ps.infos()) {
+      if (!p.trainable) continue;
+      const float* g = ps.grads().data() + p.offset;
+      ParamDiag d;
+      d.name = p.name;
+      d.rows = p.rows;
+      d.cols = p.cols;
+      d.is_1d = p.is_1d;
+      d.grad = moments(g, p.size());
+      d.hist = histogram(g, p.size(), opt_.bins);
+      current_->params.push_back(std::move(d));
+    }
+  }
+  before_ = ps.values();  // same size every time: no allocation after the first
+  have_before_ = true;
+  if (current_) sample_pass(model);
+}
+
+void DiagObserver::capture_update(Model& model, int64_t step, double lr, bool updated) {
+  const ParamStore& ps = model.params();
+  const std::vector<float>& after = ps.values();
+  UpdateRatios u;
+  u.step = step;
+  const bool ratios = updated && have_before_ && before_.size() == after.size();
+  std::size_t k = 0;
+  for (const ParamInfo& p : ps.infos()) {
+    if (!p.trainable) continue;
+    const float* a = after.data() + p.offset;
+    const Moments data = moments(a, p.size());
+    double r = kNaN;
+    if (ratios) {
+      const float* b = before_.data() + p.offset;
+      const Moments upd = moments_of(p.size(), [a, b](std::size_t i) { return a[i] - b[i]; });
+      r = log10_ratio(upd.std, data.std);
+      u.log10.push_back(r);
+    }
+    if (current_ && k < current_->params.size()) {
+      ParamDiag& d = current_->params[k];
+      d.data = data;
+      d.grad_data_ratio = data.std > 0 ? d.grad.std / data.std : kNaN;
+      if (ratios) d.update_data_log10 = r;
+    }
+    ++k;
+  }
+  have_before_ = false;
+  if (ratios) {
+    ratios_.push_back(u);
+    if (on_ratios) on_ratios(ratios_.back(), ps);
+  }
+  if (current_) {
+    current_->lr = lr;
+    current_->updated = ratios;
+    last_ = std::move(current_);
+    current_.reset();
+    if (on_snapshot) on_snapshot(*last_);
+  }
+}
+
+// Dead units over a larger sample in train mode (batch statistics, as during training), with
+// the BatchNorm running statistics saved and restored so the sample leaves no trace.
+void DiagObserver::sample_pass(Model& model) {
+  if (!opt_.sample_from || opt_.sample <= 0 || !current_) return;
+  const Examples& ex = *opt_.sample_from;
+  const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(opt_.sample), ex.size());
+  if (n < 2) return;
+  const auto T = static_cast<std::size_t>(ex.block_size);
+  if (sample_y_.size() != n) {
+    sample_x_.resize(n * T);
+    sample_y_.resize(n);
+    for (std::size_t k = 0; k < n; ++k) {  // evenly spaced through the shuffled split
+      const std::size_t r = k * ex.size() / n;
+      std::copy(ex.x.begin() + static_cast<std::ptrdiff_t>(r * T), ex.x.begin() + static_cast<std::ptrdiff_t>((r + 1) * T),
+                sample_x_.begin() + static_cast<std::ptrdiff_t>(k * T));
+      sample_y_[k] = ex.y[r];
+    }
+  }
+  saved_buffers_ = model.params().buffers();
+  model.forward(sample_x_.data(), static_cast<int>(n), Mode::Train);
+  const auto& layers = model.stack().layers();
+  for (LayerDiag& d : current_->layers) {
+    if (d.type != "Tanh") continue;
+    const Mat& o = layers[static_cast<std::size_t>(d.index)]->out();
+    d.dead_units_sample = count_dead_columns(o);
+    d.sat99_pct_sample = 100.0 * fraction_beyond(o.data(), static_cast<std::size_t>(o.size()), 0.99f);
+  }
+  model.params().buffers() = saved_buffers_;
+}
+
+// ---- the doctor -----------------------------------------------------------------------------
+namespace {
+
+std::string param_name(const Model& model, const Layer& l, std::size_t k) {
+  return k < l.param_ids().size() ? model.params().info(l.param_ids()[k]).name : std::string("?");
+}
+
+const ParamDiag* find_param(const Snapshot& s, const std::string& name) {
+  for (const auto& p : s.params)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+std::string layer_label(const LayerDiag& d) { return fmt::format("layer {} ({})", d.index, d.type); }
+
+// The Linear that feeds stack layer i, and whether a BatchNorm sits between them.
+int feeding_linear(const Model& model, int i, bool* through_bn) {
+  const auto& layers = model.stack().layers();
+  *through_bn = false;
+  for (int k = i - 1; k >= 0; --k) {
+    const std::string t = layers[static_cast<std::size_t>(k)]->type();
+    if (t == "Linear") return k;
+    if (t == "BatchNorm1d") *through_bn = true;
+    if (t == "Tanh") break;
+  }
+  return -1;
+}
+
+// The layers whose output std should stay put across depth: the Tanh layers, or when there
+// are fewer than two of them the Linear layers before the logits.
+std::vector<const LayerDiag*> depth_layers(const Snapshot& s) {
+  std::vector<const LayerDiag*> out;
+  for (const auto& d : s.layers)
+    if (d.type == "Tanh") out.push_back(&d);
+  if (out.size() >= 2) return out;
+  out.clear();
+  for (std::size_t i = 0; i + 1 < s.layers.size(); ++i)
+    if (s.layers[i].type == "Linear") out.push_back(&s.layers[i]);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Finding> diagnose(const Report& r, const Model& model) {
+  std::vector<Finding> out;
+  const Snapshot& s = r.snapshot;
+  const auto& layers = model.stack().layers();
+
+  // 1. Confidently wrong at initialization: the hockey-stick loss curve of the lecture.
+  if (r.initial_loss && *r.initial_loss > r.expected_loss + doctor::kOverconfidentExcess) {
+    int last_linear = -1;
+    for (std::size_t i = 0; i < layers.size(); ++i)
+      if (layers[i]->type() == "Linear") last_linear = static_cast<int>(i);
+    Finding f;
+    f.id = "overconfident-output";
+    f.layer = last_linear;
+    f.message = fmt::format(
+        "the initial loss {:.4f} is far above ln({}) = {:.4f}, the loss of a uniform guess: the network starts "
+        "confidently wrong, and its first thousands of steps go to squashing the logits (the hockey-stick loss "
+        "curve) instead of learning",
+        *r.initial_loss, r.vocab_size, r.expected_loss);
+    f.evidence = fmt::format("initial loss {:.4f} vs expected {:.4f} (+{:.2f})", *r.initial_loss, r.expected_loss,
+                             *r.initial_loss - r.expected_loss);
+    if (r.steps_trained == 0 && !s.layers.empty()) {
+      const Moments& lo = s.layers.back().out;
+      f.evidence += fmt::format("; logits range [{:.1f}, {:.1f}], std {:.2f}", lo.min, lo.max, lo.std);
+    }
+    if (last_linear >= 0) {
+      const auto& lin = static_cast<const Linear&>(*layers[static_cast<std::size_t>(last_linear)]);
+      const std::string w = param_name(model, lin, 0);
+      const ParamDiag* pw = find_param(s, w);
+      f.fix = fmt::format("scale the last layer's weights {} by about 0.01{} so the logits start near 0 and the loss "
+                          "near {:.2f}: in the config, its \"weight_init\": {{\"kind\": \"normal\", \"scale\": 0.01}}",
+                          w, pw ? fmt::format(" (std {:.3g} -> {:.3g})", pw->data.std, pw->data.std * 0.01) : "",
+                          r.expected_loss);
+      if (lin.has_bias())
+        f.fix += fmt::format(" and zero its bias {}: \"bias_init\": {{\"kind\": \"zeros\"}}", param_name(model, lin, 1));
+    } else {
+      f.fix = "scale the weights of the layer producing the logits by about 0.01 and zero its bias";
+    }
+    out.push_back(std::move(f));
+  }
+
+  // 2. Saturated tanh units (and 3. dead ones): 1 - t^2 ~ 0 blocks the gradient.
+  for (const auto& d : s.layers) {
+    if (d.type != "Tanh") continue;
+    const bool sampled = d.sat99_pct_sample >= 0;
+    const double pct = sampled ? d.sat99_pct_sample : d.sat99_pct;
+    bool through_bn = false;
+    const int lin = feeding_linear(model, d.index, &through_bn);
+    std::string cure;
+    if (lin >= 0 && !through_bn) {
+      const auto& L = static_cast<const Linear&>(*layers[static_cast<std::size_t>(lin)]);
+      const int fan_in = L.in_features();
+      const std::string w = param_name(model, L, 0);
+      const ParamDiag* pw = find_param(s, w);
+      cure = fmt::format(
+          "initialize {} with the Kaiming scale gain/sqrt(fan_in) = (5/3)/sqrt({}) = {:.3f}{} (config: \"weight_init\": "
+          "{{\"kind\": \"kaiming\", \"gain\": \"tanh\"}}){}, or put a BatchNorm1d between layer {} and the Tanh",
+          w, fan_in, (5.0 / 3.0) / std::sqrt(static_cast<double>(fan_in)),
+          pw ? fmt::format(" instead of its std {:.3f}", pw->data.std) : "",
+          L.has_bias() ? fmt::format(" and shrink its bias {} by 0.01 (\"bias_init\": {{\"kind\": \"normal\", \"scale\": 0.01}})",
+                                     param_name(model, L, 1))
+                       : "",
+          lin);
+    } else if (through_bn) {
+      cure = "the pre-activation passes a BatchNorm1d whose gamma / beta set its scale: lower the learning rate, or "
+             "check that gamma has not grown large";
+    } else {
+      cure = "scale down the pre-activation: initialize the layer feeding this Tanh with gain/sqrt(fan_in), gain 5/3";
+    }
+    if (pct > doctor::kSaturatedPct) {
+      Finding f;
+      f.id = "saturated-activations";
+      f.layer = d.index;
+      f.message = fmt::format(
+          "{}: {:.1f}% of the activations are beyond |0.99|, where the local gradient 1 - t^2 < 0.02: those units "
+          "pass almost no gradient back, so the layers before them learn slowly",
+          layer_label(d), pct);
+      f.evidence = fmt::format("{:.1f}% of the {}x{} minibatch activations beyond |0.99|", d.sat99_pct, s.batch, d.units);
+      if (sampled) f.evidence += fmt::format(", {:.1f}% over the larger sample", d.sat99_pct_sample);
+      if (d.has_pre) f.evidence += fmt::format("; pre-activation mean {:+.2f}, std {:.2f} (tanh saturates beyond |2.65|)", d.pre.mean, d.pre.std);
+      f.fix = cure;
+      out.push_back(std::move(f));
+    }
+    if (d.dead_units_sample > 0) {
+      Finding f;
+      f.id = "dead-units";
+      f.layer = d.index;
+      f.message = fmt::format(
+          "{}: {} of {} units are beyond |0.99| for every example of the sample (a whole white column in the "
+          "saturation map): their gradient is ~0 for all inputs, so they never learn",
+          layer_label(d), d.dead_units_sample, d.units);
+      f.evidence = fmt::format("{} dead over the sample, {} over the {}-example minibatch", d.dead_units_sample,
+                               d.dead_units, s.batch);
+      f.fix = cure + (r.steps_trained > 0 ? "; if they died during training, lower the learning rate" : "");
+      out.push_back(std::move(f));
+    }
+  }
+
+  // 4. Gradients and activations across depth.
+  std::vector<const LayerDiag*> tanhs;
+  for (const auto& d : s.layers)
+    if (d.type == "Tanh") tanhs.push_back(&d);
+  if (tanhs.size() >= 2 && tanhs.front()->has_grad && tanhs.back()->has_grad) {
+    const LayerDiag& a = *tanhs.front();
+    const LayerDiag& b = *tanhs.back();
+    const std::string ev = fmt::format("gradient std {:.3e} at {} vs {:.3e} at {}", a.grad.std, layer_label(a), b.grad.std,
+                                       layer_label(b));
+    const std::string cure =
+        "initialize every Linear with N(0,1) * gain / sqrt(fan_in) and gain 5/3 for tanh (\"weight_init\": {\"kind\": "
+        "\"kaiming\", \"gain\": \"tanh\"}), or put a BatchNorm1d after each Linear";
+    if (a.grad.std * doctor::kDepthFactor < b.grad.std) {
+      out.push_back({"vanishing-gradients", -1,
+                     fmt::format("the gradient shrinks {:.0f}x on its way back from the last to the first tanh layer: "
+                                 "the early layers barely learn",
+                                 b.grad.std / std::max(a.grad.std, 1e-300)),
+                     ev, cure});
+    } else if (a.grad.std > doctor::kDepthFactor * b.grad.std) {
+      out.push_back({"exploding-gradients", -1,
+                     fmt::format("the gradient grows {:.0f}x on its way back from the last to the first tanh layer: "
+                                 "the early layers take steps far larger than the late ones",
+                                 a.grad.std / std::max(b.grad.std, 1e-300)),
+                     ev, cure + " (a gain above 5/3 amplifies each layer)"});
+    }
+  }
+  const auto dl = depth_layers(s);
+  if (dl.size() >= 2) {
+    const LayerDiag& a = *dl.front();
+    const LayerDiag& b = *dl.back();
+    const std::string ev = fmt::format("output std {:.3g} at {} vs {:.3g} at {}", a.out.std, layer_label(a), b.out.std,
+                                       layer_label(b));
+    if (b.out.std * doctor::kDepthFactor < a.out.std) {
+      out.push_back({"activations-collapse", -1,
+                     "the activations shrink toward zero with depth: the deep layers see almost constant input",
+                     ev,
+                     "raise the weight scale to gain / sqrt(fan_in) (gain 5/3 for tanh, 1 for linear), or put a "
+                     "BatchNorm1d after each Linear"});
+    } else if (b.out.std > doctor::kDepthFactor * a.out.std) {
+      out.push_back({"activations-explode", -1,
+                     "the activations grow with depth: the deep layers saturate or overflow", ev,
+                     "lower the weight scale to gain / sqrt(fan_in) (gain 5/3 for tanh, 1 for linear), or put a "
+                     "BatchNorm1d after each Linear"});
+    }
+  }
+
+  // 5. update:data far from the lecture's ~1e-3 (2-D weights, as the lecture plots them).
+  if (r.steps_trained > 0 && !r.ratios.empty()) {
+    std::vector<std::string> low, high;
+    std::vector<double> bad;
+    std::size_t k = 0;
+    for (const ParamInfo& p : model.params().infos()) {
+      if (!p.trainable) continue;
+      const std::size_t idx = k++;
+      if (p.is_1d || p.rows < 2) continue;
+      Welford w;
+      const std::size_t n = r.ratios.size();
+      const std::size_t from = n > static_cast<std::size_t>(doctor::kUpdateWindow) ? n - doctor::kUpdateWindow : 0;
+      for (std::size_t j = from; j < n; ++j)
+        if (idx < r.ratios[j].log10.size() && std::isfinite(r.ratios[j].log10[idx])) w.add(r.ratios[j].log10[idx]);
+      if (w.count() == 0) continue;
+      const double m = w.mean();
+      if (m < doctor::kUpdateLow) low.push_back(fmt::format("{} {:.2f}", p.name, m));
+      else if (m > doctor::kUpdateHigh) high.push_back(fmt::format("{} {:.2f}", p.name, m));
+      else continue;
+      bad.push_back(m);
+    }
+    if (!bad.empty()) {
+      std::sort(bad.begin(), bad.end());
+      const double med = bad[bad.size() / 2];
+      const double lr = s.lr > 0 ? s.lr : 0.1;
+      const double new_lr = lr * std::pow(10.0, -3.0 - med);
+      std::string ev = "log10(std(update) / std(data)), mean over the last recorded steps: ";
+      if (!low.empty()) ev += "too slow: " + fmt::format("{}", fmt::join(low, ", "));
+      if (!low.empty() && !high.empty()) ev += "; ";
+      if (!high.empty()) ev += "too fast: " + fmt::format("{}", fmt::join(high, ", "));
+      out.push_back({"update-ratio", -1,
+                     fmt::format("the updates are {} relative to the parameters (the lecture aims for about 1e-3, "
+                                 "-3 on the log scale): the network {}",
+                                 med < -3 ? "tiny" : "large", med < -3 ? "learns too slowly" : "may be unstable"),
+                     ev,
+                     fmt::format("set the learning rate to about {:.3g} (now {:.3g}: x10^({:.1f})){}", new_lr, lr,
+                                 -3.0 - med,
+                                 low.size() + high.size() > 1 ? "" : ", or fix that one parameter's initial scale")});
+    }
+  }
+  return out;
+}
+
+Report inspect_training(const Config& cfg_in, const Splits& splits, int vocab_size, int64_t steps,
+                        std::unique_ptr<Model>* model_out) {
+  Config cfg = cfg_in;
+  cfg.steps = steps + 1;
+  auto model = std::make_unique<Model>(cfg, vocab_size);
+  DiagOptions opt;
+  opt.every = 0;
+  opt.last_step = steps;
+  opt.sample_from = &splits.train;
+  DiagObserver obs(opt);
+  TorchGenerator gen(cfg.seed);
+  model->init(gen);
+  Trainer trainer(*model, cfg, splits.train, gen);
+  trainer.add_observer(&obs);
+  const TrainStats st = trainer.run();
+  if (st.diverged || !obs.last())
+    throw Error(fmt::format("training diverged at step {} (loss is not finite) before step {} could be measured; "
+                            "inspect fewer steps or lower the learning rate",
+                            st.diverged_step, steps));
+  Report r;
+  r.name = cfg.name;
+  r.vocab_size = vocab_size;
+  r.expected_loss = std::log(static_cast<double>(vocab_size));
+  r.initial_loss = obs.losses().front();
+  r.steps_trained = steps;
+  r.snapshot = *obs.last();
+  r.losses = obs.losses();
+  if (steps > 0) {
+    r.ratios = obs.ratios();
+  } else {  // at initialization the measured step's own update is not part of the question
+    for (auto& p : r.snapshot.params) p.update_data_log10.reset();
+    r.snapshot.updated = false;
+  }
+  r.findings = diagnose(r, *model);
+  if (model_out) *model_out = std::move(model);
+  return r;
+}
+
+std::vector<double> loss_buckets(const std::vector<float>& losses, std::size_t bucket) {
+  std::vector<double> out;
+  if (bucket == 0) return out;
+  for (std::size_t i = 0; i < losses.size(); i += bucket) {
+    Welford w;
+    for (std::size_t j = i; j < std::min(losses.size(), i + bucket); ++j)
+      if (std::isfinite(losses[j])) w.add(losses[j]);
+    out.push_back(w.count() ? w.mean() : kNaN);
+  }
+  return out;
+}
+
+// ---- JSON -----------------------------------------------------------------------------------
+namespace {
+using nlohmann::json;
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+json hist_json(const Histogram& h) { return {{"lo", num(h.lo)}, {"hi", num(h.hi)}, {"counts", h.counts}}; }
+
+json layer_json(const LayerDiag& d) {
+  json j{{"index", d.index},
+         {"type", d.type},
+         {"describe", d.describe},
+         {"units", d.units},
+         {"out_mean", num(d.out.mean)},
+         {"out_std", num(d.out.std)},
+         {"out_min", num(d.out.min)},
+         {"out_max", num(d.out.max)},
+         {"saturated_pct", d.saturated_pct},
+         {"sat99_pct", d.sat99_pct},
+         {"dead_units", d.dead_units},
+         {"dead_units_sample", d.dead_units_sample >= 0 ? json(d.dead_units_sample) : json(nullptr)},
+         {"sat99_pct_sample", d.sat99_pct_sample >= 0 ? json(d.sat99_pct_sample) : json(nullptr)},
+         {"hist", hist_json(d.hist)},
+         {"grad_mean", d.has_grad ? num(d.grad.mean) : json(nullptr)},
+         {"grad_std", d.has_grad ? num(d.grad.std) : json(nullptr)},
+         {"grad_hist", d.has_grad ? hist_json(d.grad_hist) : json(nullptr)}};
+  if (d.has_pre) j["pre"] = {{"mean", num(d.pre.mean)}, {"std", num(d.pre.std)}, {"hist", hist_json(d.pre_hist)}};
+  return j;
+}
+
+json param_json(const ParamDiag& p) {
+  json j{{"name", p.name},
+         {"shape", p.is_1d ? json::array({p.cols}) : json::array({p.rows, p.cols})},
+         {"data_mean", num(p.data.mean)},
+         {"data_std", num(p.data.std)},
+         {"grad_mean", num(p.grad.mean)},
+         {"grad_std", num(p.grad.std)},
+         {"grad_data_ratio", num(p.grad_data_ratio)},
+         {"hist", hist_json(p.hist)}};
+  if (p.update_data_log10) j["update_data_log10"] = num(*p.update_data_log10);
+  return j;
+}
+}  // namespace
+
+nlohmann::json snapshot_json(const Snapshot& s, bool with_saturation_map) {
+  json layers = json::array(), params = json::array();
+  for (const auto& d : s.layers) layers.push_back(layer_json(d));
+  for (const auto& p : s.params) params.push_back(param_json(p));
+  json j{{"step", s.step}, {"loss", num(s.loss)}, {"lr", s.lr}, {"batch", s.batch}, {"layers", layers}, {"params", params}};
+  if (with_saturation_map) {
+    const auto& m = s.saturation_map;
+    j["saturation_map"] = m.layer >= 0 ? json{{"layer", m.layer}, {"rows", m.rows}, {"cols", m.cols}, {"bits", m.bits}}
+                                       : json(nullptr);
+  }
+  return j;
+}
+
+nlohmann::json ratios_json(const UpdateRatios& u, const ParamStore& params) {
+  json r = json::object();
+  std::size_t k = 0;
+  for (const ParamInfo& p : params.infos()) {
+    if (!p.trainable) continue;
+    r[p.name] = k < u.log10.size() ? num(u.log10[k]) : json(nullptr);
+    ++k;
+  }
+  return {{"step", u.step}, {"ratios", r}};
+}
+
+nlohmann::json report_json(const Report& r) {
+  json j = snapshot_json(r.snapshot, true);
+  j["name"] = r.name;
+  j["vocab_size"] = r.vocab_size;
+  j["steps_trained"] = r.steps_trained;
+  j["expected_loss"] = r.expected_loss;
+  j["initial_loss"] = r.initial_loss ? num(*r.initial_loss) : json(nullptr);
+  json buckets = json::array();
+  for (double b : loss_buckets(r.losses, 1000)) buckets.push_back(num(b));
+  j["loss_buckets"] = {{"size", 1000}, {"means", buckets}};
+  json findings = json::array();
+  for (const auto& f : r.findings)
+    findings.push_back({{"id", f.id},
+                        {"layer", f.layer >= 0 ? json(f.layer) : json(nullptr)},
+                        {"message", f.message},
+                        {"evidence", f.evidence},
+                        {"fix", f.fix}});
+  j["findings"] = findings;
+  j["healthy"] = r.findings.empty();
+  return j;
+}
+
+// ---- text -----------------------------------------------------------------------------------
+std::string sparkline(const Histogram& h, int width) {
+  static const char* const kBars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+  if (h.counts.empty() || width < 1) return {};
+  // Merge bins down to `width` columns when there are more bins than columns.
+  const std::size_t nb = h.counts.size();
+  const std::size_t w = std::min(nb, static_cast<std::size_t>(width));
+  std::vector<int64_t> cols(w, 0);
+  for (std::size_t b = 0; b < nb; ++b) cols[b * w / nb] += h.counts[b];
+  const int64_t top = *std::max_element(cols.begin(), cols.end());
+  std::string s;
+  for (int64_t c : cols) {
+    if (c == 0 || top == 0) {
+      s += ' ';
+      continue;
+    }
+    const auto level = static_cast<std::size_t>(std::min<int64_t>(7, (c * 8 - 1) / top));
+    s += kBars[level];
+  }
+  return s;
+}
+
+std::string format_report(const Report& r) {
+  const Snapshot& s = r.snapshot;
+  std::string o;
+  auto line = [&o](const std::string& t) { o += t + "\n"; };
+  line(fmt::format("{} at step {} ({} updates before it), minibatch of {}", r.name, s.step, r.steps_trained, s.batch));
+  line(fmt::format("loss {:.4f} on this minibatch; initial loss {}; expected -ln(1/{}) = {:.4f}", s.loss,
+                   r.initial_loss ? fmt::format("{:.4f}", *r.initial_loss) : std::string("unknown"), r.vocab_size,
+                   r.expected_loss));
+  const auto buckets = loss_buckets(r.losses, 1000);
+  if (buckets.size() > 1) {
+    std::string b;
+    for (double v : buckets) b += fmt::format(" {:.4f}", v);
+    line("mean loss per 1,000 steps:" + b);
+  }
+
+  line("\n--- activation distribution (Tanh layers; |t| > 0.97 saturated, as the lecture's cell 15)");
+  for (const auto& d : s.layers)
+    if (d.type == "Tanh")
+      line(fmt::format("layer {} ({:>10}): mean {:+.2f}, std {:.2f}, saturated: {:.2f}%", d.index, d.type, d.out.mean,
+                       d.out.std, d.saturated_pct));
+  line("--- saturation beyond |0.99| and dead units (|t| > 0.99 for every example)");
+  for (const auto& d : s.layers)
+    if (d.type == "Tanh")
+      line(fmt::format("layer {} ({:>10}): pre-activation mean {:+.2f} std {:.2f} | |t|>0.99 {:.2f}% | dead {} of {}{}",
+                       d.index, d.type, d.pre.mean, d.pre.std, d.sat99_pct, d.dead_units, d.units,
+                       d.dead_units_sample >= 0
+                           ? fmt::format(" | sample: |t|>0.99 {:.2f}%, dead {}", d.sat99_pct_sample, d.dead_units_sample)
+                           : std::string()));
+  line("--- gradient distribution (cell 16)");
+  for (const auto& d : s.layers)
+    if (d.type == "Tanh" && d.has_grad)
+      line(fmt::format("layer {} ({:>10}): mean {:+f}, std {:e}", d.index, d.type, d.grad.mean, d.grad.std));
+  line("--- weights gradient distribution (cell 17)");
+  for (const auto& p : s.params) {
+    if (p.is_1d) continue;
+    line(fmt::format("weight {:>10} | mean {:+f} | std {:e} | grad:data ratio {:e}", fmt::format("({}, {})", p.rows, p.cols),
+                     p.grad.mean, p.grad.std, p.grad_data_ratio));
+  }
+  if (r.steps_trained > 0) {
+    line("--- update:data log10(std(update) / std(data)) at this step (cell 18; aim for about -3)");
+    for (const auto& p : s.params)
+      if (p.update_data_log10) line(fmt::format("{:<24} {:+.3f}", p.name, *p.update_data_log10));
+  }
+
+  line("\n--- histograms (output | tanh pre-activation | gradient of the output), ranges in brackets");
+  auto range = [](const Histogram& h) { return fmt::format("[{:+.2g}, {:+.2g}]", h.lo, h.hi); };
+  for (const auto& d : s.layers) {
+    line(fmt::format("layer {:>2} {:<12} out  {:<18} {}", d.index, d.type, range(d.hist), sparkline(d.hist)));
+    if (d.has_pre) line(fmt::format("{:<22}pre  {:<18} {}", "", range(d.pre_hist), sparkline(d.pre_hist)));
+    if (d.has_grad) line(fmt::format("{:<22}grad {:<18} {}", "", range(d.grad_hist), sparkline(d.grad_hist)));
+  }
+
+  line("");
+  if (r.findings.empty()) {
+    line("healthy: no findings (initial loss, saturation, dead units, gradient and activation scale across depth"
+         + std::string(r.steps_trained > 0 ? ", update:data" : "") + " all look as the lecture wants them)");
+  } else {
+    line(fmt::format("findings ({}):", r.findings.size()));
+    for (const auto& f : r.findings) {
+      line(fmt::format("[{}] {}", f.id, f.message));
+      line("  evidence: " + f.evidence);
+      line("  fix: " + f.fix);
+    }
+  }
+  return o;
+}
+
+// ---- the run folder -------------------------------------------------------------------------
+RunDiagnostics::RunDiagnostics(const std::string& dir, DiagOptions opt) : dir_(dir), obs_(opt) {
+  auto open = [](const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) throw Error(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+    return f;
+  };
+  snap_ = open(dir + "/" + kDiagnosticsFile);
+  ratio_ = open(dir + "/" + kUpdateRatioFile);
+  obs_.on_snapshot = [this](const Snapshot& s) {
+    fmt::print(snap_, "{}\n", snapshot_json(s, false).dump());
+  };
+  obs_.on_ratios = [this](const UpdateRatios& u, const ParamStore& ps) {
+    fmt::print(ratio_, "{}\n", ratios_json(u, ps).dump());
+  };
+}
+
+RunDiagnostics::~RunDiagnostics() {
+  if (snap_) std::fclose(snap_);
+  if (ratio_) std::fclose(ratio_);
+}
+
+void RunDiagnostics::remove_stale(const std::string& dir) {
+  for (const char* f : {kDiagnosticsFile, kUpdateRatioFile, kInspectFile}) std::remove((dir + "/" + f).c_str());
+}
+
+Report RunDiagnostics::write_inspect(const Model& model, const std::string& name, int vocab_size) {
+  for (auto [f, file] : {std::pair{snap_, kDiagnosticsFile}, std::pair{ratio_, kUpdateRatioFile}})
+    if (std::fflush(f) != 0) throw Error(fmt::format("{}/{}: cannot write ({})", dir_, file, std::strerror(errno)));
+  Report r;
+  r.name = name;
+  r.vocab_size = vocab_size;
+  r.expected_loss = std::log(static_cast<double>(vocab_size));
+  if (!obs_.losses().empty()) r.initial_loss = obs_.losses().front();
+  r.losses = obs_.losses();
+  r.ratios = obs_.ratios();
+  if (obs_.last()) {
+    r.snapshot = *obs_.last();
+    r.steps_trained = r.snapshot.step;
+  }
+  r.findings = diagnose(r, model);
+  write_file_atomic(dir_ + "/" + kInspectFile, report_json(r).dump(1) + "\n");
+  return r;
+}
+
+}  // namespace mm

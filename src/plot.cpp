@@ -1,0 +1,575 @@
+// SVG charts, the PNG writer and base64 (see plot.h). Text sizes are estimated from the
+// character count (no font metrics without a renderer), generously, so labels do not collide.
+#include "makemore/plot.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <stdexcept>
+
+namespace mm::plot {
+
+namespace {
+
+constexpr double kCharW = 7.0;     // estimated width of one 12px sans-serif character
+constexpr double kLegendRow = 18;  // height of one legend line
+constexpr double kTitleH = 30;
+
+std::string num(double v) {
+  // One decimal is sub-pixel precise enough and keeps long polylines small.
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  std::string s = buf;
+  if (s == "-0.0") s = "0.0";
+  return s;
+}
+
+bool finite(double v) { return std::isfinite(v); }
+
+struct Range {
+  double lo = std::numeric_limits<double>::infinity();
+  double hi = -std::numeric_limits<double>::infinity();
+  void add(double v) {
+    if (!finite(v)) return;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  bool empty() const { return !(lo <= hi); }
+  // Makes the range drawable: a single value gets a unit window, and a margin is added.
+  void finish(double pad_frac) {
+    if (empty()) { lo = 0; hi = 1; return; }
+    if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) {
+      const double d = std::abs(lo) > 0 ? std::abs(lo) * 0.5 : 0.5;
+      lo -= d;
+      hi += d;
+      return;
+    }
+    const double p = (hi - lo) * pad_frac;
+    lo -= p;
+    hi += p;
+  }
+};
+
+// The plot area in pixels and the data window it shows.
+struct Frame {
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;          // data
+  double left = 0, right = 0, top = 0, bottom = 0;  // pixels; top < bottom
+  double sx(double x) const { return left + (x - x0) / (x1 - x0) * (right - left); }
+  double sy(double y) const { return bottom - (y - y0) / (y1 - y0) * (bottom - top); }
+};
+
+struct LegendEntry {
+  std::string label, color;
+  double width;
+  bool dashed;
+};
+
+// Legend entries sit below the x-axis label in a grid of equal columns (as wide as the
+// longest entry), filled row by row; one column when the labels are long.
+struct LegendGrid {
+  double col_w = 0;
+  std::size_t cols = 1, rows = 0;
+};
+
+LegendGrid legend_grid(const std::vector<LegendEntry>& entries, double width) {
+  LegendGrid g;
+  if (entries.empty()) return g;
+  for (const auto& e : entries) g.col_w = std::max(g.col_w, 34 + kCharW * static_cast<double>(e.label.size()) + 18);
+  g.cols = std::max<std::size_t>(1, static_cast<std::size_t>((width - 32) / g.col_w));
+  g.cols = std::min(g.cols, entries.size());
+  g.rows = (entries.size() + g.cols - 1) / g.cols;
+  return g;
+}
+
+double legend_height(const std::vector<LegendEntry>& entries, double width) {
+  const LegendGrid g = legend_grid(entries, width);
+  return g.rows == 0 ? 0 : static_cast<double>(g.rows) * kLegendRow + 8;
+}
+
+void draw_legend(std::string& o, const std::vector<LegendEntry>& entries, double y_top, double width) {
+  const LegendGrid g = legend_grid(entries, width);
+  for (std::size_t k = 0; k < entries.size(); ++k) {
+    const auto& e = entries[k];
+    const double lx = 16 + static_cast<double>(k % g.cols) * g.col_w;
+    const double y = y_top + kLegendRow / 2 + 4 + static_cast<double>(k / g.cols) * kLegendRow;
+    o += "<line x1=\"" + num(lx) + "\" y1=\"" + num(y) + "\" x2=\"" + num(lx + 26) + "\" y2=\"" + num(y) +
+         "\" stroke=\"" + xml_escape(e.color) + "\" stroke-width=\"" + num(std::min(e.width + 1, 4.0)) + "\"" +
+         (e.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>";
+    o += "<text x=\"" + num(lx + 32) + "\" y=\"" + num(y + 4) + "\">" + xml_escape(e.label) + "</text>";
+  }
+}
+
+std::string svg_open(double w, double h, const std::string& title) {
+  return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(w) + "\" height=\"" + num(h) + "\" viewBox=\"0 0 " +
+         num(w) + " " + num(h) + "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\" role=\"img\" aria-label=\"" +
+         xml_escape(title) + "\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>";
+}
+
+// Title, grid, ticks, tick labels and axis labels around the frame.
+void draw_axes(std::string& o, const Frame& f, const std::vector<double>& xt, double xstep, const std::vector<double>& yt,
+               double ystep, const std::string& title, const std::string& x_label, const std::string& y_label,
+               double total_w) {
+  if (!title.empty())
+    o += "<text x=\"" + num(total_w / 2) + "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" +
+         xml_escape(title) + "</text>";
+  o += "<g stroke=\"#e4e4e4\" stroke-width=\"1\">";
+  for (double y : yt)
+    o += "<line x1=\"" + num(f.left) + "\" y1=\"" + num(f.sy(y)) + "\" x2=\"" + num(f.right) + "\" y2=\"" + num(f.sy(y)) + "\"/>";
+  for (double x : xt)
+    o += "<line x1=\"" + num(f.sx(x)) + "\" y1=\"" + num(f.top) + "\" x2=\"" + num(f.sx(x)) + "\" y2=\"" + num(f.bottom) + "\"/>";
+  o += "</g>";
+  o += "<rect x=\"" + num(f.left) + "\" y=\"" + num(f.top) + "\" width=\"" + num(f.right - f.left) + "\" height=\"" +
+       num(f.bottom - f.top) + "\" fill=\"none\" stroke=\"#333\" stroke-width=\"1\"/>";
+  o += "<g fill=\"#333\">";
+  for (double y : yt) {
+    o += "<line x1=\"" + num(f.left - 4) + "\" y1=\"" + num(f.sy(y)) + "\" x2=\"" + num(f.left) + "\" y2=\"" + num(f.sy(y)) + "\" stroke=\"#333\"/>";
+    o += "<text x=\"" + num(f.left - 7) + "\" y=\"" + num(f.sy(y) + 4) + "\" text-anchor=\"end\">" +
+         xml_escape(format_tick(y, ystep)) + "</text>";
+  }
+  for (double x : xt) {
+    o += "<line x1=\"" + num(f.sx(x)) + "\" y1=\"" + num(f.bottom) + "\" x2=\"" + num(f.sx(x)) + "\" y2=\"" + num(f.bottom + 4) + "\" stroke=\"#333\"/>";
+    o += "<text x=\"" + num(f.sx(x)) + "\" y=\"" + num(f.bottom + 18) + "\" text-anchor=\"middle\">" +
+         xml_escape(format_tick(x, xstep)) + "</text>";
+  }
+  o += "</g>";
+  if (!x_label.empty())
+    o += "<text x=\"" + num((f.left + f.right) / 2) + "\" y=\"" + num(f.bottom + 38) + "\" text-anchor=\"middle\">" +
+         xml_escape(x_label) + "</text>";
+  if (!y_label.empty())
+    o += "<text transform=\"translate(16," + num((f.top + f.bottom) / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+         xml_escape(y_label) + "</text>";
+}
+
+double tick_step(const std::vector<double>& t) { return t.size() >= 2 ? t[1] - t[0] : 1.0; }
+
+// Room for the widest y tick label, plus the rotated y-axis label.
+double left_margin(const std::vector<double>& yt, double ystep) {
+  std::size_t w = 1;
+  for (double y : yt) w = std::max(w, format_tick(y, ystep).size());
+  return 34 + kCharW * static_cast<double>(w);
+}
+
+// Appends a path through the points, starting a new subpath after each non-finite point.
+void draw_polyline(std::string& o, const Frame& f, const std::vector<double>& x, const std::vector<double>& y,
+                   const std::string& color, double width, double opacity, bool dashed) {
+  std::string d;
+  bool pen_down = false;
+  const std::size_t n = std::min(x.size(), y.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!finite(x[i]) || !finite(y[i])) { pen_down = false; continue; }
+    d += pen_down ? "L" : "M";
+    d += num(f.sx(x[i])) + " " + num(f.sy(y[i]));
+    pen_down = true;
+  }
+  if (d.empty()) return;
+  o += "<path d=\"" + d + "\" fill=\"none\" stroke=\"" + xml_escape(color) + "\" stroke-width=\"" + num(width) +
+       "\" stroke-linejoin=\"round\"";
+  if (opacity < 1) o += " stroke-opacity=\"" + num(opacity) + "\"";
+  if (dashed) o += " stroke-dasharray=\"6 4\"";
+  o += "/>";
+}
+
+// Keeps, per pixel column, the first, min, max and last point (in order), so the drawn
+// envelope is unchanged; non-finite points are kept as line breaks.
+void decimate(std::vector<double>& x, std::vector<double>& y, const Frame& f, std::size_t max_points) {
+  if (x.size() <= max_points) return;
+  std::vector<double> ox, oy;
+  std::size_t i = 0;
+  const std::size_t n = x.size();
+  while (i < n) {
+    if (!finite(x[i]) || !finite(y[i])) {
+      ox.push_back(x[i]);
+      oy.push_back(y[i]);
+      ++i;
+      continue;
+    }
+    const long col = std::lround(f.sx(x[i]));
+    std::size_t j = i, imin = i, imax = i;
+    while (j < n && finite(x[j]) && finite(y[j]) && std::lround(f.sx(x[j])) == col) {
+      if (y[j] < y[imin]) imin = j;
+      if (y[j] > y[imax]) imax = j;
+      ++j;
+    }
+    std::array<std::size_t, 4> keep{i, std::min(imin, imax), std::max(imin, imax), j - 1};
+    std::size_t last = n;
+    for (std::size_t k : keep) {
+      if (k == last) continue;
+      ox.push_back(x[k]);
+      oy.push_back(y[k]);
+      last = k;
+    }
+    i = j;
+  }
+  x.swap(ox);
+  y.swap(oy);
+}
+
+}  // namespace
+
+const std::vector<std::string>& palette() {
+  static const std::vector<std::string> p{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  return p;
+}
+
+std::string xml_escape(std::string_view s) {
+  std::string o;
+  o.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&#39;"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;
+        o += c;
+    }
+  }
+  return o;
+}
+
+std::vector<double> nice_ticks(double lo, double hi, int target) {
+  std::vector<double> t;
+  if (!finite(lo) || !finite(hi) || hi < lo) return t;
+  if (hi == lo) return {lo};
+  const double raw = (hi - lo) / std::max(1, target);
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double norm = raw / mag;
+  const double step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
+  const double first = std::ceil(lo / step - 1e-9);
+  for (double k = first;; k += 1) {
+    double v = k * step;
+    if (v > hi + step * 1e-9) break;
+    if (std::abs(v) < step * 1e-9) v = 0;  // no "-0.000" or 1e-17 at the origin
+    t.push_back(v);
+    if (t.size() > 1000) break;
+  }
+  return t;
+}
+
+std::string format_tick(double v, double step) {
+  char buf[48];
+  const double a = std::max(std::abs(v), std::abs(step));
+  if (a >= 1e6 || (step > 0 && step < 1e-4)) {
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+  } else {
+    int decimals = 0;
+    if (step > 0 && step < 1) decimals = static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
+    // 0.25-style steps need one more decimal than their magnitude says.
+    const double scaled = step * std::pow(10.0, decimals);
+    if (std::abs(scaled - std::round(scaled)) > 1e-6) ++decimals;
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  }
+  std::string s = buf;
+  if (s.size() > 1 && s[0] == '-' && s.find_first_not_of("-0.") == std::string::npos) s.erase(0, 1);
+  return s;
+}
+
+std::string render_svg(const LineChart& chart) {
+  // Transform first, so ranges and decimation see the plotted values.
+  std::vector<Series> ser = chart.series;
+  if (chart.log_y)
+    for (auto& s : ser)
+      for (double& v : s.y) v = v > 0 ? std::log10(v) : std::numeric_limits<double>::quiet_NaN();
+  Range xr, yr;
+  for (const auto& s : ser)
+    for (std::size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i)
+      if (finite(s.x[i]) && finite(s.y[i])) {
+        xr.add(s.x[i]);
+        yr.add(s.y[i]);
+      }
+  if (chart.has_ref_y) yr.add(chart.ref_y);
+  const bool no_data = xr.empty();
+  if (chart.has_x_range && chart.x_max > chart.x_min) {
+    xr.lo = chart.x_min;
+    xr.hi = chart.x_max;
+  } else {
+    xr.finish(0.0);
+    // A run of 4999 steps should end at the 5000 tick, not just short of it.
+    const auto t = nice_ticks(xr.lo, xr.hi, std::max(3, chart.width / 110));
+    const double step = tick_step(t), span = xr.hi - xr.lo;
+    const double up = std::ceil(xr.hi / step - 1e-9) * step, down = std::floor(xr.lo / step + 1e-9) * step;
+    if (up - xr.hi <= 0.05 * span) xr.hi = up;
+    if (xr.lo - down <= 0.05 * span) xr.lo = down;
+  }
+  yr.finish(0.05);
+
+  std::vector<LegendEntry> legend;
+  std::size_t color_i = 0;
+  std::vector<std::string> colors;
+  for (const auto& s : ser) {
+    colors.push_back(s.color.empty() ? palette()[color_i++ % palette().size()] : s.color);
+    if (!s.label.empty()) legend.push_back({s.label, colors.back(), s.width, false});
+  }
+  if (chart.has_ref_y && !chart.ref_label.empty()) legend.push_back({chart.ref_label, "#555", 1.2, true});
+
+  const double W = chart.width;
+  const double leg_h = legend_height(legend, W);
+  const double H = chart.height + leg_h;
+  const auto yt = nice_ticks(yr.lo, yr.hi, 6);
+  const auto xt = nice_ticks(xr.lo, xr.hi, std::max(3, static_cast<int>(W / 110)));
+  Frame f;
+  f.x0 = xr.lo; f.x1 = xr.hi; f.y0 = yr.lo; f.y1 = yr.hi;
+  f.left = left_margin(yt, tick_step(yt));
+  f.right = W - 24;
+  f.top = kTitleH + 6;
+  f.bottom = chart.height - 48;
+
+  std::string o = svg_open(W, H, chart.title);
+  std::string y_label = chart.y_label;
+  draw_axes(o, f, xt, tick_step(xt), yt, tick_step(yt), chart.title, chart.x_label, y_label, W);
+  if (no_data)
+    o += "<text x=\"" + num((f.left + f.right) / 2) + "\" y=\"" + num((f.top + f.bottom) / 2) +
+         "\" text-anchor=\"middle\" fill=\"#999\">no data</text>";
+  if (chart.has_ref_y)
+    draw_polyline(o, f, {f.x0, f.x1}, {chart.ref_y, chart.ref_y}, "#555", 1.2, 1.0, true);
+  for (std::size_t k = 0; k < ser.size(); ++k) {
+    std::vector<double> x = ser[k].x, y = ser[k].y;
+    x.resize(std::min(x.size(), y.size()));
+    y.resize(x.size());
+    decimate(x, y, f, chart.max_points);
+    draw_polyline(o, f, x, y, colors[k], ser[k].width, ser[k].opacity, false);
+  }
+  draw_legend(o, legend, chart.height - 4, W);
+  o += "</svg>";
+  return o;
+}
+
+std::string render_svg(const HistogramChart& chart) {
+  LineChart lc;
+  lc.title = chart.title;
+  lc.x_label = chart.x_label;
+  lc.y_label = chart.y_label;
+  lc.width = chart.width;
+  lc.height = chart.height;
+  for (const auto& h : chart.hists) {
+    Series s;
+    s.label = h.label;
+    double total = 0;
+    for (double c : h.counts) total += finite(c) ? c : 0;
+    const std::size_t n = h.counts.size();
+    if (n == 0 || !(h.hi > h.lo) || total <= 0) {
+      lc.series.push_back(std::move(s));  // keeps the legend entry and its color
+      continue;
+    }
+    const double bw = (h.hi - h.lo) / static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      s.x.push_back(h.lo + (static_cast<double>(i) + 0.5) * bw);
+      s.y.push_back(h.counts[i] / (total * bw));
+    }
+    lc.series.push_back(std::move(s));
+    if (n > 0 && h.hi > h.lo) {
+      lc.x_min = lc.has_x_range ? std::min(lc.x_min, h.lo) : h.lo;
+      lc.x_max = lc.has_x_range ? std::max(lc.x_max, h.hi) : h.hi;
+      lc.has_x_range = true;
+    }
+  }
+  // Densities start at zero: a histogram floating above the axis reads wrong.
+  bool any = false;
+  for (const auto& s : lc.series) any = any || !s.x.empty();
+  if (any) {
+    Series zero;
+    zero.color = "none";
+    double x0 = std::numeric_limits<double>::infinity();
+    for (const auto& s : lc.series)
+      if (!s.x.empty()) x0 = std::min(x0, s.x.front());
+    zero.x = {x0};
+    zero.y = {0};
+    lc.series.push_back(zero);
+  }
+  return render_svg(lc);
+}
+
+std::string render_svg(const BarChart& chart) {
+  const std::size_t n = chart.categories.size();
+  Range yr;
+  yr.add(0);
+  for (std::size_t i = 0; i < n && i < chart.mean.size(); ++i) {
+    const double sd = i < chart.stddev.size() && finite(chart.stddev[i]) ? chart.stddev[i] : 0;
+    yr.add(chart.mean[i] + sd);
+    yr.add(chart.mean[i] - sd);
+  }
+  yr.finish(0.05);
+  const double W = chart.width;
+  std::size_t longest = 1;
+  for (const auto& c : chart.categories) longest = std::max(longest, c.size());
+  const double slot_guess = (W - 100) / static_cast<double>(std::max<std::size_t>(n, 1));
+  const bool rotate = kCharW * static_cast<double>(longest) > slot_guess - 6;
+  const double label_h = rotate ? kCharW * static_cast<double>(longest) * 0.5 + 10 : 0;
+  const double H = chart.height + label_h;
+  const auto yt = nice_ticks(yr.lo, yr.hi, 6);
+  Frame f;
+  f.x0 = 0; f.x1 = static_cast<double>(std::max<std::size_t>(n, 1));
+  f.y0 = yr.lo; f.y1 = yr.hi;
+  f.left = left_margin(yt, tick_step(yt));
+  f.right = W - 24;
+  f.top = kTitleH + 6;
+  f.bottom = chart.height - 48;
+
+  std::string o = svg_open(W, H, chart.title);
+  // Category labels replace numeric x ticks; the x label moves below them.
+  draw_axes(o, f, {}, 1, yt, tick_step(yt), chart.title, "", chart.y_label, W);
+  const double slot = (f.right - f.left) / f.x1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string& color = palette()[i % palette().size()];
+    const double cx = f.sx(static_cast<double>(i) + 0.5);
+    const double m = i < chart.mean.size() ? chart.mean[i] : std::numeric_limits<double>::quiet_NaN();
+    if (finite(m)) {
+      const double y_top = f.sy(std::max(m, 0.0)), y_bot = f.sy(std::min(m, 0.0));
+      o += "<rect x=\"" + num(cx - slot * 0.3) + "\" y=\"" + num(y_top) + "\" width=\"" + num(slot * 0.6) + "\" height=\"" +
+           num(std::max(y_bot - y_top, 0.5)) + "\" fill=\"" + color + "\" fill-opacity=\"0.8\"/>";
+      const double sd = i < chart.stddev.size() ? chart.stddev[i] : 0;
+      if (finite(sd) && sd > 0) {
+        const double a = f.sy(m + sd), b = f.sy(m - sd), cap = std::min(8.0, slot * 0.15);
+        o += "<g stroke=\"#222\" stroke-width=\"1.5\"><line x1=\"" + num(cx) + "\" y1=\"" + num(a) + "\" x2=\"" + num(cx) +
+             "\" y2=\"" + num(b) + "\"/><line x1=\"" + num(cx - cap) + "\" y1=\"" + num(a) + "\" x2=\"" + num(cx + cap) +
+             "\" y2=\"" + num(a) + "\"/><line x1=\"" + num(cx - cap) + "\" y1=\"" + num(b) + "\" x2=\"" + num(cx + cap) +
+             "\" y2=\"" + num(b) + "\"/></g>";
+      }
+    }
+    const std::string label = xml_escape(chart.categories[i]);
+    if (rotate)
+      o += "<text transform=\"translate(" + num(cx + 4) + "," + num(f.bottom + 14) + ") rotate(-30)\" text-anchor=\"end\">" + label + "</text>";
+    else
+      o += "<text x=\"" + num(cx) + "\" y=\"" + num(f.bottom + 18) + "\" text-anchor=\"middle\">" + label + "</text>";
+  }
+  if (f.y0 < 0 && f.y1 > 0)
+    o += "<line x1=\"" + num(f.left) + "\" y1=\"" + num(f.sy(0)) + "\" x2=\"" + num(f.right) + "\" y2=\"" + num(f.sy(0)) +
+         "\" stroke=\"#333\"/>";
+  if (!chart.x_label.empty())
+    o += "<text x=\"" + num((f.left + f.right) / 2) + "\" y=\"" + num(f.bottom + 38 + label_h) + "\" text-anchor=\"middle\">" +
+         xml_escape(chart.x_label) + "</text>";
+  o += "</svg>";
+  return o;
+}
+
+// --- PNG -------------------------------------------------------------------------------------
+
+uint32_t crc32(const uint8_t* data, std::size_t n, uint32_t crc) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (std::size_t i = 0; i < n; ++i) crc = table[(crc ^ data[i]) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+}
+
+uint32_t adler32(const uint8_t* data, std::size_t n, uint32_t adler) {
+  uint32_t a = adler & 0xFFFFu, b = adler >> 16;
+  for (std::size_t i = 0; i < n; ++i) {
+    a = (a + data[i]) % 65521u;
+    b = (b + a) % 65521u;
+  }
+  return (b << 16) | a;
+}
+
+namespace {
+
+void put_be32(std::string& s, uint32_t v) {
+  for (int sh = 24; sh >= 0; sh -= 8) s += static_cast<char>((v >> sh) & 0xFFu);
+}
+
+void put_chunk(std::string& png, const char* type, const std::string& payload) {
+  put_be32(png, static_cast<uint32_t>(payload.size()));
+  std::string body(type, 4);
+  body += payload;
+  png += body;
+  put_be32(png, crc32(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
+}
+
+}  // namespace
+
+std::string encode_png(const GrayImage& img) {
+  if (img.width <= 0 || img.height <= 0 ||
+      img.pixels.size() != static_cast<std::size_t>(img.width) * static_cast<std::size_t>(img.height))
+    throw std::invalid_argument("encode_png: pixel count does not match width x height");
+  const auto w = static_cast<std::size_t>(img.width);
+  std::string raw;  // each scanline: filter type 0 (None), then the pixels
+  raw.reserve((w + 1) * static_cast<std::size_t>(img.height));
+  for (int r = 0; r < img.height; ++r) {
+    raw += '\0';
+    raw.append(reinterpret_cast<const char*>(img.pixels.data()) + static_cast<std::size_t>(r) * w, w);
+  }
+  std::string z;
+  z += '\x78';  // CMF: deflate, 32K window
+  z += '\x01';  // FLG: no dictionary, (CMF*256 + FLG) % 31 == 0
+  std::size_t pos = 0;
+  do {  // stored blocks hold at most 65535 bytes each; an empty image still needs one block
+    const std::size_t len = std::min<std::size_t>(65535, raw.size() - pos);
+    const bool final = pos + len == raw.size();
+    z += static_cast<char>(final ? 1 : 0);  // BFINAL, BTYPE = 00 (stored)
+    const auto l16 = static_cast<uint16_t>(len), nl16 = static_cast<uint16_t>(~l16);
+    z += static_cast<char>(l16 & 0xFF);
+    z += static_cast<char>(l16 >> 8);
+    z += static_cast<char>(nl16 & 0xFF);
+    z += static_cast<char>(nl16 >> 8);
+    z.append(raw, pos, len);
+    pos += len;
+  } while (pos < raw.size());
+  put_be32(z, adler32(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
+
+  std::string png("\x89PNG\r\n\x1a\n", 8);
+  std::string ihdr;
+  put_be32(ihdr, static_cast<uint32_t>(img.width));
+  put_be32(ihdr, static_cast<uint32_t>(img.height));
+  ihdr += '\x08';  // bit depth
+  ihdr += '\x00';  // color type: grayscale
+  ihdr += '\x00';  // compression: deflate
+  ihdr += '\x00';  // filter method 0
+  ihdr += '\x00';  // no interlace
+  put_chunk(png, "IHDR", ihdr);
+  put_chunk(png, "IDAT", z);
+  put_chunk(png, "IEND", "");
+  return png;
+}
+
+GrayImage saturation_image(int rows, int cols, std::string_view bits, int scale) {
+  if (rows <= 0 || cols <= 0 || scale <= 0 || bits.size() != static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols))
+    throw std::invalid_argument("saturation map: bits must hold rows x cols characters");
+  GrayImage img;
+  img.width = cols * scale;
+  img.height = rows * scale;
+  img.pixels.assign(static_cast<std::size_t>(img.width) * static_cast<std::size_t>(img.height), 0);
+  for (int r = 0; r < img.height; ++r)
+    for (int c = 0; c < img.width; ++c)
+      if (bits[static_cast<std::size_t>(r / scale) * static_cast<std::size_t>(cols) + static_cast<std::size_t>(c / scale)] == '1')
+        img.pixels[static_cast<std::size_t>(r) * static_cast<std::size_t>(img.width) + static_cast<std::size_t>(c)] = 255;
+  return img;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string o;
+  o.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << 16) |
+                       (static_cast<uint32_t>(static_cast<uint8_t>(bytes[i + 1])) << 8) | static_cast<uint8_t>(bytes[i + 2]);
+    o += kAlphabet[(v >> 18) & 63];
+    o += kAlphabet[(v >> 12) & 63];
+    o += kAlphabet[(v >> 6) & 63];
+    o += kAlphabet[v & 63];
+  }
+  const std::size_t rest = bytes.size() - i;
+  if (rest > 0) {
+    uint32_t v = static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << 16;
+    if (rest == 2) v |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i + 1])) << 8;
+    o += kAlphabet[(v >> 18) & 63];
+    o += kAlphabet[(v >> 12) & 63];
+    o += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    o += '=';
+  }
+  return o;
+}
+
+}  // namespace mm::plot

@@ -1,0 +1,549 @@
+// End-to-end tests of the `makemore` command: each test runs the real binary (MM_BINARY) in
+// its own temporary folder, capturing stdout, stderr and the exit status separately. Covers
+// train -> eval -> sample, every preset, `presets show` round trips, non-ASCII word lists,
+// bench, and the promise that every bad input ends in exactly one "makemore: error: " line,
+// a non-zero exit, no crash, and no result.json claiming success. Kept to a few training
+// steps per run so the whole suite takes seconds.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "makemore/data.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::vector<std::string> k_presets = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
+                                            "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep"};
+
+struct CliResult {
+  int exit_code = -1;  // valid when !signaled
+  bool signaled = false;
+  int signal = 0;
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f << text;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// A fresh folder under /tmp, removed with everything in it when the test ends.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/mm_cli_XXXXXX";
+    const char* p = mkdtemp(tmpl);
+    if (p == nullptr) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// Runs MM_BINARY with args in cwd; stdout and stderr go to files there, read back afterwards.
+CliResult run_cli(const fs::path& cwd, const std::vector<std::string>& args) {
+  const fs::path out_path = cwd / ".cli_stdout", err_path = cwd / ".cli_stderr";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int null_fd = open("/dev/null", O_RDONLY);
+    if (out_fd < 0 || err_fd < 0 || null_fd < 0 || chdir(cwd.c_str()) != 0) _exit(127);
+    dup2(null_fd, STDIN_FILENO);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    std::vector<char*> argv;
+    std::string bin = MM_BINARY;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    const std::string msg = "test_cli: cannot run " + bin + ": " + std::strerror(errno) + "\n";
+    if (write(STDERR_FILENO, msg.data(), msg.size()) < 0) _exit(126);
+    _exit(127);
+  }
+  CliResult r;
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+    r.err = "fork/waitpid failed";
+    return r;
+  }
+  if (WIFSIGNALED(status)) {
+    r.signaled = true;
+    r.signal = WTERMSIG(status);
+  } else {
+    r.exit_code = WEXITSTATUS(status);
+  }
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return r;
+}
+
+std::string describe(const CliResult& r) {
+  return "exit " + std::to_string(r.exit_code) + (r.signaled ? " signal " + std::to_string(r.signal) : "") +
+         "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
+}
+
+// The last stdout line as JSON (null when it does not parse).
+json last_json_line(const CliResult& r) {
+  const auto lines = split_lines(r.out);
+  if (lines.empty()) return nullptr;
+  return json::parse(lines.back(), nullptr, false);
+}
+
+// A failure the command handled: exit != 0 (no signal), stderr exactly one
+// "makemore: error: ..." line containing each of parts.
+void expect_one_line_error(const CliResult& r, const std::vector<std::string>& parts) {
+  SCOPED_TRACE(describe(r));
+  EXPECT_FALSE(r.signaled) << "crashed with signal " << r.signal;
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr must be exactly one line";
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.back(), '\n');
+  EXPECT_EQ(r.err.rfind("makemore: error: ", 0), 0u);
+  for (const auto& p : parts) EXPECT_NE(r.err.find(p), std::string::npos) << "missing '" << p << "'";
+}
+
+// 300 made-up lowercase names from a fixed LCG: the same file on every run.
+std::vector<std::string> made_up_names(int n) {
+  static const char* syllables[] = {"ka", "lo", "mi", "ra", "en", "is", "ta", "no", "bel", "dor", "fi", "ja",
+                                    "qu", "ve", "xi", "zo", "wy", "han", "ce", "gu", "py", "so", "ul", "th"};
+  constexpr uint64_t k_count = sizeof(syllables) / sizeof(syllables[0]);
+  uint64_t state = 12345;
+  auto next = [&state](uint64_t bound) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (state >> 33) % bound;
+  };
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) {
+    std::string w;
+    const uint64_t parts = 1 + next(3);
+    for (uint64_t k = 0; k < parts; ++k) w += syllables[next(k_count)];
+    names.push_back(w);
+  }
+  return names;
+}
+
+// Writes the names to dir/words.in.txt; returns the file name and the expected example count.
+std::string write_names(const TempDir& dir, std::size_t* examples = nullptr, std::set<char32_t>* chars = nullptr) {
+  const auto names = made_up_names(300);
+  std::string text;
+  std::size_t n = 0;
+  for (const auto& w : names) {
+    text += w + "\n";
+    n += w.size() + 1;
+    if (chars)
+      for (char c : w) chars->insert(static_cast<char32_t>(c));
+  }
+  write_file(dir / "names.in.txt", text);
+  if (examples) *examples = n;
+  return "names.in.txt";
+}
+
+// `presets show NAME` parsed, for building configs to edit.
+json preset_json(const TempDir& dir, const std::string& name) {
+  const CliResult r = run_cli(dir.path(), {"presets", "show", name});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  return json::parse(r.out, nullptr, false);
+}
+
+// Every sample decodes as UTF-8 and uses only characters from chars.
+void expect_samples_in_vocab(const json& samples, const std::set<char32_t>& chars) {
+  for (const auto& s : samples) {
+    const std::string text = s.at("text").get<std::string>();
+    std::u32string cps;
+    ASSERT_TRUE(mm::from_utf8(text, &cps)) << "invalid UTF-8: " << text;
+    for (char32_t c : cps) EXPECT_TRUE(chars.count(c)) << "sample '" << text << "' has U+" << std::hex << uint32_t(c);
+  }
+}
+
+// --- the happy path ------------------------------------------------------------------------
+
+TEST(CliEndToEnd, TrainEvalSample) {
+  TempDir dir;
+  std::size_t n_examples = 0;
+  std::set<char32_t> chars;
+  const std::string words = write_names(dir, &n_examples, &chars);
+
+  const CliResult tr = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "300", "--json"});
+  ASSERT_EQ(tr.exit_code, 0) << describe(tr);
+  EXPECT_EQ(split_lines(tr.out).size(), 1u) << "with --json, stdout carries only the JSON";
+  const json res = last_json_line(tr);
+  ASSERT_TRUE(res.is_object()) << tr.out;
+  for (const char* key : {"initial_loss", "train_loss", "val_loss", "test_loss", "steps", "seconds", "steps_per_sec", "examples"})
+    EXPECT_TRUE(res.contains(key)) << key;
+  EXPECT_EQ(res["steps"].get<int64_t>(), 300);
+  EXPECT_GT(res["seconds"].get<double>(), 0.0);
+  EXPECT_GT(res["steps_per_sec"].get<double>(), 0.0);
+  EXPECT_LT(res["train_loss"].get<double>(), res["initial_loss"].get<double>());
+  const json& ex = res["examples"];
+  EXPECT_EQ(ex["train"].get<std::size_t>() + ex["val"].get<std::size_t>() + ex["test"].get<std::size_t>(), n_examples);
+
+  const fs::path run = dir / "run";
+  for (const char* f : {"config.json", "model.safetensors", "metrics.jsonl", "result.json", "words.txt"})
+    EXPECT_TRUE(fs::is_regular_file(run / f)) << f;
+  EXPECT_EQ(json::parse(read_file(run / "result.json"))["test_loss"], res["test_loss"]);
+  const auto metrics = split_lines(read_file(run / "metrics.jsonl"));
+  ASSERT_EQ(metrics.size(), 300u);
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    const json m = json::parse(metrics[i], nullptr, false);
+    ASSERT_TRUE(m.is_object()) << metrics[i];
+    EXPECT_EQ(m.at("step").get<std::size_t>(), i);
+    EXPECT_TRUE(m.at("loss").is_number()) << metrics[i];
+  }
+
+  const CliResult ev = run_cli(dir.path(), {"eval", "-o", "run", "--json"});
+  ASSERT_EQ(ev.exit_code, 0) << describe(ev);
+  const json e = last_json_line(ev);
+  ASSERT_TRUE(e.is_object()) << ev.out;
+  for (const char* key : {"train_loss", "val_loss", "test_loss"})
+    EXPECT_NEAR(e[key].get<double>(), res[key].get<double>(), 1e-5) << key;
+  EXPECT_EQ(e["examples"], res["examples"]);
+
+  auto sample = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"sample", "-o", "run", "-n", "10", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliResult r = run_cli(dir.path(), args);
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    return last_json_line(r);
+  };
+  const json s = sample({});
+  ASSERT_TRUE(s.is_object());
+  ASSERT_EQ(s["samples"].size(), 10u);
+  expect_samples_in_vocab(s["samples"], chars);
+  int fresh = 0;
+  for (const auto& item : s["samples"]) fresh += item.at("new").get<bool>();
+  EXPECT_EQ(s.at("new").get<int>(), fresh);
+
+  const json a1 = sample({"--seed", "7"}), a2 = sample({"--seed", "7"}), b = sample({"--seed", "8"});
+  EXPECT_EQ(a1["samples"], a2["samples"]) << "same seed, same samples";
+  EXPECT_NE(a1["samples"], b["samples"]) << "another seed, other samples";
+}
+
+TEST(CliPresets, EveryPresetTrains) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  for (const auto& p : k_presets) {
+    SCOPED_TRACE(p);
+    const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run_" + p, "--preset", p, "--steps", "20", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << describe(r);
+    const json res = last_json_line(r);
+    ASSERT_TRUE(res.is_object()) << r.out;
+    EXPECT_EQ(res["preset"], p);
+    EXPECT_EQ(res["steps"].get<int64_t>(), 20);
+    EXPECT_TRUE(fs::is_regular_file(dir / ("run_" + p) / "result.json"));
+  }
+}
+
+TEST(CliPresets, ListsAllSix) {
+  TempDir dir;
+  const CliResult r = run_cli(dir.path(), {"presets"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  for (const auto& p : k_presets) EXPECT_NE(r.out.find(p), std::string::npos) << p;
+}
+
+TEST(CliPresets, ShowOutputTrainsAsConfig) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult show = run_cli(dir.path(), {"presets", "show", "lecture-deep"});
+  ASSERT_EQ(show.exit_code, 0) << describe(show);
+  const json cfg = json::parse(show.out, nullptr, false);
+  ASSERT_TRUE(cfg.is_object()) << show.out;
+  EXPECT_EQ(cfg["name"], "lecture-deep");
+  write_file(dir / "deep.json", show.out);
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "deep.json", "--steps", "20", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json res = last_json_line(r);
+  ASSERT_TRUE(res.is_object()) << r.out;
+  EXPECT_EQ(res["preset"], "lecture-deep");
+  EXPECT_EQ(res["steps"].get<int64_t>(), 20);
+}
+
+TEST(CliUnicode, TrainsAndSamplesVocabularyCharacters) {
+  TempDir dir;
+  const std::string text = read_file(fs::path(MM_TEST_DATA_DIR) / "unicode_words.txt");
+  std::u32string decoded;
+  ASSERT_TRUE(mm::from_utf8(text, &decoded));
+  std::set<char32_t> chars;
+  for (char32_t c : decoded)
+    if (c != U'\n' && c != U'\r') chars.insert(c);
+  write_file(dir / "unicode.txt", text);
+
+  const CliResult tr = run_cli(dir.path(), {"train", "-i", "unicode.txt", "-o", "run", "--steps", "100", "--json"});
+  ASSERT_EQ(tr.exit_code, 0) << describe(tr);
+  const json res = last_json_line(tr);
+  ASSERT_TRUE(res.is_object()) << tr.out;
+  EXPECT_EQ(res["vocab_size"].get<std::size_t>(), chars.size() + 1);
+
+  const CliResult s = run_cli(dir.path(), {"sample", "-o", "run", "-n", "40", "--json"});
+  ASSERT_EQ(s.exit_code, 0) << describe(s);
+  const json j = last_json_line(s);
+  ASSERT_TRUE(j.is_object()) << s.out;
+  ASSERT_EQ(j["samples"].size(), 40u);
+  expect_samples_in_vocab(j["samples"], chars);
+
+  const CliResult plain = run_cli(dir.path(), {"sample", "-o", "run", "-n", "40"});
+  ASSERT_EQ(plain.exit_code, 0) << describe(plain);
+  EXPECT_TRUE(mm::from_utf8(plain.out, &decoded)) << "plain output is valid UTF-8";
+}
+
+TEST(CliBench, JsonReportsSpeed) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult r = run_cli(dir.path(), {"bench", "-i", words, "--steps", "200", "--repeat", "1", "--json", "--preset", "lecture-batchnorm"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json j = last_json_line(r);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  ASSERT_EQ(j["results"].size(), 1u);
+  EXPECT_EQ(j["results"][0]["preset"], "lecture-batchnorm");
+  EXPECT_GT(j["results"][0]["steps_per_sec"].get<double>(), 0.0);
+}
+
+// --- bad inputs: one line on stderr, non-zero exit, no result.json ---------------------------
+
+TEST(CliBadInput, WordFiles) {
+  TempDir dir;
+  fs::create_directory(dir / "a_directory");
+  write_file(dir / "empty.txt", "");
+  write_file(dir / "binary.txt", std::string("anna\nbo\0b\nemma\n", 15));
+  write_file(dir / "bad_utf8.txt", "anna\nbob\nem\xff" "ma\n");
+  struct Case {
+    std::string file;
+    std::vector<std::string> parts;
+  };
+  const std::vector<Case> cases = {
+      {"missing.txt", {"missing.txt", "no such file"}},
+      {"a_directory", {"a_directory", "directory"}},
+      {"empty.txt", {"empty.txt", "empty"}},
+      {"binary.txt", {"binary.txt", "binary"}},
+      {"bad_utf8.txt", {"bad_utf8.txt:3", "invalid UTF-8"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file);
+    const CliResult r = run_cli(dir.path(), {"train", "-i", c.file, "-o", "run", "--steps", "5"});
+    expect_one_line_error(r, c.parts);
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
+  }
+}
+
+TEST(CliBadInput, ConfigFiles) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const json base = preset_json(dir, "lecture-original");
+  ASSERT_TRUE(base.is_object());
+  json steps = base, unknown = base, layer = base, flatten = base;
+  steps["train"]["steps"] = -5;
+  unknown["train"]["bogus"] = 1;
+  layer["model"]["layers"][1]["type"] = "tahn";
+  flatten["model"]["layers"].insert(flatten["model"]["layers"].begin(), json{{"type", "flatten"}, {"n", 2}});
+  write_file(dir / "steps.json", steps.dump(2));
+  write_file(dir / "unknown.json", unknown.dump(2));
+  write_file(dir / "layer.json", layer.dump(2));
+  write_file(dir / "flatten.json", flatten.dump(2));
+  write_file(dir / "invalid.json", "{\"train\": {\"steps\": 5,}");
+  write_file(dir / "empty.json", "");
+  struct Case {
+    std::string file, part1, part2;
+  };
+  const std::vector<Case> cases = {
+      {"steps.json", "train.steps", "-5"},
+      {"unknown.json", "train.bogus", "unknown field"},
+      {"layer.json", "model.layers[1].type", "tahn"},
+      {"flatten.json", "model.layers", "divisible"},
+      {"invalid.json", "invalid JSON", "invalid.json:1:"},
+      {"empty.json", "empty", "empty.json"},
+      {"missing.json", "no such config file", "missing.json"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file);
+    const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", c.file, "--steps", "5"});
+    expect_one_line_error(r, {c.file, c.part1, c.part2});
+    EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
+    EXPECT_FALSE(fs::exists(dir / "run" / "model.safetensors"));
+  }
+}
+
+TEST(CliBadInput, UnknownPreset) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--preset", "nope"});
+  expect_one_line_error(r, {"unknown preset 'nope'", "lecture-batchnorm"});
+  EXPECT_FALSE(fs::exists(dir / "run"));
+
+  const CliResult b = run_cli(dir.path(), {"bench", "-i", words, "--preset", "nope", "--steps", "5", "--repeat", "1"});
+  expect_one_line_error(b, {"unknown preset 'nope'"});
+  EXPECT_TRUE(b.out.empty()) << b.out;
+}
+
+TEST(CliBadInput, PresetAndConfigTogether) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  write_file(dir / "deep.json", preset_json(dir, "lecture-deep").dump());
+  const CliResult r =
+      run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--preset", "lecture-deep", "--config", "deep.json"});
+  EXPECT_FALSE(r.signaled) << describe(r);
+  EXPECT_NE(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "run"));
+}
+
+TEST(CliBadRun, MissingFolder) {
+  TempDir dir;
+  for (const char* cmd : {"eval", "sample"}) {
+    SCOPED_TRACE(cmd);
+    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "no_such_run"}), {"no_such_run", "no such run folder"});
+  }
+}
+
+// A good run, then its checkpoint cut to half, replaced by garbage, emptied, or its words.txt
+// deleted: eval and sample must each refuse with one line naming the file.
+TEST(CliBadRun, DamagedRunFolder) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult tr = run_cli(dir.path(), {"train", "-i", words, "-o", "good", "--steps", "20", "--json"});
+  ASSERT_EQ(tr.exit_code, 0) << describe(tr);
+  const std::string ckpt = read_file(dir / "good" / "model.safetensors");
+  ASSERT_GT(ckpt.size(), 100u);
+
+  std::string garbage(4096, '\0');
+  uint64_t x = 99;
+  for (auto& ch : garbage) {
+    x = x * 6364136223846793005ULL + 1;
+    ch = static_cast<char>(x >> 56);
+  }
+  struct Case {
+    std::string name, content;
+  };
+  const std::vector<Case> cases = {
+      {"half", ckpt.substr(0, ckpt.size() / 2)},
+      {"header_only", ckpt.substr(0, 8)},
+      {"garbage", garbage},
+      {"empty", ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    fs::copy(dir / "good", dir / c.name, fs::copy_options::recursive);
+    write_file(dir / c.name / "model.safetensors", c.content);
+    for (const char* cmd : {"eval", "sample"}) {
+      SCOPED_TRACE(cmd);
+      const CliResult r = run_cli(dir.path(), {cmd, "-o", c.name, "--json"});
+      expect_one_line_error(r, {c.name + "/model.safetensors", "corrupt"});
+      EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+  }
+
+  fs::copy(dir / "good", dir / "no_words", fs::copy_options::recursive);
+  fs::remove(dir / "no_words" / "words.txt");
+  for (const char* cmd : {"eval", "sample"}) {
+    SCOPED_TRACE(cmd);
+    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "no_words"}), {"no_words/words.txt", "missing"});
+  }
+  fs::copy(dir / "good", dir / "no_ckpt", fs::copy_options::recursive);
+  fs::remove(dir / "no_ckpt" / "model.safetensors");
+  expect_one_line_error(run_cli(dir.path(), {"eval", "-o", "no_ckpt"}), {"no_ckpt/model.safetensors"});
+}
+
+// lecture-original with lr 1e6 alone does not diverge (the stable cross-entropy keeps the loss
+// finite, ~1e7); without its tanh the two linear layers blow up to inf/nan within 3 steps.
+json diverging_config(const TempDir& dir) {
+  json cfg = preset_json(dir, "lecture-original");
+  cfg["train"]["lr"] = 1e6;
+  json layers = json::array();
+  for (const auto& l : cfg["model"]["layers"])
+    if (l["type"] != "tanh") layers.push_back(l);
+  cfg["model"]["layers"] = layers;
+  return cfg;
+}
+
+TEST(CliDiverge, FailsWithoutCheckpointOrResult) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  write_file(dir / "diverge.json", diverging_config(dir).dump(2));
+  // Without --json the logs go to stdout, so stderr is the error alone.
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "diverge.json", "--steps", "50"});
+  expect_one_line_error(r, {"diverged", "run/metrics.jsonl"});
+  const auto metrics = split_lines(read_file(dir / "run" / "metrics.jsonl"));
+  EXPECT_GE(metrics.size(), 1u);
+  EXPECT_LT(metrics.size(), 50u);
+  EXPECT_FALSE(fs::exists(dir / "run" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
+
+  // With --json the logs share stderr (by design); the error is still one line, the last,
+  // and stdout holds no result.
+  const CliResult j = run_cli(dir.path(), {"train", "-i", words, "-o", "run_json", "--config", "diverge.json", "--steps", "50", "--json"});
+  EXPECT_FALSE(j.signaled);
+  EXPECT_NE(j.exit_code, 0);
+  EXPECT_TRUE(j.out.empty()) << "no result JSON on stdout: " << j.out;
+  const auto err_lines = split_lines(j.err);
+  ASSERT_FALSE(err_lines.empty());
+  EXPECT_EQ(err_lines.back().rfind("makemore: error: training diverged", 0), 0u) << j.err;
+  EXPECT_EQ(std::count_if(err_lines.begin(), err_lines.end(),
+                          [](const std::string& l) { return l.rfind("makemore: error: ", 0) == 0; }),
+            1);
+  EXPECT_FALSE(fs::exists(dir / "run_json" / "result.json"));
+  EXPECT_FALSE(fs::exists(dir / "run_json" / "model.safetensors"));
+}
+
+TEST(CliDiverge, ReusedRunFolderDropsOldResult) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult ok = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "20", "--json"});
+  ASSERT_EQ(ok.exit_code, 0) << describe(ok);
+  ASSERT_TRUE(fs::exists(dir / "run" / "result.json"));
+  ASSERT_TRUE(fs::exists(dir / "run" / "model.safetensors"));
+
+  write_file(dir / "diverge.json", diverging_config(dir).dump(2));
+  const CliResult bad = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "diverge.json", "--steps", "50"});
+  expect_one_line_error(bad, {"diverged"});
+  EXPECT_FALSE(fs::exists(dir / "run" / "result.json")) << "the old result must not pass for the failed run";
+  EXPECT_FALSE(fs::exists(dir / "run" / "model.safetensors"));
+  expect_one_line_error(run_cli(dir.path(), {"eval", "-o", "run"}), {"run/model.safetensors"});
+}
+
+}  // namespace

@@ -1,0 +1,342 @@
+// Tests of src/diag.cpp: the one-pass statistics against a two-pass computation, histograms,
+// dead-unit detection, that the observer leaves training bit-for-bit unchanged, the doctor's
+// findings on the lecture's presets, the deep network after 1000 steps against the numbers
+// PyTorch prints for the lecture's code (deep.py), and the JSON the plots read.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "makemore/diag.h"
+#include "makemore/presets.h"
+#include "makemore/train.h"
+
+namespace {
+
+using mm::Report;
+
+// Two-pass mean and unbiased std in double: the reference the one-pass code must match.
+void two_pass(const std::vector<float>& x, double* mean, double* sd) {
+  double s = 0;
+  for (float v : x) s += v;
+  *mean = s / static_cast<double>(x.size());
+  double ss = 0;
+  for (float v : x) ss += (v - *mean) * (v - *mean);
+  *sd = std::sqrt(ss / static_cast<double>(x.size() - 1));
+}
+
+TEST(DiagStats, MomentsMatchTwoPass) {
+  std::mt19937 rng(7);
+  // A large offset with a tiny spread is where naive sum / sum-of-squares breaks down.
+  for (double offset : {0.0, 1.0, 1000.0}) {
+    std::normal_distribution<float> nd(static_cast<float>(offset), offset > 100 ? 0.05f : 0.01f);
+    std::vector<float> x(3217);
+    for (auto& v : x) v = nd(rng);
+    double mean, sd;
+    two_pass(x, &mean, &sd);
+    const mm::Moments m = mm::moments(x.data(), x.size());
+    EXPECT_EQ(m.n, static_cast<int64_t>(x.size()));
+    EXPECT_NEAR(m.mean, mean, 1e-12 * std::max(1.0, std::fabs(mean)));
+    EXPECT_NEAR(m.std, sd, 1e-9 * sd) << "offset " << offset;
+    mm::Welford w;
+    for (float v : x) w.add(v);
+    EXPECT_NEAR(w.mean(), mean, 1e-12 * std::max(1.0, std::fabs(mean)));
+    EXPECT_NEAR(w.std(), sd, 1e-9 * sd);
+  }
+}
+
+TEST(DiagStats, MomentsSkipNonFinite) {
+  std::vector<float> x{1, 2, NAN, 3, INFINITY};
+  const mm::Moments m = mm::moments(x.data(), x.size());
+  EXPECT_EQ(m.n, 3);
+  EXPECT_EQ(m.nonfinite, 2);
+  EXPECT_DOUBLE_EQ(m.mean, 2.0);
+  EXPECT_DOUBLE_EQ(m.std, 1.0);
+  EXPECT_DOUBLE_EQ(m.min, 1.0);
+  EXPECT_DOUBLE_EQ(m.max, 3.0);
+}
+
+TEST(DiagStats, HistogramCountsSumToFiniteValues) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 2.f);
+  std::vector<float> x(5000);
+  for (auto& v : x) v = nd(rng);
+  x[10] = NAN;
+  for (auto [lo, hi] : {std::pair{0.0, 0.0}, std::pair{-1.0, 1.0}}) {  // from data; clamped to [-1, 1]
+    const mm::Histogram h = mm::histogram(x.data(), x.size(), 50, lo, hi);
+    ASSERT_EQ(h.counts.size(), 50u);
+    int64_t total = 0;
+    for (auto c : h.counts) total += c;
+    EXPECT_EQ(total, 4999);
+    EXPECT_LT(h.lo, h.hi);
+  }
+  const mm::Histogram h = mm::histogram(x.data(), x.size(), 50);
+  const mm::Moments m = mm::moments(x.data(), x.size());
+  EXPECT_DOUBLE_EQ(h.lo, m.min);
+  EXPECT_DOUBLE_EQ(h.hi, m.max);
+  EXPECT_GT(h.counts.front(), 0);  // the minimum lands in the first bin, the maximum in the last
+  EXPECT_GT(h.counts.back(), 0);
+  const std::vector<float> c(7, 0.25f);  // constant data still gets a valid range
+  const mm::Histogram hc = mm::histogram(c.data(), c.size(), 10);
+  EXPECT_LT(hc.lo, 0.25);
+  EXPECT_GT(hc.hi, 0.25);
+}
+
+TEST(DiagStats, DeadColumns) {
+  mm::Mat t(4, 3);
+  t << 0.995f, -0.999f, 0.2f,  //
+      -0.991f, 0.9999f, 0.999f,  //
+      0.999f, -1.0f, 0.999f,  //
+      0.98f, 0.995f, 0.999f;
+  EXPECT_EQ(mm::count_dead_columns(t), 1);          // column 1 only: column 0 has 0.98
+  EXPECT_EQ(mm::count_dead_columns(t, 0.97f), 2);   // now column 0 too
+  EXPECT_NEAR(mm::fraction_beyond(t.data(), 12, 0.99f), 10.0 / 12, 1e-12);  // all but 0.2 and 0.98
+}
+
+TEST(DiagStats, LossBuckets) {
+  std::vector<float> l(2500, 1.0f);
+  for (int i = 1000; i < 2000; ++i) l[i] = 3.0f;
+  const auto b = mm::loss_buckets(l, 1000);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_DOUBLE_EQ(b[0], 1.0);
+  EXPECT_DOUBLE_EQ(b[1], 3.0);
+  EXPECT_DOUBLE_EQ(b[2], 1.0);
+}
+
+// ---- on the lecture's data ----------------------------------------------------------------
+struct Lecture {
+  mm::Vocab vocab;
+  mm::Splits splits;
+};
+
+const Lecture* lecture_data() {
+  static std::unique_ptr<Lecture> data = [] {
+    const std::string path = std::string(MM_SOURCE_DIR) + "/data/names.txt";
+    if (!std::filesystem::exists(path)) return std::unique_ptr<Lecture>();
+    auto d = std::make_unique<Lecture>();
+    const mm::WordList wl = mm::load_words(path);
+    d->vocab = mm::Vocab::from_words(wl.words);
+    d->splits = mm::make_splits(wl.words, d->vocab, 3, 42);
+    return d;
+  }();
+  return data.get();
+}
+
+#define NEED_DATA()                                                    \
+  const Lecture* L = lecture_data();                                   \
+  if (!L) GTEST_SKIP() << "data/names.txt not found (setup copies it)"
+
+bool has(const Report& r, const std::string& id) {
+  for (const auto& f : r.findings)
+    if (f.id == id) return true;
+  return false;
+}
+
+std::string ids(const Report& r) {
+  std::string s;
+  for (const auto& f : r.findings) s += f.id + " ";
+  return s;
+}
+
+Report inspect(const std::string& preset, int64_t steps) {
+  const Lecture* L = lecture_data();
+  return mm::inspect_training(mm::load_preset(preset), L->splits, L->vocab.size(), steps);
+}
+
+TEST(DiagObserver, DoesNotChangeTraining) {
+  NEED_DATA();
+  mm::Config cfg = mm::load_preset("lecture-deep");
+  cfg.steps = 40;
+  std::vector<float> values[3], buffers[3];
+  for (int run = 0; run < 3; ++run) {
+    const int with = run == 2;
+    mm::Model model(cfg, L->vocab.size());
+    mm::TorchGenerator gen(cfg.seed);
+    model.init(gen);
+    mm::Trainer t(model, cfg, L->splits.train, gen);
+    mm::DiagOptions opt;
+    opt.every = 7;
+    opt.sample_from = &L->splits.train;
+    mm::DiagObserver obs(opt);
+    if (with) t.add_observer(&obs);
+    t.run();
+    values[run] = model.params().values();
+    buffers[run] = model.params().buffers();
+    if (with) {
+      ASSERT_TRUE(obs.last().has_value());
+      EXPECT_EQ(obs.last()->step, 35);
+      EXPECT_EQ(obs.ratios().size(), 40u);  // every step below ratio_dense_steps
+    }
+  }
+  EXPECT_EQ(values[0], values[1]);  // training alone is deterministic
+  EXPECT_EQ(buffers[0], buffers[1]);
+  EXPECT_EQ(values[0], values[2]);  // bit for bit: the sample pass restores the running stats
+  EXPECT_EQ(buffers[0], buffers[2]);
+}
+
+TEST(DiagObserver, RecordsNothingWhenNotAsked) {
+  NEED_DATA();
+  mm::Config cfg = mm::load_preset("lecture-kaiming");
+  cfg.steps = 5;
+  mm::Model model(cfg, L->vocab.size());
+  mm::TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  mm::Trainer t(model, cfg, L->splits.train, gen);
+  mm::DiagOptions opt;
+  opt.every = 0;
+  opt.ratio_dense_steps = 0;
+  opt.ratio_every = 0;
+  mm::DiagObserver obs(opt);
+  t.add_observer(&obs);
+  t.run();
+  EXPECT_FALSE(obs.last().has_value());
+  EXPECT_TRUE(obs.ratios().empty());
+}
+
+TEST(DiagObserver, UpdateRatioIsWhatSgdApplied) {
+  NEED_DATA();
+  // For SGD the applied update is -lr * grad: std(update) / std(data) = lr * grad std / data std.
+  const Report r = inspect("lecture-kaiming", 3);
+  ASSERT_TRUE(r.snapshot.updated);
+  for (const auto& p : r.snapshot.params) {
+    ASSERT_TRUE(p.update_data_log10.has_value()) << p.name;
+    if (!(p.data.std > 0) || !(p.grad.std > 0)) continue;
+    EXPECT_NEAR(*p.update_data_log10, std::log10(0.1 * p.grad.std / p.data.std), 1e-3) << p.name;
+  }
+}
+
+TEST(DiagDoctor, DeadUnitsOnAConstructedNetwork) {
+  NEED_DATA();
+  // Tiny weights and huge biases: every pre-activation is its bias, far beyond tanh's knee,
+  // so every unit is saturated for every example.
+  mm::Config cfg = mm::load_preset("lecture-fix-tanh");
+  cfg.layers[0].weight_init = mm::InitSpec{mm::InitSpec::Kind::Normal, 1e-3};
+  cfg.layers[0].bias_init = mm::InitSpec{mm::InitSpec::Kind::Normal, 1000.0};
+  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
+  const mm::LayerDiag& t = r.snapshot.layers[1];
+  ASSERT_EQ(t.type, "Tanh");
+  EXPECT_GT(t.dead_units_sample, 195);  // a bias within 2.65 of 0 is ~0.2% likely per unit
+  EXPECT_EQ(t.dead_units_sample, t.dead_units);
+  EXPECT_TRUE(has(r, "dead-units")) << ids(r);
+  EXPECT_TRUE(has(r, "saturated-activations")) << ids(r);
+}
+
+TEST(DiagDoctor, LecturePresetsAtInit) {
+  NEED_DATA();
+  const Report orig = inspect("lecture-original", 0);
+  EXPECT_NEAR(*orig.initial_loss, 27.8817, 1e-3);
+  EXPECT_TRUE(has(orig, "overconfident-output")) << ids(orig);
+  EXPECT_TRUE(has(orig, "saturated-activations")) << ids(orig);
+  // lecture.py: 3901 of 6400 minibatch activations beyond 0.99, 62.4% over the whole split.
+  EXPECT_NEAR(orig.snapshot.layers[1].sat99_pct, 100.0 * 3901 / 6400, 0.05);
+  EXPECT_NEAR(orig.snapshot.layers[1].sat99_pct_sample, 62.4, 4.0);
+
+  const Report soft = inspect("lecture-fix-softmax", 0);
+  EXPECT_FALSE(has(soft, "overconfident-output")) << ids(soft);
+  EXPECT_TRUE(has(soft, "saturated-activations")) << ids(soft);
+
+  for (const char* p : {"lecture-fix-tanh", "lecture-kaiming", "lecture-batchnorm"}) {
+    const Report r = inspect(p, 0);
+    EXPECT_FALSE(has(r, "overconfident-output")) << p << ": " << ids(r);
+    EXPECT_FALSE(has(r, "saturated-activations")) << p << ": " << ids(r);
+    EXPECT_TRUE(r.findings.empty()) << p << ": " << ids(r);
+  }
+}
+
+// deep.py (PyTorch running the lecture's cells 13-17), after steps 0..1000 with the lecture's
+// seed; it prints:
+//   layer 2 (Tanh): mean -0.00, std 0.63, saturated: 2.78%   ... layer 14: std 0.65, 1.88%
+//   layer 2 gradient std 2.640702e-03 ... layer 14: 1.952382e-03
+//   weight (30, 100) grad:data ratio 4.881088e-02; weight (100, 27) 1.160105e-01
+TEST(DiagDoctor, DeepNetworkAfter1000StepsLikeTheLecture) {
+  NEED_DATA();
+  const Report r = inspect("lecture-deep", 1000);
+  EXPECT_NEAR(*r.initial_loss, 3.2870, 1e-3);
+  const double want_sat[] = {2.78, 2.56, 2.25, 1.69, 1.88};
+  const double want_grad[] = {2.640702e-03, 2.245584e-03, 2.045740e-03, 1.983133e-03, 1.952382e-03};
+  int k = 0;
+  for (const auto& d : r.snapshot.layers) {
+    if (d.type != "Tanh") continue;
+    ASSERT_LT(k, 5);
+    EXPECT_EQ(d.index, 2 + 3 * k);
+    EXPECT_GT(d.out.std, 0.60);
+    EXPECT_LT(d.out.std, 0.68);
+    EXPECT_NEAR(d.saturated_pct, want_sat[k], 0.5) << "layer " << d.index;
+    EXPECT_NEAR(d.grad.std, want_grad[k], 0.05 * want_grad[k]) << "layer " << d.index;
+    ++k;
+  }
+  EXPECT_EQ(k, 5);
+  for (const auto& p : r.snapshot.params) {
+    if (p.is_1d) continue;
+    EXPECT_GT(p.grad_data_ratio, 5e-3) << p.name;
+    EXPECT_LT(p.grad_data_ratio, 2e-1) << p.name;
+    if (p.name == "layers.0.weight") {
+      EXPECT_NEAR(p.grad_data_ratio, 4.881088e-02, 0.05 * 4.881088e-02);
+    }
+    if (p.name == "layers.15.weight") {
+      EXPECT_NEAR(p.grad_data_ratio, 1.160105e-01, 0.05 * 1.160105e-01);
+    }
+  }
+  EXPECT_FALSE(has(r, "saturated-activations")) << ids(r);
+  EXPECT_FALSE(has(r, "vanishing-gradients")) << ids(r);
+  EXPECT_FALSE(has(r, "exploding-gradients")) << ids(r);
+  EXPECT_FALSE(has(r, "activations-collapse")) << ids(r);
+}
+
+TEST(DiagDoctor, UpdateRatioFlagsATinyLearningRate) {
+  NEED_DATA();
+  mm::Config cfg = mm::load_preset("lecture-kaiming");
+  cfg.lr.values = {1e-5};
+  cfg.lr.boundaries.clear();
+  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 50);
+  EXPECT_TRUE(has(r, "update-ratio")) << ids(r);
+}
+
+TEST(DiagJson, KeysPresent) {
+  NEED_DATA();
+  const Report r = inspect("lecture-batchnorm", 2);
+  const nlohmann::json j = mm::report_json(r);
+  for (const char* k : {"expected_loss", "initial_loss", "layers", "params", "findings", "saturation_map", "step"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  ASSERT_EQ(j["layers"].size(), r.snapshot.layers.size());
+  for (const auto& l : j["layers"]) {
+    for (const char* k : {"index", "type", "out_mean", "out_std", "saturated_pct", "grad_mean", "grad_std", "sat99_pct",
+                          "dead_units", "dead_units_sample", "hist", "grad_hist"})
+      EXPECT_TRUE(l.contains(k)) << k;
+    for (const char* k : {"lo", "hi", "counts"}) EXPECT_TRUE(l["hist"].contains(k)) << k;
+    if (l["type"] == "Tanh") {
+      ASSERT_TRUE(l.contains("pre"));
+      for (const char* k : {"mean", "std", "hist"}) EXPECT_TRUE(l["pre"].contains(k)) << k;
+    }
+  }
+  for (const auto& p : j["params"])
+    for (const char* k : {"name", "shape", "data_std", "grad_mean", "grad_std", "grad_data_ratio", "hist",
+                          "update_data_log10"})
+      EXPECT_TRUE(p.contains(k)) << k;
+  const auto& m = j["saturation_map"];
+  EXPECT_EQ(m["layer"], 2);
+  EXPECT_EQ(m["rows"], 32);
+  EXPECT_EQ(m["cols"], 200);
+  EXPECT_EQ(m["bits"].get<std::string>().size(), 32u * 200u);
+  EXPECT_EQ(j["step"], 2);
+  // At initialization there is no update to report.
+  const nlohmann::json j0 = mm::report_json(inspect("lecture-batchnorm", 0));
+  for (const auto& p : j0["params"]) EXPECT_FALSE(p.contains("update_data_log10"));
+  EXPECT_TRUE(j0["healthy"].get<bool>());
+}
+
+TEST(DiagText, LectureFormat) {
+  NEED_DATA();
+  const std::string t = mm::format_report(inspect("lecture-original", 0));
+  EXPECT_NE(t.find("layer 1 (      Tanh): mean "), std::string::npos) << t;
+  EXPECT_NE(t.find("weight  (30, 200) | mean "), std::string::npos) << t;
+  EXPECT_NE(t.find("[overconfident-output]"), std::string::npos) << t;
+  mm::Histogram h;
+  h.counts = {0, 1, 8};
+  EXPECT_EQ(mm::sparkline(h), " ▁█");
+}
+
+}  // namespace

@@ -1,0 +1,618 @@
+// Tests of plot.h (SVG charts, PNG writer, base64) and report.h (the run report): SVGs are
+// checked with a tiny XML well-formedness checker, PNGs are decoded here (stored deflate
+// blocks, CRC-32, Adler-32), and reports are built from synthetic run folders that follow the
+// diagnostics files' schema, plus one real tiny training run for the samples and the
+// `train` hook. When /usr/bin/chromium exists, the report is also rendered headless.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "makemore/error.h"
+#include "makemore/plot.h"
+#include "makemore/report.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+namespace plot = mm::plot;
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f << text;
+}
+
+std::size_t count(const std::string& hay, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + needle.size())) ++n;
+  return n;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/mm_report_XXXXXX";
+    const char* p = mkdtemp(tmpl);
+    if (p == nullptr) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// A small XML well-formedness checker: one root, balanced and properly nested tags, quoted
+// attributes without '<', known entities only. Returns "" when fine, else what is wrong.
+std::string xml_error(const std::string& s) {
+  std::vector<std::string> stack;
+  std::size_t i = 0;
+  int roots = 0;
+  auto is_name = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':' || c == '.'; };
+  auto check_entities = [](const std::string& t) -> std::string {
+    for (std::size_t k = t.find('&'); k != std::string::npos; k = t.find('&', k + 1)) {
+      const std::size_t semi = t.find(';', k);
+      if (semi == std::string::npos) return "unterminated entity";
+      const std::string e = t.substr(k + 1, semi - k - 1);
+      if (e != "amp" && e != "lt" && e != "gt" && e != "quot" && e != "apos" && !(e.size() > 1 && e[0] == '#'))
+        return "unknown entity &" + e + ";";
+    }
+    return "";
+  };
+  while (i < s.size()) {
+    if (s[i] != '<') {
+      const std::size_t next = s.find('<', i);
+      const std::string text = s.substr(i, next == std::string::npos ? std::string::npos : next - i);
+      if (stack.empty() && text.find_first_not_of(" \t\r\n") != std::string::npos) return "text outside the root";
+      if (auto e = check_entities(text); !e.empty()) return e;
+      if (text.find('>') != std::string::npos) return "raw '>' in text";
+      i = next == std::string::npos ? s.size() : next;
+      continue;
+    }
+    if (s.compare(i, 5, "<?xml") == 0) {
+      const std::size_t e = s.find("?>", i);
+      if (e == std::string::npos) return "unterminated declaration";
+      i = e + 2;
+      continue;
+    }
+    if (s.compare(i, 4, "<!--") == 0) {
+      const std::size_t e = s.find("-->", i);
+      if (e == std::string::npos) return "unterminated comment";
+      i = e + 3;
+      continue;
+    }
+    const bool closing = i + 1 < s.size() && s[i + 1] == '/';
+    std::size_t j = i + (closing ? 2 : 1);
+    const std::size_t name_start = j;
+    while (j < s.size() && is_name(s[j])) ++j;
+    const std::string name = s.substr(name_start, j - name_start);
+    if (name.empty()) return "empty tag name at " + std::to_string(i);
+    if (closing) {
+      while (j < s.size() && std::isspace(static_cast<unsigned char>(s[j]))) ++j;
+      if (j >= s.size() || s[j] != '>') return "bad closing tag " + name;
+      if (stack.empty() || stack.back() != name) return "mismatched </" + name + ">";
+      stack.pop_back();
+      i = j + 1;
+      continue;
+    }
+    // attributes
+    bool self_closing = false;
+    for (;;) {
+      while (j < s.size() && std::isspace(static_cast<unsigned char>(s[j]))) ++j;
+      if (j >= s.size()) return "unterminated tag " + name;
+      if (s[j] == '>') { ++j; break; }
+      if (s[j] == '/' && j + 1 < s.size() && s[j + 1] == '>') { self_closing = true; j += 2; break; }
+      const std::size_t a0 = j;
+      while (j < s.size() && is_name(s[j])) ++j;
+      if (j == a0) return "bad attribute in <" + name + ">";
+      if (j >= s.size() || s[j] != '=') return "attribute without value in <" + name + ">";
+      ++j;
+      if (j >= s.size() || (s[j] != '"' && s[j] != '\'')) return "unquoted attribute in <" + name + ">";
+      const char q = s[j];
+      const std::size_t v_end = s.find(q, j + 1);
+      if (v_end == std::string::npos) return "unterminated attribute value";
+      const std::string v = s.substr(j + 1, v_end - j - 1);
+      if (v.find('<') != std::string::npos) return "'<' in an attribute value";
+      if (auto e = check_entities(v); !e.empty()) return e;
+      j = v_end + 1;
+    }
+    if (stack.empty()) ++roots;
+    if (!self_closing) stack.push_back(name);
+    i = j;
+  }
+  if (!stack.empty()) return "unclosed <" + stack.back() + ">";
+  if (roots != 1) return "expected one root element, found " + std::to_string(roots);
+  return "";
+}
+
+// ---- PNG decoding (stored deflate blocks only, which is all encode_png writes) ---------------
+
+uint32_t be32(const std::string& s, std::size_t p) {
+  return (uint32_t(uint8_t(s[p])) << 24) | (uint32_t(uint8_t(s[p + 1])) << 16) | (uint32_t(uint8_t(s[p + 2])) << 8) |
+         uint32_t(uint8_t(s[p + 3]));
+}
+
+struct DecodedPng {
+  std::string error;
+  int width = 0, height = 0, bit_depth = 0, color_type = -1;
+  std::vector<uint8_t> pixels;
+};
+
+DecodedPng decode_png(const std::string& png) {
+  DecodedPng d;
+  if (png.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) != 0) { d.error = "bad signature"; return d; }
+  std::size_t p = 8;
+  std::string idat;
+  bool seen_iend = false, first = true;
+  while (p + 12 <= png.size()) {
+    const uint32_t len = be32(png, p);
+    const std::string type = png.substr(p + 4, 4);
+    if (p + 12 + len > png.size()) { d.error = "chunk past the end"; return d; }
+    const uint32_t crc = be32(png, p + 8 + len);
+    if (plot::crc32(reinterpret_cast<const uint8_t*>(png.data() + p + 4), len + 4) != crc) { d.error = "bad CRC in " + type; return d; }
+    if (first && type != "IHDR") { d.error = "IHDR is not first"; return d; }
+    first = false;
+    if (type == "IHDR") {
+      if (len != 13) { d.error = "IHDR length"; return d; }
+      d.width = int(be32(png, p + 8));
+      d.height = int(be32(png, p + 12));
+      d.bit_depth = uint8_t(png[p + 16]);
+      d.color_type = uint8_t(png[p + 17]);
+    } else if (type == "IDAT") {
+      idat += png.substr(p + 8, len);
+    } else if (type == "IEND") {
+      seen_iend = true;
+    }
+    p += 12 + len;
+  }
+  if (!seen_iend || p != png.size()) { d.error = "missing IEND or trailing bytes"; return d; }
+  if (idat.size() < 6) { d.error = "IDAT too short"; return d; }
+  const unsigned cmf = uint8_t(idat[0]), flg = uint8_t(idat[1]);
+  if ((cmf & 0x0F) != 8 || (cmf * 256 + flg) % 31 != 0 || (flg & 0x20)) { d.error = "bad zlib header"; return d; }
+  std::string raw;
+  std::size_t q = 2;
+  for (;;) {
+    if (q + 5 > idat.size()) { d.error = "truncated deflate block"; return d; }
+    const unsigned hdr = uint8_t(idat[q]);
+    if (((hdr >> 1) & 3) != 0) { d.error = "not a stored block"; return d; }
+    const unsigned len = uint8_t(idat[q + 1]) | (unsigned(uint8_t(idat[q + 2])) << 8);
+    const unsigned nlen = uint8_t(idat[q + 3]) | (unsigned(uint8_t(idat[q + 4])) << 8);
+    if ((len ^ 0xFFFFu) != nlen) { d.error = "LEN/NLEN mismatch"; return d; }
+    if (q + 5 + len > idat.size()) { d.error = "stored block past the end"; return d; }
+    raw += idat.substr(q + 5, len);
+    q += 5 + len;
+    if (hdr & 1) break;
+  }
+  if (q + 4 != idat.size()) { d.error = "bad Adler-32 position"; return d; }
+  if (plot::adler32(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()) != be32(idat, q)) { d.error = "bad Adler-32"; return d; }
+  const std::size_t stride = std::size_t(d.width) + 1;
+  if (d.bit_depth != 8 || d.color_type != 0 || raw.size() != stride * std::size_t(d.height)) { d.error = "unexpected layout"; return d; }
+  for (int r = 0; r < d.height; ++r) {
+    if (raw[std::size_t(r) * stride] != 0) { d.error = "row filter is not None"; return d; }
+    for (int c = 0; c < d.width; ++c) d.pixels.push_back(uint8_t(raw[std::size_t(r) * stride + 1 + std::size_t(c)]));
+  }
+  return d;
+}
+
+// ---- a synthetic run folder with the diagnostics files' schema --------------------------------
+
+json hist_of(const std::vector<double>& v, double lo, double hi, int bins = 50) {
+  std::vector<int> c(std::size_t(bins), 0);
+  for (double x : v) {
+    int b = int((x - lo) / (hi - lo) * bins);
+    if (b >= 0 && b < bins) ++c[std::size_t(b)];
+    else if (x == hi) ++c.back();
+  }
+  return {{"lo", lo}, {"hi", hi}, {"counts", c}};
+}
+
+json synthetic_snapshot(int step, std::mt19937& rng, double pre_scale) {
+  json layers = json::array(), params = json::array();
+  std::normal_distribution<double> n01(0, 1);
+  for (int t = 0; t < 3; ++t) {
+    const int idx = 2 + 3 * t;  // Linear, BatchNorm1d, Tanh per block
+    std::vector<double> pre, out, grad;
+    for (int k = 0; k < 3200; ++k) {
+      pre.push_back(n01(rng) * pre_scale * (1 + 0.3 * t));
+      out.push_back(std::tanh(pre.back()));
+      grad.push_back(n01(rng) * 1e-3 / (1 + t));
+    }
+    int sat = 0;
+    for (double h : out) sat += std::abs(h) > 0.97;
+    layers.push_back({{"index", idx}, {"type", "Tanh"}, {"out_mean", 0.01 * t}, {"out_std", 0.6 + 0.05 * t},
+                      {"saturated_pct", 100.0 * sat / 3200.0}, {"sat99_pct", 1.5}, {"dead_units", t == 2 ? 1 : 0},
+                      {"grad_mean", 1e-6}, {"grad_std", 1e-3 / (1 + t)}, {"hist", hist_of(out, -1, 1)},
+                      {"grad_hist", hist_of(grad, -4e-3, 4e-3)},
+                      {"pre", {{"mean", 0.0}, {"std", pre_scale}, {"hist", hist_of(pre, -5, 5)}}}});
+    layers.push_back({{"index", idx - 1}, {"type", "BatchNorm1d"}, {"out_mean", 0.0}, {"out_std", 1.0}, {"saturated_pct", 0.0},
+                      {"sat99_pct", 0.0}, {"dead_units", 0}, {"grad_mean", 0.0}, {"grad_std", 1e-3},
+                      {"hist", hist_of(pre, -5, 5)}, {"grad_hist", hist_of(grad, -4e-3, 4e-3)}});
+  }
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<int>>>{
+           {"C", {27, 10}}, {"layers.0.weight", {30, 100}}, {"layers.1.gamma", {100}}, {"layers.3.weight", {100, 100}},
+           {"layers.6.weight", {100, 100}}, {"layers.12.weight", {100, 27}}}) {
+    std::vector<double> g;
+    for (int k = 0; k < 2000; ++k) g.push_back(n01(rng) * 2e-3);
+    params.push_back({{"name", name}, {"shape", shape}, {"data_std", 0.2}, {"grad_mean", 1e-5}, {"grad_std", 2e-3},
+                      {"grad_data_ratio", 1e-2}, {"hist", hist_of(g, -8e-3, 8e-3)}, {"update_data_log10", -3.1}});
+  }
+  return {{"step", step}, {"loss", 2.3}, {"layers", layers}, {"params", params}};
+}
+
+// Writes config, result, metrics, diagnostics, inspect and update ratios (no checkpoint).
+void write_synthetic_run(const fs::path& dir, int steps = 5000) {
+  fs::create_directories(dir);
+  write_file(dir / "config.json", json{{"name", "synthetic <test>"}, {"block_size", 3}, {"n_embd", 10},
+                                       {"train", {{"steps", steps}, {"batch_size", 32}}}}.dump(2));
+  write_file(dir / "result.json", json{{"initial_loss", 3.31}, {"expected_initial_loss", std::log(27.0)}, {"train_loss", 2.07},
+                                       {"val_loss", 2.11}, {"test_loss", 2.12}, {"steps", steps}, {"seconds", 1.5},
+                                       {"steps_per_sec", steps / 1.5}, {"params", 12297}}.dump(2));
+  std::mt19937 rng(7);
+  std::normal_distribution<double> noise(0, 0.15);
+  std::string metrics, ratios;
+  for (int s = 0; s < steps; ++s) {
+    const double loss = 2.1 + 1.2 * std::exp(-s / 300.0) + noise(rng);
+    metrics += json{{"step", s}, {"loss", loss}, {"lr", s < steps / 2 ? 0.1 : 0.01}}.dump() + "\n";
+    if (s % 10 == 0)
+      ratios += json{{"step", s},
+                     {"ratios", {{"C", -2.5 - s * 1e-4}, {"layers.0.weight", -3.0 + 0.1 * std::sin(s / 100.0)},
+                                 {"layers.1.gamma", -3.5}, {"layers.3.weight", -3.2}, {"layers.6.weight", -2.2},
+                                 {"layers.12.weight", -2.0}}}}
+                    .dump() + "\n";
+  }
+  write_file(dir / "metrics.jsonl", metrics);
+  write_file(dir / "update_ratio.jsonl", ratios);
+  std::string diag;
+  for (int s = 0; s < steps; s += 1000) diag += synthetic_snapshot(s, rng, 1.0).dump() + "\n";
+  write_file(dir / "diagnostics.jsonl", diag);
+  json ins = synthetic_snapshot(0, rng, 3.0);
+  ins["expected_loss"] = std::log(27.0);
+  ins["initial_loss"] = 27.8;
+  ins["findings"] = json::array({{{"id", "tanh-saturated"}, {"layer", 2}, {"message", "Tanh layer 2 is saturated: 40% of |h| > 0.97 <script>alert(1)</script>"},
+                                  {"evidence", {{"saturated_pct", 40.1}}}, {"fix", "scale the weights by 5/3 / sqrt(fan_in) & retry"}},
+                                 {{"id", "initial-loss-high"}, {"layer", nullptr}, {"message", "initial loss 27.8 is far above 3.29"},
+                                  {"evidence", "loss 27.8"}, {"fix", "scale the last layer's weights by 0.1"}}});
+  std::string bits;
+  std::mt19937 brng(3);
+  for (int r = 0; r < 32; ++r)
+    for (int c = 0; c < 200; ++c) bits += (c % 17 == 0 || brng() % 5 == 0) ? '1' : '0';
+  ins["saturation_map"] = {{"layer", 2}, {"rows", 32}, {"cols", 200}, {"bits", bits}};
+  write_file(dir / "inspect.json", ins.dump());
+}
+
+const std::vector<std::string> k_all_figures = {"loss", "tanh_outputs", "preactivations", "saturation",
+                                                "activations", "gradients", "weight_gradients", "update_ratio"};
+
+// ---- text and ticks ---------------------------------------------------------------------------
+
+TEST(Plot, XmlEscape) {
+  EXPECT_EQ(plot::xml_escape("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;");
+  EXPECT_EQ(plot::xml_escape(std::string("x\x01y\x1f", 4)), "xy");  // XML 1.0 forbids them
+  EXPECT_EQ(plot::xml_escape("é ü"), "é ü");                       // UTF-8 passes through
+}
+
+TEST(Plot, NiceTicks) {
+  EXPECT_EQ(plot::nice_ticks(0, 1, 5), (std::vector<double>{0, 0.2, 0.4, 0.6000000000000001, 0.8, 1}));
+  const auto t = plot::nice_ticks(-3.7, 2.2, 6);
+  ASSERT_GE(t.size(), 4u);
+  EXPECT_EQ(t.front(), -3);
+  EXPECT_EQ(t.back(), 2);
+  for (double v : plot::nice_ticks(-1e-3, 1e-3, 4)) EXPECT_LE(std::abs(v), 1e-3 + 1e-12);
+  EXPECT_EQ(plot::format_tick(0.6000000000000001, 0.2), "0.6");
+  EXPECT_EQ(plot::format_tick(0.25, 0.25), "0.25");
+  EXPECT_EQ(plot::format_tick(-0.0, 0.5), "0.0");
+  EXPECT_EQ(plot::format_tick(200000, 50000), "200000");
+  EXPECT_EQ(plot::format_tick(2e-5, 1e-5), "2e-05");
+  EXPECT_TRUE(plot::nice_ticks(1, 0, 5).empty());
+}
+
+// ---- SVG charts -------------------------------------------------------------------------------
+
+TEST(Plot, LineChartIsWellFormedWithLabelsAndLegend) {
+  plot::LineChart c;
+  c.title = "Loss & <friends>";
+  c.x_label = "step";
+  c.y_label = "log10(loss)";
+  c.has_ref_y = true;
+  c.ref_y = -3;
+  c.ref_label = "reference -3";
+  c.series.push_back({"train \"raw\"", {0, 1, 2, 3}, {-1, -2, NAN, -4}, 1, "", 1});
+  c.series.push_back({"val", {0, 1, 2, 3}, {-1.5, -2.5, -3.5, -3.7}, 2, "#123456", 0.5});
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  for (const char* s : {">step<", ">log10(loss)<", ">Loss &amp; &lt;friends&gt;<", ">train &quot;raw&quot;<", ">val<", ">reference -3<"})
+    EXPECT_NE(svg.find(s), std::string::npos) << s;
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  EXPECT_EQ(svg.find("inf"), std::string::npos);
+  EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos);  // the reference line
+  EXPECT_EQ(count(svg, "<path"), 3u);                           // two series and the reference
+}
+
+TEST(Plot, LogYSkipsNonPositiveAndEmptyChartSaysSo) {
+  plot::LineChart c;
+  c.log_y = true;
+  c.series.push_back({"s", {0, 1, 2}, {0, -1, 100}, 1, "", 1});
+  std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "");
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  plot::LineChart empty;
+  empty.title = "nothing";
+  svg = plot::render_svg(empty);
+  EXPECT_EQ(xml_error(svg), "");
+  EXPECT_NE(svg.find(">no data<"), std::string::npos);
+}
+
+TEST(Plot, LongSeriesAreDecimated) {
+  plot::LineChart c;
+  plot::Series s;
+  std::mt19937 rng(1);
+  std::normal_distribution<double> n(0, 1);
+  for (int i = 0; i < 200000; ++i) {
+    s.x.push_back(i);
+    s.y.push_back(2 + 0.3 * n(rng));
+  }
+  c.series.push_back(s);
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "");
+  EXPECT_LT(svg.size(), 200000u);  // ~4 points per pixel column, not 200k points
+}
+
+TEST(Plot, HistogramChart) {
+  plot::HistogramChart c;
+  c.title = "Activation distribution";
+  c.hists.push_back({"layer 2 (Tanh): mean +0.01, std 0.64, saturated 3.10%", -1, 1, {1, 5, 20, 5, 1}});
+  c.hists.push_back({"layer 5 (Tanh): mean -0.02, std 0.70, saturated 4.00%", -1, 1, {2, 6, 18, 6, 2}});
+  c.hists.push_back({"empty one", -1, 1, {}});
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  EXPECT_NE(svg.find(">layer 2 (Tanh): mean +0.01, std 0.64, saturated 3.10%<"), std::string::npos);
+  EXPECT_NE(svg.find(">layer 5 (Tanh)"), std::string::npos);
+  EXPECT_NE(svg.find(">density<"), std::string::npos);
+  EXPECT_NE(svg.find(">value<"), std::string::npos);
+}
+
+TEST(Plot, BarChartWithErrorBars) {
+  plot::BarChart c;
+  c.title = "Final val loss";
+  c.x_label = "preset";
+  c.y_label = "val loss";
+  c.categories = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh", "lecture-kaiming & <bn>"};
+  c.mean = {2.17, 2.13, 2.10, 2.09};
+  c.stddev = {0.01, 0.02, 0.0, 0.015};
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  EXPECT_NE(svg.find(">lecture-kaiming &amp; &lt;bn&gt;<"), std::string::npos);
+  EXPECT_NE(svg.find(">val loss<"), std::string::npos);
+  EXPECT_NE(svg.find(">preset<"), std::string::npos);
+  EXPECT_EQ(count(svg, "fill-opacity=\"0.8\""), 4u);  // four bars
+  EXPECT_EQ(count(svg, "<g stroke=\"#222\""), 3u);     // error bars where std > 0
+}
+
+// ---- PNG and base64 ---------------------------------------------------------------------------
+
+TEST(Png, Checksums) {
+  const std::string s = "123456789";
+  EXPECT_EQ(plot::crc32(reinterpret_cast<const uint8_t*>(s.data()), s.size()), 0xCBF43926u);
+  const std::string w = "Wikipedia";
+  EXPECT_EQ(plot::adler32(reinterpret_cast<const uint8_t*>(w.data()), w.size()), 0x11E60398u);
+}
+
+TEST(Png, Base64) {
+  EXPECT_EQ(plot::base64_encode(""), "");
+  EXPECT_EQ(plot::base64_encode("f"), "Zg==");
+  EXPECT_EQ(plot::base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(plot::base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(plot::base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(plot::base64_encode(std::string("\xff\x00\xfe", 3)), "/wD+");
+}
+
+TEST(Png, RoundTripsSmallAndMultiBlockImages) {
+  for (int side : {1, 3, 300}) {  // 300 x 301 bytes needs two stored blocks
+    plot::GrayImage img;
+    img.width = side;
+    img.height = side;
+    for (int i = 0; i < side * side; ++i) img.pixels.push_back(uint8_t(i * 7 % 256));
+    const DecodedPng d = decode_png(plot::encode_png(img));
+    ASSERT_EQ(d.error, "") << side;
+    EXPECT_EQ(d.width, side);
+    EXPECT_EQ(d.height, side);
+    EXPECT_EQ(d.pixels, img.pixels);
+  }
+  EXPECT_THROW(plot::encode_png(plot::GrayImage{2, 2, {0, 0, 0}}), std::invalid_argument);
+}
+
+TEST(Png, SaturationImage) {
+  const plot::GrayImage img = plot::saturation_image(2, 3, "100001", 4);
+  ASSERT_EQ(img.width, 12);
+  ASSERT_EQ(img.height, 8);
+  EXPECT_EQ(img.pixels[0], 255);               // row 0, col 0: saturated -> white
+  EXPECT_EQ(img.pixels[3], 255);               // same cell, scaled
+  EXPECT_EQ(img.pixels[4], 0);                 // row 0, col 1
+  EXPECT_EQ(img.pixels[7 * 12 + 11], 255);     // row 1, col 2
+  EXPECT_EQ(img.pixels[4 * 12 + 0], 0);        // row 1, col 0
+  EXPECT_EQ(decode_png(plot::encode_png(img)).error, "");
+  EXPECT_THROW(plot::saturation_image(2, 3, "10", 4), std::invalid_argument);
+}
+
+// ---- the report -------------------------------------------------------------------------------
+
+TEST(Report, SyntheticRunHasEverySectionAndFigure) {
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run);
+  const mm::ReportResult r = mm::write_report({run.string(), "", 20, true});
+  EXPECT_EQ(r.html_path, (run / "report.html").string());
+  EXPECT_EQ(r.figures, k_all_figures);
+  const std::string html = read_file(r.html_path);
+  for (const char* id : {"id=\"results\"", "id=\"samples\"", "id=\"findings\"", "id=\"figures\"", "id=\"config\""})
+    EXPECT_NE(html.find(id), std::string::npos) << id;
+  for (const auto& f : k_all_figures) EXPECT_NE(html.find("id=\"fig-" + f + "\""), std::string::npos) << f;
+  EXPECT_EQ(count(html, "<figure"), k_all_figures.size());
+  EXPECT_EQ(count(html, "<svg"), k_all_figures.size() - 1);
+  EXPECT_EQ(count(html, "src=\"data:image/png;base64,"), 1u);
+  // Self-contained: nothing to fetch, no scripts; the finding's <script> arrives escaped.
+  EXPECT_EQ(html.find("http://"), std::string::npos);
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(html.find("tanh-saturated"), std::string::npos);
+  EXPECT_NE(html.find("scale the last layer&#39;s weights by 0.1"), std::string::npos);
+  EXPECT_NE(html.find("synthetic &lt;test&gt;"), std::string::npos);  // the config, escaped
+  EXPECT_NE(html.find("2.1100"), std::string::npos);                 // val loss
+  EXPECT_NE(html.find("3.2958"), std::string::npos);                 // expected initial loss
+  EXPECT_NE(html.find("layer 2 (Tanh): mean"), std::string::npos);   // a legend entry
+  EXPECT_NE(html.find("1e-3, the lecture"), std::string::npos);      // the -3 line's legend
+  // No checkpoint: the samples section says so instead of failing.
+  EXPECT_NE(html.find("model.safetensors is missing"), std::string::npos);
+  // Every figure file exists; the SVGs are well-formed standalone documents.
+  for (const auto& f : k_all_figures) {
+    const fs::path p = run / "figures" / (f + (f == "saturation" ? ".png" : ".svg"));
+    ASSERT_TRUE(fs::is_regular_file(p)) << p;
+    if (f == "saturation") {
+      const DecodedPng d = decode_png(read_file(p));
+      EXPECT_EQ(d.error, "");
+      EXPECT_EQ(d.width, 200 * 4);
+      EXPECT_EQ(d.height, 32 * 4);
+    } else {
+      const std::string svg = read_file(p);
+      EXPECT_EQ(xml_error(svg), "") << p;
+      EXPECT_NE(svg.find("xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
+    }
+  }
+  // The update:data figure plots the 2-D parameters only, as the lecture does.
+  const std::string ur = read_file(run / "figures" / "update_ratio.svg");
+  EXPECT_NE(ur.find(">layers.3.weight<"), std::string::npos);
+  EXPECT_EQ(ur.find(">layers.1.gamma<"), std::string::npos);
+  // In network order, not the JSON object's alphabetical one.
+  EXPECT_LT(ur.find(">layers.6.weight<"), ur.find(">layers.12.weight<"));
+}
+
+TEST(Report, ToleratesMissingAndTornFiles) {
+  TempDir t;
+  const fs::path run = t / "run";
+  fs::create_directories(run);
+  write_file(run / "config.json", R"({"name": "bare"})");
+  write_file(run / "metrics.jsonl", "{\"step\":0,\"loss\":3.3,\"lr\":0.1}\n{\"step\":1,\"loss\":null,\"lr\":0.1}\n{\"step\":2,\"lo");
+  write_file(run / "inspect.json", "{not json");
+  const mm::ReportResult r = mm::write_report({run.string(), (t / "elsewhere" / "r.html").string(), 20, true});
+  EXPECT_EQ(r.figures, std::vector<std::string>{"loss"});
+  const std::string html = read_file(t / "elsewhere" / "r.html");
+  EXPECT_EQ(count(html, "<figure"), 1u);
+  std::string all;
+  for (const auto& m : r.missing) all += m + "\n";
+  for (const char* s : {"result.json: not in the run folder", "inspect.json: not valid JSON", "diagnostics.jsonl: not in the run folder",
+                        "update_ratio.jsonl: not in the run folder", "metrics.jsonl: skipped 1 unreadable line", "samples: "})
+    EXPECT_NE(all.find(s), std::string::npos) << s << "\n" << all;
+  EXPECT_NE(html.find("id=\"missing\""), std::string::npos);
+  EXPECT_NE(html.find("not drawn"), std::string::npos);
+  EXPECT_THROW(mm::write_report({(t / "nope").string(), "", 20, true}), mm::Error);
+}
+
+// ---- a real run: samples and the train hook ---------------------------------------------------
+
+// Runs the makemore binary through the shell; returns the exit status.
+int sh(const std::string& cmd) {
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string words_file(const TempDir& t) {
+  static const char* syll[] = {"ma", "ri", "an", "el", "jo", "la", "ka", "ne", "so", "ty", "ev", "ol"};
+  std::string text;
+  std::mt19937 rng(5);
+  for (int i = 0; i < 400; ++i) {
+    const int n = 1 + int(rng() % 3);
+    for (int k = 0; k < n; ++k) text += syll[rng() % 12];
+    text += "\n";
+  }
+  const fs::path p = t / "words.txt";
+  write_file(p, text);
+  return p.string();
+}
+
+TEST(Report, TrainWritesTheReportWithSamplesUnlessNoReport) {
+  TempDir t;
+  const std::string words = words_file(t);
+  const fs::path run = t / "run", bare = t / "bare";
+  ASSERT_EQ(sh(std::string(MM_BINARY) + " train -q --steps 200 -i " + words + " -o " + run.string() + " > " + (t / "log").string() + " 2>&1"), 0)
+      << read_file(t / "log");
+  ASSERT_TRUE(fs::is_regular_file(run / "report.html")) << read_file(t / "log");
+  const std::string html = read_file(run / "report.html");
+  const std::size_t s0 = html.find("<ol class=\"samples\">"), s1 = html.find("</ol>", s0);
+  ASSERT_NE(s0, std::string::npos);
+  EXPECT_EQ(count(html.substr(s0, s1 - s0), "<li>"), 20u);
+  EXPECT_NE(html.find("id=\"fig-loss\""), std::string::npos);
+  // With the training's diagnostics files (when train wrote them) every figure is drawn.
+  if (fs::exists(run / "inspect.json") && fs::exists(run / "diagnostics.jsonl") && fs::exists(run / "update_ratio.jsonl")) {
+    for (const auto& f : k_all_figures) EXPECT_NE(html.find("id=\"fig-" + f + "\""), std::string::npos) << f;
+  }
+  ASSERT_EQ(sh(std::string(MM_BINARY) + " train -q --no-report --steps 20 -i " + words + " -o " + bare.string() + " > /dev/null 2>&1"), 0);
+  EXPECT_TRUE(fs::is_regular_file(bare / "result.json"));
+  EXPECT_FALSE(fs::exists(bare / "report.html"));
+  // `makemore report` on the finished folder, to another file.
+  ASSERT_EQ(sh(std::string(MM_BINARY) + " report -o " + bare.string() + " --html " + (t / "b.html").string() + " > " +
+               (t / "rlog").string() + " 2>&1"), 0) << read_file(t / "rlog");
+  EXPECT_TRUE(fs::is_regular_file(t / "b.html"));
+  EXPECT_NE(read_file(t / "rlog").find("b.html"), std::string::npos);
+  EXPECT_NE(sh(std::string(MM_BINARY) + " report -o " + (t / "nope").string() + " > /dev/null 2>&1"), 0);
+}
+
+// ---- in a real browser ------------------------------------------------------------------------
+
+TEST(Report, RendersInHeadlessChromium) {
+  const char* chromium = "/usr/bin/chromium";
+  if (!fs::exists(chromium))
+    GTEST_SKIP() << chromium << " is not installed (MM_WITH_CHROMIUM=1 ./scripts/setup.sh installs it); "
+                 << "the report's browser rendering is not checked";
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run, 3000);
+  mm::write_report({run.string(), "", 20, true});
+  const fs::path profile = t / "profile", dom = t / "dom.html", log = t / "chromium.log";
+  const std::string cmd = std::string("timeout 120 ") + chromium +
+                          " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
+                          " --disable-component-update --disable-sync --disable-dev-shm-usage --user-data-dir=" + profile.string() +
+                          " --enable-logging=stderr --v=0 --dump-dom file://" + (run / "report.html").string() + " > " +
+                          dom.string() + " 2> " + log.string();
+  ASSERT_EQ(sh(cmd), 0) << read_file(log);
+  const std::string d = read_file(dom), l = read_file(log);
+  for (const auto& f : k_all_figures) EXPECT_NE(d.find("id=\"fig-" + f + "\""), std::string::npos) << f;
+  EXPECT_EQ(count(d, "<svg"), k_all_figures.size() - 1);
+  EXPECT_NE(d.find("data:image/png;base64,"), std::string::npos);
+  // The page has no scripts, so any console message is a problem (a blocked load, a parse error).
+  std::istringstream lines(l);
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_EQ(line.find("CONSOLE"), std::string::npos) << line;
+    EXPECT_EQ(line.find("Uncaught"), std::string::npos) << line;
+  }
+}
+
+}  // namespace
