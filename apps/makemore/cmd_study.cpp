@@ -16,6 +16,7 @@
 #include "makemore/data.h"
 #include "makemore/error.h"
 #include "makemore/lecture.h"
+#include "makemore/plot.h"
 #include "makemore/presets.h"
 #include "makemore/run.h"
 #include "makemore/study.h"
@@ -23,6 +24,12 @@
 namespace mm::cli {
 
 namespace {
+
+using plot::BarChart;
+using plot::LineChart;
+using plot::Series;
+using plot::render_svg;
+using plot::xml_escape;
 
 struct StudyInitArgs {
   int seeds = 5;
@@ -154,7 +161,62 @@ int run_study_init(const StudyInitArgs& a) {
                      {"seconds", seconds}, {"expected_initial_loss", expected}, {"input", input},
                      {"variants", variants}, {"differences", diffs}};
   write_file_atomic(a.out_dir + "/study.json", out.dump(2) + "\n");
-  fmt::print(log, "results in {}/study.json\n", a.out_dir);
+
+  // Figures: final val loss per variant with error bars, and the mean loss curves.
+  BarChart bars;
+  bars.title = fmt::format("Final val loss per variant (mean ± std over {} seeds)", a.seeds);
+  bars.x_label = "variant";
+  bars.y_label = "val loss";
+  LineChart curves;
+  curves.title = "Training loss, mean over seeds of each 1,000-step chunk";
+  curves.x_label = "step";
+  curves.y_label = "loss";
+  for (const auto& v : lecture::kVariants) {
+    const Row& r = rows[v.preset];
+    bars.categories.push_back(std::string(v.preset).substr(8));
+    bars.mean.push_back(r.val.mean);
+    bars.stddev.push_back(r.val.std);
+    Series sr;
+    sr.label = v.preset;
+    std::vector<double> sum;
+    std::vector<int> count;
+    for (const auto& res : results) {
+      if (res.label != v.preset || res.outcome.stats.diverged) continue;
+      if (sum.size() < res.loss_buckets.size()) { sum.resize(res.loss_buckets.size()); count.resize(res.loss_buckets.size()); }
+      for (std::size_t i = 0; i < res.loss_buckets.size(); ++i) { sum[i] += res.loss_buckets[i]; ++count[i]; }
+    }
+    for (std::size_t i = 0; i < sum.size(); ++i) {
+      sr.x.push_back(static_cast<double>(i) * 1000.0 + 500.0);
+      sr.y.push_back(count[i] ? sum[i] / count[i] : NAN);
+    }
+    curves.series.push_back(std::move(sr));
+  }
+  const std::string bar_svg = render_svg(bars), curve_svg = render_svg(curves);
+  std::filesystem::create_directories(a.out_dir + "/figures");
+  write_file_atomic(a.out_dir + "/figures/val_loss.svg", bar_svg);
+  write_file_atomic(a.out_dir + "/figures/loss_curves.svg", curve_svg);
+  std::string html = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>makemore study init</title>"
+                     "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
+                     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>";
+  html += fmt::format("<h1>Initialization study: the lecture's loss log over {} seeds</h1><p>{} trainings of {} steps in {:.0f} s. "
+                      "Expected loss at initialization: -ln(1/{}) = {:.4f}.</p>",
+                      a.seeds, results.size(), jobs[0].config.steps, seconds, vocab.size(), expected);
+  html += "<table><tr><th>variant</th><th>step-0 loss</th><th>lecture step-0</th><th>train (mean ± std)</th><th>val (mean ± std)</th><th>lecture train / val</th></tr>";
+  for (const auto& v : lecture::kVariants) {
+    const Row& r = rows[v.preset];
+    html += fmt::format("<tr><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f} ± {:.4f}</td><td>{:.4f} ± {:.4f}</td><td>{:.4f} / {:.4f}</td></tr>",
+                        xml_escape(v.preset), r.step0_lecture_seed, v.step0_loss, r.train.mean, r.train.std, r.val.mean, r.val.std,
+                        v.lecture_train, v.lecture_val);
+  }
+  html += "</table><h2>Differences between consecutive variants</h2><ul>";
+  for (const auto& d : diffs)
+    html += fmt::format("<li>{} &rarr; {}: {:+.4f} (Welch t {:+.2f}, 95% critical {:.2f}): {}</li>", d["from"].get<std::string>(),
+                        d["to"].get<std::string>(), d["val_diff"].get<double>(), d["welch_t"].get<double>(),
+                        d["t_critical_95"].get<double>(),
+                        d["significant"].get<bool>() ? "larger than the seed spread" : "within the seed spread");
+  html += "</ul><h2>Figures</h2>" + bar_svg + curve_svg + "</body></html>\n";
+  write_file_atomic(a.out_dir + "/study.html", html);
+  fmt::print(log, "results in {}/study.json, study.html and figures/\n", a.out_dir);
   if (a.json) {
     for (auto& v : out["variants"]) v.erase("runs");
     fmt::print("{}\n", out.dump());
