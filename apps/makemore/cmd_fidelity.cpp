@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "makemore/data.h"
+#include "makemore/diag.h"
 #include "makemore/error.h"
 #include "makemore/lecture.h"
 #include "makemore/model.h"
@@ -102,6 +103,21 @@ int run_fidelity(const FidelityArgs& a) {
     if (r.label != "lecture-batchnorm (calibrated)") continue;
     rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm train, calibrated (cell 9)", lecture::kBatchnormCalibratedTrain, r.outcome.losses.train, 4, ""});
     rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm val, calibrated (cell 9)", lecture::kBatchnormCalibratedVal, r.outcome.losses.val, 4, ""});
+  }
+  // The deep network after 1,000 steps: the statistics the lecture prints (cells 15-17).
+  {
+    const Report deep = inspect_training(load_preset("lecture-deep"), splits, vocab.size(), 1000);
+    const std::string sec = "lecture-deep after 1,000 steps (cells 15-17)";
+    for (const auto& l : deep.snapshot.layers) {
+      if (l.index != 2) continue;
+      rows.push_back({sec, "layer 2 (Tanh) std", lecture::kDeepLayer2TanhStd, l.out.std, 2, ""});
+      rows.push_back({sec, "layer 2 (Tanh) saturated %", lecture::kDeepLayer2SaturatedPct, l.saturated_pct, 2, ""});
+    }
+    for (const auto& p : deep.snapshot.params) {
+      if (p.name != "layers.0.weight") continue;
+      rows.push_back({sec, "weight (30, 100) grad std", lecture::kDeepW1GradStd, p.grad.std, 8, "lecture prints 9.241074e-03"});
+      rows.push_back({sec, "weight (30, 100) grad:data ratio", lecture::kDeepW1GradDataRatio, p.grad_data_ratio, 7, "lecture prints 4.881091e-02"});
+    }
   }
   // Over seeds, from a finished `makemore study init`.
   if (!a.study_dir.empty()) {

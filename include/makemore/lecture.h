@@ -31,6 +31,11 @@ inline constexpr int kVocab = 27;
 inline constexpr std::array<double, 20> kBatchnormLossLog{
     3.3239, 2.0322, 2.5675, 2.0125, 2.2446, 1.8897, 2.0785, 2.3681, 2.2918, 2.0238,
     2.3673, 2.3132, 1.6414, 1.9311, 2.2231, 2.0027, 2.0997, 2.4949, 2.0199, 2.1707};
+// lecture-deep after its 1,000 steps, as the notebook prints them (cells 15 and 17):
+// "layer 2 (Tanh): mean -0.00, std 0.63, saturated: 2.78%" and
+// "weight (30, 100) | mean +0.000246 | std 9.241074e-03 | grad:data ratio 4.881091e-02".
+inline constexpr double kDeepLayer2TanhStd = 0.63, kDeepLayer2SaturatedPct = 2.78;
+inline constexpr double kDeepW1GradStd = 9.241074e-03, kDeepW1GradDataRatio = 4.881091e-02;
 inline constexpr double kBatchnormCalibratedTrain = 2.0678, kBatchnormCalibratedVal = 2.1056;
 
 }  // namespace mm::lecture
