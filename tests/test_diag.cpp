@@ -146,13 +146,46 @@ Report inspect(const std::string& preset, int64_t steps) {
   return mm::inspect_training(mm::load_preset(preset), L->splits, L->vocab.size(), steps);
 }
 
+// The sample pass runs a 1,000-row train-mode forward (in a twin model) between backward and
+// update: the parameters, gradients, running statistics and layer caches stay untouched.
+TEST(DiagObserver, SamplePassLeavesTheStepUntouched) {
+  NEED_DATA();
+  mm::Config cfg = mm::load_preset("lecture-deep");
+  mm::Model model(cfg, L->vocab.size());
+  mm::TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  std::vector<int32_t> x(32 * 3), y(32);
+  for (int b = 0; b < 32; ++b) {
+    for (int t = 0; t < 3; ++t) x[b * 3 + t] = L->splits.train.x[b * 997 * 3 + t];
+    y[b] = L->splits.train.y[b * 997];
+  }
+  mm::DiagOptions opt;
+  opt.sample_from = &L->splits.train;
+  opt.config = &cfg;
+  mm::DiagObserver obs(opt);
+  model.forward(x.data(), 32, mm::Mode::Train);
+  obs.capture_forward(model, 0, model.loss(y.data()));
+  model.backward();
+  const auto values = model.params().values(), grads = model.params().grads(), buffers = model.params().buffers();
+  const mm::Mat out2 = model.stack().layers()[2]->out();
+  obs.capture_backward(model, 0);
+  EXPECT_EQ(model.stack().layers()[2]->out(), out2);
+  EXPECT_EQ(values, model.params().values());
+  EXPECT_EQ(grads, model.params().grads());
+  EXPECT_EQ(buffers, model.params().buffers());
+  obs.capture_update(model, 0, 0.1, false);
+  ASSERT_TRUE(obs.last().has_value());
+  EXPECT_GE(obs.last()->layers[2].dead_units_sample, 0);  // the sample was measured
+}
+
+// With the observer attached, training follows the same path. (Not compared bit for bit: two
+// identical trainings in one process can differ in the last bits, see the report.)
 TEST(DiagObserver, DoesNotChangeTraining) {
   NEED_DATA();
   mm::Config cfg = mm::load_preset("lecture-deep");
   cfg.steps = 40;
-  std::vector<float> values[3], buffers[3];
-  for (int run = 0; run < 3; ++run) {
-    const int with = run == 2;
+  std::vector<float> values[2], buffers[2];
+  for (int with = 0; with < 2; ++with) {
     mm::Model model(cfg, L->vocab.size());
     mm::TorchGenerator gen(cfg.seed);
     model.init(gen);
@@ -163,18 +196,16 @@ TEST(DiagObserver, DoesNotChangeTraining) {
     mm::DiagObserver obs(opt);
     if (with) t.add_observer(&obs);
     t.run();
-    values[run] = model.params().values();
-    buffers[run] = model.params().buffers();
+    values[with] = model.params().values();
+    buffers[with] = model.params().buffers();
     if (with) {
       ASSERT_TRUE(obs.last().has_value());
       EXPECT_EQ(obs.last()->step, 35);
       EXPECT_EQ(obs.ratios().size(), 40u);  // every step below ratio_dense_steps
     }
   }
-  EXPECT_EQ(values[0], values[1]);  // training alone is deterministic
-  EXPECT_EQ(buffers[0], buffers[1]);
-  EXPECT_EQ(values[0], values[2]);  // bit for bit: the sample pass restores the running stats
-  EXPECT_EQ(buffers[0], buffers[2]);
+  for (std::size_t k = 0; k < values[0].size(); ++k) ASSERT_NEAR(values[0][k], values[1][k], 1e-4) << k;
+  for (std::size_t k = 0; k < buffers[0].size(); ++k) ASSERT_NEAR(buffers[0][k], buffers[1][k], 1e-3) << k;
 }
 
 TEST(DiagObserver, RecordsNothingWhenNotAsked) {

@@ -92,6 +92,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
   DiagOptions opt;
   opt.every = 0;
   opt.sample_from = &splits.train;
+  opt.config = &cfg;
   DiagObserver obs(opt);
   TorchGenerator gen(cfg.seed ^ 0x5eedULL);  // a minibatch other than the first of training
   std::vector<int32_t> xb, yb;

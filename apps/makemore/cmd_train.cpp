@@ -118,10 +118,11 @@ int run_train(const TrainArgs& a) {
   Progress progress(log, !a.json && !a.quiet && stdout_is_terminal(), cfg.steps);
   std::vector<Observer*> obs{&metrics};
   if (!a.quiet) obs.push_back(&progress);
-  std::unique_ptr<RunDiagnostics> diag;  // last: its sample pass rewrites the layer caches
+  std::unique_ptr<RunDiagnostics> diag;
   if (a.diag_every > 0) {
     DiagOptions dopt;
     dopt.every = a.diag_every;
+    dopt.bins = 40;  // a diagnostics.jsonl line stays under ~20 KB
     dopt.last_step = cfg.steps - 1;
     dopt.sample_from = &splits.train;
     diag = std::make_unique<RunDiagnostics>(a.out_dir, dopt);

@@ -126,15 +126,16 @@ struct DiagOptions {
   int64_t ratio_dense_steps = 1000;
   int64_t ratio_every = 100;
   // Dead units over a larger sample: this many training examples, evenly spaced through the
-  // (already shuffled) training split, in train mode with batch statistics; BatchNorm running
-  // statistics are saved and restored around it. 0 or no examples: skipped.
+  // (already shuffled) training split, in train mode with batch statistics, run through a
+  // twin of the model (a copy of its parameters and running statistics), so the training
+  // model is not touched. 0 or no examples: skipped.
   int sample = 1000;
   const Examples* sample_from = nullptr;
+  const Config* config = nullptr;  // to build the twin; the Trainer's when attached to one
 };
 
-// Records snapshots and update ratios at the chosen steps; on other steps each hook is one
-// comparison. At a snapshot step the sample pass runs in after_backward, so later observers
-// must not read layer caches (out(), dout()) in after_backward / after_update.
+// Records snapshots and update ratios at the chosen steps; on other steps each hook is a
+// comparison (and the loss is kept). Only reads the model.
 class DiagObserver : public Observer {
  public:
   explicit DiagObserver(DiagOptions opt) : opt_(opt) {}
@@ -164,7 +165,8 @@ class DiagObserver : public Observer {
   std::optional<Snapshot> current_, last_;
   std::vector<float> before_;   // parameter values before the update
   bool have_before_ = false;
-  std::vector<float> saved_buffers_;
+  const Config* trainer_config_ = nullptr;
+  std::unique_ptr<Model> twin_;  // the sample pass's copy of the model
   std::vector<int32_t> sample_x_, sample_y_;
   void sample_pass(Model& model);
 };
