@@ -279,7 +279,7 @@ void DiagObserver::capture_backward(Model& model, int64_t /*step*/) {
 
 void DiagObserver::capture_update(Model& model, int64_t step, double lr, bool updated) {
   const ParamStore& ps = model.params();
-  const std::vector<float>& after = ps.values();
+  const FloatBuf& after = ps.values();
   UpdateRatios u;
   u.step = step;
   const bool ratios = updated && have_before_ && before_.size() == after.size();

@@ -14,9 +14,11 @@ int ParamStore::add(ParamInfo info) {
 
 void ParamStore::finalize() {
   std::size_t nv = 0, nb = 0;
+  num_trainable_ = 0;
+  const auto pad = [](std::size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; };
   for (auto& p : infos_) {
-    if (p.trainable) { p.offset = nv; nv += p.size(); }
-    else { p.offset = nb; nb += p.size(); }
+    if (p.trainable) { p.offset = nv; nv += pad(p.size()); num_trainable_ += p.size(); }
+    else { p.offset = nb; nb += pad(p.size()); }
   }
   values_.assign(nv, 0.0f);
   grads_.assign(nv, 0.0f);

@@ -85,7 +85,7 @@ TEST(Gemm, BackendsAgreeOnATrainingRun) {
     model.init(gen);
     mm::Trainer t(model, cfg, ex, gen);
     t.run();
-    params.push_back(model.params().values());
+    params.emplace_back(model.params().values().begin(), model.params().values().end());
   }
   ASSERT_EQ(params[0].size(), params[1].size());
   double worst = 0;

@@ -116,7 +116,7 @@ CheckReport check_layer(mm::Layer& layer, mm::ParamStore& store, Mat& x, Mode mo
   const Mat R = randn(layer.out().rows(), layer.out().cols(), rng);
   Mat dx;
   layer.backward(R, check_input ? &dx : nullptr);
-  const std::vector<float> analytic = store.grads();  // copied: the probes below re-run forward
+  const mm::FloatBuf analytic = store.grads();  // copied: the probes below re-run forward
   const auto objective = [&] {
     layer.forward(x, mode);
     return dot(layer.out(), R);
@@ -342,10 +342,11 @@ TEST(GradCheck, BackwardOverwritesGradients) {
     const Mat R = randn(b->layer->out().rows(), b->layer->out().cols(), rng);
     Mat dx1, dx2;
     b->layer->backward(R, &dx1);
-    const std::vector<float> first = b->store.grads();
+    const mm::FloatBuf first = b->store.grads();
     b->layer->backward(R, &dx2);
     EXPECT_EQ(b->store.grads(), first) << "a second backward must not accumulate";
-    std::fill(b->store.grads().begin(), b->store.grads().end(), 1e3f);  // stale garbage
+    for (int id = 0; id < static_cast<int>(b->store.infos().size()); ++id)  // stale garbage
+      if (b->store.info(id).trainable) std::fill_n(b->store.grad(id), b->store.info(id).size(), 1e3f);
     b->layer->backward(R, nullptr);
     EXPECT_EQ(b->store.grads(), first) << "backward must not read the old gradient";
     EXPECT_TRUE(dx1 == dx2) << "dx must not depend on the previous call";
@@ -358,7 +359,7 @@ TEST(GradCheck, BackwardOverwritesGradients) {
   model.forward(xs.data(), 4, Mode::Train);
   model.loss(ys.data());
   model.backward();
-  const std::vector<float> first = model.params().grads();
+  const mm::FloatBuf first = model.params().grads();
   model.backward();
   EXPECT_EQ(model.params().grads(), first);
 }
@@ -386,7 +387,7 @@ CheckReport check_model(mm::Model& model, const std::vector<int32_t>& x, const s
   model.forward(x.data(), batch, mode);
   model.loss(y.data());
   model.backward();
-  const std::vector<float> analytic = model.params().grads();
+  const mm::FloatBuf analytic = model.params().grads();
   const auto objective = [&] {
     model.forward(x.data(), batch, mode);
     return mm::SoftmaxCrossEntropy::sum_loss(model.logits(), y.data());

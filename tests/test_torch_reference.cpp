@@ -110,8 +110,8 @@ void run_reference(const std::string& name) {
 
   // The lecture's update, as Trainer::step does it: p += (-lr) * grad in float.
   const float neg_lr = static_cast<float>(-fx["lr"].get<double>());
-  std::vector<float>& values = store.values();
-  const std::vector<float>& grads = store.grads();
+  mm::FloatBuf& values = store.values();
+  const mm::FloatBuf& grads = store.grads();
   for (std::size_t k = 0; k < values.size(); ++k) values[k] += neg_lr * grads[k];
   for (const auto& [n, t] : fx["params_after_sgd"].items())
     expect_close("after sgd " + n, store.data(store.find(n)), floats(t));

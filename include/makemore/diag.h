@@ -163,7 +163,7 @@ class DiagObserver : public Observer {
   std::vector<float> losses_;
   std::vector<UpdateRatios> ratios_;
   std::optional<Snapshot> current_, last_;
-  std::vector<float> before_;   // parameter values before the update
+  FloatBuf before_;   // parameter values before the update
   bool have_before_ = false;
   const Config* trainer_config_ = nullptr;
   std::unique_ptr<Model> twin_;  // the sample pass's copy of the model

@@ -42,17 +42,20 @@ class ParamStore {
   MatMap value(int id) { const auto& p = info(id); return {data(id), p.rows, p.cols}; }
   MatMap gradient(int id) { const auto& p = info(id); return {grad(id), p.rows, p.cols}; }
 
-  std::vector<float>& values() { return values_; }  // all trainable parameters
-  std::vector<float>& grads() { return grads_; }
-  std::vector<float>& buffers() { return buffers_; }
-  const std::vector<float>& values() const { return values_; }
-  const std::vector<float>& grads() const { return grads_; }
-  const std::vector<float>& buffers() const { return buffers_; }
-  std::size_t num_trainable() const { return values_.size(); }
+  FloatBuf& values() { return values_; }  // all trainable parameters
+  FloatBuf& grads() { return grads_; }
+  FloatBuf& buffers() { return buffers_; }
+  const FloatBuf& values() const { return values_; }
+  const FloatBuf& grads() const { return grads_; }
+  const FloatBuf& buffers() const { return buffers_; }
+  // Count of trainable numbers; values() is longer: each parameter starts on a 64-byte boundary
+  // and the padding between them stays zero (zero gradient, never updated).
+  std::size_t num_trainable() const { return num_trainable_; }
 
  private:
   std::vector<ParamInfo> infos_;
-  std::vector<float> values_, grads_, buffers_;
+  FloatBuf values_, grads_, buffers_;
+  std::size_t num_trainable_ = 0;
   bool finalized_ = false;
 };
 
