@@ -7,6 +7,9 @@
 #include <immintrin.h>
 #endif
 #include <cmath>
+#include <fmt/format.h>
+
+#include "makemore/rng.h"
 
 namespace mm {
 
@@ -82,6 +85,105 @@ double measure_fma_peak_gflops(double seconds) {
   } while (clock::now() < t_end);
   (void)sink;
   return best;
+}
+
+}  // namespace mm
+
+
+namespace mm {
+
+namespace {
+// steady_clock reads the vDSO (~20 ns); the thread CPU clock is a system call here (~1.3 us).
+double thread_ns() {
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string kind_of(const std::string& type) {
+  if (type == "Linear") return "matmul";
+  if (type == "BatchNorm1d" || type == "LayerNorm" || type == "GroupNorm") return "normalization";
+  if (type == "Tanh" || type == "ReLU" || type == "GELU") return "activation";
+  if (type == "Embedding" || type == "Flatten" || type == "FlattenConsecutive") return "gather";
+  return "other";
+}
+}  // namespace
+
+StepProfile profile_steps(Model& model, const Examples& train, int batch, double lr, int64_t steps, uint64_t seed) {
+  TorchGenerator gen(seed);
+  auto& layers = model.stack().layers();
+  const std::size_t L = layers.size();
+  // slots: 0 gather, 1 embedding fwd, 2 flatten fwd, 3..3+L layer fwd, loss, loss bwd,
+  // layer bwd (L), flatten bwd, embedding bwd, update
+  const std::size_t n_slots = 2 * L + 8;
+  std::vector<double> acc(n_slots, 0.0);
+  std::vector<int64_t> ix(static_cast<std::size_t>(batch));
+  std::vector<int32_t> yb(static_cast<std::size_t>(batch));
+  const int T = model.block_size();
+  Mat tokens(batch, T), dlogits, dflat, demb;
+  std::vector<Mat> grads(L);
+  SoftmaxCrossEntropy ce;
+  const float neg_lr = static_cast<float>(-lr);
+  const int64_t warm = std::min<int64_t>(steps, 200);
+  for (int64_t s = 0; s < warm + steps; ++s) {
+    const bool timed = s >= warm;
+    std::size_t k = 0;
+    double t = thread_ns();
+    auto lap = [&] {
+      const double now = thread_ns();
+      if (timed) acc[k] += now - t;
+      ++k;
+      t = now;
+    };
+    gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), ix.size());
+    for (int b = 0; b < batch; ++b) {
+      const std::size_t r = static_cast<std::size_t>(ix[static_cast<std::size_t>(b)]);
+      for (int j = 0; j < T; ++j) tokens(b, j) = static_cast<float>(train.x[r * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)]);
+      yb[static_cast<std::size_t>(b)] = train.y[r];
+    }
+    lap();
+    model.embedding().forward(tokens, Mode::Train);
+    lap();
+    model.flatten().forward(model.embedding().out(), Mode::Train);
+    lap();
+    const Mat* in = &model.flatten().out();
+    for (auto& l : layers) {
+      l->forward(*in, Mode::Train);
+      in = &l->out();
+      lap();
+    }
+    ce.forward(*in, yb.data());
+    lap();
+    ce.backward(&dlogits);
+    lap();
+    for (std::size_t i = L; i-- > 0;) {
+      layers[i]->backward(i + 1 == L ? dlogits : grads[i], i > 0 ? &grads[i - 1] : &dflat);
+      lap();
+    }
+    model.flatten().backward(dflat, &demb);
+    lap();
+    model.embedding().backward(demb, nullptr);
+    lap();
+    FloatBuf& p = model.params().values();
+    const FloatBuf& g = model.params().grads();
+    for (std::size_t j = 0, n = p.size(); j < n; ++j) p[j] = p[j] + neg_lr * g[j];
+    lap();
+  }
+  StepProfile prof;
+  std::size_t k = 0;
+  auto add = [&](std::string what, std::string kind) {
+    prof.entries.push_back({std::move(what), std::move(kind), acc[k++] / static_cast<double>(steps)});
+    prof.total_ns += prof.entries.back().ns_per_step;
+  };
+  add("minibatch gather (randint + rows)", "gather");
+  add("embedding forward", "gather");
+  add("flatten forward", "gather");
+  for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(layers[i]->type()));
+  add("softmax + cross-entropy forward", "softmax");
+  add("softmax + cross-entropy backward", "softmax");
+  for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(layers[i]->type()));
+  add("flatten backward", "gather");
+  add("embedding backward (scatter-add)", "gather");
+  add("SGD update", "optimizer");
+  return prof;
 }
 
 }  // namespace mm

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <regex>
 
@@ -26,7 +27,7 @@ struct BenchArgs {
   int64_t steps = 20000;
   int64_t torch_steps = 5000;
   int repeat = 3;
-  bool json = false, torch = false;
+  bool json = false, torch = false, profile = false;
 };
 
 std::string torch_script_dir() {
@@ -125,6 +126,28 @@ int run_bench(const BenchArgs& a) {
       if (ts > 0) row["speedup_vs_torch"] = best / ts;
       else row["torch_note"] = why;
     }
+    if (a.profile) {
+      Model model(cfg, vocab.size());
+      TorchGenerator gen(cfg.seed);
+      model.init(gen);
+      const StepProfile prof = profile_steps(model, splits.train, cfg.batch_size, cfg.lr.at(0), a.steps, cfg.seed);
+      nlohmann::json parts = nlohmann::json::array();
+      std::map<std::string, double> by_kind;
+      for (const auto& e : prof.entries) {
+        parts.push_back({{"part", e.what}, {"kind", e.kind}, {"ns_per_step", e.ns_per_step}});
+        by_kind[e.kind] += e.ns_per_step;
+      }
+      row["profile"] = {{"total_ns_per_step", prof.total_ns}, {"parts", parts}, {"by_kind", by_kind}};
+      if (!a.json) {
+        fmt::print("  profile of {} ({} steps, wall time; total {:.0f} ns/step = {:.0f} steps/s):\n", name, a.steps,
+                   prof.total_ns, 1e9 / prof.total_ns);
+        for (const auto& e : prof.entries)
+          fmt::print("    {:<58} {:>8.0f} ns {:>6.1f}%\n", e.what, e.ns_per_step, 100 * e.ns_per_step / prof.total_ns);
+        fmt::print("    by kind:");
+        for (const auto& [k, v] : by_kind) fmt::print(" {} {:.0f}%", k, 100 * v / prof.total_ns);
+        fmt::print("\n");
+      }
+    }
     results.push_back(row);
     if (!a.json) {
       fmt::print("{:<20} {:>8} {:>12.0f} {:>9.2f} {:>10.1f} {:>7.1f}%", name, a.steps, best, 1e6 / best, gflops, 100 * gflops / peak);
@@ -152,6 +175,7 @@ Runner add_bench(CLI::App& app) {
   c->add_option("--repeat", a->repeat, "Timed runs per preset; the best counts")->capture_default_str()->check(CLI::Range(1, 100));
   c->add_flag("--torch", a->torch, "Also time the lecture's PyTorch loop (bench/torch/, /usr/bin/python3, 1 thread)");
   c->add_option("--torch-steps", a->torch_steps, "Steps of each PyTorch run")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_flag("--profile", a->profile, "Also print where a step's time goes, part by part (--steps steps; run on a quiet machine)");
   c->add_flag("--json", a->json, "Print one JSON object with steps_per_sec per preset");
   return [a] { return run_bench(*a); };
 }

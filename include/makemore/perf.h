@@ -1,7 +1,11 @@
 // Arithmetic accounting for benchmarks: the floating-point work of one training step, and the
 // single-core FMA peak of the machine measured on the spot, so achieved GFLOP/s has a yardstick.
 #pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
 
+#include "makemore/data.h"
 #include "makemore/model.h"
 
 namespace mm {
@@ -14,5 +18,24 @@ double step_matmul_flops(const Model& model, int batch);
 // vectors this build targets), measured for about `seconds`.
 double measure_fma_peak_gflops(double seconds = 0.2);
 const char* fma_vector_isa();
+
+}  // namespace mm
+
+namespace mm {
+
+// Where one training step's time goes: every layer's forward and backward, the loss, the
+// minibatch gather and the SGD update, each timed separately (steady_clock, so run it on a quiet
+// machine) over `steps` steps after a warm-up. The step is the trainer's, taken apart: the same
+// calls in the same order. Timing each part costs ~20 ns.
+struct ProfileEntry {
+  std::string what;    // "layers.0 Linear(30, 200) forward", "softmax + cross-entropy", ...
+  std::string kind;    // matmul, batchnorm, tanh, softmax, gather, optimizer, other
+  double ns_per_step = 0;
+};
+struct StepProfile {
+  std::vector<ProfileEntry> entries;
+  double total_ns = 0;  // sum of the entries
+};
+StepProfile profile_steps(Model& model, const Examples& train, int batch, double lr, int64_t steps, uint64_t seed);
 
 }  // namespace mm
