@@ -58,7 +58,7 @@ double Model::evaluate(const Examples& ex, int chunk) {
   for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(chunk)) {
     const int b = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(chunk), n - start));
     forward(ex.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
-    total += SoftmaxCrossEntropy::sum_loss(stack_.out(), ex.y.data() + start);
+    total += SoftmaxCrossEntropy::sum_loss_fast(stack_.out(), ex.y.data() + start, eval_scratch_);
   }
   return n ? total / static_cast<double>(n) : 0.0;
 }

@@ -171,11 +171,15 @@ class SoftmaxCrossEntropy {
   float forward(const Mat& logits, const int32_t* targets);
   // Sum (not mean) of per-row losses, in double, without caching (evaluation).
   static double sum_loss(const Mat& logits, const int32_t* targets);
+  // The same in float vectors with a double total (evaluation of whole splits); scratch is
+  // reused between calls.
+  static double sum_loss_fast(const Mat& logits, const int32_t* targets, Mat& scratch);
   void backward(Mat* dlogits) const;  // (probs - onehot) / rows
   const Mat& probs() const { return probs_; }
 
  private:
   Mat probs_;
+  Eigen::VectorXf rmax_, rsum_;
   const int32_t* targets_ = nullptr;
 };
 

@@ -30,9 +30,9 @@ class Model {
   void backward();  // overwrites every parameter gradient
 
   // Mean loss over a whole split in eval mode, in chunks (no batch statistics).
-  double evaluate(const Examples& ex, int chunk = 8192);
+  double evaluate(const Examples& ex, int chunk = 1024);
   // Sets every BatchNorm's running statistics from the whole data (notebook cell 9).
-  void calibrate(const Examples& train, int chunk = 8192);
+  void calibrate(const Examples& train, int chunk = 1024);
 
   ParamStore& params() { return params_; }
   const ParamStore& params() const { return params_; }
@@ -58,6 +58,7 @@ class Model {
   Mat dlogits_;  // (B, vocab)
   Mat dflat_;    // (B, block_size * n_embd)
   Mat demb_;     // (B * block_size, n_embd)
+  Mat eval_scratch_;
 };
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, int vocab_size);
