@@ -6,13 +6,16 @@
 #include "makemore/gemm.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 #include <vector>
 
 #include "makemore/error.h"
+#include "makemore/parallel.h"
 
 #ifdef MAKEMORE_WITH_XSMM
 #include <libxsmm.h>
@@ -131,12 +134,35 @@ GemmBackend gemm_backend() { return backend_ref().load(std::memory_order_relaxed
 
 const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::Eigen ? "eigen" : "libxsmm"; }
 
-void gemm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
-          bool accumulate) {
+namespace {
+void gemm_one(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+              bool accumulate) {
 #ifdef MAKEMORE_WITH_XSMM
   if (gemm_backend() == GemmBackend::Xsmm && gemm_xsmm(opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate)) return;
 #endif
   gemm_eigen(opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+}  // namespace
+
+void gemm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+          bool accumulate) {
+  const int t = threads();
+  const double macs = static_cast<double>(M) * N * K;
+  if (t > 1 && macs >= kParallelMinMacs && N >= 32 * t) {
+    // Split C's columns into 16-aligned blocks, one per thread: op(B)'s matching columns are
+    // B + n0 (stored K x N) or B + n0 * ldb (stored N x K). Each element is computed by the
+    // same kernel arithmetic as in one piece, only the block shapes differ.
+    // A busy team (this product is inside a parallel evaluation) means one undivided product.
+    const int per = (N / t + 15) / 16 * 16;
+    if (try_parallel_run(t, [&](int i) {
+          const int n0 = std::min(N, i * per), n1 = std::min(N, n0 + per);
+          if (n1 <= n0) return;
+          const float* Bi = opb == Op::N ? B + n0 : B + static_cast<std::ptrdiff_t>(n0) * ldb;
+          gemm_one(opa, opb, M, n1 - n0, K, A, lda, Bi, ldb, C + n0, ldc, accumulate);
+        }))
+      return;
+  }
+  gemm_one(opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 }  // namespace mm

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "makemore/parallel.h"
+
 namespace mm {
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size) {
@@ -13,7 +15,7 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size) {
   throw std::invalid_argument("unknown layer type " + s.type);
 }
 
-Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block_size_(cfg.block_size) {
+Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block_size_(cfg.block_size), config_(cfg) {
   embedding_ = std::make_unique<Embedding>(vocab_size, cfg.n_embd, cfg.embedding_init);
   flatten_ = std::make_unique<Flatten>(0);
   embedding_->build(1, block_size_, params_, "embedding.");
@@ -52,14 +54,39 @@ void Model::backward() {
   embedding_->backward(demb_, nullptr);
 }
 
+std::unique_ptr<Model> Model::clone() const {
+  auto m = std::make_unique<Model>(config_, vocab_size_);
+  m->params_.values() = params_.values();
+  m->params_.buffers() = params_.buffers();
+  return m;
+}
+
 double Model::evaluate(const Examples& ex, int chunk) {
-  double total = 0;
-  const std::size_t n = ex.size();
-  for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(chunk)) {
-    const int b = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(chunk), n - start));
-    forward(ex.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
-    total += SoftmaxCrossEntropy::sum_loss_fast(stack_.out(), ex.y.data() + start, eval_scratch_);
+  const std::size_t n = ex.size(), step = static_cast<std::size_t>(chunk);
+  const std::size_t n_chunks = (n + step - 1) / step;
+  std::vector<double> sums(n_chunks, 0.0);
+  auto run_chunks = [&](Model& m, std::size_t first, std::size_t stride) {
+    for (std::size_t c = first; c < n_chunks; c += stride) {
+      const std::size_t start = c * step;
+      const int b = static_cast<int>(std::min(step, n - start));
+      m.forward(ex.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
+      sums[c] = SoftmaxCrossEntropy::sum_loss_fast(m.stack_.out(), ex.y.data() + start, m.eval_scratch_);
+    }
+  };
+  const int t = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads()), n_chunks));
+  if (t > 1) {
+    eval_twins_.resize(static_cast<std::size_t>(t - 1));
+    for (auto& twin : eval_twins_) {
+      if (!twin) twin = clone();
+      twin->params_.values() = params_.values();
+      twin->params_.buffers() = params_.buffers();
+    }
+    parallel_run(t, [&](int i) { run_chunks(i == 0 ? *this : *eval_twins_[static_cast<std::size_t>(i - 1)], static_cast<std::size_t>(i), static_cast<std::size_t>(t)); });
+  } else {
+    run_chunks(*this, 0, 1);
   }
+  double total = 0;
+  for (double s : sums) total += s;
   return n ? total / static_cast<double>(n) : 0.0;
 }
 

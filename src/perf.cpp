@@ -1,6 +1,8 @@
 // FLOP accounting and the FMA peak micro-benchmark.
 #include "makemore/perf.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 
 #if defined(__AVX512F__) || defined(__FMA__)
@@ -21,6 +23,12 @@ double step_matmul_flops(const Model& model, int batch) {
     flops += 3.0 * 2.0 * rows * l->in_features() * l->out_features();
   }
   return flops;
+}
+
+double peak_memory_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
 }
 
 const char* fma_vector_isa() {

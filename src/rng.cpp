@@ -97,7 +97,13 @@ void TorchGenerator::randint(int64_t lo, int64_t hi, int64_t* out, std::size_t n
   const uint64_t range = static_cast<uint64_t>(hi - lo);
   if (range > (1ULL << 32)) throw std::invalid_argument("randint: hi - lo must be <= 2^32");
   // torch uses one 32-bit draw per element while the range fits in 32 bits.
-  for (std::size_t i = 0; i < n; ++i) out[i] = lo + static_cast<int64_t>(random() % range);
+  // A 32-bit remainder when the range fits (the same value, a fraction of a 64-bit division).
+  if (range <= 0xFFFFFFFFULL) {
+    const uint32_t r32 = static_cast<uint32_t>(range);
+    for (std::size_t i = 0; i < n; ++i) out[i] = lo + static_cast<int64_t>(random() % r32);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) out[i] = lo + static_cast<int64_t>(random() % range);
+  }
 }
 
 int64_t TorchGenerator::multinomial1(const float* probs, std::size_t n) {

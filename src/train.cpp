@@ -79,7 +79,9 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
   out.stats = trainer.run();
   if (out.stats.diverged) return out;
   if (cfg.calibrate_batchnorm) model.calibrate(splits.train);
+  const auto e0 = std::chrono::steady_clock::now();
   out.losses.train = model.evaluate(splits.train);
+  out.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
   out.losses.val = model.evaluate(splits.val);
   out.losses.test = model.evaluate(splits.test);
   return out;

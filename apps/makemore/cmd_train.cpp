@@ -13,6 +13,8 @@
 #include "makemore/diag.h"
 #include "makemore/error.h"
 #include "makemore/metrics.h"
+#include "makemore/parallel.h"
+#include "makemore/perf.h"
 #include "makemore/presets.h"
 #include "makemore/report.h"
 #include "makemore/run.h"
@@ -30,6 +32,7 @@ struct TrainArgs {
   bool json = false, quiet = false, calibrate = false;
   bool no_report = false;
   int64_t diag_every = 1000;
+  int threads = 1;
 };
 
 // On a terminal: one live line (step, loss, steps/s, ETA). Otherwise the lecture's log line
@@ -66,6 +69,7 @@ class Progress : public Observer {
 
 int run_train(const TrainArgs& a) {
   FILE* log = a.json ? stderr : stdout;  // with --json, stdout carries only the JSON
+  set_threads(a.threads);
   Config cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset)
                                      : load_config_file(a.config_path);
   if (a.steps >= 0) cfg.steps = a.steps;
@@ -149,6 +153,9 @@ int run_train(const TrainArgs& a) {
       {"steps", res.stats.steps},
       {"seconds", res.stats.seconds},
       {"steps_per_sec", res.stats.steps_per_sec},
+      {"eval_train_seconds", res.eval_seconds},
+      {"threads", a.threads},
+      {"peak_memory_mb", peak_memory_mb()},
       {"seed", cfg.seed},
       {"vocab_size", vocab.size()},
       {"params", model.num_params()},
@@ -158,8 +165,9 @@ int run_train(const TrainArgs& a) {
   fmt::print(log, "initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", res.stats.initial_loss, vocab.size(),
              std::log(static_cast<double>(vocab.size())));
   fmt::print(log, "train {:.4f}\nval {:.4f}\ntest {:.4f}\n", res.losses.train, res.losses.val, res.losses.test);
-  fmt::print(log, "{} steps in {:.2f}s ({:.0f} steps/s); run saved in {}\n", res.stats.steps, res.stats.seconds,
-             res.stats.steps_per_sec, a.out_dir);
+  fmt::print(log, "{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run saved in {}\n",
+             res.stats.steps, res.stats.seconds, res.stats.steps_per_sec, 1e3 * res.eval_seconds, peak_memory_mb(),
+             a.out_dir);
   if (!a.no_report) {
     // The run is complete and saved; a report that cannot be drawn must not fail it.
     try {
@@ -194,6 +202,11 @@ Runner add_train(CLI::App& app) {
                  "update_ratio.jsonl and inspect.json (0: off)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  c->add_option("--threads", a->threads,
+                 "Cores one training may use: large matrix products and the evaluation split over them (the lecture's "
+                 "small networks gain little; studies run one training per core instead)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   c->add_flag("--no-report", a->no_report, "Do not write report.html into the run folder");
   return [a] { return run_train(*a); };
 }

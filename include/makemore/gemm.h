@@ -9,6 +9,10 @@ namespace mm {
 enum class Op { N, T };
 enum class GemmBackend { Eigen, Xsmm };
 
+// Products of at least this many multiply-adds split their columns over threads() threads
+// (parallel.h); the lecture's products (~0.2M) stay on one core.
+inline constexpr double kParallelMinMacs = 4.0e6;
+
 // C (M x N) = op(A) (M x K) * op(B) (K x N), plus C when accumulate. Leading dimensions are
 // the row lengths of the matrices as stored (lda = columns of A as stored, ...).
 void gemm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,

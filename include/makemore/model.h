@@ -29,8 +29,12 @@ class Model {
   float loss(const int32_t* y);
   void backward();  // overwrites every parameter gradient
 
-  // Mean loss over a whole split in eval mode, in chunks (no batch statistics).
+  // Mean loss over a whole split in eval mode, in chunks (no batch statistics). With
+  // threads() > 1 the chunks are shared among copies of the model; each chunk's sum is kept
+  // and added in order, so the result is the same for any thread count.
   double evaluate(const Examples& ex, int chunk = 1024);
+  // A new model with this one's architecture, parameters and buffers.
+  std::unique_ptr<Model> clone() const;
   // Sets every BatchNorm's running statistics from the whole data (notebook cell 9).
   void calibrate(const Examples& train, int chunk = 1024);
 
@@ -49,6 +53,7 @@ class Model {
 
  private:
   int vocab_size_, block_size_;
+  Config config_;
   ParamStore params_;
   std::unique_ptr<Embedding> embedding_;
   std::unique_ptr<Flatten> flatten_;
@@ -59,6 +64,7 @@ class Model {
   Mat dflat_;    // (B, block_size * n_embd)
   Mat demb_;     // (B * block_size, n_embd)
   Mat eval_scratch_;
+  std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, int vocab_size);

@@ -19,6 +19,9 @@ double step_matmul_flops(const Model& model, int batch);
 double measure_fma_peak_gflops(double seconds = 0.2);
 const char* fma_vector_isa();
 
+// The process's peak resident memory so far, in MB (getrusage's ru_maxrss).
+double peak_memory_mb();
+
 }  // namespace mm
 
 namespace mm {

@@ -75,6 +75,7 @@ struct SplitLosses {
 struct TrainOutcome {
   TrainStats stats;
   SplitLosses losses;
+  double eval_seconds = 0;  // evaluating the training split (the largest)
 };
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
                                 const std::vector<Observer*>& observers);
