@@ -8,6 +8,7 @@
 
 #include "makemore/gemm.h"
 #include "makemore/model.h"
+#include "makemore/parallel.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
 
@@ -96,3 +97,93 @@ TEST(Gemm, BackendsAgreeOnATrainingRun) {
 }
 
 }  // namespace
+
+namespace {
+struct ThreadsGuard {
+  int saved = mm::threads();
+  ~ThreadsGuard() { mm::set_threads(saved); }
+};
+}  // namespace
+
+// Products large enough to split (kParallelMinMacs) over two threads: against the double
+// reference for every transpose case and both backends, and equal to the one-thread result.
+// For the shapes of real networks (widths 200, 1000) the column blocks run the same kernel
+// arithmetic and the result is the same to the bit; for an odd width (333) libxsmm picks a
+// different kernel for the narrower block and the last bits may differ (at most 1e-5 relative).
+TEST(Gemm, SplitOverThreadsMatchesOneThread) {
+  BackendGuard guard;
+  ThreadsGuard tguard;
+  const int shapes[][3] = {{64, 1000, 200}, {32, 1000, 1000}, {200, 1000, 64}, {50, 333, 300}};
+  for (GemmBackend be : backends())
+    for (const auto& s : shapes) {
+      ASSERT_GE(static_cast<double>(s[0]) * s[1] * s[2], mm::kParallelMinMacs);
+      for (Op oa : {Op::N, Op::T})
+        for (Op ob : {Op::N, Op::T}) {
+          mm::set_threads(2);
+          check(be, oa, ob, s[0], s[1], s[2], false);
+          // one thread vs two on the same inputs
+          std::mt19937 rng(5);
+          std::normal_distribution<float> nd;
+          const int M = s[0], N = s[1], K = s[2];
+          std::vector<float> A(static_cast<std::size_t>(M * K)), B(static_cast<std::size_t>(K * N)),
+              C1(static_cast<std::size_t>(M * N)), C2(C1.size());
+          for (auto& x : A) x = nd(rng);
+          for (auto& x : B) x = nd(rng);
+          const int lda = oa == Op::N ? K : M, ldb = ob == Op::N ? N : K;
+          mm::set_gemm_backend(be);
+          mm::set_threads(1);
+          mm::gemm(oa, ob, M, N, K, A.data(), lda, B.data(), ldb, C1.data(), N);
+          mm::set_threads(2);
+          mm::gemm(oa, ob, M, N, K, A.data(), lda, B.data(), ldb, C2.data(), N);
+          if (N != 333) {
+            EXPECT_TRUE(C1 == C2) << mm::gemm_backend_name(be) << " op " << int(oa) << int(ob) << " M" << M << " N" << N;
+          } else {
+            for (std::size_t i = 0; i < C1.size(); ++i)
+              ASSERT_NEAR(C1[i], C2[i], 1e-5 * (1.0 + std::fabs(C1[i]))) << i;
+          }
+        }
+    }
+}
+
+TEST(Parallel, RunsEveryTaskOnceAndNestedCallsRunSerially) {
+  ThreadsGuard tguard;
+  mm::set_threads(2);
+  std::vector<int> hits(2, 0), nested(4, 0);
+  mm::parallel_run(2, [&](int i) {
+    ++hits[static_cast<std::size_t>(i)];
+    // the team is busy: a nested call runs all its tasks on this thread
+    mm::parallel_run(2, [&](int j) { ++nested[static_cast<std::size_t>(2 * i + j)]; });
+    EXPECT_FALSE(mm::try_parallel_run(2, [](int) {}));
+  });
+  EXPECT_EQ(hits, (std::vector<int>{1, 1}));
+  EXPECT_EQ(nested, (std::vector<int>{1, 1, 1, 1}));
+  for (int round = 0; round < 200; ++round) {  // many short batches: no lost wake-up
+    std::vector<int> h(2, 0);
+    mm::parallel_run(2, [&](int i) { h[static_cast<std::size_t>(i)] = round; });
+    ASSERT_EQ(h, (std::vector<int>{round, round}));
+  }
+  mm::set_threads(1);
+  EXPECT_FALSE(mm::try_parallel_run(2, [](int) {}));
+}
+
+// Evaluation over two model copies gives the one-thread number to the bit (chunk sums in order).
+TEST(Parallel, EvaluationIsTheSameForAnyThreadCount) {
+  ThreadsGuard tguard;
+  mm::Config cfg = mm::load_preset("lecture-deep");
+  mm::Model model(cfg, 27);
+  mm::TorchGenerator gen(3);
+  model.init(gen);
+  mm::Examples ex;
+  ex.block_size = 3;
+  std::mt19937 rng(9);
+  for (int i = 0; i < 5000; ++i) {
+    for (int t = 0; t < 3; ++t) ex.x.push_back(static_cast<int32_t>(rng() % 27));
+    ex.y.push_back(static_cast<int32_t>(rng() % 27));
+  }
+  mm::set_threads(1);
+  const double one = model.evaluate(ex, 512);
+  mm::set_threads(2);
+  const double two = model.evaluate(ex, 512);
+  EXPECT_EQ(one, two);
+  EXPECT_NEAR(one, std::log(27.0), 1.0);  // an untrained model: near -ln(1/27)
+}
