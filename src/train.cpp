@@ -10,7 +10,8 @@
 namespace mm {
 
 Trainer::Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen)
-    : model_(model), cfg_(cfg), train_(train), gen_(gen), opt_(cfg.optimizer, model.params().values().size()) {
+    : model_(model), cfg_(cfg), train_(train), gen_(gen), opt_(cfg.optimizer, model.params().values().size()),
+      schedule_steps_(cfg.steps) {
   const auto B = static_cast<std::size_t>(cfg.batch_size);
   ix_.resize(B);
   xb_.resize(B * static_cast<std::size_t>(cfg.block_size));
@@ -30,7 +31,7 @@ float Trainer::step(int64_t i) {
   for (auto* o : observers_) o->after_forward(*this, i, loss);
   model_.backward();
   for (auto* o : observers_) o->after_backward(*this, i);
-  const double lr = cfg_.lr_at(i);
+  const double lr = lr_at(i);
   auto& params = model_.params();
   if (cfg_.clip_grad_norm > 0) grad_norm_ = clip_grad_norm(params.grads(), cfg_.clip_grad_norm);
   opt_.step(params.values(), params.grads(), lr);

@@ -418,6 +418,18 @@ TEST(OptimTrainer, UpdateRatioReflectsTheAdamStep) {
   EXPECT_GE(checked, 3u);
 }
 
+// inspect trains the first steps of the configured run: its learning rates are the configured
+// schedule's (over train.steps), not a schedule squeezed into the inspected steps.
+TEST(OptimTrainer, InspectUsesTheConfiguredSchedule) {
+  NEED_DATA();
+  const mm::Config cfg = config_with({{"optimizer", "adam"}, {"steps", 1000},
+                                      {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"min", 0.001}}}});
+  const mm::Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 10);
+  EXPECT_DOUBLE_EQ(r.snapshot.lr, cfg.lr_at(10));
+  EXPECT_GT(r.snapshot.lr, 0.0099);
+  EXPECT_TRUE(r.snapshot.updated);
+}
+
 TEST(OptimTrainer, AdamTrainsLectureKaiming) {
   NEED_DATA();
   const mm::Config cfg = config_with({{"optimizer", {{"type", "adam"}}}, {"lr", 1e-3}, {"steps", 2000}});

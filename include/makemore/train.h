@@ -55,6 +55,10 @@ class Trainer {
   const std::vector<int32_t>& batch_x() const { return xb_; }
   const std::vector<int32_t>& batch_y() const { return yb_; }
   Optimizer& optimizer() { return opt_; }
+  // The learning rate schedule's length (where a cosine reaches its min): cfg.steps unless set,
+  // e.g. by inspect_training, which runs only the first steps of a longer configured run.
+  void set_schedule_steps(int64_t total) { schedule_steps_ = total; }
+  double lr_at(int64_t step) const { return cfg_.lr.at(step, schedule_steps_); }
   // The global gradient norm of the last step before clipping (0 when clipping is off).
   double last_grad_norm() const { return grad_norm_; }
 
@@ -65,6 +69,7 @@ class Trainer {
   TorchGenerator& gen_;
   std::vector<Observer*> observers_;
   Optimizer opt_;
+  int64_t schedule_steps_;
   double grad_norm_ = 0;
   std::vector<int64_t> ix_;
   std::vector<int32_t> xb_, yb_;
