@@ -4,10 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <numbers>
 #include <set>
 #include <sstream>
 #include <sys/stat.h>
@@ -18,10 +20,28 @@ namespace mm {
 
 using json = nlohmann::json;
 
-double LrSchedule::at(int64_t step) const {
-  std::size_t i = 0;
-  while (i < boundaries.size() && step >= boundaries[i]) ++i;
-  return values[i];
+double LrSchedule::at(int64_t step, int64_t total_steps) const {
+  double lr;
+  if (kind == Kind::Cosine) {
+    // Half a cosine from max (at the end of warmup) to min (at total_steps).
+    const auto span = static_cast<double>(total_steps - warmup);
+    double progress = span > 0 ? static_cast<double>(step - warmup) / span : 0.0;
+    progress = std::clamp(progress, 0.0, 1.0);
+    lr = min + 0.5 * (max - min) * (1.0 + std::cos(std::numbers::pi * progress));
+  } else {
+    std::size_t i = 0;
+    while (i < boundaries.size() && step >= boundaries[i]) ++i;
+    lr = values[i];
+  }
+  if (step < warmup) lr *= static_cast<double>(step + 1) / static_cast<double>(warmup);
+  return lr;
+}
+
+OptimizerSpec OptimizerSpec::defaults(const std::string& type) {
+  OptimizerSpec s;
+  s.type = type;
+  if (type == "adamw") s.weight_decay = 0.01;
+  return s;
 }
 
 namespace {
@@ -179,6 +199,117 @@ json layer_to_json(const LayerSpec& s) {
   return j;
 }
 
+OptimizerSpec parse_optimizer(const Ctx& c, const json& j) {
+  const std::string w = "train.optimizer";
+  const json obj = j.is_string() ? json{{"type", j}} : j;
+  if (!obj.is_object()) c.fail(w, "must be a name (\"sgd\", \"rmsprop\", \"adam\", \"adamw\") or an object like {\"type\": \"adam\"}");
+  if (!obj.contains("type")) c.fail(w + ".type", "missing; one of sgd, rmsprop, adam, adamw");
+  const std::string type = get_str(c, obj["type"], w + ".type");
+  if (type != "sgd" && type != "rmsprop" && type != "adam" && type != "adamw")
+    c.fail(j.is_string() ? w : w + ".type", fmt::format("unknown optimizer '{}'; use sgd, rmsprop, adam or adamw", type));
+  OptimizerSpec s = OptimizerSpec::defaults(type);
+  if (type == "sgd") check_keys(c, obj, w, {"type", "momentum", "dampening", "nesterov", "weight_decay"});
+  else if (type == "rmsprop") check_keys(c, obj, w, {"type", "alpha", "eps", "momentum", "centered", "weight_decay"});
+  else check_keys(c, obj, w, {"type", "betas", "eps", "weight_decay", "amsgrad"});
+  if (obj.contains("momentum")) s.momentum = get_num(c, obj["momentum"], w + ".momentum", 0, 1);
+  if (obj.contains("dampening")) s.dampening = get_num(c, obj["dampening"], w + ".dampening", 0, 1);
+  if (obj.contains("nesterov")) s.nesterov = get_bool(c, obj["nesterov"], w + ".nesterov");
+  if (obj.contains("alpha")) s.alpha = get_num(c, obj["alpha"], w + ".alpha", 0, 1);
+  if (obj.contains("centered")) s.centered = get_bool(c, obj["centered"], w + ".centered");
+  if (obj.contains("amsgrad")) s.amsgrad = get_bool(c, obj["amsgrad"], w + ".amsgrad");
+  if (obj.contains("eps")) {
+    s.eps = get_num(c, obj["eps"], w + ".eps", 0, 1);
+    // eps 0 divides 0 by 0 wherever a gradient is exactly zero (and in the buffer padding).
+    if (!(s.eps > 0)) c.fail(w + ".eps", fmt::format("must be > 0 (PyTorch's default is 1e-8), got {}", obj["eps"].dump()));
+  }
+  if (obj.contains("weight_decay")) s.weight_decay = get_num(c, obj["weight_decay"], w + ".weight_decay", 0, 1e6);
+  if (obj.contains("betas")) {
+    const json& b = obj["betas"];
+    if (!b.is_array() || b.size() != 2) c.fail(w + ".betas", fmt::format("must be a list of two numbers like [0.9, 0.999], got {}", b.dump()));
+    s.beta1 = get_num(c, b[0], w + ".betas[0]", 0, 1);
+    s.beta2 = get_num(c, b[1], w + ".betas[1]", 0, 1);
+    if (s.beta1 >= 1) c.fail(w + ".betas[0]", fmt::format("must be below 1, got {}", b[0].dump()));
+    if (s.beta2 >= 1) c.fail(w + ".betas[1]", fmt::format("must be below 1, got {}", b[1].dump()));
+  }
+  if (s.nesterov && (s.momentum <= 0 || s.dampening != 0))
+    c.fail(w + ".nesterov", "needs \"momentum\" > 0 and \"dampening\": 0 (as torch.optim.SGD)");
+  return s;
+}
+
+json optimizer_to_json(const OptimizerSpec& s) {
+  if (s == OptimizerSpec::defaults(s.type)) return s.type;  // the short form, as presets write it
+  json j{{"type", s.type}};
+  if (s.type == "sgd") {
+    j["momentum"] = s.momentum;
+    j["dampening"] = s.dampening;
+    j["nesterov"] = s.nesterov;
+  } else if (s.type == "rmsprop") {
+    j["alpha"] = s.alpha;
+    j["eps"] = s.eps;
+    j["momentum"] = s.momentum;
+    j["centered"] = s.centered;
+  } else {
+    j["betas"] = {s.beta1, s.beta2};
+    j["eps"] = s.eps;
+    j["amsgrad"] = s.amsgrad;
+  }
+  j["weight_decay"] = s.weight_decay;
+  return j;
+}
+
+LrSchedule parse_lr(const Ctx& c, const json& lr) {
+  LrSchedule s;
+  if (lr.is_number()) {
+    s.values = {get_num(c, lr, "train.lr", 0, 1e6)};
+    return s;
+  }
+  if (!lr.is_object())
+    c.fail("train.lr", fmt::format("must be a number or an object like {{\"values\": [0.1, 0.01], \"boundaries\": [100000]}}, got {}", lr.dump()));
+  std::string kind = "step";
+  if (lr.contains("schedule")) {
+    kind = get_str(c, lr["schedule"], "train.lr.schedule");
+    if (kind != "step" && kind != "cosine") c.fail("train.lr.schedule", fmt::format("unknown schedule '{}'; use step or cosine", kind));
+  }
+  if (lr.contains("warmup")) s.warmup = get_int(c, lr["warmup"], "train.lr.warmup", 0, int64_t{1} << 40);
+  if (kind == "cosine") {
+    s.kind = LrSchedule::Kind::Cosine;
+    check_keys(c, lr, "train.lr", {"schedule", "max", "min", "warmup"});
+    if (!lr.contains("max")) c.fail("train.lr.max", "missing; the learning rate after warmup, where the cosine starts");
+    s.max = get_num(c, lr["max"], "train.lr.max", 0, 1e6);
+    if (lr.contains("min")) s.min = get_num(c, lr["min"], "train.lr.min", 0, 1e6);
+    if (s.min > s.max) c.fail("train.lr.min", fmt::format("must not exceed train.lr.max ({}), got {}", s.max, s.min));
+    s.values.clear();
+    return s;
+  }
+  check_keys(c, lr, "train.lr", {"schedule", "values", "boundaries", "warmup"});
+  if (!lr.contains("values") || !lr["values"].is_array() || lr["values"].empty())
+    c.fail("train.lr.values", "must be a non-empty list of learning rates");
+  s.values.clear();
+  for (std::size_t i = 0; i < lr["values"].size(); ++i)
+    s.values.push_back(get_num(c, lr["values"][i], fmt::format("train.lr.values[{}]", i), 0, 1e6));
+  if (lr.contains("boundaries")) {
+    if (!lr["boundaries"].is_array()) c.fail("train.lr.boundaries", "must be a list of step numbers");
+    for (std::size_t i = 0; i < lr["boundaries"].size(); ++i)
+      s.boundaries.push_back(get_int(c, lr["boundaries"][i], fmt::format("train.lr.boundaries[{}]", i), 1, int64_t{1} << 40));
+  }
+  if (s.boundaries.size() + 1 != s.values.size())
+    c.fail("train.lr", fmt::format("{} values need {} boundaries, got {}", s.values.size(), s.values.size() - 1, s.boundaries.size()));
+  for (std::size_t i = 1; i < s.boundaries.size(); ++i)
+    if (s.boundaries[i] <= s.boundaries[i - 1]) c.fail("train.lr.boundaries", "must be increasing");
+  return s;
+}
+
+json lr_to_json(const LrSchedule& s) {
+  if (s.kind == LrSchedule::Kind::Cosine)
+    return json{{"schedule", "cosine"}, {"max", s.max}, {"min", s.min}, {"warmup", s.warmup}};
+  json j{{"values", s.values}, {"boundaries", s.boundaries}};
+  if (s.warmup > 0) {
+    j["schedule"] = "step";
+    j["warmup"] = s.warmup;
+  }
+  return j;
+}
+
 }  // namespace
 
 InitSpec parse_init(const json& j, const std::string& where) {
@@ -235,39 +366,14 @@ Config parse_config(const json& j, const std::string& source) {
       c.fail(fmt::format("model.layers[{}]", i), "only batchnorm1d may follow the output linear layer");
   if (j.contains("train")) {
     const json& t = j["train"];
-    check_keys(c, t, "train", {"steps", "batch_size", "seed", "optimizer", "lr", "calibrate_batchnorm"});
+    check_keys(c, t, "train", {"steps", "batch_size", "seed", "optimizer", "lr", "clip_grad_norm", "calibrate_batchnorm"});
     if (t.contains("steps")) cfg.steps = get_int(c, t["steps"], "train.steps", 0, int64_t{1} << 40);
     if (t.contains("batch_size")) cfg.batch_size = static_cast<int>(get_int(c, t["batch_size"], "train.batch_size", 1, 1 << 20));
     if (t.contains("seed")) cfg.seed = get_seed(c, t["seed"], "train.seed");
-    if (t.contains("optimizer")) {
-      cfg.optimizer = get_str(c, t["optimizer"], "train.optimizer");
-      if (cfg.optimizer != "sgd") c.fail("train.optimizer", fmt::format("unknown optimizer '{}'; use sgd", cfg.optimizer));
-    }
+    if (t.contains("optimizer")) cfg.optimizer = parse_optimizer(c, t["optimizer"]);
     if (t.contains("calibrate_batchnorm")) cfg.calibrate_batchnorm = get_bool(c, t["calibrate_batchnorm"], "train.calibrate_batchnorm");
-    if (t.contains("lr")) {
-      const json& lr = t["lr"];
-      if (lr.is_number()) {
-        cfg.lr.values = {get_num(c, lr, "train.lr", 0, 1e6)};
-        cfg.lr.boundaries.clear();
-      } else {
-        check_keys(c, lr, "train.lr", {"values", "boundaries"});
-        if (!lr.contains("values") || !lr["values"].is_array() || lr["values"].empty())
-          c.fail("train.lr.values", "must be a non-empty list of learning rates");
-        cfg.lr.values.clear();
-        cfg.lr.boundaries.clear();
-        for (std::size_t i = 0; i < lr["values"].size(); ++i)
-          cfg.lr.values.push_back(get_num(c, lr["values"][i], fmt::format("train.lr.values[{}]", i), 0, 1e6));
-        if (lr.contains("boundaries")) {
-          if (!lr["boundaries"].is_array()) c.fail("train.lr.boundaries", "must be a list of step numbers");
-          for (std::size_t i = 0; i < lr["boundaries"].size(); ++i)
-            cfg.lr.boundaries.push_back(get_int(c, lr["boundaries"][i], fmt::format("train.lr.boundaries[{}]", i), 1, int64_t{1} << 40));
-        }
-        if (cfg.lr.boundaries.size() + 1 != cfg.lr.values.size())
-          c.fail("train.lr", fmt::format("{} values need {} boundaries, got {}", cfg.lr.values.size(), cfg.lr.values.size() - 1, cfg.lr.boundaries.size()));
-        for (std::size_t i = 1; i < cfg.lr.boundaries.size(); ++i)
-          if (cfg.lr.boundaries[i] <= cfg.lr.boundaries[i - 1]) c.fail("train.lr.boundaries", "must be increasing");
-      }
-    }
+    if (t.contains("lr")) cfg.lr = parse_lr(c, t["lr"]);
+    if (t.contains("clip_grad_norm")) cfg.clip_grad_norm = get_num(c, t["clip_grad_norm"], "train.clip_grad_norm", 0, 1e9);
   }
   bool has_bn = false;
   for (const auto& l : cfg.layers) has_bn |= l.type == "batchnorm1d";
@@ -278,7 +384,6 @@ Config parse_config(const json& j, const std::string& source) {
 json Config::to_json() const {
   json layers_j = json::array();
   for (const auto& l : layers) layers_j.push_back(layer_to_json(l));
-  json lr_j{{"values", lr.values}, {"boundaries", lr.boundaries}};
   return json{{"name", name},
               {"description", description},
               {"data", {{"block_size", block_size}, {"split_seed", split_seed}}},
@@ -287,8 +392,9 @@ json Config::to_json() const {
                {{"steps", steps},
                 {"batch_size", batch_size},
                 {"seed", seed},
-                {"optimizer", optimizer},
-                {"lr", lr_j},
+                {"optimizer", optimizer_to_json(optimizer)},
+                {"lr", lr_to_json(lr)},
+                {"clip_grad_norm", clip_grad_norm},
                 {"calibrate_batchnorm", calibrate_batchnorm}}}};
 }
 

@@ -595,6 +595,7 @@ Report inspect_training(const Config& cfg_in, const Splits& splits, int vocab_si
   TorchGenerator gen(cfg.seed);
   model->init(gen);
   Trainer trainer(*model, cfg, splits.train, gen);
+  trainer.set_schedule_steps(cfg_in.steps);  // the configured run's schedule, not steps + 1
   trainer.add_observer(&obs);
   const TrainStats st = trainer.run();
   if (st.diverged || !obs.last())

@@ -1,6 +1,7 @@
 // The training loop. Per step, as the notebook's cell 7: ix = randint(0, n, (B,)); forward;
-// loss; backward; p += -lr * grad. Nothing is allocated inside the loop once the first step
-// has sized every buffer.
+// loss; backward; p += -lr * grad (plain SGD; other optimizers in optim.cpp, after an optional
+// clip_grad_norm_). Nothing is allocated inside the loop once the first step has sized every
+// buffer; the optimizer's state is allocated with the Trainer.
 #include "makemore/train.h"
 
 #include <chrono>
@@ -9,7 +10,8 @@
 namespace mm {
 
 Trainer::Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen)
-    : model_(model), cfg_(cfg), train_(train), gen_(gen) {
+    : model_(model), cfg_(cfg), train_(train), gen_(gen), opt_(cfg.optimizer, model.params().values().size()),
+      schedule_steps_(cfg.steps) {
   const auto B = static_cast<std::size_t>(cfg.batch_size);
   ix_.resize(B);
   xb_.resize(B * static_cast<std::size_t>(cfg.block_size));
@@ -29,17 +31,10 @@ float Trainer::step(int64_t i) {
   for (auto* o : observers_) o->after_forward(*this, i, loss);
   model_.backward();
   for (auto* o : observers_) o->after_backward(*this, i);
-  const double lr = cfg_.lr.at(i);
-  // The lecture's `p.data += -lr * p.grad`: two float roundings, no fused multiply-add.
-  const float neg_lr = static_cast<float>(-lr);
-  auto& p = model_.params().values();
-  const auto& g = model_.params().grads();
-  float* pd = p.data();
-  const float* gd = g.data();
-  for (std::size_t k = 0, n = p.size(); k < n; ++k) {
-    const float u = neg_lr * gd[k];
-    pd[k] = pd[k] + u;
-  }
+  const double lr = lr_at(i);
+  auto& params = model_.params();
+  if (cfg_.clip_grad_norm > 0) grad_norm_ = clip_grad_norm(params.grads(), cfg_.clip_grad_norm);
+  opt_.step(params.values(), params.grads(), lr);
   for (auto* o : observers_) o->after_update(*this, i, lr);
   return loss;
 }

@@ -102,7 +102,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
   obs.capture_forward(model, run.step, loss);
   model.backward();
   obs.capture_backward(model, run.step);
-  obs.capture_update(model, run.step, cfg.lr.at(run.step), false);
+  obs.capture_update(model, run.step, cfg.lr_at(run.step), false);
   r.snapshot = *obs.last();
   r.steps_trained = run.step;
   r.findings = diagnose(r, model);

@@ -29,6 +29,8 @@ struct TrainArgs {
   int64_t steps = -1;
   int64_t seed = -1, split_seed = -1;
   int batch_size = -1;
+  std::string optimizer;  // a type name: that optimizer with PyTorch's defaults
+  double lr = -1;         // a constant learning rate
   bool json = false, quiet = false, calibrate = false;
   bool no_report = false;
   int64_t diag_every = 1000;
@@ -77,7 +79,10 @@ int run_train(const TrainArgs& a) {
   if (a.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(a.split_seed);
   if (a.batch_size > 0) cfg.batch_size = a.batch_size;
   if (a.calibrate) cfg.calibrate_batchnorm = true;
-  cfg = parse_config(cfg.to_json(), "command line");  // re-validate after the overrides
+  nlohmann::json cfg_json = cfg.to_json();
+  if (!a.optimizer.empty()) cfg_json["train"]["optimizer"] = a.optimizer;
+  if (a.lr >= 0) cfg_json["train"]["lr"] = a.lr;
+  cfg = parse_config(cfg_json, "command line");  // re-validate after the overrides
 
   const std::string input = a.input.empty() ? default_words_path() : a.input;
   WordList wl = load_words(input);
@@ -194,6 +199,9 @@ Runner add_train(CLI::App& app) {
   c->add_option("--seed", a->seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")->check(CLI::NonNegativeNumber);
   c->add_option("--split-seed", a->split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")->check(CLI::NonNegativeNumber);
   c->add_option("--batch-size", a->batch_size, "Minibatch size (overrides the config)")->check(CLI::PositiveNumber);
+  c->add_option("--optimizer", a->optimizer, "Optimizer with PyTorch's defaults (overrides the config; settings in train.optimizer)")
+      ->check(CLI::IsMember({"sgd", "rmsprop", "adam", "adamw"}));
+  c->add_option("--lr", a->lr, "Constant learning rate (overrides the config's schedule)")->check(CLI::NonNegativeNumber);
   c->add_flag("--calibrate", a->calibrate, "After training, set BatchNorm running statistics from the whole training set");
   c->add_flag("--json", a->json, "Print the result as one JSON object on stdout (logs go to stderr)");
   c->add_flag("-q,--quiet", a->quiet, "No progress output");

@@ -23,10 +23,38 @@ struct LayerSpec {
   int flatten_n = 0;         // flatten: consecutive steps to merge (0 = all)
 };
 
+// The learning rate at each step (docs/optim.md has the formulas). kind Step: the lecture's
+// piecewise constant schedule, values[i] from boundaries[i-1] on; kind Cosine: from max down to
+// min along half a cosine, reaching min at the run's last step + 1 (train.steps). Either kind
+// may start with a linear warmup over `warmup` steps: the scheduled value times (s+1)/warmup.
 struct LrSchedule {
-  std::vector<double> values{0.1};       // values[i] applies from boundaries[i-1] on
-  std::vector<int64_t> boundaries;       // ascending step numbers
-  double at(int64_t step) const;
+  enum class Kind { Step, Cosine };
+  Kind kind = Kind::Step;
+  std::vector<double> values{0.1};       // step: values[i] applies from boundaries[i-1] on
+  std::vector<int64_t> boundaries;       // step: ascending step numbers
+  double max = 0, min = 0;               // cosine
+  int64_t warmup = 0;                    // steps of linear warmup (0: none)
+  // total_steps: train.steps, where the cosine reaches min.
+  double at(int64_t step, int64_t total_steps) const;
+};
+
+// torch.optim's optimizers with their PyTorch defaults; which fields apply depends on type.
+struct OptimizerSpec {
+  std::string type = "sgd";    // sgd, rmsprop, adam, adamw
+  double momentum = 0;         // sgd, rmsprop
+  double dampening = 0;        // sgd
+  bool nesterov = false;       // sgd
+  double alpha = 0.99;         // rmsprop: smoothing of square_avg
+  bool centered = false;       // rmsprop
+  double beta1 = 0.9, beta2 = 0.999;  // adam, adamw
+  double eps = 1e-8;           // rmsprop, adam, adamw
+  double weight_decay = 0;     // all; adamw's default is 0.01
+  bool amsgrad = false;        // adam, adamw
+  // The defaults of the named type (adamw: weight_decay 0.01).
+  static OptimizerSpec defaults(const std::string& type);
+  // Plain SGD: the lecture's `p.data += -lr * p.grad`, kept bit for bit.
+  bool is_plain_sgd() const { return type == "sgd" && momentum == 0 && weight_decay == 0; }
+  bool operator==(const OptimizerSpec&) const = default;
 };
 
 struct Config {
@@ -43,9 +71,12 @@ struct Config {
   int64_t steps = 200000;
   int batch_size = 32;
   uint64_t seed = 2147483647ULL;
-  std::string optimizer = "sgd";
+  OptimizerSpec optimizer;
   LrSchedule lr;
+  double clip_grad_norm = 0;         // > 0: clip the global L2 norm of the gradients to this
   bool calibrate_batchnorm = false;  // after training, running stats := whole-train-set stats
+
+  double lr_at(int64_t step) const { return lr.at(step, steps); }
 
   nlohmann::json to_json() const;
 };

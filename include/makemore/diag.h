@@ -104,7 +104,7 @@ struct Snapshot {
   float loss = 0;
   double lr = 0;
   int batch = 0;
-  bool updated = false;  // the step's SGD update happened (update ratios are valid)
+  bool updated = false;  // the step's optimizer update happened (update ratios are valid)
   std::vector<LayerDiag> layers;
   std::vector<ParamDiag> params;
   SaturationMap saturation_map;  // first Tanh layer

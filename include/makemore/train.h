@@ -1,4 +1,5 @@
-// The training loop: seeded minibatches, SGD with the lecture's step schedule, and hooks for
+// The training loop: seeded minibatches, the configured optimizer (optim.h) with the learning-rate
+// schedule and optional gradient clipping (the lecture: plain SGD, step schedule), and hooks for
 // observers (diagnostics, metrics, progress) after forward, backward and update. A run with
 // no observer pays nothing for them.
 #pragma once
@@ -10,6 +11,7 @@
 #include "makemore/config.h"
 #include "makemore/data.h"
 #include "makemore/model.h"
+#include "makemore/optim.h"
 #include "makemore/rng.h"
 
 namespace mm {
@@ -22,7 +24,9 @@ class Observer {
   virtual void on_begin(Trainer&) {}
   virtual void after_forward(Trainer&, int64_t /*step*/, float /*loss*/) {}
   virtual void after_backward(Trainer&, int64_t /*step*/) {}
-  // lr: the learning rate the update used; the update itself was -lr * grad.
+  // lr: the scheduled learning rate of this step's update. Plain SGD applied -lr * grad; other
+  // optimizers applied their own rule, visible only as the change in the parameter values.
+  // after_backward sees the raw gradients, before clip_grad_norm scales them.
   virtual void after_update(Trainer&, int64_t /*step*/, double /*lr*/) {}
   virtual void on_end(Trainer&) {}
 };
@@ -43,13 +47,20 @@ class Trainer {
   void add_observer(Observer* o) { observers_.push_back(o); }
   // Runs cfg.steps steps (or until the loss is not finite). Returns what happened.
   TrainStats run();
-  // One step: draw a minibatch, forward, backward, SGD update. Returns the minibatch loss.
+  // One step: draw a minibatch, forward, backward, clip, optimizer update. Returns the loss.
   float step(int64_t i);
 
   Model& model() { return model_; }
   const Config& config() const { return cfg_; }
   const std::vector<int32_t>& batch_x() const { return xb_; }
   const std::vector<int32_t>& batch_y() const { return yb_; }
+  Optimizer& optimizer() { return opt_; }
+  // The learning rate schedule's length (where a cosine reaches its min): cfg.steps unless set,
+  // e.g. by inspect_training, which runs only the first steps of a longer configured run.
+  void set_schedule_steps(int64_t total) { schedule_steps_ = total; }
+  double lr_at(int64_t step) const { return cfg_.lr.at(step, schedule_steps_); }
+  // The global gradient norm of the last step before clipping (0 when clipping is off).
+  double last_grad_norm() const { return grad_norm_; }
 
  private:
   Model& model_;
@@ -57,6 +68,9 @@ class Trainer {
   const Examples& train_;
   TorchGenerator& gen_;
   std::vector<Observer*> observers_;
+  Optimizer opt_;
+  int64_t schedule_steps_;
+  double grad_norm_ = 0;
   std::vector<int64_t> ix_;
   std::vector<int32_t> xb_, yb_;
 };

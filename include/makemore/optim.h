@@ -1,0 +1,52 @@
+// Optimizers over the ParamStore's flat buffers: torch.optim's SGD (momentum, Nesterov), RMSprop,
+// Adam and AdamW with PyTorch 1.13's single-tensor update rules, and clip_grad_norm_. Each step
+// is one pass over the whole buffer; the padding between parameters has zero value and zero
+// gradient, and every rule maps (p = 0, g = 0, state = 0) to 0, so it stays zero.
+// The learning rate comes from the schedule (config.h); docs/optim.md has every formula.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "makemore/config.h"
+#include "makemore/tensor.h"
+
+namespace mm {
+
+class Optimizer {
+ public:
+  // n: the length of ParamStore::values(); the state buffers are allocated here, once.
+  Optimizer(const OptimizerSpec& spec, std::size_t n);
+
+  // One update of p (length n) from g with learning rate lr. g is read, never written
+  // (SGD's weight decay and momentum work in the state buffers).
+  void step(float* p, const float* g, double lr);
+  void step(FloatBuf& p, const FloatBuf& g, double lr) { step(p.data(), g.data(), lr); }
+
+  const OptimizerSpec& spec() const { return spec_; }
+  int64_t steps_taken() const { return t_; }
+  // The state, named as torch.optim's state_dict names it (empty buffers where unused):
+  // momentum_buffer (SGD, RMSprop with momentum), square_avg / grad_avg (RMSprop),
+  // exp_avg / exp_avg_sq / max_exp_avg_sq (Adam, AdamW).
+  const FloatBuf& buffer(const std::string& name) const;
+
+ private:
+  void sgd(float* p, const float* g, float lr);
+  void rmsprop(float* p, const float* g, float lr);
+  void adam(float* p, const float* g, double lr);
+
+  OptimizerSpec spec_;
+  std::size_t n_;
+  int64_t t_ = 0;     // steps taken (Adam's `step` state)
+  FloatBuf buf_a_;    // SGD / RMSprop: momentum_buffer; Adam: exp_avg
+  FloatBuf buf_b_;    // RMSprop: square_avg; Adam: exp_avg_sq
+  FloatBuf buf_c_;    // RMSprop centered: grad_avg; Adam amsgrad: max_exp_avg_sq
+  FloatBuf empty_;
+};
+
+// torch.nn.utils.clip_grad_norm_(params, max_norm) over the whole gradient buffer: the global
+// L2 norm of all gradients (padding adds zeros), and when max_norm / (norm + 1e-6) < 1 every
+// gradient is multiplied by that factor. Returns the norm before clipping.
+double clip_grad_norm(FloatBuf& grads, double max_norm);
+
+}  // namespace mm
