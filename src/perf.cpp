@@ -11,6 +11,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "makemore/optim.h"
 #include "makemore/rng.h"
 
 namespace mm {
@@ -115,7 +116,10 @@ std::string kind_of(const std::string& type) {
 }
 }  // namespace
 
-StepProfile profile_steps(Model& model, const Examples& train, int batch, double lr, int64_t steps, uint64_t seed) {
+StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train, int64_t steps) {
+  const int batch = cfg.batch_size;
+  const uint64_t seed = cfg.seed;
+  Optimizer opt(cfg.optimizer, model.params().values().size());
   TorchGenerator gen(seed);
   auto& layers = model.stack().layers();
   const std::size_t L = layers.size();
@@ -129,7 +133,6 @@ StepProfile profile_steps(Model& model, const Examples& train, int batch, double
   Mat tokens(batch, T), dlogits, dflat, demb;
   std::vector<Mat> grads(L);
   SoftmaxCrossEntropy ce;
-  const float neg_lr = static_cast<float>(-lr);
   const int64_t warm = std::min<int64_t>(steps, 200);
   for (int64_t s = 0; s < warm + steps; ++s) {
     const bool timed = s >= warm;
@@ -170,9 +173,8 @@ StepProfile profile_steps(Model& model, const Examples& train, int batch, double
     lap();
     model.embedding().backward(demb, nullptr);
     lap();
-    FloatBuf& p = model.params().values();
-    const FloatBuf& g = model.params().grads();
-    for (std::size_t j = 0, n = p.size(); j < n; ++j) p[j] = p[j] + neg_lr * g[j];
+    if (cfg.clip_grad_norm > 0) clip_grad_norm(model.params().grads(), cfg.clip_grad_norm);
+    opt.step(model.params().values(), model.params().grads(), cfg.lr_at(s));
     lap();
   }
   StepProfile prof;
@@ -190,7 +192,7 @@ StepProfile profile_steps(Model& model, const Examples& train, int batch, double
   for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(layers[i]->type()));
   add("flatten backward", "gather");
   add("embedding backward (scatter-add)", "gather");
-  add("SGD update", "optimizer");
+  add(fmt::format("{} update{}", cfg.optimizer.type, cfg.clip_grad_norm > 0 ? " (+ clipping)" : ""), "optimizer");
   return prof;
 }
 

@@ -141,7 +141,7 @@ int run_bench(const BenchArgs& a) {
       Model model(cfg, vocab.size());
       TorchGenerator gen(cfg.seed);
       model.init(gen);
-      const StepProfile prof = profile_steps(model, splits.train, cfg.batch_size, cfg.lr.at(0), a.steps, cfg.seed);
+      const StepProfile prof = profile_steps(model, cfg, splits.train, a.steps);
       nlohmann::json parts = nlohmann::json::array();
       std::map<std::string, double> by_kind;
       for (const auto& e : prof.entries) {

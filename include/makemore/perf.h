@@ -27,7 +27,7 @@ double peak_memory_mb();
 namespace mm {
 
 // Where one training step's time goes: every layer's forward and backward, the loss, the
-// minibatch gather and the SGD update, each timed separately (steady_clock, so run it on a quiet
+// minibatch gather and the optimizer update, each timed separately (steady_clock, so run it on a quiet
 // machine) over `steps` steps after a warm-up. The step is the trainer's, taken apart: the same
 // calls in the same order. Timing each part costs ~20 ns.
 struct ProfileEntry {
@@ -39,6 +39,6 @@ struct StepProfile {
   std::vector<ProfileEntry> entries;
   double total_ns = 0;  // sum of the entries
 };
-StepProfile profile_steps(Model& model, const Examples& train, int batch, double lr, int64_t steps, uint64_t seed);
+StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train, int64_t steps);
 
 }  // namespace mm
