@@ -32,7 +32,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<std::string> k_presets = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
-                                            "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep"};
+                                            "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep",
+                                            "deep-residual-layernorm"};
 
 struct CliResult {
   int exit_code = -1;  // valid when !signaled
