@@ -96,15 +96,20 @@ std::string get_str(const Ctx& c, const json& j, const std::string& where) {
   return j.get<std::string>();
 }
 
-InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where) {
+// Where an initialization is used decides which schemes make sense: Xavier needs a matrix's
+// fan_in and fan_out, LSUV rescales a Linear's weight from its output.
+enum class InitUse { Vector, Matrix, LinearWeight };
+
+InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, InitUse use = InitUse::Vector) {
   InitSpec s;
   std::string kind;
   json obj = j;
   if (j.is_string()) {
     obj = json{{"kind", j}};
   }
-  check_keys(c, obj, where, {"kind", "scale", "gain", "value"});
-  if (!obj.contains("kind")) c.fail(where + ".kind", "missing; one of zeros, ones, constant, normal, kaiming, torch-default");
+  check_keys(c, obj, where, {"kind", "scale", "gain", "value", "batch", "tol", "max_iter"});
+  const char* kinds = "zeros, ones, constant, normal, kaiming, torch-default, xavier-normal, xavier-uniform or lsuv";
+  if (!obj.contains("kind")) c.fail(where + ".kind", fmt::format("missing; one of {}", kinds));
   kind = get_str(c, obj["kind"], where + ".kind");
   using K = InitSpec::Kind;
   if (kind == "zeros") s.kind = K::Zeros;
@@ -113,14 +118,28 @@ InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where) {
   else if (kind == "normal") s.kind = K::Normal;
   else if (kind == "kaiming") s.kind = K::Kaiming;
   else if (kind == "torch-default") s.kind = K::TorchLinear;
-  else c.fail(where + ".kind", fmt::format("unknown initialization '{}'; use zeros, ones, constant, normal, kaiming or torch-default", kind));
-  if (obj.contains("scale")) s.scale = get_num(c, obj["scale"], where + ".scale", -1e6, 1e6);
+  else if (kind == "xavier-normal") s.kind = K::XavierNormal;
+  else if (kind == "xavier-uniform") s.kind = K::XavierUniform;
+  else if (kind == "lsuv") s.kind = K::Lsuv;
+  else c.fail(where + ".kind", fmt::format("unknown initialization '{}'; use {}", kind, kinds));
+  if (s.kind == K::Lsuv && use != InitUse::LinearWeight)
+    c.fail(where + ".kind", "lsuv is only for a linear layer's \"weight_init\" (it rescales that layer's output)");
+  if (needs_matrix(s.kind) && use == InitUse::Vector)
+    c.fail(where + ".kind", fmt::format("{} needs a weight matrix (fan_in and fan_out); use it for a \"weight_init\" or "
+                                        "\"embedding_init\"",
+                                        kind));
+  const bool xavier = s.kind == K::XavierNormal || s.kind == K::XavierUniform;
+  if (xavier) s.gain = "linear";  // torch.nn.init.xavier_*'s default gain 1
+  if (obj.contains("scale")) {
+    if (s.kind == K::Lsuv) c.fail(where + ".scale", "not for kind lsuv (its data pass sets the scale)");
+    s.scale = get_num(c, obj["scale"], where + ".scale", -1e6, 1e6);
+  }
   if (obj.contains("value")) {
     if (s.kind != K::Constant) c.fail(where + ".value", "only for kind constant");
     s.value = get_num(c, obj["value"], where + ".value", -1e6, 1e6);
   }
   if (obj.contains("gain")) {
-    if (s.kind != K::Kaiming) c.fail(where + ".gain", "only for kind kaiming");
+    if (s.kind != K::Kaiming && !xavier) c.fail(where + ".gain", "only for kind kaiming, xavier-normal or xavier-uniform");
     s.gain = obj["gain"].is_number() ? fmt::format("{}", obj["gain"].get<double>()) : get_str(c, obj["gain"], where + ".gain");
     try {
       kaiming_gain(s.gain);
@@ -128,12 +147,28 @@ InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where) {
       c.fail(where + ".gain", e.what());
     }
   }
+  for (const char* key : {"batch", "tol", "max_iter"})
+    if (obj.contains(key) && s.kind != K::Lsuv) c.fail(where + "." + key, "only for kind lsuv");
+  if (obj.contains("batch")) s.lsuv_batch = static_cast<int>(get_int(c, obj["batch"], where + ".batch", 2, 1 << 20));
+  if (obj.contains("tol")) s.lsuv_tol = get_num(c, obj["tol"], where + ".tol", 1e-6, 1);
+  if (obj.contains("max_iter")) s.lsuv_max_iter = static_cast<int>(get_int(c, obj["max_iter"], where + ".max_iter", 1, 1000));
   return s;
+}
+
+constexpr const char* kLayerTypes = "linear, batchnorm1d, layernorm, groupnorm, tanh, relu, gelu, flatten or residual";
+
+void parse_norm(const Ctx& c, const json& j, const std::string& where, NormOptions& n) {
+  if (j.contains("eps")) n.eps = get_num(c, j["eps"], where + ".eps", 0, 1);
+  if (j.contains("affine")) n.affine = get_bool(c, j["affine"], where + ".affine");
+  for (const char* key : {"gamma_init", "beta_init"})
+    if (j.contains(key) && !n.affine) c.fail(where + "." + key, "given for a layer with \"affine\": false (no gamma / beta)");
+  if (j.contains("gamma_init")) n.gamma_init = parse_init_ctx(c, j["gamma_init"], where + ".gamma_init");
+  if (j.contains("beta_init")) n.beta_init = parse_init_ctx(c, j["beta_init"], where + ".beta_init");
 }
 
 LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where) {
   if (!j.is_object()) c.fail(where, "must be an object like {\"type\": \"linear\", \"out\": 200}");
-  if (!j.contains("type")) c.fail(where + ".type", "missing; one of linear, batchnorm1d, tanh, flatten");
+  if (!j.contains("type")) c.fail(where + ".type", fmt::format("missing; one of {}", kLayerTypes));
   LayerSpec s;
   s.type = get_str(c, j["type"], where + ".type");
   if (s.type == "linear") {
@@ -146,7 +181,7 @@ LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where) {
       s.out = static_cast<int>(get_int(c, j["out"], where + ".out", 1, 1 << 20));
     }
     if (j.contains("bias")) s.bias = get_bool(c, j["bias"], where + ".bias");
-    s.weight_init = j.contains("weight_init") ? parse_init_ctx(c, j["weight_init"], where + ".weight_init")
+    s.weight_init = j.contains("weight_init") ? parse_init_ctx(c, j["weight_init"], where + ".weight_init", InitUse::LinearWeight)
                                               : InitSpec{InitSpec::Kind::TorchLinear};
     if (j.contains("bias_init")) {
       if (!s.bias) c.fail(where + ".bias_init", "given for a layer with \"bias\": false");
@@ -173,10 +208,64 @@ LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where) {
   } else if (s.type == "flatten") {
     check_keys(c, j, where, {"type", "n"});
     if (j.contains("n")) s.flatten_n = static_cast<int>(get_int(c, j["n"], where + ".n", 1, 1 << 16));
+  } else if (s.type == "layernorm") {
+    check_keys(c, j, where, {"type", "eps", "affine", "gamma_init", "beta_init"});
+    parse_norm(c, j, where, s.norm);
+  } else if (s.type == "groupnorm") {
+    check_keys(c, j, where, {"type", "groups", "eps", "affine", "gamma_init", "beta_init"});
+    if (!j.contains("groups")) c.fail(where + ".groups", "missing; the number of groups, a divisor of the layer's input width");
+    s.norm.groups = static_cast<int>(get_int(c, j["groups"], where + ".groups", 1, 1 << 20));
+    parse_norm(c, j, where, s.norm);
+  } else if (s.type == "relu") {
+    check_keys(c, j, where, {"type"});
+  } else if (s.type == "gelu") {
+    check_keys(c, j, where, {"type", "approximate"});
+    if (j.contains("approximate")) {
+      const std::string a = get_str(c, j["approximate"], where + ".approximate");
+      if (a != "none" && a != "tanh") c.fail(where + ".approximate", fmt::format("must be \"none\" (erf, the default) or \"tanh\", got \"{}\"", a));
+      s.gelu_tanh = a == "tanh";
+    }
+  } else if (s.type == "residual") {
+    check_keys(c, j, where, {"type", "layers"});
+    if (!j.contains("layers") || !j["layers"].is_array() || j["layers"].empty())
+      c.fail(where + ".layers", "must be a non-empty list of layers: the branch f of x + f(x)");
+    for (std::size_t i = 0; i < j["layers"].size(); ++i)
+      s.layers.push_back(parse_layer(c, j["layers"][i], fmt::format("{}.layers[{}]", where, i)));
   } else {
-    c.fail(where + ".type", fmt::format("unknown layer '{}'; use linear, batchnorm1d, tanh or flatten", s.type));
+    c.fail(where + ".type", fmt::format("unknown layer '{}'; use {}", s.type, kLayerTypes));
   }
   return s;
+}
+
+// Follows (time, features) through the layers as Model will build them, so that shape errors
+// name the config field. features -1: unknown here (a linear with "out": "vocab"); those cases
+// are checked again when the model is built (Residual::build, GroupNorm::build).
+void check_shapes(const Ctx& c, const std::vector<LayerSpec>& specs, const std::string& where, int& time, int& features) {
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const LayerSpec& s = specs[i];
+    const std::string at = fmt::format("{}[{}]", where, i);
+    if (s.type == "linear") {
+      features = s.out_is_vocab ? -1 : s.out;
+    } else if (s.type == "flatten") {
+      const int n = s.flatten_n == 0 ? time : s.flatten_n;
+      if (time % n != 0) c.fail(at + ".n", fmt::format("the time length {} is not divisible by {}", time, n));
+      time /= n;
+      if (features > 0) features *= n;
+    } else if (s.type == "groupnorm") {
+      if (features > 0 && features % s.norm.groups != 0)
+        c.fail(at + ".groups", fmt::format("{} features cannot be split into {} equal groups; use a divisor of {}",
+                                           features, s.norm.groups, features));
+    } else if (s.type == "residual") {
+      int t = time, f = features;
+      check_shapes(c, s.layers, at + ".layers", t, f);
+      if (t != time)
+        c.fail(at + ".layers", fmt::format("residual branch changes the time length from {} to {} (a flatten inside); "
+                                           "its output shape must equal its input's", time, t));
+      if (features > 0 && f > 0 && f != features)
+        c.fail(at + ".layers", fmt::format("residual branch maps {} features to {}; its output width must equal its "
+                                           "input ({})", features, f, features));
+    }
+  }
 }
 
 json layer_to_json(const LayerSpec& s) {
@@ -195,6 +284,20 @@ json layer_to_json(const LayerSpec& s) {
     j["beta_init"] = init_to_json(s.bn.beta_init);
   } else if (s.type == "flatten") {
     if (s.flatten_n) j["n"] = s.flatten_n;
+  } else if (s.type == "layernorm" || s.type == "groupnorm") {
+    if (s.type == "groupnorm") j["groups"] = s.norm.groups;
+    j["eps"] = s.norm.eps;
+    j["affine"] = s.norm.affine;
+    if (s.norm.affine) {
+      j["gamma_init"] = init_to_json(s.norm.gamma_init);
+      j["beta_init"] = init_to_json(s.norm.beta_init);
+    }
+  } else if (s.type == "gelu") {
+    j["approximate"] = s.gelu_tanh ? "tanh" : "none";
+  } else if (s.type == "residual") {
+    json inner = json::array();
+    for (const auto& l : s.layers) inner.push_back(layer_to_json(l));
+    j["layers"] = inner;
   }
   return j;
 }
@@ -312,10 +415,17 @@ json lr_to_json(const LrSchedule& s) {
 
 }  // namespace
 
+void for_each_spec(const std::vector<LayerSpec>& specs, const std::function<void(const LayerSpec&)>& fn) {
+  for (const auto& s : specs) {
+    fn(s);
+    if (s.type == "residual") for_each_spec(s.layers, fn);
+  }
+}
+
 InitSpec parse_init(const json& j, const std::string& where) {
   const std::string src = "init";
   Ctx c{src};
-  return parse_init_ctx(c, j, where);
+  return parse_init_ctx(c, j, where, InitUse::LinearWeight);
 }
 
 json init_to_json(const InitSpec& s) {
@@ -329,6 +439,14 @@ json init_to_json(const InitSpec& s) {
     case K::Kaiming: j["kind"] = "kaiming"; j["gain"] = s.gain; break;
     case K::TorchLinear:
     case K::TorchLinearBias: j["kind"] = "torch-default"; break;
+    case K::XavierNormal: j["kind"] = "xavier-normal"; j["gain"] = s.gain; break;
+    case K::XavierUniform: j["kind"] = "xavier-uniform"; j["gain"] = s.gain; break;
+    case K::Lsuv:
+      j["kind"] = "lsuv";
+      j["batch"] = s.lsuv_batch;
+      j["tol"] = s.lsuv_tol;
+      j["max_iter"] = s.lsuv_max_iter;
+      break;
   }
   if (s.scale != 1.0) j["scale"] = s.scale;
   return j;
@@ -350,7 +468,7 @@ Config parse_config(const json& j, const std::string& source) {
   const json& m = j["model"];
   check_keys(c, m, "model", {"n_embd", "embedding_init", "layers"});
   if (m.contains("n_embd")) cfg.n_embd = static_cast<int>(get_int(c, m["n_embd"], "model.n_embd", 1, 1 << 16));
-  if (m.contains("embedding_init")) cfg.embedding_init = parse_init_ctx(c, m["embedding_init"], "model.embedding_init");
+  if (m.contains("embedding_init")) cfg.embedding_init = parse_init_ctx(c, m["embedding_init"], "model.embedding_init", InitUse::Matrix);
   if (!m.contains("layers") || !m["layers"].is_array() || m["layers"].empty())
     c.fail("model.layers", "must be a non-empty list of layers ending in a Linear with \"out\": \"vocab\"");
   for (std::size_t i = 0; i < m["layers"].size(); ++i)
@@ -362,8 +480,12 @@ Config parse_config(const json& j, const std::string& source) {
   if (last_linear < 0 || !cfg.layers[static_cast<std::size_t>(last_linear)].out_is_vocab)
     c.fail("model.layers", "the last linear layer must have \"out\": \"vocab\" (one logit per token)");
   for (std::size_t i = static_cast<std::size_t>(last_linear) + 1; i < cfg.layers.size(); ++i)
-    if (cfg.layers[i].type == "tanh" || cfg.layers[i].type == "flatten")
+    if (cfg.layers[i].type != "batchnorm1d")
       c.fail(fmt::format("model.layers[{}]", i), "only batchnorm1d may follow the output linear layer");
+  {
+    int time = 1, features = cfg.block_size * cfg.n_embd;  // after the model's own Flatten
+    check_shapes(c, cfg.layers, "model.layers", time, features);
+  }
   if (j.contains("train")) {
     const json& t = j["train"];
     check_keys(c, t, "train", {"steps", "batch_size", "seed", "optimizer", "lr", "clip_grad_norm", "calibrate_batchnorm"});
@@ -376,7 +498,7 @@ Config parse_config(const json& j, const std::string& source) {
     if (t.contains("clip_grad_norm")) cfg.clip_grad_norm = get_num(c, t["clip_grad_norm"], "train.clip_grad_norm", 0, 1e9);
   }
   bool has_bn = false;
-  for (const auto& l : cfg.layers) has_bn |= l.type == "batchnorm1d";
+  for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.type == "batchnorm1d"; });
   if (has_bn && cfg.batch_size < 2) c.fail("train.batch_size", "must be at least 2 with BatchNorm1d (it needs batch statistics)");
   return cfg;
 }

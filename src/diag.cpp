@@ -374,8 +374,8 @@ int feeding_linear(const Model& model, int i, bool* through_bn) {
   for (int k = i - 1; k >= 0; --k) {
     const std::string t = layers[static_cast<std::size_t>(k)]->type();
     if (t == "Linear") return k;
-    if (t == "BatchNorm1d") *through_bn = true;
-    if (t == "Tanh") break;
+    if (t == "BatchNorm1d" || t == "LayerNorm" || t == "GroupNorm") *through_bn = true;
+    if (t == "Tanh" || t == "Residual") break;  // a residual's output is not one Linear's
   }
   return -1;
 }
@@ -458,8 +458,8 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
                        : "",
           lin);
     } else if (through_bn) {
-      cure = "the pre-activation passes a BatchNorm1d whose gamma / beta set its scale: lower the learning rate, or "
-             "check that gamma has not grown large";
+      cure = "the pre-activation passes a normalization layer (BatchNorm1d, LayerNorm or GroupNorm) whose gamma / "
+             "beta set its scale: lower the learning rate, or check that gamma has not grown large";
     } else {
       cure = "scale down the pre-activation: initialize the layer feeding this Tanh with gain/sqrt(fan_in), gain 5/3";
     }
@@ -593,7 +593,7 @@ Report inspect_training(const Config& cfg_in, const Splits& splits, int vocab_si
   opt.config = &cfg;
   DiagObserver obs(opt);
   TorchGenerator gen(cfg.seed);
-  model->init(gen);
+  model->init(gen, splits.train);
   Trainer trainer(*model, cfg, splits.train, gen);
   trainer.set_schedule_steps(cfg_in.steps);  // the configured run's schedule, not steps + 1
   trainer.add_observer(&obs);

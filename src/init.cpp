@@ -23,11 +23,17 @@ double kaiming_gain(const std::string& name) {
 }
 
 namespace {
-// torch's uniform_(from, to) on a float tensor: u * (to - from) + from, in float.
+// torch's uniform_(from, to) on a float tensor: u * (to - from) + from, in float with two
+// roundings. The product goes through a volatile so that -march=native's FMA contraction cannot
+// fuse the two into one rounding, which differs from torch in the last bit (tests/test_layers.cpp
+// checks xavier-uniform's bits against torch). Initialization only: the store costs nothing.
 void torch_uniform(float* out, std::size_t n, double bound_d, TorchGenerator& gen) {
   gen.rand(out, n);
   const float from = static_cast<float>(-bound_d), to = static_cast<float>(bound_d);
-  for (std::size_t i = 0; i < n; ++i) out[i] = out[i] * (to - from) + from;
+  for (std::size_t i = 0; i < n; ++i) {
+    volatile float product = out[i] * (to - from);
+    out[i] = product + from;
+  }
 }
 }  // namespace
 
@@ -73,7 +79,34 @@ void init_fill(const InitSpec& spec, int fan_in, int rows, int cols, float* out,
     case K::TorchLinearBias:
       torch_uniform(out, n, 1.0 / std::sqrt(static_cast<double>(fan_in)), gen);
       break;
+    case K::XavierNormal:
+    case K::XavierUniform: {
+      // Python's arithmetic in torch.nn.init, then normal_(0, std) / uniform_(-a, a) on float data:
+      // for n >= 16 normal_ is randn's kernel times a float std (the n < 16 path rounds once more).
+      const double fan_out = static_cast<double>(n) / static_cast<double>(fan_in > 0 ? fan_in : 1);
+      const double sd = kaiming_gain(spec.gain) * std::sqrt(2.0 / (static_cast<double>(fan_in) + fan_out));
+      if (spec.kind == K::XavierUniform) {
+        torch_uniform(out, n, std::sqrt(3.0) * sd, gen);
+      } else {
+        gen.randn(out, n);
+        const float s = static_cast<float>(sd);
+        for (std::size_t i = 0; i < n; ++i) out[i] = out[i] * s + 0.0f;
+      }
+      if (spec.scale != 1.0)
+        for (std::size_t i = 0; i < n; ++i) out[i] = out[i] * scale;
+      break;
+    }
+    case K::Lsuv: {
+      gen.randn(out, n);
+      const float denom = static_cast<float>(std::sqrt(static_cast<double>(fan_in)));
+      for (std::size_t i = 0; i < n; ++i) out[i] = out[i] / denom;
+      break;
+    }
   }
+}
+
+bool needs_matrix(InitSpec::Kind kind) {
+  return kind == InitSpec::Kind::XavierNormal || kind == InitSpec::Kind::XavierUniform || kind == InitSpec::Kind::Lsuv;
 }
 
 std::string describe(const InitSpec& spec) {
@@ -90,6 +123,13 @@ std::string describe(const InitSpec& spec) {
     }
     case K::TorchLinear:
     case K::TorchLinearBias: return "torch-default U(-1/sqrt(fan_in), 1/sqrt(fan_in))";
+    case K::XavierNormal:
+    case K::XavierUniform: {
+      std::string s = fmt::format("{}(gain {})", spec.kind == K::XavierNormal ? "xavier-normal" : "xavier-uniform", spec.gain);
+      if (spec.scale != 1.0) s += fmt::format(" * {}", spec.scale);
+      return s;
+    }
+    case K::Lsuv: return fmt::format("lsuv(N(0,1)/sqrt(fan_in), then unit output variance on {} examples)", spec.lsuv_batch);
   }
   return "?";
 }

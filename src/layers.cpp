@@ -337,6 +337,164 @@ void Tanh::backward(const Mat& dout, Mat* dx) {
   dx->array() = dout.array() * (1.0f - out_.array().square());
 }
 
+// ---- GroupNorm / LayerNorm ---------------------------------------------------------------
+std::string GroupNorm::describe() const {
+  return fmt::format("GroupNorm({}, {}, eps={}{})", opt_.groups, in_features_, opt_.eps, opt_.affine ? "" : ", affine=False");
+}
+
+std::string LayerNorm::describe() const {
+  return fmt::format("LayerNorm({}, eps={}{})", in_features_, opt_.eps, opt_.affine ? "" : ", elementwise_affine=False");
+}
+
+void GroupNorm::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
+  store_ = &store;
+  in_time_ = out_time_ = in_time;
+  in_features_ = out_features_ = in_features;
+  if (opt_.groups <= 0 || in_features % opt_.groups != 0)
+    throw std::invalid_argument(fmt::format("GroupNorm({}): {} features cannot be split into {} equal groups; "
+                                            "\"groups\" must divide the layer's input width",
+                                            opt_.groups, in_features, opt_.groups));
+  param_ids_.clear();
+  if (opt_.affine) {
+    gamma_ = declare(store, prefix + "gamma", 1, in_features, true, true, in_features, opt_.gamma_init);
+    beta_ = declare(store, prefix + "beta", 1, in_features, true, true, in_features, opt_.beta_init);
+    param_ids_ = {gamma_, beta_};
+  }
+}
+
+// Per row r and group g of K = C/G features: mu = mean, v = biased variance (sums in double),
+// xhat = (x - mu) / sqrt(v + eps), out = gamma * xhat + beta.
+void GroupNorm::forward(const Mat& x, Mode) {
+  x_ = &x;
+  const Eigen::Index n = x.rows(), C = x.cols(), G = opt_.groups, K = C / G;
+  xhat_.resize(n, C);
+  inv_std_.resize(n, G);
+  out_.resize(n, C);
+  for (Eigen::Index r = 0; r < n; ++r) {
+    const float* xr = x.data() + r * C;
+    float* hr = xhat_.data() + r * C;
+    for (Eigen::Index g = 0; g < G; ++g) {
+      const float* xg = xr + g * K;
+      double sum = 0;
+      for (Eigen::Index k = 0; k < K; ++k) sum += xg[k];
+      const double mu = sum / static_cast<double>(K);
+      double ss = 0;
+      for (Eigen::Index k = 0; k < K; ++k) ss += (xg[k] - mu) * (xg[k] - mu);
+      const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(K) + opt_.eps);
+      inv_std_(r, g) = static_cast<float>(rstd);
+      for (Eigen::Index k = 0; k < K; ++k) hr[g * K + k] = static_cast<float>((xg[k] - mu) * rstd);
+    }
+  }
+  if (opt_.affine) {
+    out_ = (xhat_.array().rowwise() * store_->value(gamma_).row(0).array()).rowwise() +
+           store_->value(beta_).row(0).array();
+  } else {
+    out_ = xhat_;
+  }
+}
+
+// With g = dout * gamma, per row and group (K features, s = 1/sqrt(v + eps)):
+//   dx = s * (g - mean(g) - xhat * mean(g * xhat));  dgamma = sum_rows(dout * xhat), dbeta = sum_rows(dout).
+// The statistics are those of the row itself, so train and eval share this backward.
+void GroupNorm::backward(const Mat& dout, Mat* dx) {
+  const Eigen::Index n = dout.rows(), C = dout.cols(), G = opt_.groups, K = C / G;
+  if (opt_.affine) {
+    store_->gradient(gamma_).row(0) = (dout.array() * xhat_.array()).colwise().sum();
+    store_->gradient(beta_).row(0) = dout.colwise().sum();
+  }
+  if (!dx) return;
+  dx->resize(n, C);
+  const float* gamma = opt_.affine ? store_->data(gamma_) : nullptr;
+  for (Eigen::Index r = 0; r < n; ++r) {
+    const float* dr = dout.data() + r * C;
+    const float* hr = xhat_.data() + r * C;
+    float* xr = dx->data() + r * C;
+    for (Eigen::Index g = 0; g < G; ++g) {
+      double sg = 0, sgx = 0;
+      for (Eigen::Index k = g * K; k < (g + 1) * K; ++k) {
+        const double gk = gamma ? static_cast<double>(dr[k]) * gamma[k] : dr[k];
+        sg += gk;
+        sgx += gk * hr[k];
+      }
+      const double mg = sg / static_cast<double>(K), mgx = sgx / static_cast<double>(K), s = inv_std_(r, g);
+      for (Eigen::Index k = g * K; k < (g + 1) * K; ++k) {
+        const double gk = gamma ? static_cast<double>(dr[k]) * gamma[k] : dr[k];
+        xr[k] = static_cast<float>(s * (gk - mg - hr[k] * mgx));
+      }
+    }
+  }
+}
+
+// ---- ReLU --------------------------------------------------------------------------------
+void ReLU::build(int in_time, int in_features, ParamStore& store, const std::string&) {
+  store_ = &store;
+  in_time_ = out_time_ = in_time;
+  in_features_ = out_features_ = in_features;
+}
+
+void ReLU::forward(const Mat& x, Mode) {
+  x_ = &x;
+  out_.resize(x.rows(), x.cols());
+  out_.array() = x.array().max(0.0f);
+}
+
+// d relu/dx = 1 where x > 0, 0 elsewhere (0 at x = 0 itself, as torch).
+void ReLU::backward(const Mat& dout, Mat* dx) {
+  if (!dx) return;
+  dx->resize(dout.rows(), dout.cols());
+  dx->array() = (x_->array() > 0.0f).select(dout.array(), 0.0f);
+}
+
+// ---- GELU --------------------------------------------------------------------------------
+namespace {
+constexpr double kSqrt1_2 = 0.70710678118654752440;       // 1/sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;    // 1/sqrt(2 pi)
+constexpr double kSqrt2OverPi = 0.79788456080286535588;   // sqrt(2/pi)
+constexpr double kGeluCubic = 0.044715;
+}  // namespace
+
+void GELU::build(int in_time, int in_features, ParamStore& store, const std::string&) {
+  store_ = &store;
+  in_time_ = out_time_ = in_time;
+  in_features_ = out_features_ = in_features;
+}
+
+// exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
+// tanh:  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+void GELU::forward(const Mat& x, Mode) {
+  x_ = &x;
+  out_.resize(x.rows(), x.cols());
+  const float* in = x.data();
+  float* o = out_.data();
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    const double v = in[i];
+    o[i] = static_cast<float>(tanh_ ? 0.5 * v * (1.0 + std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v)))
+                                    : 0.5 * v * (1.0 + std::erf(v * kSqrt1_2)));
+  }
+}
+
+// exact: d/dx = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi);
+// tanh:  with u = sqrt(2/pi) (x + 0.044715 x^3), t = tanh(u):
+//        d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+void GELU::backward(const Mat& dout, Mat* dx) {
+  if (!dx) return;
+  dx->resize(dout.rows(), dout.cols());
+  const float* in = x_->data();
+  const float* d = dout.data();
+  float* o = dx->data();
+  for (Eigen::Index i = 0; i < dout.size(); ++i) {
+    const double v = in[i];
+    double slope;
+    if (tanh_) {
+      const double t = std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
+      slope = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kGeluCubic * v * v);
+    } else {
+      slope = 0.5 * (1.0 + std::erf(v * kSqrt1_2)) + v * kInvSqrt2Pi * std::exp(-0.5 * v * v);
+    }
+    o[i] = static_cast<float>(d[i] * slope);
+  }
+}
+
 // ---- Sequential --------------------------------------------------------------------------
 void Sequential::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
   store_ = &store;
@@ -369,6 +527,48 @@ void Sequential::backward(const Mat& dout, Mat* dx) {
   }
   grads_.back() = dout;
   for (std::size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx);
+}
+
+std::vector<Layer*> Sequential::children() {
+  std::vector<Layer*> out;
+  for (auto& l : layers_) out.push_back(l.get());
+  return out;
+}
+
+// ---- Residual ----------------------------------------------------------------------------
+std::string Residual::describe() const {
+  std::string inner;
+  for (const auto& l : branch_.layers()) inner += (inner.empty() ? "" : ", ") + l->describe();
+  return fmt::format("Residual(x + [{}])", inner);
+}
+
+void Residual::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
+  store_ = &store;
+  in_time_ = out_time_ = in_time;
+  in_features_ = out_features_ = in_features;
+  branch_.build(in_time, in_features, store, prefix + "layers.");
+  if (branch_.out_time() != in_time)
+    throw std::invalid_argument(fmt::format("{}: residual branch changes the time length from {} to {} (a flatten inside); its "
+                            "output shape must equal its input's",
+                            where_, in_time, branch_.out_time()));
+  if (branch_.out_features() != in_features)
+    throw std::invalid_argument(fmt::format("{}: residual branch maps {} features to {}; its output width must equal its input ({})",
+                            where_, in_features, branch_.out_features(), in_features));
+}
+
+void Residual::forward(const Mat& x, Mode mode) {
+  x_ = &x;
+  branch_.forward(x, mode);
+  out_.resize(x.rows(), x.cols());
+  out_ = x + branch_.out();
+}
+
+// out = x + f(x): dx = dout + (df/dx)^T dout.
+void Residual::backward(const Mat& dout, Mat* dx) {
+  branch_.backward(dout, dx ? &dbranch_ : nullptr);
+  if (!dx) return;
+  dx->resize(dout.rows(), dout.cols());
+  *dx = dout + dbranch_;
 }
 
 // ---- SoftmaxCrossEntropy -----------------------------------------------------------------

@@ -2,17 +2,32 @@
 #include "makemore/model.h"
 
 #include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
 
 #include "makemore/parallel.h"
 
 namespace mm {
 
-std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size) {
+std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size, const std::string& where) {
   if (s.type == "linear") return std::make_unique<Linear>(s.out_is_vocab ? vocab_size : s.out, s.bias, s.weight_init, s.bias_init);
   if (s.type == "batchnorm1d") return std::make_unique<BatchNorm1d>(s.bn);
   if (s.type == "tanh") return std::make_unique<Tanh>();
   if (s.type == "flatten") return std::make_unique<Flatten>(s.flatten_n);
-  throw std::invalid_argument("unknown layer type " + s.type);
+  if (s.type == "layernorm") return std::make_unique<LayerNorm>(s.norm);
+  if (s.type == "groupnorm") return std::make_unique<GroupNorm>(s.norm);
+  if (s.type == "relu") return std::make_unique<ReLU>();
+  if (s.type == "gelu") return std::make_unique<GELU>(s.gelu_tanh);
+  if (s.type == "residual") {
+    auto r = std::make_unique<Residual>(where + ".layers");
+    for (std::size_t i = 0; i < s.layers.size(); ++i)
+      r->add(make_layer(s.layers[i], vocab_size, fmt::format("{}.layers[{}]", where, i)));
+    return r;
+  }
+  throw std::invalid_argument(fmt::format("{}: unknown layer type '{}'; use linear, batchnorm1d, layernorm, groupnorm, "
+                                          "tanh, relu, gelu, flatten or residual",
+                                          where, s.type));
 }
 
 Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block_size_(cfg.block_size), config_(cfg) {
@@ -20,7 +35,8 @@ Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block
   flatten_ = std::make_unique<Flatten>(0);
   embedding_->build(1, block_size_, params_, "embedding.");
   flatten_->build(embedding_->out_time(), embedding_->out_features(), params_, "flatten.");
-  for (const auto& spec : cfg.layers) stack_.add(make_layer(spec, vocab_size));
+  for (std::size_t i = 0; i < cfg.layers.size(); ++i)
+    stack_.add(make_layer(cfg.layers[i], vocab_size, fmt::format("model.layers[{}]", i)));
   stack_.build(flatten_->out_time(), flatten_->out_features(), params_, "layers.");
   params_.finalize();
 }
@@ -30,6 +46,82 @@ void Model::init(TorchGenerator& gen) {
     const auto& p = params_.info(static_cast<int>(id));
     init_fill(p.init, p.fan_in, p.rows, p.cols, params_.data(static_cast<int>(id)), gen);
   }
+}
+
+void Model::init(TorchGenerator& gen, const Examples& train) {
+  init(gen);
+  if (has_lsuv()) lsuv(train, gen);
+}
+
+namespace {
+void collect_layers(Layer* l, std::vector<Layer*>& out) {
+  out.push_back(l);
+  for (Layer* c : l->children()) collect_layers(c, out);
+}
+
+bool is_lsuv_linear(const Layer& l, const ParamStore& ps) {
+  return l.type() == "Linear" && ps.info(l.param_ids()[0]).init.kind == InitSpec::Kind::Lsuv;
+}
+}  // namespace
+
+std::vector<Layer*> Model::all_layers() const {
+  std::vector<Layer*> out;
+  // children() hands out mutable pointers; the layers are the model's own.
+  for (Layer* l : const_cast<Sequential&>(stack_).children()) collect_layers(l, out);
+  return out;
+}
+
+bool Model::has_lsuv() const {
+  for (const auto& p : params_.infos())
+    if (p.init.kind == InitSpec::Kind::Lsuv) return true;
+  return false;
+}
+
+std::vector<Model::LsuvLayer> Model::lsuv(const Examples& train, TorchGenerator& gen) {
+  std::vector<Layer*> targets;
+  int batch = 0;
+  for (Layer* l : all_layers()) {
+    if (!is_lsuv_linear(*l, params_)) continue;
+    targets.push_back(l);
+    batch = std::max(batch, params_.info(l->param_ids()[0]).init.lsuv_batch);
+  }
+  std::vector<LsuvLayer> report;
+  if (targets.empty() || train.size() == 0) return report;
+  const auto B = static_cast<std::size_t>(batch), T = static_cast<std::size_t>(block_size_);
+  std::vector<int64_t> ix(B);
+  gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), B);
+  std::vector<int32_t> xb(B * T);
+  for (std::size_t b = 0; b < B; ++b)
+    std::copy_n(train.x.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(ix[b]) * T), T,
+                xb.begin() + static_cast<std::ptrdiff_t>(b * T));
+  const FloatBuf buffers = params_.buffers();  // train-mode forwards move BatchNorm's running stats
+  const auto variance = [](const Mat& o) {
+    double sum = 0, sumsq = 0;
+    for (Eigen::Index i = 0; i < o.size(); ++i) sum += o.data()[i];
+    const double mean = sum / static_cast<double>(o.size());
+    for (Eigen::Index i = 0; i < o.size(); ++i) sumsq += (o.data()[i] - mean) * (o.data()[i] - mean);
+    return sumsq / static_cast<double>(o.size());
+  };
+  for (Layer* l : targets) {
+    const int w = l->param_ids()[0];
+    const InitSpec& spec = params_.info(w).init;
+    LsuvLayer r;
+    r.weight = params_.info(w).name;
+    for (;;) {
+      forward(xb.data(), batch, Mode::Train);
+      r.variance = variance(l->out());
+      if (std::fabs(r.variance - 1.0) < spec.lsuv_tol || r.rescales >= spec.lsuv_max_iter || !(r.variance > 0) ||
+          !std::isfinite(r.variance))
+        break;
+      const float s = static_cast<float>(1.0 / std::sqrt(r.variance));
+      float* d = params_.data(w);
+      for (std::size_t k = 0; k < params_.info(w).size(); ++k) d[k] *= s;
+      ++r.rescales;
+    }
+    report.push_back(r);
+  }
+  params_.buffers() = buffers;
+  return report;
 }
 
 const Mat& Model::logits() const { return stack_.out(); }
@@ -91,28 +183,39 @@ double Model::evaluate(const Examples& ex, int chunk) {
 }
 
 // One pass over the data per BatchNorm, in order: each layer's statistics are taken on the
-// inputs it sees once the layers before it already use their calibrated statistics.
+// inputs it sees once the layers before it already use their calibrated statistics. A
+// BatchNorm inside a Residual's branch is reached by running its whole top-level block and
+// reading the input it kept.
 void Model::calibrate(const Examples& train, int chunk) {
   auto& layers = stack_.layers();
   const std::size_t n = train.size();
   for (std::size_t k = 0; k < layers.size(); ++k) {
-    if (!layers[k]->has_running_stats()) continue;
-    layers[k]->calibrate_begin();
-    for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(chunk)) {
-      const int b = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(chunk), n - start));
-      tokens_.resize(b, block_size_);
-      const int32_t* x = train.x.data() + start * static_cast<std::size_t>(block_size_);
-      for (Eigen::Index i = 0; i < tokens_.size(); ++i) tokens_.data()[i] = static_cast<float>(x[i]);
-      embedding_->forward(tokens_, Mode::Eval);
-      flatten_->forward(embedding_->out(), Mode::Eval);
-      const Mat* in = &flatten_->out();
-      for (std::size_t i = 0; i < k; ++i) {
-        layers[i]->forward(*in, Mode::Eval);
-        in = &layers[i]->out();
+    std::vector<Layer*> inside;
+    collect_layers(layers[k].get(), inside);
+    for (Layer* bn : inside) {
+      if (!bn->has_running_stats()) continue;
+      const bool nested = bn != layers[k].get();
+      bn->calibrate_begin();
+      for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(chunk)) {
+        const int b = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(chunk), n - start));
+        tokens_.resize(b, block_size_);
+        const int32_t* x = train.x.data() + start * static_cast<std::size_t>(block_size_);
+        for (Eigen::Index i = 0; i < tokens_.size(); ++i) tokens_.data()[i] = static_cast<float>(x[i]);
+        embedding_->forward(tokens_, Mode::Eval);
+        flatten_->forward(embedding_->out(), Mode::Eval);
+        const Mat* in = &flatten_->out();
+        for (std::size_t i = 0; i < k; ++i) {
+          layers[i]->forward(*in, Mode::Eval);
+          in = &layers[i]->out();
+        }
+        if (nested) {
+          layers[k]->forward(*in, Mode::Eval);
+          in = bn->input();
+        }
+        bn->calibrate_add(*in);
       }
-      layers[k]->calibrate_add(*in);
+      bn->calibrate_end();
     }
-    layers[k]->calibrate_end();
   }
 }
 

@@ -18,7 +18,7 @@ namespace mm {
 
 double step_matmul_flops(const Model& model, int batch) {
   double flops = 0;
-  for (const auto& l : model.stack().layers()) {
+  for (const Layer* l : model.all_layers()) {  // Linears inside residual blocks included
     if (l->type() != "Linear") continue;
     const double rows = static_cast<double>(batch) * (l->in_time() > 0 ? l->in_time() : 1);
     flops += 3.0 * 2.0 * rows * l->in_features() * l->out_features();

@@ -67,7 +67,7 @@ namespace mm {
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
                                 const std::vector<Observer*>& observers) {
   TorchGenerator gen(cfg.seed);
-  model.init(gen);
+  model.init(gen, splits.train);  // with the LSUV data pass when a layer asks for it
   Trainer trainer(model, cfg, splits.train, gen);
   for (auto* o : observers) trainer.add_observer(o);
   TrainOutcome out;

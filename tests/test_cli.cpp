@@ -32,7 +32,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<std::string> k_presets = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
-                                            "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep"};
+                                            "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep",
+                                            "deep-residual-layernorm", "big-mlp"};
 
 struct CliResult {
   int exit_code = -1;  // valid when !signaled
@@ -386,6 +387,11 @@ TEST(CliBadInput, ConfigFiles) {
   write_file(dir / "unknown.json", unknown.dump(2));
   write_file(dir / "layer.json", layer.dump(2));
   write_file(dir / "flatten.json", flatten.dump(2));
+  // A residual branch ending at the vocabulary: only the built model knows it maps 200 to 27.
+  json residual = base;
+  residual["model"]["layers"].insert(residual["model"]["layers"].begin() + 2,
+                                     json{{"type", "residual"}, {"layers", {{{"type", "linear"}, {"out", "vocab"}}}}});
+  write_file(dir / "residual.json", residual.dump(2));
   write_file(dir / "invalid.json", "{\"train\": {\"steps\": 5,}");
   write_file(dir / "empty.json", "");
   struct Case {
@@ -396,6 +402,7 @@ TEST(CliBadInput, ConfigFiles) {
       {"unknown.json", "train.bogus", "unknown field"},
       {"layer.json", "model.layers[1].type", "tahn"},
       {"flatten.json", "model.layers", "divisible"},
+      {"residual.json", "model.layers[2].layers: residual branch maps", "to 27; its output width must equal its input"},
       {"invalid.json", "invalid JSON", "invalid.json:1:"},
       {"empty.json", "empty", "empty.json"},
       {"missing.json", "no such config file", "missing.json"},

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "makemore/config.h"
 #include "makemore/layers.h"
 #include "makemore/model.h"
 #include "makemore/presets.h"
@@ -280,6 +281,143 @@ TEST(GradCheck, Sequential) {
   }
 }
 
+// ---- the layers beyond the lecture ---------------------------------------------------------
+
+mm::NormOptions norm(int groups, bool affine) {
+  mm::NormOptions o;
+  o.groups = groups;
+  o.affine = affine;
+  return o;
+}
+
+// Values away from ReLU's kink at 0, where a central difference straddles it.
+Mat away_from_zero(Mat x, float gap = 0.05f) {
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    float& v = x.data()[i];
+    if (std::abs(v) < gap) v = v < 0 ? v - gap : v + gap;
+  }
+  return x;
+}
+
+TEST(GradCheck, LayerNorm) {
+  for (bool affine : {true, false}) {
+    for (Mode mode : {Mode::Train, Mode::Eval}) {
+      SCOPED_TRACE(std::string(affine ? "affine" : "plain") + (mode == Mode::Train ? ", train" : ", eval"));
+      std::mt19937 rng(21);
+      Built b(std::make_unique<mm::LayerNorm>(norm(1, affine)), 1, 10, rng);
+      Mat x = randn(6, 10, rng, 2.0f);
+      x.col(3).array() += 3.0f;  // a mean far from 0
+      const CheckReport r = check_layer(*b.layer, b.store, x, mode, true, rng);
+      EXPECT_TRUE(r.ok()) << r;
+      EXPECT_EQ(r.checked, (affine ? 20u : 0u) + 60u);
+    }
+  }
+}
+
+TEST(GradCheck, GroupNorm) {
+  for (int groups : {1, 4, 12}) {
+    for (bool affine : {true, false}) {
+      SCOPED_TRACE(std::to_string(groups) + (affine ? " groups, affine" : " groups, plain"));
+      std::mt19937 rng(22);
+      mm::NormOptions o = norm(groups, affine);
+      if (groups == 12) o.eps = 0.1;  // one feature per group: (x - mean) = 0, all from eps
+      Built b(std::make_unique<mm::GroupNorm>(o), 1, 12, rng);
+      Mat x = randn(5, 12, rng, 1.5f);
+      const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+      EXPECT_TRUE(r.ok()) << r;
+      EXPECT_EQ(r.checked, (affine ? 24u : 0u) + 60u);
+    }
+  }
+}
+
+TEST(GradCheck, ReLU) {
+  std::mt19937 rng(23);
+  Built b(std::make_unique<mm::ReLU>(), 1, 6, rng);
+  Mat x = away_from_zero(randn(8, 6, rng));
+  const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.checked, 48u);
+  b.layer->forward(x, Mode::Train);
+  EXPECT_EQ((b.layer->out().array() == 0.0f).count(), (x.array() < 0.0f).count());
+}
+
+TEST(GradCheck, GELUBothForms) {
+  for (bool tanh_approx : {false, true}) {
+    SCOPED_TRACE(tanh_approx ? "tanh" : "erf");
+    std::mt19937 rng(24);
+    Built b(std::make_unique<mm::GELU>(tanh_approx), 1, 6, rng);
+    Mat x = randn(8, 6, rng, 2.0f);
+    const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+    EXPECT_TRUE(r.ok()) << r;
+    EXPECT_EQ(r.checked, 48u);
+  }
+}
+
+std::unique_ptr<mm::Residual> residual_linear_layernorm_tanh(int width) {
+  auto r = std::make_unique<mm::Residual>();
+  r->add(std::make_unique<mm::Linear>(width, true, zeros(), zeros()));
+  r->add(std::make_unique<mm::LayerNorm>(norm(1, true)));
+  r->add(std::make_unique<mm::Tanh>());
+  return r;
+}
+
+TEST(GradCheck, ResidualAroundLinearLayerNormTanh) {
+  std::mt19937 rng(25);
+  Built b(residual_linear_layernorm_tanh(8), 1, 8, rng);
+  EXPECT_GE(b.store.find("layers.0.layers.0.weight"), 0);
+  EXPECT_GE(b.store.find("layers.0.layers.1.gamma"), 0);
+  Mat x = randn(6, 8, rng);
+  const CheckReport r = check_layer(*b.layer, b.store, x, Mode::Train, true, rng);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.checked, 64u + 8u + 8u + 8u + 48u);
+}
+
+TEST(GradCheck, NestedResiduals) {
+  for (Mode mode : {Mode::Train, Mode::Eval}) {
+    SCOPED_TRACE(mode == Mode::Train ? "train" : "eval");
+    std::mt19937 rng(26);
+    // x + [Linear, BatchNorm1d, x' + [GroupNorm(2), GELU, x'' + [Linear, LayerNorm, Tanh]], ReLU-free]
+    auto inner = std::make_unique<mm::Residual>();
+    inner->add(std::make_unique<mm::GroupNorm>(norm(2, true)));
+    inner->add(std::make_unique<mm::GELU>(true));
+    inner->add(residual_linear_layernorm_tanh(8));
+    auto outer = std::make_unique<mm::Residual>();
+    outer->add(std::make_unique<mm::Linear>(8, false, zeros(), zeros()));
+    outer->add(std::make_unique<mm::BatchNorm1d>(class_bn()));
+    outer->add(std::move(inner));
+    Built b(std::move(outer), 1, 8, rng);
+    EXPECT_GE(b.store.find("layers.0.layers.2.layers.2.layers.1.beta"), 0);
+    Mat x = randn(6, 8, rng);
+    const CheckReport r = check_layer(*b.layer, b.store, x, mode, true, rng);
+    EXPECT_TRUE(r.ok()) << r;
+    EXPECT_EQ(r.checked, 64u + 16u + 16u + 64u + 8u + 16u + 48u);
+  }
+}
+
+TEST(GradCheck, NewLayersOverwriteGradients) {
+  std::mt19937 rng(27);
+  std::vector<std::unique_ptr<Built>> layers;
+  layers.push_back(std::make_unique<Built>(std::make_unique<mm::LayerNorm>(norm(1, true)), 1, 6, rng));
+  layers.push_back(std::make_unique<Built>(std::make_unique<mm::GroupNorm>(norm(3, true)), 1, 6, rng));
+  layers.push_back(std::make_unique<Built>(residual_linear_layernorm_tanh(6), 1, 6, rng));
+  for (auto& b : layers) {
+    SCOPED_TRACE(b->layer->describe());
+    Mat x = randn(8, 6, rng);
+    b->layer->forward(x, Mode::Train);
+    const Mat R = randn(8, 6, rng);
+    Mat dx1, dx2;
+    b->layer->backward(R, &dx1);
+    const mm::FloatBuf first = b->store.grads();
+    b->layer->backward(R, &dx2);
+    EXPECT_EQ(b->store.grads(), first) << "a second backward must not accumulate";
+    for (int id = 0; id < static_cast<int>(b->store.infos().size()); ++id)
+      if (b->store.info(id).trainable) std::fill_n(b->store.grad(id), b->store.info(id).size(), 1e3f);
+    b->layer->backward(R, nullptr);
+    EXPECT_EQ(b->store.grads(), first) << "backward must not read the old gradient";
+    EXPECT_TRUE(dx1 == dx2);
+  }
+}
+
 // ---- the checker can fail ------------------------------------------------------------------
 
 // Linear whose weight gradient is 5% too large: a subtle error the tolerance must not hide.
@@ -369,7 +507,8 @@ TEST(GradCheck, BackwardOverwritesGradients) {
 // The six lecture networks; kept explicit so the test names read well, and checked against
 // the embedded list so a new preset cannot be left out.
 const char* const kPresets[] = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
-                                "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep"};
+                                "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep",
+                                "deep-residual-layernorm", "big-mlp"};
 
 TEST(GradCheckModel, CoversEveryPreset) {
   std::vector<std::string> embedded, listed(std::begin(kPresets), std::end(kPresets));
@@ -443,6 +582,44 @@ std::string preset_test_name(const ::testing::TestParamInfo<const char*>& info) 
 }
 
 INSTANTIATE_TEST_SUITE_P(GradCheck, GradCheckPreset, ::testing::ValuesIn(kPresets), preset_test_name);
+
+// A deep network of the new layers, from a config: residual blocks with LayerNorm, GELU,
+// GroupNorm and a nested residual, Xavier weights.
+TEST(GradCheckModel, ResidualLayerNormConfig) {
+  const nlohmann::json block = {
+      {"type", "residual"},
+      {"layers",
+       {{{"type", "linear"}, {"out", 24}, {"weight_init", {{"kind", "xavier-normal"}, {"gain", "tanh"}}}},
+        {{"type", "layernorm"}},
+        {{"type", "tanh"}},
+        {{"type", "residual"}, {"layers", {{{"type", "groupnorm"}, {"groups", 4}}, {{"type", "gelu"}}}}}}}};
+  const nlohmann::json j = {
+      {"data", {{"block_size", 3}}},
+      {"model",
+       {{"n_embd", 8},
+        {"layers",
+         {{{"type", "linear"}, {"out", 24}, {"weight_init", "xavier-uniform"}},
+          {{"type", "layernorm"}},
+          block,
+          {{"type", "relu"}},
+          block,
+          {{"type", "linear"}, {"out", "vocab"}, {"weight_init", {{"kind", "normal"}, {"scale", 0.1}}}}}}}}};
+  const mm::Config cfg = mm::parse_config(j, "residual.json");
+  std::mt19937 rng(28);
+  std::uniform_int_distribution<int> tok(0, 26);
+  std::vector<int32_t> x(8 * 3), y(8);
+  for (auto& t : x) t = tok(rng);
+  for (auto& t : y) t = tok(rng);
+  mm::Model model(cfg, 27);
+  mm::TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  CheckOptions opt;
+  opt.max_entries = 24;
+  opt.tol.atol = 1e-4;
+  const CheckReport r = check_model(model, x, y, Mode::Train, rng, opt);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_GT(r.checked, 300u);
+}
 
 // ---- softmax cross-entropy -----------------------------------------------------------------
 

@@ -114,7 +114,7 @@ int run_bench(const BenchArgs& a) {
     for (int r = 0; r < a.repeat; ++r) {  // best of N: the machine is shared and noisy
       Model model(cfg, vocab.size());
       TorchGenerator gen(cfg.seed);
-      model.init(gen);
+      model.init(gen, splits.train);
       Trainer t(model, cfg, splits.train, gen);
       const TrainStats st = t.run();
       best = std::max(best, st.steps_per_sec);

@@ -43,7 +43,7 @@ struct Row {
 float step0_loss(const Config& cfg, const Splits& splits, int vocab) {
   Model model(cfg, vocab);
   TorchGenerator gen(cfg.seed);
-  model.init(gen);
+  model.init(gen, splits.train);
   Config one = cfg;
   one.steps = 1;
   Trainer t(model, one, splits.train, gen);

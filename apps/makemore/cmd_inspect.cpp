@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 
 #include "commands.h"
 #include "makemore/data.h"
@@ -32,7 +33,9 @@ std::unique_ptr<Model> build_model(const Config& cfg, int vocab_size, const std:
   try {
     return std::make_unique<Model>(cfg, vocab_size);
   } catch (const std::invalid_argument& e) {
-    throw Error(fmt::format("{}: model.layers: {}", source, e.what()));
+    // Errors that already name their field (a residual branch's width) keep it.
+    const bool named = std::string_view(e.what()).starts_with("model.");
+    throw Error(fmt::format("{}: {}{}", source, named ? "" : "model.layers: ", e.what()));
   }
 }
 
@@ -82,7 +85,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
   {
     auto fresh = build_model(cfg, r.vocab_size, a.run_dir + "/" + kConfigFile);
     TorchGenerator gen(cfg.seed);
-    fresh->init(gen);
+    fresh->init(gen, splits.train);
     std::vector<int32_t> xb, yb;
     draw(gen, xb, yb);
     fresh->forward(xb.data(), static_cast<int>(B), Mode::Train);

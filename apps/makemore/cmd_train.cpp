@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 
 #include "commands.h"
 #include "makemore/data.h"
@@ -99,7 +100,9 @@ int run_train(const TrainArgs& a) {
     model_ptr = std::make_unique<Model>(cfg, vocab.size());
   } catch (const std::invalid_argument& e) {
     const std::string source = a.config_path.empty() ? "preset " + cfg.name : a.config_path;
-    throw Error(fmt::format("{}: model.layers: {}", source, e.what()));
+    // Errors that already name their field (a residual branch's width) keep it.
+    const bool named = std::string_view(e.what()).starts_with("model.");
+    throw Error(fmt::format("{}: {}{}", source, named ? "" : "model.layers: ", e.what()));
   }
 
   namespace fs = std::filesystem;

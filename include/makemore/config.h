@@ -2,6 +2,7 @@
 // copy from a preset and edit. Parsing validates every field and names the bad one.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,8 @@
 namespace mm {
 
 struct LayerSpec {
-  std::string type;          // "linear", "batchnorm1d", "tanh", "flatten"
+  // "linear", "batchnorm1d", "tanh", "flatten", "layernorm", "groupnorm", "relu", "gelu", "residual"
+  std::string type;
   int out = 0;               // linear: fan_out; 0 with out_is_vocab
   bool out_is_vocab = false; // linear: "out": "vocab"
   bool bias = true;
@@ -21,7 +23,13 @@ struct LayerSpec {
   InitSpec bias_init{InitSpec::Kind::Zeros};
   BatchNormOptions bn;
   int flatten_n = 0;         // flatten: consecutive steps to merge (0 = all)
+  NormOptions norm;          // layernorm (groups 1), groupnorm
+  bool gelu_tanh = false;    // gelu: "approximate": "tanh"
+  std::vector<LayerSpec> layers;  // residual: the branch f of x + f(x)
 };
+
+// Calls fn on every spec of the list and, depth first, of each residual branch inside it.
+void for_each_spec(const std::vector<LayerSpec>& specs, const std::function<void(const LayerSpec&)>& fn);
 
 // The learning rate at each step (docs/optim.md has the formulas). kind Step: the lecture's
 // piecewise constant schedule, values[i] from boundaries[i-1] on; kind Cosine: from max down to

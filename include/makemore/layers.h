@@ -1,5 +1,6 @@
 // The lecture's layers with explicit forward and backward: Embedding, Flatten, Linear,
-// BatchNorm1d, Tanh, Sequential. Activations are (rows, features) row-major matrices; a
+// BatchNorm1d, Tanh, Sequential; and beyond the lecture LayerNorm, GroupNorm, ReLU, GELU and
+// Residual (x + f(x)). Activations are (rows, features) row-major matrices; a
 // sequence (B, T, C) is stored as (B*T, C), which is the same memory as (B, T*C), so Flatten
 // only reinterprets. Backward contract: backward() OVERWRITES the layer's parameter gradients
 // (the lecture zeroes them every step; each layer is used once per step) and writes dx when
@@ -37,6 +38,9 @@ class Layer {
   int out_time() const { return out_time_; }
   int out_features() const { return out_features_; }
   const std::vector<int>& param_ids() const { return param_ids_; }
+  const Mat* input() const { return x_; }  // the last forward's input (calibration reads it)
+  // Layers nested inside this one (Residual's branch), in forward order; none for most.
+  virtual std::vector<Layer*> children() { return {}; }
   // Running statistics to set from data (BatchNorm): see Model::calibrate.
   virtual bool has_running_stats() const { return false; }
   virtual void calibrate_begin() {}
@@ -145,6 +149,72 @@ class Tanh : public Layer {
   void backward(const Mat& dout, Mat* dx) override;  // dx = dout * (1 - out^2)
 };
 
+// Normalizes each row over groups of consecutive features (torch.nn.GroupNorm(G, C) on (rows,
+// C)): per row and group, biased variance, no running statistics, the same in train and eval.
+// With affine, a per-feature gamma / beta (torch's weight / bias). LayerNorm is the one-group
+// case. Each row is its own batch: any number of rows works, one included.
+struct NormOptions {
+  int groups = 1;
+  double eps = 1e-5;
+  bool affine = true;
+  InitSpec gamma_init{InitSpec::Kind::Ones};
+  InitSpec beta_init{InitSpec::Kind::Zeros};
+};
+
+class GroupNorm : public Layer {
+ public:
+  explicit GroupNorm(NormOptions opt) : opt_(opt) {}
+  std::string type() const override { return "GroupNorm"; }
+  std::string describe() const override;
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;
+  const NormOptions& options() const { return opt_; }
+
+ protected:
+  NormOptions opt_;
+  int gamma_ = -1, beta_ = -1;
+  Mat xhat_;     // (rows, C)
+  Mat inv_std_;  // (rows, groups)
+};
+
+// torch.nn.LayerNorm(C): every row normalized over all its features.
+class LayerNorm : public GroupNorm {
+ public:
+  explicit LayerNorm(NormOptions opt) : GroupNorm(with_one_group(opt)) {}
+  std::string type() const override { return "LayerNorm"; }
+  std::string describe() const override;
+
+ private:
+  static NormOptions with_one_group(NormOptions o) {
+    o.groups = 1;
+    return o;
+  }
+};
+
+class ReLU : public Layer {
+ public:
+  std::string type() const override { return "ReLU"; }
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;  // dx = dout where x > 0, else 0 (torch's)
+};
+
+// torch.nn.functional.gelu: exact x * Phi(x) ("none"), or the tanh approximation ("tanh").
+class GELU : public Layer {
+ public:
+  explicit GELU(bool tanh_approx = false) : tanh_(tanh_approx) {}
+  std::string type() const override { return "GELU"; }
+  std::string describe() const override { return tanh_ ? "GELU(approximate='tanh')" : "GELU"; }
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;
+  bool tanh_approx() const { return tanh_; }
+
+ private:
+  bool tanh_;
+};
+
 // Runs its children in order; owns the intermediate gradients.
 class Sequential : public Layer {
  public:
@@ -158,10 +228,34 @@ class Sequential : public Layer {
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   // Gradient of the loss w.r.t. layer i's output, from the last backward (diagnostics).
   const Mat& dout(std::size_t i) const { return grads_[i]; }
+  std::vector<Layer*> children() override;
 
  private:
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Mat> grads_;  // grads_[i]: dL/d(out of layer i)
+};
+
+// out = x + f(x), f a Sequential of any layers (nested residuals included) whose output shape
+// equals its input's. Parameters are named prefix + "layers.<i>." like the top-level stack.
+// backward: dx = dout + df/dx^T dout; f's parameter gradients come from f's own backward.
+class Residual : public Layer {
+ public:
+  // where: the config path, for the width-mismatch error ("model.layers[3].layers").
+  explicit Residual(std::string where = "residual") : where_(std::move(where)) {}
+  std::string type() const override { return "Residual"; }
+  std::string describe() const override;
+  void add(std::unique_ptr<Layer> layer) { branch_.add(std::move(layer)); }
+  void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward(const Mat& x, Mode mode) override;
+  void backward(const Mat& dout, Mat* dx) override;
+  Sequential& branch() { return branch_; }
+  const Sequential& branch() const { return branch_; }
+  std::vector<Layer*> children() override { return branch_.children(); }
+
+ private:
+  std::string where_;
+  Sequential branch_;
+  Mat dbranch_;  // (rows, C): dL/dx through the branch
 };
 
 // Softmax and cross-entropy fused: numerically stable for any logit magnitude.

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "makemore/config.h"
@@ -22,6 +23,22 @@ class Model {
 
   // Draws every parameter in declaration order (embedding, then layers) from gen.
   void init(TorchGenerator& gen);
+  // The same, then the data-dependent pass when some Linear's weight_init is lsuv (see lsuv()).
+  // What every training entry point calls: train_and_evaluate, inspect, bench, fidelity.
+  void init(TorchGenerator& gen, const Examples& train);
+
+  // LSUV (Mishkin & Matas 2015): one batch of real examples drawn from gen (randint with
+  // replacement, as a training minibatch; size: the largest "batch" of the lsuv layers), then
+  // for each lsuv Linear in forward order (nested ones included): forward the batch in train
+  // mode and divide the weight by sqrt(var(output)) until |var - 1| < tol or max_iter rescales.
+  // BatchNorm running statistics are restored afterwards. Draws nothing without lsuv layers.
+  struct LsuvLayer {
+    std::string weight;  // "layers.0.weight"
+    double variance = 0; // of the layer's output on the batch, after the last rescale
+    int rescales = 0;
+  };
+  std::vector<LsuvLayer> lsuv(const Examples& train, TorchGenerator& gen);
+  bool has_lsuv() const;
 
   // x: (batch, block_size) token indices. Returns the logits (batch, vocab).
   const Mat& forward(const int32_t* x, int batch, Mode mode);
@@ -37,6 +54,9 @@ class Model {
   std::unique_ptr<Model> clone() const;
   // Sets every BatchNorm's running statistics from the whole data (notebook cell 9).
   void calibrate(const Examples& train, int chunk = 1024);
+
+  // Every layer of the stack, depth first (a Residual, then its branch's layers), in forward order.
+  std::vector<Layer*> all_layers() const;
 
   ParamStore& params() { return params_; }
   const ParamStore& params() const { return params_; }
@@ -67,6 +87,7 @@ class Model {
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };
 
-std::unique_ptr<Layer> make_layer(const LayerSpec& spec, int vocab_size);
+// where: the spec's config path ("model.layers[3]"), named by shape errors found at build.
+std::unique_ptr<Layer> make_layer(const LayerSpec& spec, int vocab_size, const std::string& where = "model.layers[?]");
 
 }  // namespace mm

@@ -1,0 +1,449 @@
+// The layers and initializations beyond the lecture: LayerNorm, GroupNorm, ReLU, GELU and
+// Residual against PyTorch (tests/data/torch/layers.json, written by tools/gen_layers_fixture.py),
+// their config parsing and errors, Xavier against torch.nn.init and its statistics, and the
+// LSUV data pass. Finite-difference gradient checks of these layers are in test_gradcheck.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "makemore/config.h"
+#include "makemore/data.h"
+#include "makemore/diag.h"
+#include "makemore/error.h"
+#include "makemore/model.h"
+#include "makemore/train.h"
+
+namespace {
+
+using nlohmann::json;
+using mm::Mat;
+
+json load_layers_fixture() {
+  const std::string path = std::string(MM_TEST_DATA_DIR) + "/torch/layers.json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  return json::parse(in);
+}
+
+std::vector<float> floats(const json& t) {
+  std::vector<float> v;
+  for (const auto& x : t["data"]) v.push_back(static_cast<float>(x.get<double>()));
+  return v;
+}
+
+// Float32 on both sides with different summation orders (we sum the statistics in double, torch
+// in float): measured differences reach 4e-6 on O(1) values and 5e-5 on a weight gradient entry
+// that is a cancelling sum of terms ~1. So the absolute part scales with the tensor's largest
+// entry: 1e-4 of it; a wrong term would be off by far more.
+void expect_close(const std::string& what, const float* actual, const std::vector<float>& expected,
+                  double atol_scale = 1e-4, double rtol = 1e-4) {
+  int bad = 0;
+  double max_err = 0, max_abs = 1.0;
+  for (float e : expected) max_abs = std::max(max_abs, std::abs(static_cast<double>(e)));
+  const double atol = atol_scale * max_abs;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const double err = std::abs(static_cast<double>(actual[i]) - expected[i]);
+    max_err = std::max(max_err, err);
+    if (!(err <= atol + rtol * std::abs(static_cast<double>(expected[i]))) && ++bad <= 3)
+      ADD_FAILURE() << what << "[" << i << "]: ours " << actual[i] << ", torch " << expected[i];
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << expected.size() << " differ (max abs err " << max_err << ")";
+}
+
+// A config whose first layer is `spec`, read by the same parser as a user's file: the input
+// to the stack is block_size * n_embd = width features.
+mm::Config config_with(const json& layers, int width = 12) {
+  json j{{"model", {{"n_embd", width}, {"layers", layers}}}, {"data", {{"block_size", 1}}}};
+  return mm::parse_config(j, "test.json");
+}
+
+mm::Config config_with_first(const json& spec, int width = 12) {
+  return config_with(json::array({spec, {{"type", "linear"}, {"out", "vocab"}}}), width);
+}
+
+// ---- PyTorch reference ---------------------------------------------------------------------
+
+TEST(LayersTorch, ForwardAndGradientsMatchEveryCase) {
+  const json fx = load_layers_fixture();
+  ASSERT_GE(fx["cases"].size(), 10u);
+  for (const auto& c : fx["cases"]) {
+    const std::string name = c["name"];
+    SCOPED_TRACE(name);
+    const mm::Config cfg = config_with_first(c["spec"]);
+    mm::ParamStore store;
+    auto layer = mm::make_layer(cfg.layers[0], 27, "model.layers[0]");
+    const auto xs = floats(c["x"]);
+    const int rows = c["x"]["shape"][0], cols = c["x"]["shape"][1];
+    layer->build(1, cols, store, "layers.0.");
+    store.finalize();
+    std::size_t trainable = 0;
+    for (const auto& p : store.infos()) trainable += p.trainable ? 1 : 0;
+    ASSERT_EQ(trainable, c["params"].size()) << "parameter count differs from torch's";
+    for (auto it = c["params"].begin(); it != c["params"].end(); ++it) {
+      const int id = store.find(it.key());
+      ASSERT_GE(id, 0) << "no parameter named " << it.key();
+      const auto v = floats(it.value());
+      ASSERT_EQ(v.size(), store.info(id).size()) << it.key();
+      std::copy(v.begin(), v.end(), store.data(id));
+    }
+    Mat x = Eigen::Map<const Mat>(xs.data(), rows, cols);
+    const auto rs = floats(c["R"]);
+    const Mat R = Eigen::Map<const Mat>(rs.data(), rows, cols);
+    for (mm::Mode mode : {mm::Mode::Train, mm::Mode::Eval}) {  // no batch statistics: the same
+      layer->forward(x, mode);
+      expect_close("out", layer->out().data(), floats(c["out"]));
+      Mat dx;
+      layer->backward(R, &dx);
+      expect_close("dx", dx.data(), floats(c["dx"]));
+      for (auto it = c["grads"].begin(); it != c["grads"].end(); ++it)
+        expect_close("d" + it.key(), store.grad(store.find(it.key())), floats(it.value()));
+    }
+  }
+}
+
+// torch.nn.init.xavier_*_ on a (fan_in, fan_out) float tensor after torch.manual_seed(seed):
+// the same bits from our generator (tensors of >= 16 elements; below that torch's normal_
+// rounds once more, so those are compared to a float's precision).
+TEST(LayersTorch, XavierDrawsMatchTorchInit) {
+  const json fx = load_layers_fixture();
+  ASSERT_EQ(fx["xavier"].size(), 4u);
+  for (const auto& c : fx["xavier"]) {
+    const std::string kind = c["kind"];
+    const int fan_in = c["fan_in"], fan_out = c["fan_out"];
+    SCOPED_TRACE(kind + " " + std::to_string(fan_in) + "x" + std::to_string(fan_out));
+    const mm::InitSpec spec = mm::parse_init(json{{"kind", kind}, {"gain", c["gain"]}}, "weight_init");
+    mm::TorchGenerator gen(c["seed"].get<uint64_t>());
+    std::vector<float> w(static_cast<std::size_t>(fan_in * fan_out));
+    mm::init_fill(spec, fan_in, fan_in, fan_out, w.data(), gen);
+    const auto expected = floats(c["w"]);
+    if (kind == "xavier-uniform" || w.size() >= 16) {
+      for (std::size_t i = 0; i < w.size(); ++i) EXPECT_EQ(w[i], expected[i]) << "entry " << i;
+    } else {
+      expect_close("w", w.data(), expected, 0, 1e-6);
+    }
+  }
+}
+
+// ---- statistics of the Xavier draws --------------------------------------------------------
+
+TEST(Xavier, NormalAndUniformHaveTheirStdAndBound) {
+  const int fan_in = 300, fan_out = 500;
+  const std::size_t n = static_cast<std::size_t>(fan_in) * fan_out;
+  struct Case {
+    const char* kind;
+    const char* gain;
+    double gain_value;
+  };
+  for (const Case& c : {Case{"xavier-normal", "tanh", 5.0 / 3.0}, Case{"xavier-normal", "linear", 1.0},
+                        Case{"xavier-uniform", "relu", std::sqrt(2.0)}, Case{"xavier-uniform", "0.5", 0.5}}) {
+    SCOPED_TRACE(std::string(c.kind) + " gain " + c.gain);
+    const mm::InitSpec spec = mm::parse_init(json{{"kind", c.kind}, {"gain", c.gain}}, "weight_init");
+    std::vector<float> w(n);
+    mm::TorchGenerator gen(123);
+    mm::init_fill(spec, fan_in, fan_in, fan_out, w.data(), gen);
+    const mm::Moments m = mm::moments(w.data(), n);
+    const double sd = c.gain_value * std::sqrt(2.0 / (fan_in + fan_out));
+    EXPECT_NEAR(m.mean, 0.0, 5.0 * sd / std::sqrt(static_cast<double>(n)));
+    EXPECT_NEAR(m.std, sd, 0.01 * sd);  // 150k draws: the std's own error is ~0.2%
+    if (std::string(c.kind) == "xavier-uniform") {
+      const double a = std::sqrt(3.0) * sd;
+      EXPECT_LE(m.max, a);
+      EXPECT_GE(m.min, -a);
+      EXPECT_GT(m.max, 0.999 * a);
+      EXPECT_LT(m.min, -0.999 * a);
+    } else {
+      EXPECT_GT(m.max, 4.0 * sd);  // a normal's tails, not a bounded draw
+    }
+  }
+}
+
+TEST(Xavier, DefaultGainIsOneAsTorch) {
+  const mm::InitSpec spec = mm::parse_init(json{{"kind", "xavier-normal"}}, "w");
+  EXPECT_DOUBLE_EQ(mm::kaiming_gain(spec.gain), 1.0);
+}
+
+// ---- config ----------------------------------------------------------------------------------
+
+std::string parse_error(const json& j) {
+  try {
+    mm::parse_config(j, "bad.json");
+  } catch (const mm::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+json base_config(json layers) {
+  return json{{"data", {{"block_size", 3}}}, {"model", {{"n_embd", 10}, {"layers", std::move(layers)}}}};
+}
+
+const json kVocabOut = {{"type", "linear"}, {"out", "vocab"}};
+
+TEST(LayersConfig, BadGroupsNamesTheField) {
+  const std::string e = parse_error(base_config({{{"type", "groupnorm"}, {"groups", 7}}, kVocabOut}));
+  EXPECT_NE(e.find("bad.json: model.layers[0].groups: 30 features cannot be split into 7 equal groups"), std::string::npos) << e;
+  const std::string z = parse_error(base_config({{{"type", "groupnorm"}, {"groups", 0}}, kVocabOut}));
+  EXPECT_NE(z.find("model.layers[0].groups: must be between 1"), std::string::npos) << z;
+  const std::string m = parse_error(base_config({{{"type", "groupnorm"}}, kVocabOut}));
+  EXPECT_NE(m.find("model.layers[0].groups: missing"), std::string::npos) << m;
+}
+
+TEST(LayersConfig, ResidualWidthMismatchNamesTheBranch) {
+  const json layers = {{{"type", "linear"}, {"out", 100}},
+                       {{"type", "tanh"}},
+                       {{"type", "layernorm"}},
+                       {{"type", "residual"}, {"layers", {{{"type", "linear"}, {"out", 64}}}}},
+                       kVocabOut};
+  const std::string e = parse_error(base_config(layers));
+  EXPECT_NE(e.find("bad.json: model.layers[3].layers: residual branch maps 100 features to 64; its output width must "
+                   "equal its input (100)"),
+            std::string::npos)
+      << e;
+}
+
+TEST(LayersConfig, ResidualEndingAtTheVocabularyFailsWhenBuilt) {
+  const json layers = {{{"type", "linear"}, {"out", 100}},
+                       {{"type", "tanh"}},
+                       {{"type", "layernorm"}},
+                       {{"type", "residual"}, {"layers", {kVocabOut}}},
+                       kVocabOut};
+  const mm::Config cfg = mm::parse_config(base_config(layers), "ok.json");  // vocab unknown here
+  try {
+    mm::Model model(cfg, 27);
+    ADD_FAILURE() << "built a residual mapping 100 features to 27";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "model.layers[3].layers: residual branch maps 100 features to 27; its output width must "
+                           "equal its input (100)");
+  }
+}
+
+TEST(LayersConfig, UnknownFieldsAndValuesAreRejected) {
+  struct Case {
+    json layer;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {{{"type", "layernorm"}, {"momentum", 0.1}}, "model.layers[0].momentum: unknown field"},
+      {{{"type", "relu"}, {"inplace", true}}, "model.layers[0].inplace: unknown field"},
+      {{{"type", "gelu"}, {"approximate", "fast"}}, "model.layers[0].approximate: must be \"none\""},
+      {{{"type", "residual"}, {"layers", json::array()}}, "model.layers[0].layers: must be a non-empty list"},
+      {{{"type", "residual"}, {"layers", {{{"type", "tahn"}}}}}, "model.layers[0].layers[0].type: unknown layer 'tahn'"},
+      {{{"type", "residual"}, {"layers", {{{"type", "layernorm"}, {"bogus", 1}}}}}, "model.layers[0].layers[0].bogus: unknown field"},
+      {{{"type", "layernorm"}, {"affine", false}, {"gamma_init", "ones"}}, "model.layers[0].gamma_init: given for a layer with \"affine\": false"},
+      {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "xavier-normal"}}}}, "model.layers[0].bias_init.kind: xavier-normal needs a weight matrix"},
+      {{{"type", "layernorm"}, {"gamma_init", "lsuv"}}, "model.layers[0].gamma_init.kind: lsuv is only for a linear layer's"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "lsuv"}, {"gain", "tanh"}}}}, "model.layers[0].weight_init.gain: only for kind kaiming, xavier"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "kaiming"}, {"tol", 0.1}}}}, "model.layers[0].weight_init.tol: only for kind lsuv"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tahn"}}}}, "model.layers[0].weight_init.gain: unknown Kaiming gain 'tahn'"},
+      {{{"type", "relux"}}, "use linear, batchnorm1d, layernorm, groupnorm, tanh, relu, gelu, flatten or residual"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.layer.dump());
+    const std::string e = parse_error(base_config({c.layer, kVocabOut}));
+    EXPECT_NE(e.find(c.expect), std::string::npos) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << "one line";
+  }
+  // Nothing but batchnorm1d after the logits.
+  const std::string after = parse_error(base_config({kVocabOut, {{"type", "layernorm"}}}));
+  EXPECT_NE(after.find("model.layers[1]: only batchnorm1d may follow the output linear layer"), std::string::npos) << after;
+}
+
+TEST(LayersConfig, RoundTripsThroughToJson) {
+  const json layers = {
+      {{"type", "linear"}, {"out", 64}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tanh"}}}},
+      {{"type", "layernorm"}, {"eps", 1e-3}},
+      {{"type", "residual"},
+       {"layers",
+        {{{"type", "linear"}, {"out", 64}, {"bias", false}, {"weight_init", {{"kind", "lsuv"}, {"batch", 256}, {"tol", 0.05}}}},
+         {{"type", "groupnorm"}, {"groups", 8}, {"affine", false}},
+         {{"type", "gelu"}, {"approximate", "tanh"}},
+         {{"type", "residual"}, {"layers", {{{"type", "relu"}}, {{"type", "linear"}, {"out", 64}, {"weight_init", "xavier-normal"}}}}}}}},
+      {{"type", "gelu"}},
+      kVocabOut};
+  const mm::Config a = mm::parse_config(base_config(layers), "a.json");
+  const json ja = a.to_json();
+  const mm::Config b = mm::parse_config(ja, "b.json");
+  EXPECT_EQ(b.to_json(), ja);
+  const json& r = ja["model"]["layers"][2];
+  EXPECT_EQ(r["layers"][0]["weight_init"]["kind"], "lsuv");
+  EXPECT_EQ(r["layers"][0]["weight_init"]["batch"], 256);
+  EXPECT_EQ(r["layers"][1]["groups"], 8);
+  EXPECT_EQ(r["layers"][1]["affine"], false);
+  EXPECT_EQ(r["layers"][2]["approximate"], "tanh");
+  EXPECT_EQ(r["layers"][3]["layers"][1]["weight_init"]["kind"], "xavier-normal");
+  EXPECT_EQ(ja["model"]["layers"][0]["weight_init"]["gain"], "tanh");
+  // Parameter names nest as the config does.
+  mm::Model model(b, 27);
+  for (const char* name : {"layers.1.gamma", "layers.2.layers.0.weight", "layers.2.layers.3.layers.1.weight",
+                           "layers.2.layers.3.layers.1.bias"})
+    EXPECT_GE(model.params().find(name), 0) << name;
+  EXPECT_LT(model.params().find("layers.2.layers.1.gamma"), 0) << "affine false has no gamma";
+}
+
+// ---- LSUV ------------------------------------------------------------------------------------
+
+// A few hundred made-up words: real examples for the data pass without data/names.txt.
+mm::Splits synthetic_splits(const mm::Vocab** vocab_out, int block_size) {
+  static std::vector<std::u32string> words;
+  static mm::Vocab vocab;
+  if (words.empty()) {
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> len(3, 8), ch(0, 25);
+    for (int i = 0; i < 400; ++i) {
+      std::u32string w;
+      for (int k = len(rng); k > 0; --k) w += static_cast<char32_t>(U'a' + ch(rng) % (k % 2 ? 26 : 6));
+      words.push_back(w);
+    }
+    vocab = mm::Vocab::from_words(words);
+  }
+  *vocab_out = &vocab;
+  return mm::make_splits(words, vocab, block_size, 42);
+}
+
+json lsuv_config(uint64_t seed) {
+  const json lsuv = {{"kind", "lsuv"}};
+  json layers = json::array();
+  layers.push_back({{"type", "linear"}, {"out", 64}, {"weight_init", lsuv}});
+  layers.push_back({{"type", "tanh"}});
+  layers.push_back({{"type", "residual"},
+                    {"layers", {{{"type", "linear"}, {"out", 64}, {"bias", false}, {"weight_init", lsuv}},
+                                {{"type", "batchnorm1d"}},
+                                {{"type", "tanh"}}}}});
+  layers.push_back({{"type", "linear"}, {"out", 64}, {"weight_init", {{"kind", "lsuv"}, {"tol", 0.01}}}});
+  layers.push_back({{"type", "relu"}});
+  layers.push_back({{"type", "linear"}, {"out", "vocab"}, {"weight_init", {{"kind", "normal"}, {"scale", 0.01}}}});
+  json j = base_config(layers);
+  j["train"] = {{"seed", seed}, {"steps", 30}, {"batch_size", 16}};
+  return j;
+}
+
+// The variance of each LSUV layer's output, recomputed here on the batch the pass drew.
+TEST(Lsuv, EveryLayerEndsWithUnitOutputVariance) {
+  const mm::Vocab* vocab = nullptr;
+  const mm::Splits splits = synthetic_splits(&vocab, 3);
+  const mm::Config cfg = mm::parse_config(lsuv_config(11), "lsuv.json");
+  mm::Model model(cfg, vocab->size());
+  ASSERT_TRUE(model.has_lsuv());
+  mm::TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  mm::TorchGenerator batch_gen = gen;  // the pass's batch is the next draw
+  const mm::FloatBuf running = model.params().buffers();
+  const auto report = model.lsuv(splits.train, gen);
+  ASSERT_EQ(report.size(), 3u);
+  EXPECT_EQ(report[0].weight, "layers.0.weight");
+  EXPECT_EQ(report[1].weight, "layers.2.layers.0.weight");
+  EXPECT_EQ(report[2].weight, "layers.3.weight");
+  EXPECT_EQ(model.params().buffers(), running) << "BatchNorm running statistics must be restored";
+
+  std::vector<int64_t> ix(512);
+  batch_gen.randint(0, static_cast<int64_t>(splits.train.size()), ix.data(), ix.size());
+  std::vector<int32_t> xb;
+  for (int64_t r : ix)
+    for (int t = 0; t < 3; ++t) xb.push_back(splits.train.x[static_cast<std::size_t>(r) * 3 + t]);
+  model.forward(xb.data(), 512, mm::Mode::Train);
+  model.params().buffers() = running;
+  const auto layers = model.all_layers();
+  const double tol[] = {0.1, 0.1, 0.01};
+  std::size_t k = 0;
+  for (mm::Layer* l : layers) {
+    if (l->type() != "Linear" || model.params().info(l->param_ids()[0]).init.kind != mm::InitSpec::Kind::Lsuv) continue;
+    const mm::Moments m = mm::moments(l->out().data(), static_cast<std::size_t>(l->out().size()));
+    const double var = m.std * m.std;
+    SCOPED_TRACE(report[k].weight);
+    EXPECT_NEAR(var, 1.0, tol[k] + 0.01) << "unbiased vs biased variance over 32k entries differ by < 1e-4";
+    EXPECT_NEAR(report[k].variance, var, 1e-3);
+    EXPECT_LT(std::abs(report[k].variance - 1.0), tol[k]);
+    ++k;
+  }
+  EXPECT_EQ(k, 3u);
+}
+
+TEST(Lsuv, TrainingIsDeterministicPerSeed) {
+  const mm::Vocab* vocab = nullptr;
+  const mm::Splits splits = synthetic_splits(&vocab, 3);
+  auto train = [&](uint64_t seed) {
+    const mm::Config cfg = mm::parse_config(lsuv_config(seed), "lsuv.json");
+    mm::Model model(cfg, vocab->size());
+    const mm::TrainOutcome out = mm::train_and_evaluate(model, cfg, splits, {});
+    EXPECT_FALSE(out.stats.diverged);
+    return std::make_pair(model.params().values(), out.losses.val);
+  };
+  const auto a = train(3), b = train(3), c = train(4);
+  EXPECT_EQ(a.first, b.first);
+  EXPECT_EQ(a.second, b.second);
+  EXPECT_NE(a.first, c.first);
+  // train_and_evaluate did run the pass: the first layer's weight std is not 1/sqrt(fan_in).
+  const mm::Config cfg = mm::parse_config(lsuv_config(3), "lsuv.json");
+  mm::Model plain(cfg, vocab->size());
+  mm::TorchGenerator gen(3);
+  plain.init(gen);
+  mm::Model data(cfg, vocab->size());
+  mm::TorchGenerator gen2(3);
+  data.init(gen2, splits.train);
+  const int w = plain.params().find("layers.0.weight");
+  const std::size_t n = plain.params().info(w).size();
+  const double s_plain = mm::moments(plain.params().data(w), n).std, s_data = mm::moments(data.params().data(w), n).std;
+  EXPECT_NEAR(s_plain, 1.0 / std::sqrt(30.0), 0.01);
+  EXPECT_GT(std::abs(s_data / s_plain - 1.0), 0.05) << "the data pass rescaled nothing";
+}
+
+// ---- diagnostics and calibration with a residual block -------------------------------------
+
+TEST(LayersModel, InspectTreatsAResidualBlockAsOneLayer) {
+  const mm::Vocab* vocab = nullptr;
+  const mm::Splits splits = synthetic_splits(&vocab, 3);
+  const json layers = {{{"type", "linear"}, {"out", 32}, {"weight_init", {{"kind", "kaiming"}}}},
+                       {{"type", "tanh"}},
+                       {{"type", "residual"},
+                        {"layers", {{{"type", "layernorm"}}, {{"type", "linear"}, {"out", 32}}, {{"type", "tanh"}}}}},
+                       {{"type", "tanh"}},
+                       kVocabOut};
+  json j = base_config(layers);
+  j["train"] = {{"batch_size", 16}};
+  const mm::Config cfg = mm::parse_config(j, "res.json");
+  const mm::Report r = mm::inspect_training(cfg, splits, vocab->size(), 5);
+  ASSERT_EQ(r.snapshot.layers.size(), 5u);
+  EXPECT_EQ(r.snapshot.layers[2].type, "Residual");
+  EXPECT_TRUE(r.snapshot.layers[2].has_grad);
+  EXPECT_EQ(r.snapshot.layers[3].type, "Tanh");
+  EXPECT_TRUE(r.snapshot.layers[3].has_pre);
+  bool nested_param = false;
+  for (const auto& p : r.snapshot.params) nested_param |= p.name == "layers.2.layers.1.weight";
+  EXPECT_TRUE(nested_param);
+  EXPECT_FALSE(mm::format_report(r).empty());
+}
+
+TEST(LayersModel, CalibrateReachesABatchNormInsideAResidual) {
+  const mm::Vocab* vocab = nullptr;
+  const mm::Splits splits = synthetic_splits(&vocab, 3);
+  const json layers = {{{"type", "linear"}, {"out", 16}},
+                       {{"type", "residual"}, {"layers", {{{"type", "linear"}, {"out", 16}}, {{"type", "batchnorm1d"}}}}},
+                       kVocabOut};
+  const mm::Config cfg = mm::parse_config(base_config(layers), "cal.json");
+  mm::Model model(cfg, vocab->size());
+  mm::TorchGenerator gen(1);
+  model.init(gen);
+  model.calibrate(splits.train, 100);
+  // Expected: the statistics of the nested Linear's output over the whole split, in double.
+  model.forward(splits.train.x.data(), static_cast<int>(splits.train.size()), mm::Mode::Eval);
+  const auto* res = static_cast<mm::Residual*>(model.stack().layers()[1].get());
+  const Mat& h = res->branch().layers()[0]->out();
+  const float* mean = model.params().data(model.params().find("layers.1.layers.1.running_mean"));
+  const float* var = model.params().data(model.params().find("layers.1.layers.1.running_var"));
+  for (Eigen::Index c = 0; c < h.cols(); ++c) {
+    double s = 0, ss = 0;
+    for (Eigen::Index r = 0; r < h.rows(); ++r) s += h(r, c);
+    const double mu = s / static_cast<double>(h.rows());
+    for (Eigen::Index r = 0; r < h.rows(); ++r) ss += (h(r, c) - mu) * (h(r, c) - mu);
+    EXPECT_NEAR(mean[c], mu, 1e-5);
+    EXPECT_NEAR(var[c], ss / static_cast<double>(h.rows() - 1), 1e-4 * (1 + ss / static_cast<double>(h.rows())));
+  }
+}
+
+}  // namespace
