@@ -153,6 +153,21 @@ void normalize_row_out(const float* __restrict x, const float* __restrict mean, 
                        Eigen::Index C) {
   for (Eigen::Index c = 0; c < C; ++c) out[c] = gamma[c] * ((x[c] - mean[c]) * inv[c]) + beta[c];
 }
+// var /= div; inv = 1 / sqrt(var + eps); the running statistics' moving averages.
+void bn_statistics(float* __restrict var, float* __restrict inv, float* __restrict rmean, float* __restrict rstat,
+                   const float* __restrict mean, float div, float eps, float keep, float m, bool running_std,
+                   Eigen::Index C) {
+  for (Eigen::Index c = 0; c < C; ++c) var[c] /= div;
+  // the divisor, for now (Eigen's sqrt: vectorized, where std::sqrt's errno path is not)
+  Eigen::Map<Eigen::ArrayXf>(inv, C) = (Eigen::Map<const Eigen::ArrayXf>(var, C) + eps).sqrt();
+  for (Eigen::Index c = 0; c < C; ++c) rmean[c] = keep * rmean[c] + m * mean[c];
+  if (running_std) {
+    for (Eigen::Index c = 0; c < C; ++c) rstat[c] = keep * rstat[c] + m * inv[c];
+  } else {
+    for (Eigen::Index c = 0; c < C; ++c) rstat[c] = keep * rstat[c] + m * var[c];
+  }
+  for (Eigen::Index c = 0; c < C; ++c) inv[c] = 1.0f / inv[c];
+}
 void grad_sums_row(float* __restrict dgamma, float* __restrict dbeta, const float* __restrict d,
                    const float* __restrict xhat, Eigen::Index C) {
   for (Eigen::Index c = 0; c < C; ++c) {
@@ -218,13 +233,7 @@ void BatchNorm1d::forward(const Mat& x, Mode mode) {
     const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
     const float eps = static_cast<float>(opt_.eps);
     const float keep = static_cast<float>(1.0 - opt_.momentum), m = static_cast<float>(opt_.momentum);
-    for (Eigen::Index c = 0; c < C; ++c) {
-      var[c] /= div;
-      const float denom = std::sqrt(var[c] + eps);
-      inv[c] = 1.0f / denom;
-      rmean[c] = keep * rmean[c] + m * mean[c];
-      rstat[c] = keep * rstat[c] + m * (opt_.running_std ? denom : var[c]);
-    }
+    bn_statistics(var, inv, rmean, rstat, mean, div, eps, keep, m, opt_.running_std, C);
   } else {
     const float eps = static_cast<float>(opt_.eps);
     for (Eigen::Index c = 0; c < C; ++c) {
