@@ -2,7 +2,8 @@
 // row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T, so the operands swap
 // instead of the data moving. Its JIT kernels support a transposed second operand only, so a
 // transposed B (dx = dout W^T) is first transposed into scratch (a few microseconds less than
-// Eigen's packing at the lecture's sizes).
+// Eigen's packing at the lecture's sizes) — or, when B is much larger than A and C (a wide
+// weight), A and C are transposed instead.
 #include "makemore/gemm.h"
 
 #include <Eigen/Core>
@@ -69,7 +70,29 @@ libxsmm_smmfunction dispatch(const KernelKey& key) {
 
 bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                bool accumulate) {
-  thread_local std::vector<float> scratch;
+  thread_local std::vector<float> scratch, scratch_c;
+  if (opa == Op::N && opb == Op::T && 2.0 * M * (static_cast<double>(K) + N) < static_cast<double>(N) * K) {
+    // A wide weight (dx = dout W^T with W 1000 x 1000): transposing the two thin operands
+    // costs less than transposing W. Column-major: C^T... rather C itself as a column-major
+    // M x N = A (column-major M x K, transposed copy) * B^T, and B^T as a column-major K x N is
+    // exactly B's row-major storage.
+    scratch.resize(static_cast<std::size_t>(M) * static_cast<std::size_t>(K));
+    scratch_c.resize(static_cast<std::size_t>(M) * static_cast<std::size_t>(N));
+    libxsmm_otrans(scratch.data(), A, sizeof(float), K, M, lda, M);
+    const KernelKey key{M, N, K, M, ldb, M, 0};
+    libxsmm_smmfunction fn = dispatch(key);
+    if (!fn) return false;
+    fn(scratch.data(), B, scratch_c.data());
+    if (!accumulate) {
+      libxsmm_otrans(C, scratch_c.data(), sizeof(float), M, N, M, ldc);
+    } else {
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j)
+          C[static_cast<std::size_t>(i) * static_cast<std::size_t>(ldc) + static_cast<std::size_t>(j)] +=
+              scratch_c[static_cast<std::size_t>(j) * static_cast<std::size_t>(M) + static_cast<std::size_t>(i)];
+    }
+    return true;
+  }
   if (opb == Op::T) {
     // B is stored (N x K); make it (K x N).
     scratch.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(N));

@@ -148,12 +148,17 @@ int run_bench(const BenchArgs& a) {
         parts.push_back({{"part", e.what}, {"kind", e.kind}, {"ns_per_step", e.ns_per_step}});
         by_kind[e.kind] += e.ns_per_step;
       }
-      row["profile"] = {{"total_ns_per_step", prof.total_ns}, {"parts", parts}, {"by_kind", by_kind}};
+      // The products alone: their FLOPs over the time spent in the Linear layers.
+      const double mm_ns = by_kind["matmul"];
+      const double mm_gflops = mm_ns > 0 ? flops / mm_ns : 0;
+      row["profile"] = {{"total_ns_per_step", prof.total_ns}, {"parts", parts}, {"by_kind", by_kind},
+                        {"matmul_gflops", mm_gflops}, {"matmul_percent_of_peak", 100 * mm_gflops / peak}};
       if (!a.json) {
         fmt::print("  profile of {} ({} steps, wall time; total {:.0f} ns/step = {:.0f} steps/s):\n", name, a.steps,
                    prof.total_ns, 1e9 / prof.total_ns);
         for (const auto& e : prof.entries)
           fmt::print("    {:<58} {:>8.0f} ns {:>6.1f}%\n", e.what, e.ns_per_step, 100 * e.ns_per_step / prof.total_ns);
+        fmt::print("    matrix products alone: {:.1f} GFLOP/s = {:.1f}% of the measured peak\n", mm_gflops, 100 * mm_gflops / peak);
         fmt::print("    by kind:");
         for (const auto& [k, v] : by_kind) fmt::print(" {} {:.0f}%", k, 100 * v / prof.total_ns);
         fmt::print("\n");
