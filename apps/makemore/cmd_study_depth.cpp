@@ -87,6 +87,7 @@ int run_study_depth(const DepthArgs& a) {
   if (a.sgd_opt->count()) g.sgd_lr = a.sgd_lr;
   if (a.adam_opt->count()) g.adam_lr = a.adam_lr;
   depth::validate(g);
+  if (a.jobs < 1) throw Error(fmt::format("--jobs: {} must be at least 1 (trainings at a time)", a.jobs));
   opt.jobs = a.jobs;
   opt.out_dir = a.out_dir;
   opt.input = a.input.empty() ? default_words_path() : a.input;
