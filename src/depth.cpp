@@ -396,6 +396,12 @@ json summarize(const json& study) {
   return panels;
 }
 
+std::string residual_list(const json& r) {
+  std::string s;
+  for (const auto& v : r) s += (s.empty() ? "" : ", ") + std::string(v.get<bool>() ? "on" : "off");
+  return s;
+}
+
 std::string fmt_num(double v, int prec = 3) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, prec) : "-"; }
 
 // First and last hidden block's value of a per-block statistic at init.
@@ -552,7 +558,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
       "residual {}, optimizers {}, {} seed(s), {} steps each (batch {}; lr sgd {} / adam {}, x0.1 for the last quarter). "
       "{:.0f} s of training.</p>",
       study["cells"].size(), grid["depths"].dump(), grid["width"].get<int>(), xml_escape(join(inits)),
-      xml_escape(join(ordered(grid, "norms"))), xml_escape(grid["residual"].dump()), xml_escape(join(ordered(grid, "optimizers"))),
+      xml_escape(join(ordered(grid, "norms"))), residual_list(grid["residual"]), xml_escape(join(ordered(grid, "optimizers"))),
       grid["seeds"].get<int>(), grid["steps"].get<int64_t>(), grid["batch_size"].get<int>(), grid["sgd_lr"].get<double>(),
       grid["adam_lr"].get<double>(), study["seconds"].get<double>());
   html += fmt::format(

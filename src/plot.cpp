@@ -484,7 +484,8 @@ std::string render_svg(const Heatmap& chart) {
   const double bar_x = left + grid_w + 24, bar_w = 14;
   const double W = std::max(bar_x + bar_w + 60 + (chart.value_label.empty() ? 0 : 20),
                             kCharW * static_cast<double>(chart.title.size()) + 40);
-  const double H = top + grid_h + 52;
+  const double bar_h = std::max(grid_h, 120.0);
+  const double H = top + std::max(grid_h + 52, bar_h + 16);
   std::string o = svg_open(W, H, chart.title);
   if (!chart.title.empty())
     o += "<text x=\"" + num(W / 2) + "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" +
@@ -524,7 +525,6 @@ std::string render_svg(const Heatmap& chart) {
          xml_escape(chart.y_label) + "</text>";
   // The color bar: 32 bands from lo (bottom) to hi (top), with ticks.
   const int bands = 32;
-  const double bar_h = std::max(grid_h, 60.0);
   for (int b = 0; b < bands; ++b) {
     const double y = top + bar_h * (1.0 - (b + 1.0) / bands);
     o += "<rect x=\"" + num(bar_x) + "\" y=\"" + num(y) + "\" width=\"" + num(bar_w) + "\" height=\"" + num(bar_h / bands + 0.5) +
@@ -532,7 +532,7 @@ std::string render_svg(const Heatmap& chart) {
   }
   o += "<rect x=\"" + num(bar_x) + "\" y=\"" + num(top) + "\" width=\"" + num(bar_w) + "\" height=\"" + num(bar_h) +
        "\" fill=\"none\" stroke=\"#333\"/>";
-  const auto ticks = nice_ticks(r.lo, r.hi, 5);
+  const auto ticks = nice_ticks(r.lo, r.hi, std::max(2, static_cast<int>(bar_h / 40)));
   const double step = tick_step(ticks);
   for (double v : ticks) {
     if (v < r.lo - 1e-12 || v > r.hi + 1e-12) continue;
