@@ -628,6 +628,14 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   const Vocab vocab = Vocab::from_words(wl.words);
   const Splits splits = make_splits(wl.words, vocab, 3, 42);
   const double unigram = unigram_entropy(splits.train, vocab.size());
+  // The word list's fingerprint (FNV-1a over the words): a rerun from another folder, with the
+  // same words under another path, still finds its cells.
+  uint64_t h = 1469598103934665603ULL;
+  for (const auto& w : wl.words) {
+    for (char32_t ch : w) h = (h ^ static_cast<uint64_t>(ch)) * 1099511628211ULL;
+    h = (h ^ 0x0aULL) * 1099511628211ULL;
+  }
+  const std::string words_hash = fmt::format("{:016x}", h);
 
   std::error_code ec;
   fs::create_directories(opt.out_dir + "/cells", ec);
@@ -645,7 +653,7 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
         json prev = read_json_file(path);
         // Kept only when it finished with exactly this config on this data.
         if (prev.value("config", json()) == configs[i] && status_of(prev) != "failed" &&
-            prev.value("input", "") == wl.path && prev.value("unigram_entropy", -1.0) == unigram) {
+            prev.value("words_fnv1a", "") == words_hash) {
           results[i] = std::move(prev);
           ++reused;
           continue;
@@ -666,7 +674,7 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   parallel_for(todo.size(), opt.jobs, [&](std::size_t k) {
     const std::size_t i = todo[k];
     json r = run_cell(cells[i], configs[i], splits, vocab.size(), unigram);
-    r["input"] = wl.path;
+    r["words_fnv1a"] = words_hash;
     r["unigram_entropy"] = unigram;
     write_file_atomic(opt.out_dir + "/cells/" + cells[i].key() + ".json", r.dump() + "\n");
     std::lock_guard<std::mutex> lock(mu);
@@ -685,7 +693,7 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
     out.trained += status_of(r) == "trained" ? 1 : 0;
     cells_j.push_back(std::move(r));
   }
-  out.study = {{"study", "depth"},           {"input", wl.path},         {"grid", grid_j},
+  out.study = {{"study", "depth"},           {"input", wl.path}, {"words_fnv1a", words_hash},         {"grid", grid_j},
                {"unigram_entropy", unigram}, {"trained_margin", kTrainedMargin}, {"jobs", opt.jobs},
                {"seconds", seconds},         {"cells_reused", reused},   {"cells", std::move(cells_j)}};
   out.study["summary"] = summarize(out.study);

@@ -410,6 +410,15 @@ TEST(DepthStudy, TinyStudyWritesEverythingAndResumes) {
   EXPECT_EQ(read_file(kept), before);
   EXPECT_EQ(again.study["cells"].size(), 6u);
 
+  // The same words under another path: still kept. Other words: nothing kept.
+  fs::copy_file(opt.input, dir.path() / "copy.txt");
+  opt.input = (dir.path() / "copy.txt").string();
+  EXPECT_EQ(run_depth_study(opt, nullptr).reused, finished);
+  std::ofstream(dir.path() / "other.txt") << "anna\nbob\ncarla\ndoug\nemma\nfrank\ngina\nhugo\nivy\njon\n";
+  opt.input = (dir.path() / "other.txt").string();
+  EXPECT_EQ(run_depth_study(opt, nullptr).reused, 0);
+  opt.input = (dir.path() / "copy.txt").string();
+
   // A different budget is a different cell: nothing kept. --no-resume: nothing kept either.
   opt.grid.steps = 51;
   EXPECT_EQ(run_depth_study(opt, nullptr).reused, 0);
