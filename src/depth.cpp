@@ -224,8 +224,11 @@ json cell_header(const Cell& c) {
 // the stack is laid out differently (a layer type that expands), by type instead.
 json init_stats(const Snapshot& s, const Cell& c) {
   std::vector<int> idx = block_outputs(c);
-  const bool known = !idx.empty() && idx.back() < static_cast<int>(s.layers.size()) &&
-                     (s.layers[static_cast<std::size_t>(idx.front())].type == "Tanh");
+  bool known = !idx.empty() && idx.back() < static_cast<int>(s.layers.size());
+  for (std::size_t k = 0; known && k < idx.size(); ++k) {
+    const std::string& t = s.layers[static_cast<std::size_t>(idx[k])].type;
+    known = (c.residual && k > 0) ? t.find("esidual") != std::string::npos : t == "Tanh";
+  }
   if (!known) {
     idx.clear();
     for (const auto& d : s.layers) {
