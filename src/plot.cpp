@@ -447,6 +447,107 @@ std::string render_svg(const BarChart& chart) {
   return o;
 }
 
+// --- heatmap --------------------------------------------------------------------------------
+
+std::string colormap_viridis(double t) {
+  // viridis sampled at 0, 1/8, ..., 1 (matplotlib's _viridis_data).
+  static const double stops[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},   {44, 113, 142}, {33, 144, 141},
+                                     {39, 173, 129}, {92, 200, 99},  {170, 220, 50},  {253, 231, 37}};
+  if (!finite(t)) t = 0;
+  t = std::clamp(t, 0.0, 1.0) * 8.0;
+  const int i = std::min(7, static_cast<int>(t));
+  const double f = t - i;
+  char buf[8];
+  int c[3];
+  for (int k = 0; k < 3; ++k) c[k] = static_cast<int>(std::lround(stops[i][k] + (stops[i + 1][k] - stops[i][k]) * f));
+  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", c[0], c[1], c[2]);
+  return buf;
+}
+
+std::string render_svg(const Heatmap& chart) {
+  const std::size_t nc = chart.x_categories.size(), nr = chart.y_categories.size();
+  Range r;
+  if (chart.has_range) {
+    r.lo = chart.lo;
+    r.hi = chart.hi;
+  } else {
+    for (std::size_t k = 0; k < nr * nc && k < chart.values.size(); ++k) r.add(chart.values[k]);
+    if (r.empty()) { r.lo = 0; r.hi = 1; }
+    if (r.hi - r.lo < 1e-12) r.hi = r.lo + 1;
+  }
+  std::size_t ylong = 1;
+  for (const auto& c : chart.y_categories) ylong = std::max(ylong, c.size());
+  const double cw = chart.cell_w, ch = chart.cell_h;
+  const double left = 34 + kCharW * static_cast<double>(ylong) + 8;
+  const double top = kTitleH + 10;
+  const double grid_w = cw * static_cast<double>(nc), grid_h = ch * static_cast<double>(nr);
+  const double bar_x = left + grid_w + 24, bar_w = 14;
+  const double W = std::max(bar_x + bar_w + 60 + (chart.value_label.empty() ? 0 : 20),
+                            kCharW * static_cast<double>(chart.title.size()) + 40);
+  const double bar_h = std::max(grid_h, 120.0);
+  const double H = top + std::max(grid_h + 52, bar_h + 16);
+  std::string o = svg_open(W, H, chart.title);
+  if (!chart.title.empty())
+    o += "<text x=\"" + num(W / 2) + "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" +
+         xml_escape(chart.title) + "</text>";
+  for (std::size_t i = 0; i < nr; ++i) {
+    const double y = top + ch * static_cast<double>(i);
+    o += "<text x=\"" + num(left - 6) + "\" y=\"" + num(y + ch / 2 + 4) + "\" text-anchor=\"end\">" +
+         xml_escape(chart.y_categories[i]) + "</text>";
+    for (std::size_t j = 0; j < nc; ++j) {
+      const std::size_t k = i * nc + j;
+      const double v = k < chart.values.size() ? chart.values[k] : std::numeric_limits<double>::quiet_NaN();
+      const double x = left + cw * static_cast<double>(j);
+      const double t = (v - r.lo) / (r.hi - r.lo);
+      const std::string fill = finite(v) ? colormap_viridis(t) : "#bbbbbb";
+      o += "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(cw) + "\" height=\"" + num(ch) + "\" fill=\"" +
+           fill + "\" stroke=\"white\" stroke-width=\"1\"/>";
+      std::string text = k < chart.cell_text.size() ? chart.cell_text[k] : "";
+      if (text.empty() && finite(v)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2f", v);
+        text = buf;
+      }
+      // Light text on the dark half of viridis, dark text on the light half and on gray.
+      const bool dark_cell = finite(v) && std::clamp(t, 0.0, 1.0) < 0.55;
+      o += "<text x=\"" + num(x + cw / 2) + "\" y=\"" + num(y + ch / 2 + 4) + "\" text-anchor=\"middle\" fill=\"" +
+           (dark_cell ? "white" : "#111") + "\">" + xml_escape(text) + "</text>";
+    }
+  }
+  for (std::size_t j = 0; j < nc; ++j)
+    o += "<text x=\"" + num(left + cw * (static_cast<double>(j) + 0.5)) + "\" y=\"" + num(top + grid_h + 16) +
+         "\" text-anchor=\"middle\">" + xml_escape(chart.x_categories[j]) + "</text>";
+  if (!chart.x_label.empty())
+    o += "<text x=\"" + num(left + grid_w / 2) + "\" y=\"" + num(top + grid_h + 38) + "\" text-anchor=\"middle\">" +
+         xml_escape(chart.x_label) + "</text>";
+  if (!chart.y_label.empty())
+    o += "<text transform=\"translate(16," + num(top + grid_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+         xml_escape(chart.y_label) + "</text>";
+  // The color bar: 32 bands from lo (bottom) to hi (top), with ticks.
+  const int bands = 32;
+  for (int b = 0; b < bands; ++b) {
+    const double y = top + bar_h * (1.0 - (b + 1.0) / bands);
+    o += "<rect x=\"" + num(bar_x) + "\" y=\"" + num(y) + "\" width=\"" + num(bar_w) + "\" height=\"" + num(bar_h / bands + 0.5) +
+         "\" fill=\"" + colormap_viridis((b + 0.5) / bands) + "\"/>";
+  }
+  o += "<rect x=\"" + num(bar_x) + "\" y=\"" + num(top) + "\" width=\"" + num(bar_w) + "\" height=\"" + num(bar_h) +
+       "\" fill=\"none\" stroke=\"#333\"/>";
+  const auto ticks = nice_ticks(r.lo, r.hi, std::max(2, static_cast<int>(bar_h / 40)));
+  const double step = tick_step(ticks);
+  for (double v : ticks) {
+    if (v < r.lo - 1e-12 || v > r.hi + 1e-12) continue;
+    const double y = top + bar_h * (1.0 - (v - r.lo) / (r.hi - r.lo));
+    o += "<line x1=\"" + num(bar_x + bar_w) + "\" y1=\"" + num(y) + "\" x2=\"" + num(bar_x + bar_w + 4) + "\" y2=\"" + num(y) +
+         "\" stroke=\"#333\"/><text x=\"" + num(bar_x + bar_w + 7) + "\" y=\"" + num(y + 4) + "\">" +
+         xml_escape(format_tick(v, step)) + "</text>";
+  }
+  if (!chart.value_label.empty())
+    o += "<text transform=\"translate(" + num(W - 8) + "," + num(top + bar_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+         xml_escape(chart.value_label) + "</text>";
+  o += "</svg>";
+  return o;
+}
+
 // --- PNG -------------------------------------------------------------------------------------
 
 uint32_t crc32(const uint8_t* data, std::size_t n, uint32_t crc) {

@@ -2,8 +2,10 @@
 // model and generator over the shared, read-only splits.
 #include "makemore/study.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -36,46 +38,53 @@ class BucketMeans : public Observer {
 };
 }  // namespace
 
-std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size,
-                                   int threads, const std::function<void(int, int)>& progress) {
+void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& work) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<StudyResult> results(jobs.size());
   std::atomic<std::size_t> next{0};
   std::mutex mu;
-  int done = 0;
   std::exception_ptr error;
   auto worker = [&] {
     for (;;) {
       const std::size_t i = next++;
-      if (i >= jobs.size()) return;
+      if (i >= n) return;
       try {
-        const StudyJob& job = jobs[i];
-        Model model(job.config, vocab_size);
-        BucketMeans buckets;
-        StudyResult r;
-        r.label = job.label;
-        r.seed_index = job.seed_index;
-        r.seed = job.config.seed;
-        r.outcome = train_and_evaluate(model, job.config, splits, {&buckets});
-        r.loss_buckets = std::move(buckets.buckets);
-        r.loss_log = std::move(buckets.log);
-        std::lock_guard<std::mutex> lock(mu);
-        results[i] = std::move(r);
-        ++done;
-        if (progress) progress(done, static_cast<int>(jobs.size()));
+        work(i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
         if (!error) error = std::current_exception();
-        next = jobs.size();
+        next = n;
         return;
       }
     }
   };
   std::vector<std::thread> pool;
-  const int n = std::min<int>(threads, static_cast<int>(jobs.size()));
-  for (int t = 0; t < n; ++t) pool.emplace_back(worker);
+  const std::size_t t_count = std::min<std::size_t>(static_cast<std::size_t>(threads), n);
+  for (std::size_t t = 0; t < t_count; ++t) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
+}
+
+std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size,
+                                   int threads, const std::function<void(int, int)>& progress) {
+  std::vector<StudyResult> results(jobs.size());
+  std::mutex mu;
+  int done = 0;
+  parallel_for(jobs.size(), threads, [&](std::size_t i) {
+    const StudyJob& job = jobs[i];
+    Model model(job.config, vocab_size);
+    BucketMeans buckets;
+    StudyResult r;
+    r.label = job.label;
+    r.seed_index = job.seed_index;
+    r.seed = job.config.seed;
+    r.outcome = train_and_evaluate(model, job.config, splits, {&buckets});
+    r.loss_buckets = std::move(buckets.buckets);
+    r.loss_log = std::move(buckets.log);
+    std::lock_guard<std::mutex> lock(mu);
+    results[i] = std::move(r);
+    ++done;
+    if (progress) progress(done, static_cast<int>(jobs.size()));
+  });
   return results;
 }
 

@@ -416,6 +416,40 @@ TEST(Plot, BarChartWithErrorBars) {
   EXPECT_EQ(count(svg, "<g stroke=\"#222\""), 3u);     // error bars where std > 0
 }
 
+TEST(Plot, HeatmapCellsColorsAndColorBar) {
+  plot::Heatmap h;
+  h.title = "Final val loss: norm none & <friends>";
+  h.x_label = "initialization";
+  h.y_label = "hidden layers";
+  h.value_label = "val loss";
+  h.x_categories = {"normal", "kaiming"};
+  h.y_categories = {"3", "10"};
+  h.values = {2.0, 3.0, NAN, 2.5};
+  h.cell_text = {"", "3.00 stuck", "diverged", ""};
+  h.has_range = true;
+  h.lo = 2.0;
+  h.hi = 3.0;
+  const std::string svg = plot::render_svg(h);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  for (const char* s : {">normal<", ">kaiming<", ">3<", ">10<", ">initialization<", ">hidden layers<", ">val loss<",
+                        ">2.00<", ">3.00 stuck<", ">diverged<", ">2.50<", "&amp; &lt;friends&gt;"})
+    EXPECT_NE(svg.find(s), std::string::npos) << s;
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  // The lowest value gets viridis' dark end, the highest its yellow end, no value gray.
+  EXPECT_NE(svg.find("fill=\"" + plot::colormap_viridis(0) + "\" stroke=\"white\""), std::string::npos);
+  EXPECT_NE(svg.find("fill=\"" + plot::colormap_viridis(1) + "\" stroke=\"white\""), std::string::npos);
+  EXPECT_NE(svg.find("fill=\"#bbbbbb\""), std::string::npos);
+  EXPECT_EQ(plot::colormap_viridis(0), "#440154");
+  EXPECT_EQ(plot::colormap_viridis(1), "#fde725");
+  EXPECT_EQ(plot::colormap_viridis(-5), "#440154");  // clamped
+  EXPECT_EQ(plot::colormap_viridis(0.5), "#21908d");
+  // Without a range the data's finite [min, max] is used: 2.0 dark, 3.0 yellow again.
+  h.has_range = false;
+  const std::string svg2 = plot::render_svg(h);
+  EXPECT_EQ(xml_error(svg2), "");
+  EXPECT_NE(svg2.find("fill=\"#fde725\" stroke=\"white\""), std::string::npos);
+}
+
 // ---- PNG and base64 ---------------------------------------------------------------------------
 
 TEST(Png, Checksums) {

@@ -228,7 +228,7 @@ int run_study_init(const StudyInitArgs& a) {
 
 Runner add_study(CLI::App& app) {
   auto a = std::make_shared<StudyInitArgs>();
-  auto* c = app.add_subcommand("study", "Studies over many trainings: `study init` (the lecture's loss log with error bars), `study fidelity`");
+  auto* c = app.add_subcommand("study", "Studies over many trainings: `study init` (the lecture's loss log with error bars), `study fidelity`, `study depth`");
   c->require_subcommand(1);
   auto* init = c->add_subcommand("init", "Train the five single-layer lecture variants over N seeds; mean ± std vs the lecture");
   init->add_option("--seeds", a->seeds, "Seeds per variant (the lecture's seed first)")->capture_default_str()->check(CLI::Range(1, 1000));
@@ -238,8 +238,10 @@ Runner add_study(CLI::App& app) {
   init->add_option("-o,--out", a->out_dir, "Folder for study.json and figures")->capture_default_str();
   init->add_flag("--json", a->json, "Print the summary as one JSON object on stdout");
   Runner fidelity = add_study_fidelity(*c);
-  return [a, init, fidelity] {
+  Runner depth = add_study_depth(*c);
+  return [a, init, c, fidelity, depth] {
     if (init->parsed()) return run_study_init(*a);
+    if (c->got_subcommand("depth")) return depth();
     return fidelity();
   };
 }

@@ -20,6 +20,7 @@ Runner add_study(CLI::App& app);
 Runner add_report(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_study_fidelity(CLI::App& study);  // a subcommand of `study`
+Runner add_study_depth(CLI::App& study);     // a subcommand of `study`
 
 // Shared helpers.
 std::string default_words_path();  // data/names.txt near the cwd or the binary

@@ -75,6 +75,26 @@ struct BarChart {
 };
 std::string render_svg(const BarChart& chart);
 
+// --- heatmap --------------------------------------------------------------------------------
+
+// A grid of colored cells (rows x columns of categories) with a color bar: e.g. final loss by
+// depth x initialization. Values use a sequential colormap (viridis: dark = low, yellow =
+// high) over [lo, hi]; values outside are clamped (the cell text still says the value). A
+// non-finite value is drawn gray, labelled with its cell_text (e.g. "diverged").
+struct Heatmap {
+  std::string title, x_label, y_label, value_label;  // value_label: beside the color bar
+  std::vector<std::string> x_categories;  // columns, left to right
+  std::vector<std::string> y_categories;  // rows, top to bottom
+  std::vector<double> values;             // rows x columns, row-major
+  std::vector<std::string> cell_text;     // same size, or empty; empty text: the value, 2 decimals
+  bool has_range = false;                 // otherwise the finite values' [min, max]
+  double lo = 0, hi = 1;
+  int cell_w = 90, cell_h = 34;
+};
+std::string render_svg(const Heatmap& chart);
+// The colormap behind it: t in [0, 1] -> "#rrggbb" (viridis, linearly interpolated).
+std::string colormap_viridis(double t);
+
 // The palette the charts cycle through (matplotlib's tab10, which the lecture's figures use).
 const std::vector<std::string>& palette();
 

@@ -1,6 +1,7 @@
 // Studies: many trainings of one or more configs over seeds, run J at a time (one per core),
 // with the results gathered for tables, JSON and figures.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -26,6 +27,11 @@ struct StudyResult {
   std::vector<float> loss_buckets;  // mean loss over each 1,000-step chunk
   std::vector<float> loss_log;      // the minibatch loss at steps 0, 10k, 20k, ... (the lecture's log)
 };
+
+// Calls work(i) for i in [0, n) on `threads` threads (0 = one per core), each index once. The
+// first exception thrown stops the handing out of new indices and is rethrown after the
+// threads finish; work that must not stop the others catches its own.
+void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& work);
 
 // Runs the jobs on `jobs` threads (0 = one per core). progress(done, total) is called from the
 // worker threads under a lock after each job finishes.

@@ -1,0 +1,165 @@
+// `makemore study depth`: the options of the depth x initialization x normalization x residual
+// x optimizer grid, progress with an ETA, and the table; the work is depth.h's.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "commands.h"
+#include "makemore/depth.h"
+#include "makemore/error.h"
+
+namespace mm::cli {
+
+namespace {
+
+struct DepthArgs {
+  bool full = false, json = false, no_resume = false;
+  std::string depths, inits, norms, residual, optimizers;  // comma lists; empty: the preset's
+  int seeds = 0;
+  int64_t steps = 0;
+  int width = 0;
+  double sgd_lr = 0, adam_lr = 0;
+  // Given on the command line (otherwise the quick or full grid's value).
+  CLI::Option *seeds_opt = nullptr, *steps_opt = nullptr, *width_opt = nullptr, *sgd_opt = nullptr, *adam_opt = nullptr;
+  int jobs = 2;
+  std::string input, out_dir = "study-depth";
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> v;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    const auto a = item.find_first_not_of(' '), b = item.find_last_not_of(' ');
+    v.push_back(a == std::string::npos ? "" : item.substr(a, b - a + 1));
+  }
+  return v;
+}
+
+std::vector<int> parse_depths(const std::string& s) {
+  std::vector<int> v;
+  for (const auto& item : split_list(s)) {
+    std::size_t used = 0;
+    int d = 0;
+    try {
+      d = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size())
+      throw Error(fmt::format("--depths: '{}' is not a number; give a comma list of hidden-layer counts from 1 to 50 (e.g. --depths 3,10)", item));
+    v.push_back(d);
+  }
+  return v;
+}
+
+std::vector<bool> parse_residual(const std::string& s) {
+  std::vector<bool> v;
+  for (const auto& item : split_list(s)) {
+    if (item == "off") v.push_back(false);
+    else if (item == "on") v.push_back(true);
+    else throw Error(fmt::format("--residual: unknown value '{}'; use off, on or off,on", item));
+  }
+  return v;
+}
+
+std::string fmt_secs(double s) {
+  if (!(s >= 0) || s > 1e7) return "?";
+  const long t = static_cast<long>(s + 0.5);
+  return t >= 60 ? fmt::format("{}m{:02d}s", t / 60, t % 60) : fmt::format("{}s", t);
+}
+
+int run_study_depth(const DepthArgs& a) {
+  FILE* log = a.json ? stderr : stdout;
+  depth::Options opt;
+  opt.grid = a.full ? depth::full_grid() : depth::quick_grid();
+  depth::Grid& g = opt.grid;
+  if (!a.depths.empty()) g.depths = parse_depths(a.depths);
+  if (!a.inits.empty()) g.inits = split_list(a.inits);
+  if (!a.norms.empty()) g.norms = split_list(a.norms);
+  if (!a.residual.empty()) g.residual = parse_residual(a.residual);
+  if (!a.optimizers.empty()) g.optimizers = split_list(a.optimizers);
+  if (a.seeds_opt->count()) g.seeds = a.seeds;
+  if (a.steps_opt->count()) g.steps = a.steps;
+  if (a.width_opt->count()) g.width = a.width;
+  if (a.sgd_opt->count()) g.sgd_lr = a.sgd_lr;
+  if (a.adam_opt->count()) g.adam_lr = a.adam_lr;
+  depth::validate(g);
+  if (a.jobs < 1) throw Error(fmt::format("--jobs: {} must be at least 1 (trainings at a time)", a.jobs));
+  opt.jobs = a.jobs;
+  opt.out_dir = a.out_dir;
+  opt.input = a.input.empty() ? default_words_path() : a.input;
+  opt.resume = !a.no_resume;
+  const auto cells = depth::build_cells(g);
+  // Cost of a cell ~ steps x (depth + 1): the ETA weighs finished cells by it.
+  double total_units = 0;
+  for (const auto& c : cells) total_units += static_cast<double>(c.depth + 1);
+  fmt::print(stderr, "study depth: {} cells ({} depths x {} inits x {} norms x {} residual x {} optimizers x {} seeds), {} steps each, {} at a time -> {}/\n",
+             cells.size(), g.depths.size(), g.inits.size(), g.norms.size(), g.residual.size(), g.optimizers.size(), g.seeds,
+             g.steps, opt.jobs, opt.out_dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  double done_units = 0, reused_units = 0;
+  auto progress = [&](int done, int total, const nlohmann::json& cell, bool reused) {
+    const double units = cell["depth"].get<int>() + 1.0;
+    done_units += units;
+    if (reused) {
+      reused_units += units;
+      if (done == total || done % 50 == 0) fmt::print(stderr, "  [{}/{}] kept from an earlier run\n", done, total);
+      return;
+    }
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double eta = el / (done_units - reused_units) * (total_units - done_units);
+    const std::string st = cell["status"].get<std::string>();
+    std::string what = st;
+    if (cell.contains("val_loss") && cell["val_loss"].is_number()) what = fmt::format("val {:.4f} {}", cell["val_loss"].get<double>(), st);
+    if (st == "failed" && cell.contains("error")) what = "failed: " + cell["error"].get<std::string>();
+    fmt::print(stderr, "  [{}/{}] {}: {} ({:.1f}s)  elapsed {}, ETA {}\n", done, total, cell["key"].get<std::string>(), what,
+               cell["seconds"].get<double>(), fmt_secs(el), fmt_secs(eta));
+    std::fflush(stderr);
+  };
+  const depth::StudyOutput out = depth::run_depth_study(opt, progress);
+  fmt::print(log, "\n{}", out.table);
+  int failed = 0;
+  for (const auto& c : out.study["cells"]) failed += c.value("status", std::string()) == "failed" ? 1 : 0;
+  fmt::print(log, "\n{} cells, {} trained, {} failed, {} kept from an earlier run; {:.0f}s\nresults in {}/study.json, study.html and figures/\n",
+             out.total, out.trained, failed, out.reused, out.study["seconds"].get<double>(), opt.out_dir);
+  if (a.json) {
+    nlohmann::json j = out.study;
+    for (auto& c : j["cells"]) {
+      c.erase("config");
+      c.erase("at_init");
+    }
+    fmt::print("{}\n", j.dump());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_study_depth(CLI::App& study) {
+  auto a = std::make_shared<DepthArgs>();
+  auto* c = study.add_subcommand(
+      "depth",
+      "Depth x initialization x normalization x residual x optimizer grid: does the init still matter in deep networks?");
+  c->add_flag("--full", a->full, "The full grid: depths 2,5,10,20,50, 4,000 steps, 2 seeds (default: the quick grid: depths 3,10, 1,000 steps, 1 seed)");
+  c->add_option("--depths", a->depths, "Hidden layers, comma list, each 1..50 (e.g. 3,10)");
+  c->add_option("--inits", a->inits, "Initializations: normal (raw N(0,1)), small (Kaiming x 0.1), kaiming (gain 5/3), kaiming-nogain (gain 1)");
+  c->add_option("--norms", a->norms, "Normalizations after each hidden Linear: none, batch, layer");
+  c->add_option("--residual", a->residual, "Residual connections around hidden blocks 2..depth: off, on or off,on");
+  c->add_option("--optimizers", a->optimizers, "sgd, adam or sgd,adam");
+  a->seeds_opt = c->add_option("--seeds", a->seeds, "Seeds per cell (default: 1 quick, 2 full)");
+  a->steps_opt = c->add_option("--steps", a->steps, "Steps per cell (default: 1,000 quick, 4,000 full)");
+  a->width_opt = c->add_option("--width", a->width, "Units per hidden layer (default 64)");
+  a->sgd_opt = c->add_option("--sgd-lr", a->sgd_lr, "SGD learning rate, x0.1 for the last quarter (default 0.1)");
+  a->adam_opt = c->add_option("--adam-lr", a->adam_lr, "Adam learning rate, x0.1 for the last quarter (default 0.003)");
+  c->add_option("--jobs,-j", a->jobs, "Trainings at a time")->capture_default_str();
+  c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
+  c->add_option("-o,--out", a->out_dir, "Folder for study.json, study.html, figures/ and cells/")->capture_default_str();
+  c->add_flag("--no-resume", a->no_resume, "Retrain every cell (default: keep cells finished in DIR/cells/ with the same config)");
+  c->add_flag("--json", a->json, "Print study.json without per-cell configs and layer statistics on stdout (the table goes to stderr)");
+  return [a] { return run_study_depth(*a); };
+}
+
+}  // namespace mm::cli
