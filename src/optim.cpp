@@ -5,6 +5,8 @@
 // The loops branch only on loop-invariant settings, which the compiler hoists (unswitches).
 #include "makemore/optim.h"
 
+#include "makemore/parallel.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -41,23 +43,36 @@ const FloatBuf& Optimizer::buffer(const std::string& name) const {
 
 void Optimizer::step(float* p, const float* g, double lr) {
   const std::string& t = spec_.type;
-  if (t == "sgd") sgd(p, g, static_cast<float>(lr));
-  else if (t == "rmsprop") rmsprop(p, g, static_cast<float>(lr));
-  else adam(p, g, lr);
+  auto range = [&](std::size_t k0, std::size_t k1) {
+    if (t == "sgd") sgd(p, g, static_cast<float>(lr), k0, k1);
+    else if (t == "rmsprop") rmsprop(p, g, static_cast<float>(lr), k0, k1);
+    else adam(p, g, lr, k0, k1);
+  };
+  // Element-wise rules: a large model's update splits over the threads (the gradients of a
+  // product split by columns were written by both cores). Same arithmetic per element.
+  const int nt = threads();
+  if (nt > 1 && n_ >= kParallelMinUpdate) {
+    const std::size_t per = (n_ / static_cast<std::size_t>(nt) + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+    parallel_run(nt, [&](int i) {
+      const std::size_t k0 = std::min(n_, static_cast<std::size_t>(i) * per), k1 = std::min(n_, k0 + per);
+      if (k0 < k1) range(k0, k1);
+    });
+  } else {
+    range(0, n_);
+  }
   ++t_;
 }
 
 // d_p = g (+ weight_decay * p); buf = d_p at the first step, then buf * momentum +
 // (1 - dampening) * d_p; d_p = nesterov ? d_p + momentum * buf : buf; p += -lr * d_p.
-void Optimizer::sgd(float* p, const float* g, float lr) {
-  const std::size_t n = n_;
+void Optimizer::sgd(float* p, const float* g, float lr, std::size_t k0, std::size_t k1) {
   const float neg_lr = -lr;
   if (spec_.is_plain_sgd()) {
     // The lecture's `p.data += -lr * p.grad`, the very expression Trainer::step has always used,
     // so the lecture's runs stay bit-identical. Written as two roundings like torch's mul and
     // add, but note: GCC (-ffp-contract=fast, the C++ default) fuses it into one FMA under
     // -march=native, as it did in train.cpp before (see docs/optim.md).
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = k0; k < k1; ++k) {
       const float u = neg_lr * g[k];
       p[k] = p[k] + u;
     }
@@ -69,7 +84,7 @@ void Optimizer::sgd(float* p, const float* g, float lr) {
   const bool use_wd = spec_.weight_decay != 0, use_mom = spec_.momentum != 0;
   const bool first = t_ == 0, nesterov = spec_.nesterov;
   float* buf = buf_a_.data();
-  for (std::size_t k = 0; k < n; ++k) {
+  for (std::size_t k = k0; k < k1; ++k) {
     float d = g[k];
     if (use_wd) d = d + wd * p[k];
     if (use_mom) {
@@ -85,8 +100,7 @@ void Optimizer::sgd(float* p, const float* g, float lr) {
 // centered: grad_avg = grad_avg * alpha + (1 - alpha) * g, avg = sqrt(square_avg - grad_avg^2),
 // else avg = sqrt(square_avg); avg += eps; momentum > 0: buf = buf * momentum + g / avg,
 // p += -lr * buf; else p += -lr * g / avg.
-void Optimizer::rmsprop(float* p, const float* g, float lr) {
-  const std::size_t n = n_;
+void Optimizer::rmsprop(float* p, const float* g, float lr, std::size_t k0, std::size_t k1) {
   const float neg_lr = -lr;
   const float wd = static_cast<float>(spec_.weight_decay);
   const float alpha = static_cast<float>(spec_.alpha);
@@ -97,7 +111,7 @@ void Optimizer::rmsprop(float* p, const float* g, float lr) {
   float* buf = buf_a_.data();
   float* sq = buf_b_.data();
   float* ga = buf_c_.data();
-  for (std::size_t k = 0; k < n; ++k) {
+  for (std::size_t k = k0; k < k1; ++k) {
     float gk = g[k];
     if (use_wd) gk = gk + wd * p[k];
     const float s = sq[k] * alpha + one_m_alpha * gk * gk;
@@ -125,8 +139,7 @@ void Optimizer::rmsprop(float* p, const float* g, float lr) {
 // exp_avg = exp_avg * beta1 + (1 - beta1) * g; exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g;
 // denom = sqrt(exp_avg_sq) / sqrt(1 - beta2^t) + eps; p += -(lr / (1 - beta1^t)) * exp_avg / denom.
 // amsgrad: max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq) replaces exp_avg_sq in denom.
-void Optimizer::adam(float* p, const float* g, double lr) {
-  const std::size_t n = n_;
+void Optimizer::adam(float* p, const float* g, double lr, std::size_t k0, std::size_t k1) {
   const bool decoupled = spec_.type == "adamw";
   const double step = static_cast<double>(t_ + 1);
   const double bias_correction1 = 1 - std::pow(spec_.beta1, step);
@@ -143,7 +156,7 @@ void Optimizer::adam(float* p, const float* g, double lr) {
   float* m = buf_a_.data();
   float* v = buf_b_.data();
   float* vmax = buf_c_.data();
-  for (std::size_t k = 0; k < n; ++k) {
+  for (std::size_t k = k0; k < k1; ++k) {
     float pk = p[k];
     if (decoupled) pk = pk * shrink;
     float gk = g[k];

@@ -16,13 +16,25 @@ namespace {
 
 std::atomic<int> g_threads{1};
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Each side spins this many rounds (tens of microseconds) before sleeping: a step's products
+// come a few hundred microseconds apart, and a futex wake-up in a VM costs about as much.
+constexpr int kSpinRounds = 4000;
+
 class Team {
  public:
   ~Team() {
+    stop_.store(true);
     {
       std::lock_guard<std::mutex> lk(m_);
-      stop_ = true;
-      ++generation_;
+      generation_.fetch_add(1);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -35,12 +47,12 @@ class Team {
     bool expected = false;
     if (!busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) return false;
     ensure(n - 1);
+    task_ = &f;
+    tasks_ = n;
+    pending_.store(n - 1, std::memory_order_relaxed);
     {
-      std::lock_guard<std::mutex> lk(m_);
-      task_ = &f;
-      tasks_ = n;
-      pending_ = n - 1;
-      ++generation_;
+      std::lock_guard<std::mutex> lk(m_);  // a worker about to sleep sees the new generation
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     std::exception_ptr failed;
@@ -49,11 +61,12 @@ class Team {
     } catch (...) {
       failed = std::current_exception();
     }
-    {
+    for (int i = 0; i < kSpinRounds && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+    if (pending_.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> lk(m_);
-      done_cv_.wait(lk, [&] { return pending_ == 0; });
-      task_ = nullptr;
+      done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     }
+    task_ = nullptr;
     busy_.store(false, std::memory_order_release);
     if (failed) std::rethrow_exception(failed);
     return true;
@@ -70,29 +83,39 @@ class Team {
   void loop(int id) {
     unsigned long seen = 0;
     for (;;) {
-      const std::function<void(int)>* task = nullptr;
-      {
-        std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return generation_ != seen; });
-        seen = generation_;
-        if (stop_) return;
-        if (id < tasks_) task = task_;
+      unsigned long g = generation_.load(std::memory_order_acquire);
+      for (int i = 0; i < kSpinRounds && g == seen; ++i) {
+        cpu_relax();
+        g = generation_.load(std::memory_order_acquire);
       }
-      if (!task) continue;
+      if (g == seen) {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        g = generation_.load(std::memory_order_acquire);
+      }
+      seen = g;
+      if (stop_.load()) return;
+      const int tasks = tasks_;
+      const std::function<void(int)>* task = task_;
+      // A worker not needed by generation g may read these while the next run writes them:
+      // then the generation has moved on and the next round handles it.
+      if (generation_.load(std::memory_order_acquire) != g || id >= tasks || !task) continue;
       (*task)(id);
-      std::lock_guard<std::mutex> lk(m_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(m_);
+        done_cv_.notify_one();
+      }
     }
   }
 
-  std::atomic<bool> busy_{false};
+  std::atomic<bool> busy_{false}, stop_{false};
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* task_ = nullptr;
-  int tasks_ = 0, pending_ = 0;
-  unsigned long generation_ = 0;
-  bool stop_ = false;
+  std::atomic<const std::function<void(int)>*> task_{nullptr};  // written before generation_'s release
+  std::atomic<int> tasks_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<unsigned long> generation_{0};
 };
 
 Team& team() {

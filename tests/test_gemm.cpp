@@ -8,6 +8,7 @@
 
 #include "makemore/gemm.h"
 #include "makemore/model.h"
+#include "makemore/optim.h"
 #include "makemore/parallel.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
@@ -186,4 +187,27 @@ TEST(Parallel, EvaluationIsTheSameForAnyThreadCount) {
   const double two = model.evaluate(ex, 512);
   EXPECT_EQ(one, two);
   EXPECT_NEAR(one, std::log(27.0), 1.0);  // an untrained model: near -ln(1/27)
+}
+
+// A large model's optimizer step splits over the threads: every rule gives the same bits.
+TEST(Parallel, OptimizerStepIsTheSameOverTwoThreads) {
+  ThreadsGuard tguard;
+  const std::size_t n = mm::kParallelMinUpdate + 1000;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd;
+  mm::FloatBuf p0(n), g(n);
+  for (auto& x : p0) x = nd(rng);
+  for (auto& x : g) x = nd(rng);
+  for (const char* type : {"sgd", "adam", "rmsprop", "adamw"}) {
+    mm::OptimizerSpec spec = mm::OptimizerSpec::defaults(type);
+    if (std::string(type) == "sgd") spec.momentum = 0.9;
+    mm::FloatBuf p[2] = {p0, p0};
+    for (int t = 0; t < 2; ++t) {
+      mm::set_threads(t + 1);
+      mm::Optimizer opt(spec, n);
+      for (int s = 0; s < 3; ++s) opt.step(p[t], g, 0.01);
+    }
+    EXPECT_TRUE(p[0] == p[1]) << type;
+    EXPECT_FALSE(p[0] == p0) << type;
+  }
 }

@@ -13,6 +13,9 @@
 
 namespace mm {
 
+// Models with at least this many parameters update over threads() threads.
+inline constexpr std::size_t kParallelMinUpdate = 1u << 20;
+
 class Optimizer {
  public:
   // n: the length of ParamStore::values(); the state buffers are allocated here, once.
@@ -31,9 +34,10 @@ class Optimizer {
   const FloatBuf& buffer(const std::string& name) const;
 
  private:
-  void sgd(float* p, const float* g, float lr);
-  void rmsprop(float* p, const float* g, float lr);
-  void adam(float* p, const float* g, double lr);
+  // Each updates the elements [k0, k1).
+  void sgd(float* p, const float* g, float lr, std::size_t k0, std::size_t k1);
+  void rmsprop(float* p, const float* g, float lr, std::size_t k0, std::size_t k1);
+  void adam(float* p, const float* g, double lr, std::size_t k0, std::size_t k1);
 
   OptimizerSpec spec_;
   std::size_t n_;
