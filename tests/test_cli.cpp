@@ -26,7 +26,12 @@
 
 #include "makemore/data.h"
 
+#include "test_util.h"
+
 namespace {
+
+using mm_test::read_file;
+using mm_test::TempDir;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -42,13 +47,6 @@ struct CliResult {
   std::string out, err;
 };
 
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 void write_file(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
   f << text;
@@ -60,28 +58,6 @@ std::vector<std::string> split_lines(const std::string& s) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
-
-// A fresh folder under /tmp, removed with everything in it when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mm_cli_XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 // Runs MM_BINARY with args in cwd; stdout and stderr go to files there, read back afterwards.
 CliResult run_cli(const fs::path& cwd, const std::vector<std::string>& args) {

@@ -26,38 +26,16 @@
 #include "makemore/model.h"
 #include "makemore/rng.h"
 
+#include "test_util.h"
+
 namespace {
+
+using mm_test::read_file;
+using mm_test::TempDir;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace mm::depth;
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mm_depth_XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 Cell make_cell(int depth, const std::string& init, const std::string& norm, bool residual, const std::string& opt) {
   Cell c;

@@ -23,20 +23,18 @@
 #include "makemore/plot.h"
 #include "makemore/report.h"
 
+#include "test_util.h"
+
 namespace {
+
+using mm_test::read_file;
+using mm_test::TempDir;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 namespace plot = mm::plot;
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void write_file(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
@@ -48,27 +46,6 @@ std::size_t count(const std::string& hay, const std::string& needle) {
   for (std::size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + needle.size())) ++n;
   return n;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mm_report_XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 // A small XML well-formedness checker: one root, balanced and properly nested tags, quoted
 // attributes without '<', known entities only. Returns "" when fine, else what is wrong.
