@@ -108,13 +108,13 @@ struct ThreadsGuard {
 
 // Products large enough to split (kParallelMinMacs) over two threads: against the double
 // reference for every transpose case and both backends, and equal to the one-thread result.
-// For the shapes of real networks (widths 200, 1000) the column blocks run the same kernel
-// arithmetic and the result is the same to the bit; for an odd width (333) libxsmm picks a
-// different kernel for the narrower block and the last bits may differ (at most 1e-5 relative).
+// For 1000-wide outputs (big-mlp) the column blocks run the same kernel arithmetic and the
+// result is the same to the bit; for other widths (200, 333) the narrower blocks get other
+// kernels (blocking, remainders) and the last bits may differ: at most 1e-5 relative.
 TEST(Gemm, SplitOverThreadsMatchesOneThread) {
   BackendGuard guard;
   ThreadsGuard tguard;
-  const int shapes[][3] = {{64, 1000, 200}, {32, 1000, 1000}, {200, 1000, 64}, {50, 333, 300}};
+  const int shapes[][3] = {{64, 1000, 200}, {32, 1000, 1000}, {200, 1000, 64}, {512, 200, 100}, {50, 333, 300}};
   for (GemmBackend be : backends())
     for (const auto& s : shapes) {
       ASSERT_GE(static_cast<double>(s[0]) * s[1] * s[2], mm::kParallelMinMacs);
@@ -136,7 +136,7 @@ TEST(Gemm, SplitOverThreadsMatchesOneThread) {
           mm::gemm(oa, ob, M, N, K, A.data(), lda, B.data(), ldb, C1.data(), N);
           mm::set_threads(2);
           mm::gemm(oa, ob, M, N, K, A.data(), lda, B.data(), ldb, C2.data(), N);
-          if (N != 333) {
+          if (N == 1000) {
             EXPECT_TRUE(C1 == C2) << mm::gemm_backend_name(be) << " op " << int(oa) << int(ob) << " M" << M << " N" << N;
           } else {
             for (std::size_t i = 0; i < C1.size(); ++i)
