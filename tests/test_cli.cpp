@@ -319,6 +319,43 @@ TEST(CliBench, JsonReportsSpeed) {
   ASSERT_EQ(j["results"].size(), 1u);
   EXPECT_EQ(j["results"][0]["preset"], "lecture-batchnorm");
   EXPECT_GT(j["results"][0]["steps_per_sec"].get<double>(), 0.0);
+  EXPECT_GT(j["results"][0]["eval_train_split_ms"].get<double>(), 0.0);
+}
+
+// --profile: every part of the step named once, the parts adding up to the total, the products'
+// own GFLOP/s; --threads 2 is accepted and reported. train --json reports memory and eval time.
+TEST(CliBench, ProfileThreadsAndTrainResources) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult r = run_cli(dir.path(), {"bench", "-i", words, "--steps", "100", "--repeat", "1", "--json", "--profile",
+                                           "--threads", "2", "--preset", "lecture-batchnorm"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json j = last_json_line(r);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["threads"], 2);
+  const json& prof = j["results"][0]["profile"];
+  ASSERT_TRUE(prof.is_object()) << j.dump();
+  // gather, embedding, flatten, 4 layers forward, loss forward and backward, 4 layers backward,
+  // flatten and embedding backward, the update
+  ASSERT_EQ(prof["parts"].size(), 16u) << prof.dump();
+  double sum = 0;
+  for (const auto& part : prof["parts"]) {
+    EXPECT_GE(part["ns_per_step"].get<double>(), 0.0) << part.dump();
+    sum += part["ns_per_step"].get<double>();
+  }
+  EXPECT_NEAR(sum, prof["total_ns_per_step"].get<double>(), 1e-6 * sum);
+  EXPECT_GT(prof["by_kind"]["matmul"].get<double>(), 0.0);
+  EXPECT_GT(prof["matmul_gflops"].get<double>(), 0.0);
+  EXPECT_EQ(prof["parts"][3]["kind"], "matmul");
+  EXPECT_EQ(prof["parts"][4]["kind"], "normalization");
+
+  const CliResult t = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "50", "--json", "--threads", "2", "-q"});
+  ASSERT_EQ(t.exit_code, 0) << describe(t);
+  const json res = last_json_line(t);
+  EXPECT_EQ(res["threads"], 2);
+  EXPECT_GT(res["peak_memory_mb"].get<double>(), 1.0);
+  EXPECT_LT(res["peak_memory_mb"].get<double>(), 1024.0);
+  EXPECT_GE(res["eval_train_seconds"].get<double>(), 0.0);
 }
 
 // --- bad inputs: one line on stderr, non-zero exit, no result.json ---------------------------
