@@ -71,11 +71,12 @@ libxsmm_smmfunction dispatch(const KernelKey& key) {
 bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                bool accumulate) {
   thread_local std::vector<float> scratch, scratch_c;
-  if (opa == Op::N && opb == Op::T && 2.0 * M * (static_cast<double>(K) + N) < static_cast<double>(N) * K) {
-    // A wide weight (dx = dout W^T with W 1000 x 1000): transposing the two thin operands
-    // costs less than transposing W. Column-major: C^T... rather C itself as a column-major
-    // M x N = A (column-major M x K, transposed copy) * B^T, and B^T as a column-major K x N is
-    // exactly B's row-major storage.
+  if (opa == Op::N && opb == Op::T && static_cast<double>(M) * (static_cast<double>(K) + N) < static_cast<double>(N) * K) {
+    // When the two thin operands together are smaller than W (dx = dout W^T for the deep
+    // net's 100 x 100 weights: 3.5 instead of 4.2 us; 1000 x 1000: 305 instead of 531 us),
+    // transpose them instead of W: C as a column-major M x N = A (a column-major M x K copy)
+    // times B^T, and B^T as a column-major K x N is exactly B's row-major storage. (Measured
+    // by product shape: for the lecture's 32 x 200 x 27 and 32 x 30 x 200 it is a wash.)
     scratch.resize(static_cast<std::size_t>(M) * static_cast<std::size_t>(K));
     scratch_c.resize(static_cast<std::size_t>(M) * static_cast<std::size_t>(N));
     libxsmm_otrans(scratch.data(), A, sizeof(float), K, M, lda, M);
