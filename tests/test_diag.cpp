@@ -14,6 +14,8 @@
 #include "makemore/presets.h"
 #include "makemore/train.h"
 
+#include "test_util.h"
+
 namespace {
 
 using mm::Report;
@@ -107,27 +109,6 @@ TEST(DiagStats, LossBuckets) {
 }
 
 // ---- on the lecture's data ----------------------------------------------------------------
-struct Lecture {
-  mm::Vocab vocab;
-  mm::Splits splits;
-};
-
-const Lecture* lecture_data() {
-  static std::unique_ptr<Lecture> data = [] {
-    const std::string path = std::string(MM_SOURCE_DIR) + "/data/names.txt";
-    if (!std::filesystem::exists(path)) return std::unique_ptr<Lecture>();
-    auto d = std::make_unique<Lecture>();
-    const mm::WordList wl = mm::load_words(path);
-    d->vocab = mm::Vocab::from_words(wl.words);
-    d->splits = mm::make_splits(wl.words, d->vocab, 3, 42);
-    return d;
-  }();
-  return data.get();
-}
-
-#define NEED_DATA()                                                    \
-  const Lecture* L = lecture_data();                                   \
-  if (!L) GTEST_SKIP() << "data/names.txt not found (setup copies it)"
 
 bool has(const Report& r, const std::string& id) {
   for (const auto& f : r.findings)
@@ -142,7 +123,7 @@ std::string ids(const Report& r) {
 }
 
 Report inspect(const std::string& preset, int64_t steps) {
-  const Lecture* L = lecture_data();
+  const mm_test::Lecture* L = mm_test::lecture_data();
   return mm::inspect_training(mm::load_preset(preset), L->splits, L->vocab.size(), steps);
 }
 

@@ -24,6 +24,8 @@
 #include "makemore/presets.h"
 #include "makemore/train.h"
 
+#include "test_util.h"
+
 namespace {
 
 using json = nlohmann::json;
@@ -324,27 +326,6 @@ TEST(OptimConfig, BadValuesNameTheField) {
 }
 
 // ---- through the Trainer, on the lecture's data ---------------------------------------------
-struct Lecture {
-  mm::Vocab vocab;
-  mm::Splits splits;
-};
-
-const Lecture* lecture_data() {
-  static std::unique_ptr<Lecture> data = [] {
-    const std::string path = std::string(MM_SOURCE_DIR) + "/data/names.txt";
-    if (!std::filesystem::exists(path)) return std::unique_ptr<Lecture>();
-    auto d = std::make_unique<Lecture>();
-    const mm::WordList wl = mm::load_words(path);
-    d->vocab = mm::Vocab::from_words(wl.words);
-    d->splits = mm::make_splits(wl.words, d->vocab, 3, 42);
-    return d;
-  }();
-  return data.get();
-}
-
-#define NEED_DATA()                  \
-  const Lecture* L = lecture_data(); \
-  if (!L) GTEST_SKIP() << "data/names.txt not found (setup copies it)"
 
 // Records what observers see: the lr of each update, the gradients and values around step 0.
 struct Recorder : mm::Observer {
@@ -468,17 +449,15 @@ TEST(OptimTrainer, LooseClippingLeavesSgdUnchanged) {
 // and metrics say so, and a bad name is refused.
 TEST(OptimCli, TrainOverridesOptimizerAndLr) {
   NEED_DATA();
-  char tmpl[] = "/tmp/mm_optim_XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::filesystem::path dir = tmpl;
+  const mm_test::TempDir tmp("mm_optim");
+  const std::filesystem::path& dir = tmp.path();
   const std::string bin = MM_BINARY, words = std::string(MM_SOURCE_DIR) + "/data/names.txt";
   const std::string run = (dir / "run").string();
   const std::string cmd = bin + " train -i " + words + " -o " + run +
                           " --preset lecture-kaiming --steps 30 --optimizer adamw --lr 0.002 --diag-every 0 --no-report -q > " +
                           (dir / "out.txt").string() + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::ifstream cf(run + "/config.json");
-  const json cfg = json::parse(cf);
+  const json cfg = json::parse(mm_test::read_file(run + "/config.json"));
   EXPECT_EQ(cfg["train"]["optimizer"], "adamw");
   EXPECT_EQ(cfg["train"]["lr"], (json{{"values", {0.002}}, {"boundaries", json::array()}}));
   std::ifstream mf(run + "/metrics.jsonl");
@@ -492,11 +471,8 @@ TEST(OptimCli, TrainOverridesOptimizerAndLr) {
   const std::string bad = bin + " train -i " + words + " -o " + run + " --steps 1 --optimizer lion > " +
                           (dir / "bad.txt").string() + " 2>&1";
   EXPECT_NE(std::system(bad.c_str()), 0);
-  std::ifstream bf(dir / "bad.txt");
-  std::stringstream bs;
-  bs << bf.rdbuf();
-  EXPECT_NE(bs.str().find("--optimizer"), std::string::npos) << bs.str();
-  std::filesystem::remove_all(dir);
+  const std::string bad_out = mm_test::read_file(dir / "bad.txt");
+  EXPECT_NE(bad_out.find("--optimizer"), std::string::npos) << bad_out;
 }
 
 }  // namespace

@@ -1,13 +1,20 @@
-// Helpers shared by the tests that work with files: a scratch folder removed when the test
-// ends, and reading a whole file.
+// Helpers shared by the tests: a scratch folder removed when the test ends, reading a whole
+// file, and the lecture's data (names.txt, its vocabulary and 80/10/10 split) loaded once.
 #pragma once
 #include <stdlib.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
+
+#include "makemore/data.h"
+
+#ifndef MM_SOURCE_DIR
+#define MM_SOURCE_DIR "."
+#endif
 
 namespace mm_test {
 
@@ -40,4 +47,28 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+struct Lecture {
+  mm::Vocab vocab;
+  mm::Splits splits;
+};
+
+// data/names.txt split as the lecture splits it (block 3, seed 42); null when the file is absent.
+inline const Lecture* lecture_data() {
+  static std::unique_ptr<Lecture> data = [] {
+    const std::string path = std::string(MM_SOURCE_DIR) + "/data/names.txt";
+    if (!std::filesystem::exists(path)) return std::unique_ptr<Lecture>();
+    auto d = std::make_unique<Lecture>();
+    const mm::WordList wl = mm::load_words(path);
+    d->vocab = mm::Vocab::from_words(wl.words);
+    d->splits = mm::make_splits(wl.words, d->vocab, 3, 42);
+    return d;
+  }();
+  return data.get();
+}
+
 }  // namespace mm_test
+
+// Declares L (the lecture's data) or skips the test when setup has not copied names.txt.
+#define NEED_DATA()                                       \
+  const mm_test::Lecture* L = mm_test::lecture_data();    \
+  if (!L) GTEST_SKIP() << "data/names.txt not found (setup copies it)"
