@@ -229,7 +229,7 @@ void DiagObserver::capture_forward(Model& model, int64_t step, float loss) {
     d.hist = tanh ? histogram(o.data(), n, opt_.bins, -1.0, 1.0) : histogram(o.data(), n, opt_.bins);
     if (tanh) {
       d.dead_units = count_dead_columns(o);
-      const Mat& pre = i == 0 ? model.flatten().out() : layers[i - 1]->out();
+      const Mat& pre = i == 0 ? model.stack_input() : layers[i - 1]->out();
       d.has_pre = true;
       d.pre = moments(pre.data(), static_cast<std::size_t>(pre.size()));
       d.pre_hist = histogram(pre.data(), static_cast<std::size_t>(pre.size()), opt_.bins);

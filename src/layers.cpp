@@ -5,9 +5,15 @@
 
 #include "makemore/gemm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <limits>
 #include <stdexcept>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace mm {
 
@@ -38,30 +44,36 @@ void Embedding::build(int in_time, int in_features, ParamStore& store, const std
   param_ids_ = {declare(store, prefix + "weight", vocab_, n_embd_, false, true, n_embd_, init_)};
 }
 
-void Embedding::forward(const Mat& x, Mode) {
-  x_ = &x;
-  const auto C = store_->value(param_ids_[0]);
-  const Eigen::Index B = x.rows(), T = x.cols();
-  out_.resize(B * T, n_embd_);
-  const float* tok = x.data();
+void Embedding::forward_tokens(const int32_t* tokens, int batch, int block_size) {
+  x_ = nullptr;
+  const std::size_t n = static_cast<std::size_t>(batch) * static_cast<std::size_t>(block_size);
+  tokens_.assign(tokens, tokens + n);
+  out_.resize(batch, static_cast<Eigen::Index>(block_size) * n_embd_);
+  const float* C = store_->data(param_ids_[0]);
   const std::size_t width = static_cast<std::size_t>(n_embd_);
-  for (Eigen::Index r = 0; r < B * T; ++r)
-    std::copy_n(C.data() + static_cast<std::size_t>(tok[r]) * width, width, out_.data() + static_cast<std::size_t>(r) * width);
+  float* out = out_.data();
+  for (std::size_t r = 0; r < n; ++r) std::copy_n(C + static_cast<std::size_t>(tokens_[r]) * width, width, out + r * width);
 }
 
-// dC[v] = sum of dout rows whose token is v (a scatter-add).
+void Embedding::forward(const Mat& x, Mode) {
+  std::vector<int32_t> tok(static_cast<std::size_t>(x.size()));
+  for (std::size_t i = 0; i < tok.size(); ++i) tok[i] = static_cast<int32_t>(x.data()[i]);
+  forward_tokens(tok.data(), static_cast<int>(x.rows()), static_cast<int>(x.cols()));
+  x_ = &x;
+}
+
+// dC[v] = sum of the dout rows (n_embd wide) whose token is v (a scatter-add).
 void Embedding::backward(const Mat& dout, Mat* dx) {
-  auto dC = store_->gradient(param_ids_[0]);
-  dC.setZero();
-  const Mat& x = *x_;
-  const float* tok = x.data();
+  float* __restrict dC = store_->grad(param_ids_[0]);
   const std::size_t width = static_cast<std::size_t>(n_embd_);
-  for (Eigen::Index r = 0; r < x.size(); ++r) {
-    float* dst = dC.data() + static_cast<std::size_t>(tok[r]) * width;
-    const float* src = dout.data() + static_cast<std::size_t>(r) * width;
-    for (std::size_t c = 0; c < width; ++c) dst[c] += src[c];
+  std::fill_n(dC, static_cast<std::size_t>(vocab_) * width, 0.0f);
+  const float* src = dout.data();
+  for (std::size_t r = 0; r < tokens_.size(); ++r) {
+    float* __restrict dst = dC + static_cast<std::size_t>(tokens_[r]) * width;
+    const float* __restrict row = src + r * width;
+    for (std::size_t c = 0; c < width; ++c) dst[c] += row[c];
   }
-  if (dx) dx->setZero(x.rows(), x.cols());  // token indices have no gradient
+  if (dx && x_) dx->setZero(x_->rows(), x_->cols());  // token indices have no gradient
 }
 
 // ---- Flatten -----------------------------------------------------------------------------
@@ -108,9 +120,15 @@ void Linear::forward(const Mat& x, Mode) {
   x_ = &x;
   const int rows = static_cast<int>(x.rows());
   out_.resize(rows, fan_out_);
+  // With a bias, each row starts as the bias and the product accumulates onto it: one pass
+  // over the output instead of two. The bias is then the first term of each sum rather than
+  // the last as in the lecture's x @ W + b (a last-bit difference in the rounding order).
+  if (bias_) {
+    const float* b = store_->data(param_ids_[1]);
+    for (int r = 0; r < rows; ++r) std::copy_n(b, fan_out_, out_.data() + static_cast<std::ptrdiff_t>(r) * fan_out_);
+  }
   gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_,
-       out_.data(), fan_out_);
-  if (bias_) out_.rowwise() += store_->value(param_ids_[1]).row(0);
+       out_.data(), fan_out_, bias_);
 }
 
 // dW = x^T dout, db = sum over rows of dout, dx = dout W^T.
@@ -118,7 +136,15 @@ void Linear::backward(const Mat& dout, Mat* dx) {
   const int rows = static_cast<int>(dout.rows());
   gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_,
        store_->grad(param_ids_[0]), fan_out_);
-  if (bias_) store_->gradient(param_ids_[1]).row(0) = dout.colwise().sum();
+  if (bias_) {
+    // db = the column sums of dout, rows added in order.
+    float* __restrict db = store_->grad(param_ids_[1]);
+    std::copy_n(dout.data(), fan_out_, db);
+    for (int r = 1; r < rows; ++r) {
+      const float* __restrict d = dout.data() + static_cast<std::ptrdiff_t>(r) * fan_out_;
+      for (int c = 0; c < fan_out_; ++c) db[c] += d[c];
+    }
+  }
   if (dx) {
     dx->resize(rows, in_features_);
     gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_,
@@ -582,16 +608,62 @@ void Residual::backward(const Mat& dout, Mat* dx) {
 
 // ---- SoftmaxCrossEntropy -----------------------------------------------------------------
 namespace {
-// probs := softmax of each row of logits, over the whole (B, V) block at once so the exp runs
-// in full vectors rather than row by row with a scalar tail (27 = 16 + 11). Writes each row's
-// max and sum(exp(l - max)) for the loss.
+// probs := softmax of each row of logits (B, V), with each row's max and sum(exp(l - max)) for
+// the loss. The exp runs over the whole block at once so it is in full vectors rather than row
+// by row with a scalar tail (27 = 16 + 11); the row max, sums and divisions are row loops in
+// 16-float vectors with a masked tail (on AVX-512; plain loops elsewhere). A row's sum adds its
+// exps in 16 lanes, then the lanes (the order differs from a sequential sum in the last bits).
 void softmax_rows(const Mat& logits, Mat& probs, Eigen::VectorXf& rmax, Eigen::VectorXf& rsum) {
-  const Eigen::Index B = logits.rows();
-  probs.resize(B, logits.cols());
-  rmax = logits.rowwise().maxCoeff();
-  probs.array() = logits.array().colwise() - rmax.array();
+  const Eigen::Index B = logits.rows(), V = logits.cols();
+  probs.resize(B, V);
+  rmax.resize(B);
+  rsum.resize(B);
+  const float* l = logits.data();
+  float* p = probs.data();
+#if defined(__AVX512F__)
+  const auto tail = static_cast<__mmask16>((1u << (V % 16)) - 1u);
+  const Eigen::Index full = V / 16 * 16;
+  for (Eigen::Index b = 0; b < B; ++b) {
+    const float* lr = l + b * V;
+    float* pr = p + b * V;
+    __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (Eigen::Index c = 0; c < full; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(lr + c));
+    if (tail) m = _mm512_mask_max_ps(m, tail, m, _mm512_maskz_loadu_ps(tail, lr + full));
+    const float mx = _mm512_reduce_max_ps(m);
+    rmax[b] = mx;
+    const __m512 vm = _mm512_set1_ps(mx);
+    for (Eigen::Index c = 0; c < full; c += 16) _mm512_storeu_ps(pr + c, _mm512_sub_ps(_mm512_loadu_ps(lr + c), vm));
+    if (tail) _mm512_mask_storeu_ps(pr + full, tail, _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, lr + full), vm));
+  }
   probs.array() = probs.array().exp();  // contiguous: Eigen's vectorized exp
+  for (Eigen::Index b = 0; b < B; ++b) {
+    const float* pr = p + b * V;
+    __m512 s = _mm512_setzero_ps();
+    for (Eigen::Index c = 0; c < full; c += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(pr + c));
+    if (tail) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tail, pr + full));
+    rsum[b] = _mm512_reduce_add_ps(s);
+  }
+#else
+  for (Eigen::Index b = 0; b < B; ++b) {
+    const float* lr = l + b * V;
+    float mx = lr[0];
+    for (Eigen::Index c = 1; c < V; ++c) mx = std::max(mx, lr[c]);
+    rmax[b] = mx;
+    for (Eigen::Index c = 0; c < V; ++c) p[b * V + c] = lr[c] - mx;
+  }
+  probs.array() = probs.array().exp();
   rsum = probs.rowwise().sum();
+#endif
+}
+
+// probs /= each row's sum (a division, as torch's softmax does).
+void normalize_rows(Mat& probs, const Eigen::VectorXf& rsum) {
+  const Eigen::Index B = probs.rows(), V = probs.cols();
+  for (Eigen::Index b = 0; b < B; ++b) {
+    float* __restrict pr = probs.data() + b * V;
+    const float s = rsum[b];
+    for (Eigen::Index c = 0; c < V; ++c) pr[c] = pr[c] / s;
+  }
 }
 }  // namespace
 
@@ -600,12 +672,10 @@ float SoftmaxCrossEntropy::forward(const Mat& logits, const int32_t* targets) {
   targets_ = targets;
   const Eigen::Index B = logits.rows(), V = logits.cols();
   softmax_rows(logits, probs_, rmax_, rsum_);
+  normalize_rows(probs_, rsum_);
   double total = 0;
-  for (Eigen::Index b = 0; b < B; ++b) {
-    const float s = rsum_[b];
-    probs_.row(b) /= s;
-    total += static_cast<double>(std::log(s) + rmax_[b] - logits.data()[b * V + targets[b]]);
-  }
+  for (Eigen::Index b = 0; b < B; ++b)
+    total += static_cast<double>(std::log(rsum_[b]) + rmax_[b] - logits.data()[b * V + targets[b]]);
   return static_cast<float>(total / static_cast<double>(B));
 }
 

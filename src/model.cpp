@@ -32,12 +32,11 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size, const std:
 
 Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block_size_(cfg.block_size), config_(cfg) {
   embedding_ = std::make_unique<Embedding>(vocab_size, cfg.n_embd, cfg.embedding_init);
-  flatten_ = std::make_unique<Flatten>(0);
   embedding_->build(1, block_size_, params_, "embedding.");
-  flatten_->build(embedding_->out_time(), embedding_->out_features(), params_, "flatten.");
   for (std::size_t i = 0; i < cfg.layers.size(); ++i)
     stack_.add(make_layer(cfg.layers[i], vocab_size, fmt::format("model.layers[{}]", i)));
-  stack_.build(flatten_->out_time(), flatten_->out_features(), params_, "layers.");
+  // The embedding hands the stack its rows already flattened: (B, block_size * n_embd).
+  stack_.build(1, block_size_ * embedding_->out_features(), params_, "layers.");
   params_.finalize();
 }
 
@@ -127,13 +126,8 @@ std::vector<Model::LsuvLayer> Model::lsuv(const Examples& train, TorchGenerator&
 const Mat& Model::logits() const { return stack_.out(); }
 
 const Mat& Model::forward(const int32_t* x, int batch, Mode mode) {
-  tokens_.resize(batch, block_size_);
-  float* t = tokens_.data();
-  const std::size_t n = static_cast<std::size_t>(batch) * static_cast<std::size_t>(block_size_);
-  for (std::size_t i = 0; i < n; ++i) t[i] = static_cast<float>(x[i]);
-  embedding_->forward(tokens_, mode);
-  flatten_->forward(embedding_->out(), mode);
-  stack_.forward(flatten_->out(), mode);
+  embedding_->forward_tokens(x, batch, block_size_);
+  stack_.forward(embedding_->out(), mode);
   return stack_.out();
 }
 
@@ -142,8 +136,7 @@ float Model::loss(const int32_t* y) { return ce_.forward(stack_.out(), y); }
 void Model::backward() {
   ce_.backward(&dlogits_);
   stack_.backward(dlogits_, &dflat_);
-  flatten_->backward(dflat_, &demb_);
-  embedding_->backward(demb_, nullptr);
+  embedding_->backward(dflat_, nullptr);
 }
 
 std::unique_ptr<Model> Model::clone() const {
@@ -198,12 +191,8 @@ void Model::calibrate(const Examples& train, int chunk) {
       bn->calibrate_begin();
       for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(chunk)) {
         const int b = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(chunk), n - start));
-        tokens_.resize(b, block_size_);
-        const int32_t* x = train.x.data() + start * static_cast<std::size_t>(block_size_);
-        for (Eigen::Index i = 0; i < tokens_.size(); ++i) tokens_.data()[i] = static_cast<float>(x[i]);
-        embedding_->forward(tokens_, Mode::Eval);
-        flatten_->forward(embedding_->out(), Mode::Eval);
-        const Mat* in = &flatten_->out();
+        embedding_->forward_tokens(train.x.data() + start * static_cast<std::size_t>(block_size_), b, block_size_);
+        const Mat* in = &embedding_->out();
         for (std::size_t i = 0; i < k; ++i) {
           layers[i]->forward(*in, Mode::Eval);
           in = &layers[i]->out();

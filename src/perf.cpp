@@ -123,14 +123,15 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   TorchGenerator gen(seed);
   auto& layers = model.stack().layers();
   const std::size_t L = layers.size();
-  // slots: 0 gather, 1 embedding fwd, 2 flatten fwd, 3..3+L layer fwd, loss, loss bwd,
-  // layer bwd (L), flatten bwd, embedding bwd, update
-  const std::size_t n_slots = 2 * L + 8;
+  // slots: 0 gather, 1 embedding fwd, 2..2+L layer fwd, loss, loss bwd, layer bwd (L),
+  // embedding bwd, update
+  const std::size_t n_slots = 2 * L + 6;
   std::vector<double> acc(n_slots, 0.0);
   std::vector<int64_t> ix(static_cast<std::size_t>(batch));
   std::vector<int32_t> yb(static_cast<std::size_t>(batch));
   const int T = model.block_size();
-  Mat tokens(batch, T), dlogits, dflat, demb;
+  std::vector<int32_t> tokens(static_cast<std::size_t>(batch) * static_cast<std::size_t>(T));
+  Mat dlogits, dflat;
   std::vector<Mat> grads(L);
   SoftmaxCrossEntropy ce;
   const int64_t warm = std::min<int64_t>(steps, 200);
@@ -147,15 +148,14 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), ix.size());
     for (int b = 0; b < batch; ++b) {
       const std::size_t r = static_cast<std::size_t>(ix[static_cast<std::size_t>(b)]);
-      for (int j = 0; j < T; ++j) tokens(b, j) = static_cast<float>(train.x[r * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)]);
+      for (int j = 0; j < T; ++j)
+        tokens[static_cast<std::size_t>(b * T + j)] = train.x[r * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)];
       yb[static_cast<std::size_t>(b)] = train.y[r];
     }
     lap();
-    model.embedding().forward(tokens, Mode::Train);
+    model.embedding().forward_tokens(tokens.data(), batch, T);
     lap();
-    model.flatten().forward(model.embedding().out(), Mode::Train);
-    lap();
-    const Mat* in = &model.flatten().out();
+    const Mat* in = &model.embedding().out();
     for (auto& l : layers) {
       l->forward(*in, Mode::Train);
       in = &l->out();
@@ -169,9 +169,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
       layers[i]->backward(i + 1 == L ? dlogits : grads[i], i > 0 ? &grads[i - 1] : &dflat);
       lap();
     }
-    model.flatten().backward(dflat, &demb);
-    lap();
-    model.embedding().backward(demb, nullptr);
+    model.embedding().backward(dflat, nullptr);
     lap();
     if (cfg.clip_grad_norm > 0) clip_grad_norm(model.params().grads(), cfg.clip_grad_norm);
     opt.step(model.params().values(), model.params().grads(), cfg.lr_at(s));
@@ -184,13 +182,11 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     prof.total_ns += prof.entries.back().ns_per_step;
   };
   add("minibatch gather (randint + rows)", "gather");
-  add("embedding forward", "gather");
-  add("flatten forward", "gather");
+  add("embedding forward (rows of C, flattened)", "gather");
   for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(layers[i]->type()));
   add("softmax + cross-entropy forward", "softmax");
   add("softmax + cross-entropy backward", "softmax");
   for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(layers[i]->type()));
-  add("flatten backward", "gather");
   add("embedding backward (scatter-add)", "gather");
   add(fmt::format("{} update{}", cfg.optimizer.type, cfg.clip_grad_norm > 0 ? " (+ clipping)" : ""), "optimizer");
   return prof;

@@ -55,20 +55,25 @@ class Layer {
   std::vector<int> param_ids_;
 };
 
-// Lookup table C (vocab, n_embd). Input: token indices as floats (B, T); output (B*T, n_embd).
+// Lookup table C (vocab, n_embd). forward_tokens(): token indices (B, T) -> (B, T * n_embd),
+// each example's T embeddings side by side: the lecture's emb.view(B, -1), written in place
+// (the same memory as (B*T, n_embd)), so the model needs no separate flatten copy.
+// forward(): the Layer interface, token indices as floats.
 class Embedding : public Layer {
  public:
   Embedding(int vocab_size, int n_embd, InitSpec init) : vocab_(vocab_size), n_embd_(n_embd), init_(init) {}
   std::string type() const override { return "Embedding"; }
   std::string describe() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
+  void forward_tokens(const int32_t* tokens, int batch, int block_size);
   void forward(const Mat& x, Mode mode) override;
-  void backward(const Mat& dout, Mat* dx) override;  // dx: none (inputs are indices)
+  void backward(const Mat& dout, Mat* dx) override;  // dout: (B, T * n_embd); dx: none (indices)
   int weight_id() const { return param_ids_[0]; }
 
  private:
   int vocab_, n_embd_;
   InitSpec init_;
+  std::vector<int32_t> tokens_;  // of the last forward, for backward's scatter-add
 };
 
 // Concatenates n consecutive time steps: (B*T, C) -> (B*T/n, n*C). n = 0 means all of T,

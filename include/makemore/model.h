@@ -1,5 +1,6 @@
-// The whole network: Embedding -> Flatten -> the configured layer stack -> softmax
-// cross-entropy, over one ParamStore. The training step allocates nothing once buffers are
+// The whole network: Embedding (each example's block_size embeddings side by side, the
+// lecture's emb.view(B, -1)) -> the configured layer stack -> softmax cross-entropy, over one
+// ParamStore. The training step allocates nothing once buffers are
 // sized for the batch.
 #pragma once
 #include <cstdint>
@@ -61,7 +62,8 @@ class Model {
   ParamStore& params() { return params_; }
   const ParamStore& params() const { return params_; }
   Embedding& embedding() { return *embedding_; }
-  Flatten& flatten() { return *flatten_; }
+  // The stack's input of the last forward: (batch, block_size * n_embd).
+  const Mat& stack_input() const { return embedding_->out(); }
   Sequential& stack() { return stack_; }
   const Sequential& stack() const { return stack_; }
   const Mat& logits() const;
@@ -76,13 +78,10 @@ class Model {
   Config config_;
   ParamStore params_;
   std::unique_ptr<Embedding> embedding_;
-  std::unique_ptr<Flatten> flatten_;
   Sequential stack_;
   SoftmaxCrossEntropy ce_;
-  Mat tokens_;   // (B, block_size) as floats
   Mat dlogits_;  // (B, vocab)
   Mat dflat_;    // (B, block_size * n_embd)
-  Mat demb_;     // (B * block_size, n_embd)
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };
