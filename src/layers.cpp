@@ -154,17 +154,93 @@ void Linear::backward(const Mat& dout, Mat* dx) {
 
 // ---- BatchNorm1d -------------------------------------------------------------------------
 namespace {
-// Row kernels with non-aliasing pointers, so the compiler vectorizes them over the features.
-void add_row(float* __restrict acc, const float* __restrict x, Eigen::Index C) {
-  for (Eigen::Index c = 0; c < C; ++c) acc[c] += x[c];
+#if defined(__AVX512F__)
+// Column reductions over the rows of an (n, C) block with up to 128 columns' accumulators held
+// in registers for the whole pass (the plain row loop keeps them in memory, and each row waits
+// on the previous row's stores). Per column the rows are added in order, with the same
+// operations as the scalar loops below (GCC contracts those to FMAs too), so the bits agree.
+// term(acc, r, c, mask) returns acc plus row r's term for columns c..c+15 (lanes in mask).
+template <int NV, class Term>
+void column_pass(Eigen::Index n, Eigen::Index c0, Eigen::Index C, float* __restrict out, Term term) {
+  __m512 acc[NV];
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) {
+    acc[v] = _mm512_setzero_ps();
+    const Eigen::Index left = C - c0 - 16 * v;
+    mask[v] = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+  }
+  for (Eigen::Index r = 0; r < n; ++r)
+    for (int v = 0; v < NV; ++v) acc[v] = term(acc[v], r, c0 + 16 * v, mask[v]);
+  for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + c0 + 16 * v, mask[v], acc[v]);
 }
-void add_centered_squares(float* __restrict acc, const float* __restrict x, const float* __restrict mean,
-                          Eigen::Index C) {
-  for (Eigen::Index c = 0; c < C; ++c) {
-    const float d = x[c] - mean[c];
-    acc[c] += d * d;
+template <class Term>
+void column_reduce(Eigen::Index n, Eigen::Index C, float* __restrict out, Term term) {
+  for (Eigen::Index c0 = 0; c0 < C; c0 += 128) {
+    switch ((std::min<Eigen::Index>(C - c0, 128) + 15) / 16) {
+      case 1: column_pass<1>(n, c0, C, out, term); break;
+      case 2: column_pass<2>(n, c0, C, out, term); break;
+      case 3: column_pass<3>(n, c0, C, out, term); break;
+      case 4: column_pass<4>(n, c0, C, out, term); break;
+      case 5: column_pass<5>(n, c0, C, out, term); break;
+      case 6: column_pass<6>(n, c0, C, out, term); break;
+      case 7: column_pass<7>(n, c0, C, out, term); break;
+      default: column_pass<8>(n, c0, C, out, term); break;
+    }
   }
 }
+#endif
+
+// sum[c] = sum over rows of x[r][c], rows in order.
+void column_sums(const float* __restrict x, Eigen::Index n, Eigen::Index C, float* __restrict sum) {
+#if defined(__AVX512F__)
+  column_reduce(n, C, sum, [x, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
+    return _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, x + r * C + c));
+  });
+#else
+  std::fill_n(sum, C, 0.0f);
+  for (Eigen::Index r = 0; r < n; ++r)
+    for (Eigen::Index c = 0; c < C; ++c) sum[c] += x[r * C + c];
+#endif
+}
+
+// var[c] = sum over rows of (x[r][c] - mean[c])^2, rows in order.
+void column_centered_squares(const float* __restrict x, const float* __restrict mean, Eigen::Index n, Eigen::Index C,
+                             float* __restrict var) {
+#if defined(__AVX512F__)
+  column_reduce(n, C, var, [x, mean, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + r * C + c), _mm512_maskz_loadu_ps(m, mean + c));
+    return _mm512_fmadd_ps(d, d, acc);
+  });
+#else
+  std::fill_n(var, C, 0.0f);
+  for (Eigen::Index r = 0; r < n; ++r)
+    for (Eigen::Index c = 0; c < C; ++c) {
+      const float d = x[r * C + c] - mean[c];
+      var[c] += d * d;
+    }
+#endif
+}
+
+// dgamma[c] = sum of d * xhat, dbeta[c] = sum of d over the rows, in order.
+void grad_sums(const float* __restrict d, const float* __restrict xhat, Eigen::Index n, Eigen::Index C,
+               float* __restrict dgamma, float* __restrict dbeta) {
+#if defined(__AVX512F__)
+  column_reduce(n, C, dgamma, [d, xhat, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
+    return _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, d + r * C + c), _mm512_maskz_loadu_ps(m, xhat + r * C + c), acc);
+  });
+  column_sums(d, n, C, dbeta);
+#else
+  std::fill_n(dgamma, C, 0.0f);
+  std::fill_n(dbeta, C, 0.0f);
+  for (Eigen::Index r = 0; r < n; ++r)
+    for (Eigen::Index c = 0; c < C; ++c) {
+      dgamma[c] += d[r * C + c] * xhat[r * C + c];
+      dbeta[c] += d[r * C + c];
+    }
+#endif
+}
+
+// Row kernels with non-aliasing pointers, so the compiler vectorizes them over the features.
 void normalize_row(const float* __restrict x, const float* __restrict mean, const float* __restrict inv,
                    const float* __restrict gamma, const float* __restrict beta, float* __restrict xhat,
                    float* __restrict out, Eigen::Index C) {
@@ -193,13 +269,6 @@ void bn_statistics(float* __restrict var, float* __restrict inv, float* __restri
     for (Eigen::Index c = 0; c < C; ++c) rstat[c] = keep * rstat[c] + m * var[c];
   }
   for (Eigen::Index c = 0; c < C; ++c) inv[c] = 1.0f / inv[c];
-}
-void grad_sums_row(float* __restrict dgamma, float* __restrict dbeta, const float* __restrict d,
-                   const float* __restrict xhat, Eigen::Index C) {
-  for (Eigen::Index c = 0; c < C; ++c) {
-    dgamma[c] += d[c] * xhat[c];
-    dbeta[c] += d[c];
-  }
 }
 void bn_dx_row(float* __restrict dx, const float* __restrict d, const float* __restrict xhat, const float* __restrict a,
                const float* __restrict b, const float* __restrict c0, Eigen::Index C) {
@@ -250,12 +319,10 @@ void BatchNorm1d::forward(const Mat& x, Mode mode) {
   // torch.var does, so a large mean costs no precision.
   if (mode == Mode::Train) {
     if (n < 2) throw std::invalid_argument("BatchNorm1d in training needs at least 2 rows per batch");
-    std::fill_n(mean, C, 0.0f);
-    std::fill_n(var, C, 0.0f);
-    for (Eigen::Index r = 0; r < n; ++r) add_row(mean, xd + r * C, C);
+    column_sums(xd, n, C, mean);
     const float inv_n = 1.0f / static_cast<float>(n);
     for (Eigen::Index c = 0; c < C; ++c) mean[c] *= inv_n;
-    for (Eigen::Index r = 0; r < n; ++r) add_centered_squares(var, xd + r * C, mean, C);
+    column_centered_squares(xd, mean, n, C, var);
     const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
     const float eps = static_cast<float>(opt_.eps);
     const float keep = static_cast<float>(1.0 - opt_.momentum), m = static_cast<float>(opt_.momentum);
@@ -295,9 +362,7 @@ void BatchNorm1d::backward(const Mat& dout, Mat* dx) {
       for (Eigen::Index c = 0; c < C; ++c) xhat_(r, c) = (xd[r * C + c] - mean_[c]) * inv_std_[c];
   }
   const float* xh = xhat_.data();
-  std::fill_n(dgamma, C, 0.0f);
-  std::fill_n(dbeta, C, 0.0f);
-  for (Eigen::Index r = 0; r < n; ++r) grad_sums_row(dgamma, dbeta, d + r * C, xh + r * C, C);
+  grad_sums(d, xh, n, C, dgamma, dbeta);
   if (!dx) return;
   dx->resize(n, C);
   float* out = dx->data();
