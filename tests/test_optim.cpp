@@ -476,3 +476,45 @@ TEST(OptimCli, TrainOverridesOptimizerAndLr) {
 }
 
 }  // namespace
+
+// The trainer updates each layer inside backward when no observer reads the parameters; an
+// observer that does makes it update after the whole backward. Both give the same bits, for
+// every optimizer and for nested (residual) layers, BatchNorm buffers included.
+namespace {
+struct ReadsEverything : mm::Observer {};  // reads_parameters() stays true
+}  // namespace
+
+TEST(OptimTrainer, PerLayerUpdateMatchesTheWholeStepUpdate) {
+  NEED_DATA();
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"lecture-batchnorm", nlohmann::json::object()},
+      {"lecture-deep", {{"type", "sgd"}, {"momentum", 0.9}, {"nesterov", true}, {"weight_decay", 1e-4}}},
+      {"deep-residual-layernorm", {{"type", "adamw"}}},
+      {"lecture-kaiming", {{"type", "rmsprop"}, {"centered", true}, {"momentum", 0.5}}},
+  };
+  for (const auto& [preset, optimizer] : cases) {
+    nlohmann::json j = mm::load_preset(preset).to_json();
+    j["train"]["steps"] = 25;
+    if (!optimizer.empty()) {
+      j["train"]["optimizer"] = optimizer;
+      j["train"]["lr"] = 1e-3;
+    }
+    const mm::Config cfg = mm::parse_config(j, "test");
+    mm::FloatBuf values[2], buffers[2];
+    float last[2] = {0, 0};
+    for (int whole = 0; whole < 2; ++whole) {
+      mm::Model model(cfg, L->vocab.size());
+      mm::TorchGenerator gen(cfg.seed);
+      model.init(gen);
+      mm::Trainer t(model, cfg, L->splits.train, gen);
+      ReadsEverything reader;
+      if (whole) t.add_observer(&reader);
+      last[whole] = t.run().last_loss;
+      values[whole] = model.params().values();
+      buffers[whole] = model.params().buffers();
+    }
+    EXPECT_EQ(last[0], last[1]) << preset;
+    EXPECT_TRUE(values[0] == values[1]) << preset;
+    EXPECT_TRUE(buffers[0] == buffers[1]) << preset;
+  }
+}
