@@ -620,18 +620,13 @@ void Sequential::forward(const Mat& x, Mode mode) {
   }
 }
 
-void Sequential::backward(const Mat& dout, Mat* dx) { backward(dout, dx, {}); }
-
-void Sequential::backward(const Mat& dout, Mat* dx, const std::function<void(Layer&)>& done) {
+void Sequential::backward(const Mat& dout, Mat* dx) {
   if (layers_.empty()) {
     if (dx) *dx = dout;
     return;
   }
   grads_.back() = dout;
-  for (std::size_t i = layers_.size(); i-- > 0;) {
-    layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx);
-    if (done) done(*layers_[i]);
-  }
+  for (std::size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx);
 }
 
 std::vector<Layer*> Sequential::children() {

@@ -133,23 +133,10 @@ const Mat& Model::forward(const int32_t* x, int batch, Mode mode) {
 
 float Model::loss(const int32_t* y) { return ce_.forward(stack_.out(), y); }
 
-void Model::backward() { backward({}); }
-
-void Model::backward(const std::function<void(Layer&)>& done) {
+void Model::backward() {
   ce_.backward(&dlogits_);
-  stack_.backward(dlogits_, &dflat_, done);
+  stack_.backward(dlogits_, &dflat_);
   embedding_->backward(dflat_, nullptr);
-  if (done) done(*embedding_);
-}
-
-std::vector<int> Model::trainable_ids(Layer& layer) const {
-  std::vector<Layer*> inside;
-  collect_layers(&layer, inside);
-  std::vector<int> ids;
-  for (Layer* l : inside)
-    for (int id : l->param_ids())
-      if (params_.info(id).trainable) ids.push_back(id);
-  return ids;
 }
 
 std::unique_ptr<Model> Model::clone() const {

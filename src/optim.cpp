@@ -41,15 +41,13 @@ const FloatBuf& Optimizer::buffer(const std::string& name) const {
   return empty_;
 }
 
-void Optimizer::update_range(float* p, const float* g, double lr, std::size_t k0, std::size_t k1) {
-  const std::string& t = spec_.type;
-  if (t == "sgd") sgd(p, g, static_cast<float>(lr), k0, k1);
-  else if (t == "rmsprop") rmsprop(p, g, static_cast<float>(lr), k0, k1);
-  else adam(p, g, lr, k0, k1);
-}
-
 void Optimizer::step(float* p, const float* g, double lr) {
-  auto range = [&](std::size_t k0, std::size_t k1) { update_range(p, g, lr, k0, k1); };
+  const std::string& t = spec_.type;
+  auto range = [&](std::size_t k0, std::size_t k1) {
+    if (t == "sgd") sgd(p, g, static_cast<float>(lr), k0, k1);
+    else if (t == "rmsprop") rmsprop(p, g, static_cast<float>(lr), k0, k1);
+    else adam(p, g, lr, k0, k1);
+  };
   // Element-wise rules: a large model's update splits over the threads (the gradients of a
   // product split by columns were written by both cores). Same arithmetic per element.
   const int nt = threads();

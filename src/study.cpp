@@ -24,7 +24,6 @@ class BucketMeans : public Observer {
   void on_end(Trainer&) override {
     if (n_) flush();
   }
-  bool reads_parameters(int64_t) const override { return false; }
   std::vector<float> buckets;
   std::vector<float> log;  // the lecture's printed loss, every 10k steps
 

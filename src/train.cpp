@@ -4,8 +4,6 @@
 // buffer; the optimizer's state is allocated with the Trainer.
 #include "makemore/train.h"
 
-#include "makemore/parallel.h"
-
 #include <chrono>
 #include <cmath>
 
@@ -18,32 +16,6 @@ Trainer::Trainer(Model& model, const Config& cfg, const Examples& train, TorchGe
   ix_.resize(B);
   xb_.resize(B * static_cast<std::size_t>(cfg.block_size));
   yb_.resize(B);
-  // Which values each layer owns, and a check that together they are every trainable one.
-  auto& ps = model_.params();
-  std::vector<Layer*> owners;
-  for (auto& l : model_.stack().layers()) owners.push_back(l.get());
-  owners.push_back(&model_.embedding());
-  std::size_t covered = 0, trainable = 0;
-  for (Layer* l : owners) {
-    LayerParams lp{l, {}};
-    for (int id : model_.trainable_ids(*l)) {
-      const std::size_t k0 = ps.info(id).offset;
-      lp.ranges.emplace_back(k0, k0 + ps.info(id).size());
-      covered += ps.info(id).size();
-    }
-    layer_params_.push_back(std::move(lp));
-  }
-  for (const auto& p : ps.infos())
-    if (p.trainable) trainable += p.size();
-  per_layer_update_ok_ = covered == trainable;
-  update_layer_ = [this](Layer& l) {
-    for (const auto& lp : layer_params_) {
-      if (lp.layer != &l) continue;
-      for (const auto& [k0, k1] : lp.ranges)
-        opt_.update_range(model_.params().values().data(), model_.params().grads().data(), step_lr_, k0, k1);
-      return;
-    }
-  };
 }
 
 float Trainer::step(int64_t i) {
@@ -57,18 +29,6 @@ float Trainer::step(int64_t i) {
   model_.forward(xb_.data(), static_cast<int>(B), Mode::Train);
   const float loss = model_.loss(yb_.data());
   for (auto* o : observers_) o->after_forward(*this, i, loss);
-  bool per_layer = per_layer_update_ok_ && cfg_.clip_grad_norm <= 0 && threads() == 1;
-  for (auto* o : observers_) per_layer = per_layer && !o->reads_parameters(i);
-  if (per_layer) {
-    // Each layer's update right after its backward: the same arithmetic per element as
-    // opt_.step() after the whole backward (same bits), with the gradients still in cache.
-    step_lr_ = lr_at(i);
-    model_.backward(update_layer_);
-    opt_.end_step();
-    for (auto* o : observers_) o->after_backward(*this, i);
-    for (auto* o : observers_) o->after_update(*this, i, step_lr_);
-    return loss;
-  }
   model_.backward();
   for (auto* o : observers_) o->after_backward(*this, i);
   const double lr = lr_at(i);

@@ -62,7 +62,6 @@ class Progress : public Observer {
   void on_end(Trainer&) override {
     if (live_) fmt::print(out_, "\n");
   }
-  bool reads_parameters(int64_t) const override { return false; }
 
  private:
   FILE* out_;

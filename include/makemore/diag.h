@@ -145,8 +145,6 @@ class DiagObserver : public Observer {
   void after_forward(Trainer& t, int64_t step, float loss) override;
   void after_backward(Trainer& t, int64_t step) override;
   void after_update(Trainer& t, int64_t step, double lr) override;
-  // Only at the steps it records (asked after after_forward).
-  bool reads_parameters(int64_t step) const override { return current_.has_value() || have_before_ || ratio_step(step); }
 
   // The same three stages without a Trainer (inspecting a saved model): capture_update with
   // updated = false finishes a snapshot where no update took place.

@@ -6,7 +6,6 @@
 // (the lecture zeroes them every step; each layer is used once per step) and writes dx when
 // asked. Derivations: docs/backward.md.
 #pragma once
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -229,9 +228,6 @@ class Sequential : public Layer {
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
   void forward(const Mat& x, Mode mode) override;
   void backward(const Mat& dout, Mat* dx) override;
-  // The same, calling done(layer) as soon as each layer's backward has returned (its parameter
-  // gradients are final and no later backward reads its parameters).
-  void backward(const Mat& dout, Mat* dx, const std::function<void(Layer&)>& done);
   const Mat& out() const override { return layers_.empty() ? *x_ : layers_.back()->out(); }
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }

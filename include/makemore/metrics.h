@@ -16,7 +16,6 @@ class MetricsWriter : public Observer {
   void after_forward(Trainer&, int64_t step, float loss) override;
   void after_update(Trainer&, int64_t step, double lr) override;
   void on_end(Trainer&) override;
-  bool reads_parameters(int64_t) const override { return false; }  // the loss and lr only
 
  private:
   std::string path_;
@@ -29,7 +28,6 @@ class MetricsWriter : public Observer {
 class LossRecorder : public Observer {
  public:
   void after_forward(Trainer&, int64_t, float loss) override { losses.push_back(loss); }
-  bool reads_parameters(int64_t) const override { return false; }
   std::vector<float> losses;
 };
 

@@ -4,7 +4,6 @@
 // sized for the batch.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,12 +46,6 @@ class Model {
   // Mean cross-entropy of the last forward's logits; needed before backward().
   float loss(const int32_t* y);
   void backward();  // overwrites every parameter gradient
-  // The same, calling done(layer) right after each top-level layer's backward (then the
-  // embedding's): the trainer updates a layer's parameters there, while its gradients are
-  // still in cache. Every trainable parameter belongs to exactly one such layer.
-  void backward(const std::function<void(Layer&)>& done);
-  // The trainable parameter ids of a layer and everything nested in it.
-  std::vector<int> trainable_ids(Layer& layer) const;
 
   // Mean loss over a whole split in eval mode, in chunks (no batch statistics). With
   // threads() > 1 the chunks are shared among copies of the model; each chunk's sum is kept

@@ -25,11 +25,6 @@ class Optimizer {
   // (SGD's weight decay and momentum work in the state buffers).
   void step(float* p, const float* g, double lr);
   void step(FloatBuf& p, const FloatBuf& g, double lr) { step(p.data(), g.data(), lr); }
-  // One step in pieces: update_range() for disjoint ranges [k0, k1) that together cover all n
-  // elements (each element exactly as step() would update it), then end_step(). The trainer
-  // updates each layer's parameters this way as soon as its backward is done.
-  void update_range(float* p, const float* g, double lr, std::size_t k0, std::size_t k1);
-  void end_step() { ++t_; }
 
   const OptimizerSpec& spec() const { return spec_; }
   int64_t steps_taken() const { return t_; }

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "makemore/config.h"
@@ -30,11 +29,6 @@ class Observer {
   // after_backward sees the raw gradients, before clip_grad_norm scales them.
   virtual void after_update(Trainer&, int64_t /*step*/, double /*lr*/) {}
   virtual void on_end(Trainer&) {}
-  // Whether this step's after_backward / after_update look at the parameters or gradients
-  // (asked after after_forward). When no observer does (and nothing clips), the trainer
-  // updates each layer inside backward, while its gradients are in cache; the hooks still
-  // run, in order, once the whole update is done.
-  virtual bool reads_parameters(int64_t /*step*/) const { return true; }
 };
 
 struct TrainStats {
@@ -79,17 +73,6 @@ class Trainer {
   double grad_norm_ = 0;
   std::vector<int64_t> ix_;
   std::vector<int32_t> xb_, yb_;
-  // Per layer (the top-level ones and the embedding), the ranges of ParamStore::values() its
-  // trainable parameters occupy: the update runs layer by layer inside backward when nothing
-  // needs the whole step's gradients first (no observer, no clipping, one thread).
-  struct LayerParams {
-    const Layer* layer;
-    std::vector<std::pair<std::size_t, std::size_t>> ranges;  // [k0, k1)
-  };
-  std::vector<LayerParams> layer_params_;
-  bool per_layer_update_ok_ = false;
-  double step_lr_ = 0;
-  std::function<void(Layer&)> update_layer_;
 };
 
 }  // namespace mm
