@@ -120,18 +120,19 @@ void Linear::forward(const Mat& x, Mode) {
   x_ = &x;
   const int rows = static_cast<int>(x.rows());
   out_.resize(rows, fan_out_);
-  // With a bias, each row starts as the bias and the product accumulates onto it: one pass
-  // over the output instead of two. The bias is then the first term of each sum rather than
-  // the last as in the lecture's x @ W + b (a last-bit difference in the rounding order).
-  if (bias_) {
-    const float* b = store_->data(param_ids_[1]);
-    for (int r = 0; r < rows; ++r) std::copy_n(b, fan_out_, out_.data() + static_cast<std::ptrdiff_t>(r) * fan_out_);
-  }
   gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_,
-       out_.data(), fan_out_, bias_);
+       out_.data(), fan_out_);
+  if (bias_) {
+    // + b after the product, as the lecture's x @ W + b rounds (adding the bias first, as the
+    // product's starting value, saves a pass but moves lecture-original's final losses).
+    const float* __restrict b = store_->data(param_ids_[1]);
+    for (int r = 0; r < rows; ++r) {
+      float* __restrict o = out_.data() + static_cast<std::ptrdiff_t>(r) * fan_out_;
+      for (int c = 0; c < fan_out_; ++c) o[c] += b[c];
+    }
+  }
 }
 
-// dW = x^T dout, db = sum over rows of dout, dx = dout W^T.
 void Linear::backward(const Mat& dout, Mat* dx) {
   const int rows = static_cast<int>(dout.rows());
   gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_,
