@@ -52,6 +52,14 @@ void Embedding::forward_tokens(const int32_t* tokens, int batch, int block_size)
   const float* C = store_->data(param_ids_[0]);
   const std::size_t width = static_cast<std::size_t>(n_embd_);
   float* out = out_.data();
+#if defined(__AVX512F__)
+  if (width <= 16) {  // the lecture's rows (10 or 2 floats): one masked load and store each
+    const auto m = static_cast<__mmask16>((1u << width) - 1u);
+    for (std::size_t r = 0; r < n; ++r)
+      _mm512_mask_storeu_ps(out + r * width, m, _mm512_maskz_loadu_ps(m, C + static_cast<std::size_t>(tokens_[r]) * width));
+    return;
+  }
+#endif
   for (std::size_t r = 0; r < n; ++r) std::copy_n(C + static_cast<std::size_t>(tokens_[r]) * width, width, out + r * width);
 }
 
