@@ -18,7 +18,7 @@ Trainer::Trainer(Model& model, const Config& cfg, const Examples& train, TorchGe
   yb_.resize(B);
 }
 
-float Trainer::step(int64_t i) {
+void Trainer::draw_batch() {
   const std::size_t B = ix_.size(), T = static_cast<std::size_t>(cfg_.block_size);
   gen_.randint(0, static_cast<int64_t>(train_.size()), ix_.data(), B);
   for (std::size_t b = 0; b < B; ++b) {
@@ -26,7 +26,11 @@ float Trainer::step(int64_t i) {
     for (std::size_t t = 0; t < T; ++t) xb_[b * T + t] = train_.x[r * T + t];
     yb_[b] = train_.y[r];
   }
-  model_.forward(xb_.data(), static_cast<int>(B), Mode::Train);
+}
+
+float Trainer::step(int64_t i) {
+  draw_batch();
+  model_.forward(xb_.data(), static_cast<int>(ix_.size()), Mode::Train);
   const float loss = model_.loss(yb_.data());
   for (auto* o : observers_) o->after_forward(*this, i, loss);
   model_.backward();
@@ -53,6 +57,16 @@ TrainStats Trainer::run() {
       st.diverged_step = i;
       break;
     }
+  }
+  if (cfg_.steps == 0) {
+    // No update, but the loss the lecture reads at initialization is still worth reporting:
+    // the first minibatch's loss, as step 0 would see it. A train-mode forward moves the
+    // BatchNorm running statistics, so they are put back: a 0-step run saves the init.
+    const FloatBuf saved = model_.params().buffers();
+    draw_batch();
+    model_.forward(xb_.data(), static_cast<int>(ix_.size()), Mode::Train);
+    st.initial_loss = st.last_loss = model_.loss(yb_.data());
+    model_.params().buffers() = saved;
   }
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   st.steps_per_sec = st.seconds > 0 ? static_cast<double>(st.steps) / st.seconds : 0;

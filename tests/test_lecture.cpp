@@ -70,3 +70,26 @@ TEST(Lecture, RepeatedTrainingsInOneProcessAreBitIdentical) {
   EXPECT_TRUE(runs[0] == runs[1]);
   EXPECT_TRUE(runs[1] == runs[2]);
 }
+
+// `train --steps 0` is how one reads the loss at initialization without training: the run
+// reports the first minibatch's loss (what step 0 would print) and leaves the model as it was
+// initialized, BatchNorm running statistics included (a train-mode forward moves them).
+TEST(Lecture, ZeroStepRunReportsTheInitialLossAndKeepsTheInit) {
+  if (!std::filesystem::exists(kNames)) GTEST_SKIP() << kNames << " missing; run scripts/setup.sh";
+  const mm::WordList wl = mm::load_words(kNames);
+  const mm::Vocab vocab = mm::Vocab::from_words(wl.words);
+  const mm::Splits splits = mm::make_splits(wl.words, vocab, 3, 42);
+  mm::Config cfg = mm::load_preset("lecture-batchnorm");
+  cfg.steps = 0;
+  mm::Model model(cfg, vocab.size());
+  mm::TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  const mm::FloatBuf values = model.params().values(), buffers = model.params().buffers();
+  mm::Trainer t(model, cfg, splits.train, gen);
+  const mm::TrainStats st = t.run();
+  EXPECT_EQ(st.steps, 0);
+  EXPECT_FALSE(st.diverged);
+  EXPECT_EQ(st.initial_loss, step0("lecture-batchnorm", splits));
+  EXPECT_TRUE(model.params().values() == values);
+  EXPECT_TRUE(model.params().buffers() == buffers);
+}

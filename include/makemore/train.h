@@ -32,7 +32,7 @@ class Observer {
 };
 
 struct TrainStats {
-  float initial_loss = 0;  // the first minibatch's loss, before any update
+  float initial_loss = 0;  // the first minibatch's loss, before any update (also for 0 steps)
   float last_loss = 0;
   int64_t steps = 0;       // steps completed
   double seconds = 0;      // wall time of the loop
@@ -70,6 +70,7 @@ class Trainer {
   std::vector<Observer*> observers_;
   Optimizer opt_;
   int64_t schedule_steps_;
+  void draw_batch();  // the next minibatch into ix_, xb_, yb_
   double grad_norm_ = 0;
   std::vector<int64_t> ix_;
   std::vector<int32_t> xb_, yb_;
