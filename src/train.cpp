@@ -48,6 +48,10 @@ TrainStats Trainer::run() {
   for (auto* o : observers_) o->on_begin(*this);
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < cfg_.steps; ++i) {
+    if (stop_ && stop_->load(std::memory_order_relaxed)) {
+      st.interrupted = true;
+      break;
+    }
     const float loss = step(i);
     if (i == 0) st.initial_loss = loss;
     st.last_loss = loss;
@@ -79,11 +83,12 @@ TrainStats Trainer::run() {
 namespace mm {
 
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
-                                const std::vector<Observer*>& observers) {
+                                const std::vector<Observer*>& observers, const std::atomic<bool>* stop) {
   TorchGenerator gen(cfg.seed);
   model.init(gen, splits.train);  // with the LSUV data pass when a layer asks for it
   Trainer trainer(model, cfg, splits.train, gen);
   for (auto* o : observers) trainer.add_observer(o);
+  trainer.set_stop_flag(stop);
   TrainOutcome out;
   out.stats = trainer.run();
   if (out.stats.diverged) return out;

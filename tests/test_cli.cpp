@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -567,3 +568,83 @@ TEST(CliDiverge, ReusedRunFolderDropsOldResult) {
 }
 
 }  // namespace
+
+// Ctrl-C in a long training must not lose it: the step in flight finishes, the model so far is
+// saved and evaluated, result.json says how many steps ran, and the exit status is 128 + signal.
+namespace {
+
+CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>& args, int sig) {
+  const fs::path out_path = cwd / ".cli_stdout", err_path = cwd / ".cli_stderr";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out_fd < 0 || err_fd < 0 || chdir(cwd.c_str()) != 0) _exit(127);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    std::vector<std::string> copy = args;
+    std::string bin = MM_BINARY;
+    std::vector<char*> argv{bin.data()};
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  CliResult r;
+  // The loop starts right after the "N steps, batch B" line; signal a little after it.
+  bool started = false;
+  for (int i = 0; i < 3000 && !started; ++i) {
+    usleep(10000);
+    started = read_file(out_path).find(" steps, batch ") != std::string::npos;
+  }
+  usleep(300000);
+  kill(pid, sig);
+  int status = 0;
+  bool done = false;
+  for (int i = 0; i < 3000 && !done; ++i) {  // 30 s; a run that ignored the signal is killed
+    done = waitpid(pid, &status, WNOHANG) == pid;
+    if (!done) usleep(10000);
+  }
+  if (!done) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    r.err = "still running 30 s after the signal";
+    return r;
+  }
+  if (WIFSIGNALED(status)) {
+    r.signaled = true;
+    r.signal = WTERMSIG(status);
+  } else {
+    r.exit_code = WEXITSTATUS(status);
+  }
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  EXPECT_TRUE(started) << "the training loop never started";
+  return r;
+}
+
+}  // namespace
+
+TEST(CliInterrupt, SavesTheRunSoFar) {
+  for (const int sig : {SIGINT, SIGTERM}) {
+    TempDir dir;
+    const std::string words = write_names(dir);
+    const CliResult r = run_cli_and_signal(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "50000000"}, sig);
+    SCOPED_TRACE(describe(r));
+    ASSERT_FALSE(r.signaled);
+    EXPECT_EQ(r.exit_code, 128 + sig);
+    EXPECT_NE(r.err.find("makemore: interrupted after "), std::string::npos);
+    const json res = json::parse(read_file(dir / "run" / "result.json"), nullptr, false);
+    ASSERT_TRUE(res.is_object());
+    EXPECT_EQ(res.value("interrupted", false), true);
+    EXPECT_EQ(res.value("steps_planned", 0), 50000000);
+    const auto steps = res.value("steps", int64_t{-1});
+    EXPECT_GT(steps, 0);
+    EXPECT_LT(steps, 50000000);
+    EXPECT_EQ(split_lines(read_file(dir / "run" / "metrics.jsonl")).size(), static_cast<std::size_t>(steps));
+    const CliResult ev = run_cli(dir.path(), {"eval", "-o", "run", "--json"});
+    ASSERT_EQ(ev.exit_code, 0) << describe(ev);
+    EXPECT_NEAR(last_json_line(ev).value("val_loss", 0.0), res.value("val_loss", -1.0), 1e-6);
+    EXPECT_EQ(last_json_line(ev).value("step", int64_t{-1}), steps);
+  }
+}

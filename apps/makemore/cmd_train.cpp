@@ -1,7 +1,9 @@
 // `makemore train`: trains a preset or config on a word list into a run folder.
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -69,6 +71,16 @@ class Progress : public Observer {
   int64_t total_;
   std::chrono::steady_clock::time_point t0_, last_;
 };
+
+// Ctrl-C (SIGINT) or SIGTERM during training: finish the current step, then save, evaluate and
+// exit 128 + signal, instead of losing the run. A second signal ends the process at once.
+std::atomic<bool> g_stop{false};
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+  g_stop.store(true, std::memory_order_relaxed);
+  std::signal(sig, SIG_DFL);
+}
 
 int run_train(const TrainArgs& a) {
   FILE* log = a.json ? stderr : stdout;  // with --json, stdout carries only the JSON
@@ -142,7 +154,14 @@ int run_train(const TrainArgs& a) {
   } else {
     RunDiagnostics::remove_stale(a.out_dir);
   }
-  TrainOutcome res = train_and_evaluate(model, cfg, splits, obs);
+  static_assert(std::atomic<bool>::is_always_lock_free);
+  g_stop.store(false);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  TrainOutcome res = train_and_evaluate(model, cfg, splits, obs, &g_stop);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  const bool interrupted = res.stats.interrupted;
   if (res.stats.diverged)
     throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate "
                             "(train.lr in the config) or fix the initialization; the losses so far are in {}/{}",
@@ -153,7 +172,7 @@ int run_train(const TrainArgs& a) {
   nlohmann::json result{
       {"preset", cfg.name},
       {"input", input},
-      {"initial_loss", res.stats.initial_loss},
+      {"initial_loss", interrupted && res.stats.steps == 0 ? nlohmann::json(nullptr) : nlohmann::json(res.stats.initial_loss)},
       {"expected_initial_loss", std::log(static_cast<double>(vocab.size()))},
       {"train_loss", res.losses.train},
       {"val_loss", res.losses.val},
@@ -169,13 +188,26 @@ int run_train(const TrainArgs& a) {
       {"params", model.num_params()},
       {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}},
       {"run_dir", a.out_dir}};
+  if (interrupted) {
+    result["interrupted"] = true;
+    result["steps_planned"] = cfg.steps;
+  }
   write_file_atomic(a.out_dir + "/" + kResultFile, result.dump(2) + "\n");
-  fmt::print(log, "initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", res.stats.initial_loss, vocab.size(),
-             std::log(static_cast<double>(vocab.size())));
+  if (!interrupted || res.stats.steps > 0)
+    fmt::print(log, "initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", res.stats.initial_loss, vocab.size(),
+               std::log(static_cast<double>(vocab.size())));
   fmt::print(log, "train {:.4f}\nval {:.4f}\ntest {:.4f}\n", res.losses.train, res.losses.val, res.losses.test);
   fmt::print(log, "{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run saved in {}\n",
              res.stats.steps, res.stats.seconds, res.stats.steps_per_sec, 1e3 * res.eval_seconds, peak_memory_mb(),
              a.out_dir);
+  if (interrupted) {
+    fmt::print(stderr,
+               "makemore: interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, "
+               "`makemore report -o {}`); train again to run all {}\n",
+               res.stats.steps, cfg.steps, a.out_dir, a.out_dir, a.out_dir, cfg.steps);
+    if (a.json) fmt::print("{}\n", result.dump());
+    return 128 + static_cast<int>(g_stop_signal);
+  }
   if (!a.no_report) {
     // The run is complete and saved; a report that cannot be drawn must not fail it.
     try {

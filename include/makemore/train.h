@@ -3,6 +3,7 @@
 // observers (diagnostics, metrics, progress) after forward, backward and update. A run with
 // no observer pays nothing for them.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,14 +40,17 @@ struct TrainStats {
   double steps_per_sec = 0;
   bool diverged = false;
   int64_t diverged_step = -1;
+  bool interrupted = false;  // the stop flag was raised: `steps` steps ran, the rest did not
 };
 
 class Trainer {
  public:
   Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen);
   void add_observer(Observer* o) { observers_.push_back(o); }
-  // Runs cfg.steps steps (or until the loss is not finite). Returns what happened.
+  // Runs cfg.steps steps (or until the loss is not finite, or until *stop turns true, checked
+  // before each step). Returns what happened.
   TrainStats run();
+  void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
   // One step: draw a minibatch, forward, backward, clip, optimizer update. Returns the loss.
   float step(int64_t i);
 
@@ -72,6 +76,7 @@ class Trainer {
   int64_t schedule_steps_;
   void draw_batch();  // the next minibatch into ix_, xb_, yb_
   double grad_norm_ = 0;
+  const std::atomic<bool>* stop_ = nullptr;
   std::vector<int64_t> ix_;
   std::vector<int32_t> xb_, yb_;
 };
@@ -92,7 +97,8 @@ struct TrainOutcome {
   SplitLosses losses;
   double eval_seconds = 0;  // evaluating the training split (the largest)
 };
+// An interrupted run (stop raised) is still evaluated: what it learned so far can be saved.
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
-                                const std::vector<Observer*>& observers);
+                                const std::vector<Observer*>& observers, const std::atomic<bool>* stop = nullptr);
 
 }  // namespace mm
