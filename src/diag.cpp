@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 
 #include "makemore/error.h"
@@ -702,6 +703,28 @@ nlohmann::json ratios_json(const UpdateRatios& u, const ParamStore& params) {
   return {{"step", u.step}, {"ratios", r}};
 }
 
+std::vector<UpdateRatios> read_update_ratios(const std::string& path, const ParamStore& params, int64_t before) {
+  std::vector<UpdateRatios> out;
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    const json j = json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("ratios") ||
+        !j["ratios"].is_object())
+      throw Error(fmt::format("{}:{}: not an update-ratio record; delete the file to continue without the earlier ratios", path, n));
+    UpdateRatios u;
+    u.step = j["step"].get<int64_t>();
+    if (u.step >= before) break;
+    for (const ParamInfo& p : params.infos()) {
+      if (!p.trainable) continue;
+      const auto it = j["ratios"].find(p.name);
+      u.log10.push_back(it != j["ratios"].end() && it->is_number() ? it->get<double>() : NAN);
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
 nlohmann::json report_json(const Report& r) {
   json j = snapshot_json(r.snapshot, true);
   j["name"] = r.name;
@@ -814,9 +837,9 @@ std::string format_report(const Report& r) {
 }
 
 // ---- the run folder -------------------------------------------------------------------------
-RunDiagnostics::RunDiagnostics(const std::string& dir, DiagOptions opt) : dir_(dir), obs_(opt) {
-  auto open = [](const std::string& path) {
-    FILE* f = std::fopen(path.c_str(), "w");
+RunDiagnostics::RunDiagnostics(const std::string& dir, DiagOptions opt, bool append) : dir_(dir), obs_(opt) {
+  auto open = [append](const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
     if (!f) throw Error(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
     return f;
   };

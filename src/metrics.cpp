@@ -12,8 +12,8 @@
 
 namespace mm {
 
-MetricsWriter::MetricsWriter(const std::string& path) : path_(path), buf_(1 << 20) {
-  f_ = std::fopen(path.c_str(), "w");
+MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path), buf_(1 << 20) {
+  f_ = std::fopen(path.c_str(), append ? "a" : "w");
   if (!f_) throw Error(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
   std::setvbuf(f_, buf_.data(), _IOFBF, buf_.size());
 }
@@ -25,7 +25,7 @@ MetricsWriter::~MetricsWriter() {
 void MetricsWriter::after_forward(Trainer&, int64_t, float loss) { loss_ = loss; }
 
 void MetricsWriter::after_update(Trainer&, int64_t step, double lr) {
-  if (std::isfinite(loss_)) fmt::print(f_, "{{\"step\":{},\"loss\":{:.7g},\"lr\":{:g}}}\n", step, loss_, lr);
+  if (std::isfinite(loss_)) fmt::print(f_, "{{\"step\":{},\"loss\":{},\"lr\":{:g}}}\n", step, loss_, lr);
   else fmt::print(f_, "{{\"step\":{},\"loss\":null,\"lr\":{:g}}}\n", step, lr);  // JSON has no NaN
 }
 

@@ -5,6 +5,8 @@
 #include "makemore/rng.h"
 
 #include <cmath>
+#include <cstring>
+#include <sstream>
 #include <stdexcept>
 
 namespace mm {
@@ -33,6 +35,40 @@ void normal_fill_16(float* d) {
 
 // ---------------------------------------------------------------------------------------------
 // TorchGenerator
+
+std::string TorchGenerator::state() const {
+  std::ostringstream out;
+  out << engine_ << ' ';
+  if (next_normal_) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, &*next_normal_, sizeof bits);
+    out << "normal " << bits;
+  } else {
+    out << "none";
+  }
+  return out.str();
+}
+
+bool TorchGenerator::set_state(const std::string& text) {
+  std::istringstream in(text);
+  std::mt19937 engine;
+  std::string tag;
+  if (!(in >> engine >> tag)) return false;
+  std::optional<double> normal;
+  if (tag == "normal") {
+    uint64_t bits = 0;
+    if (!(in >> bits)) return false;
+    double v = 0;
+    std::memcpy(&v, &bits, sizeof v);
+    normal = v;
+  } else if (tag != "none") {
+    return false;
+  }
+  if (!(in >> std::ws).eof()) return false;
+  engine_ = engine;
+  next_normal_ = normal;
+  return true;
+}
 
 void TorchGenerator::manual_seed(uint64_t seed) {
   engine_.seed(static_cast<std::mt19937::result_type>(seed & 0xffffffffULL));

@@ -4,8 +4,14 @@
 // buffer; the optimizer's state is allocated with the Trainer.
 #include "makemore/train.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
+#include <string>
+
+#include "makemore/checkpoint.h"
+#include "makemore/error.h"
 
 namespace mm {
 
@@ -45,9 +51,11 @@ float Trainer::step(int64_t i) {
 
 TrainStats Trainer::run() {
   TrainStats st;
+  st.initial_loss = carried_initial_loss_;
+  st.steps = start_;
   for (auto* o : observers_) o->on_begin(*this);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < cfg_.steps; ++i) {
+  for (int64_t i = start_; i < cfg_.steps; ++i) {
     if (stop_ && stop_->load(std::memory_order_relaxed)) {
       st.interrupted = true;
       break;
@@ -62,7 +70,7 @@ TrainStats Trainer::run() {
       break;
     }
   }
-  if (cfg_.steps == 0) {
+  if (cfg_.steps == 0 && start_ == 0) {
     // No update, but the loss the lecture reads at initialization is still worth reporting:
     // the first minibatch's loss, as step 0 would see it. A train-mode forward moves the
     // BatchNorm running statistics, so they are put back: a 0-step run saves the init.
@@ -73,7 +81,7 @@ TrainStats Trainer::run() {
     model_.params().buffers() = saved;
   }
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  st.steps_per_sec = st.seconds > 0 ? static_cast<double>(st.steps) / st.seconds : 0;
+  st.steps_per_sec = st.seconds > 0 ? static_cast<double>(st.steps - start_) / st.seconds : 0;
   for (auto* o : observers_) o->on_end(*this);
   return st;
 }
@@ -83,15 +91,25 @@ TrainStats Trainer::run() {
 namespace mm {
 
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
-                                const std::vector<Observer*>& observers, const std::atomic<bool>* stop) {
+                                const std::vector<Observer*>& observers, const TrainControl& control) {
   TorchGenerator gen(cfg.seed);
-  model.init(gen, splits.train);  // with the LSUV data pass when a layer asks for it
+  const bool resume = !control.resume_from.empty();
+  if (!resume) model.init(gen, splits.train);  // with the LSUV data pass when a layer asks for it
   Trainer trainer(model, cfg, splits.train, gen);
+  if (resume) {
+    const TrainState s = load_train_state(control.resume_from, trainer.optimizer(), gen, model);
+    if (control.expect_step >= 0 && s.step != control.expect_step)
+      throw Error(fmt::format("{}: saved at step {} but the checkpoint is at step {}; the run folder is inconsistent, "
+                              "train it again", control.resume_from, s.step, control.expect_step));
+    trainer.resume_at(s.step, s.initial_loss);
+  }
   for (auto* o : observers) trainer.add_observer(o);
-  trainer.set_stop_flag(stop);
+  trainer.set_stop_flag(control.stop);
   TrainOutcome out;
   out.stats = trainer.run();
   if (out.stats.diverged) return out;
+  if (!control.save_state_to.empty())
+    save_train_state(control.save_state_to, trainer.optimizer(), gen, model, {out.stats.steps, out.stats.initial_loss});
   if (cfg.calibrate_batchnorm) model.calibrate(splits.train);
   const auto e0 = std::chrono::steady_clock::now();
   out.losses.train = model.evaluate(splits.train);
@@ -99,6 +117,75 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
   out.losses.val = model.evaluate(splits.val);
   out.losses.test = model.evaluate(splits.test);
   return out;
+}
+
+}  // namespace mm
+
+namespace mm {
+
+namespace {
+constexpr const char* kStateNames[3] = {"optimizer.buffer_a", "optimizer.buffer_b", "optimizer.buffer_c"};
+}
+
+void save_train_state(const std::string& path, const Optimizer& opt, const TorchGenerator& gen, const Model& model,
+                      const TrainState& state) {
+  TensorFile f;
+  for (int i = 0; i < 3; ++i) {
+    const FloatBuf& b = opt.state_buffer(i);
+    if (!b.empty()) f.tensors.push_back({kStateNames[i], {static_cast<int64_t>(b.size())}, {b.begin(), b.end()}});
+  }
+  const FloatBuf& buffers = model.params().buffers();
+  if (!buffers.empty())
+    f.tensors.push_back({"model.buffers", {static_cast<int64_t>(buffers.size())}, {buffers.begin(), buffers.end()}});
+  f.metadata["format"] = "makemore.cpp train state 1";
+  f.metadata["step"] = std::to_string(state.step);
+  f.metadata["optimizer"] = opt.spec().type;
+  f.metadata["optimizer_steps"] = std::to_string(opt.steps_taken());
+  f.metadata["generator"] = gen.state();
+  f.metadata["initial_loss"] = fmt::format("{:a}", state.initial_loss);
+  save_safetensors(path, f);
+}
+
+TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenerator& gen, Model& model) {
+  const TensorFile f = load_safetensors(path);
+  auto bad = [&](const std::string& what) {
+    return Error(fmt::format("{}: {}; the run cannot be continued, train it again from the start", path, what));
+  };
+  auto meta = [&](const char* key) -> const std::string& {
+    auto it = f.metadata.find(key);
+    if (it == f.metadata.end()) throw bad(fmt::format("not a makemore.cpp train state (no '{}')", key));
+    return it->second;
+  };
+  if (meta("format") != "makemore.cpp train state 1") throw bad("unknown train state format '" + meta("format") + "'");
+  if (meta("optimizer") != opt.spec().type)
+    throw bad(fmt::format("saved for optimizer '{}', the config says '{}'", meta("optimizer"), opt.spec().type));
+  TrainState st;
+  try {
+    std::size_t used = 0;
+    st.step = std::stoll(meta("step"), &used);
+    if (used != meta("step").size() || st.step < 0) throw std::invalid_argument("step");
+    const std::string& t = meta("optimizer_steps");
+    const long long taken = std::stoll(t, &used);
+    if (used != t.size() || taken < 0) throw std::invalid_argument("optimizer_steps");
+    opt.set_steps_taken(taken);
+    st.initial_loss = std::stof(meta("initial_loss"));
+  } catch (const std::exception&) {
+    throw bad("corrupt step counts or initial loss");
+  }
+  for (int i = 0; i < 3; ++i) {
+    FloatBuf& b = opt.state_buffer(i);
+    const NamedTensor* t = f.find(kStateNames[i]);
+    if (b.empty() != (t == nullptr) || (t && t->data.size() != b.size()))
+      throw bad(fmt::format("optimizer state '{}' does not fit this config's model", kStateNames[i]));
+    if (t) std::copy(t->data.begin(), t->data.end(), b.begin());
+  }
+  FloatBuf& buffers = model.params().buffers();
+  const NamedTensor* t = f.find("model.buffers");
+  if (buffers.empty() != (t == nullptr) || (t && t->data.size() != buffers.size()))
+    throw bad("BatchNorm running statistics do not fit this config's model");
+  if (t) std::copy(t->data.begin(), t->data.end(), buffers.begin());
+  if (!gen.set_state(meta("generator"))) throw bad("corrupt generator state");
+  return st;
 }
 
 }  // namespace mm

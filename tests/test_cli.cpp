@@ -646,5 +646,43 @@ TEST(CliInterrupt, SavesTheRunSoFar) {
     ASSERT_EQ(ev.exit_code, 0) << describe(ev);
     EXPECT_NEAR(last_json_line(ev).value("val_loss", 0.0), res.value("val_loss", -1.0), 1e-6);
     EXPECT_EQ(last_json_line(ev).value("step", int64_t{-1}), steps);
+
+    // `train --resume` continues it (here to 150 steps past the stop) with the same bits as a
+    // run of that length that never stopped: parameters, BatchNorm statistics, loss log.
+    const std::string total = std::to_string(steps + 150);
+    const CliResult cont = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", total, "--json"});
+    ASSERT_EQ(cont.exit_code, 0) << describe(cont);
+    EXPECT_EQ(last_json_line(cont).value("steps", int64_t{-1}), steps + 150);
+    EXPECT_FALSE(last_json_line(cont).contains("interrupted"));
+    const CliResult straight = run_cli(dir.path(), {"train", "-i", words, "-o", "straight", "--steps", total, "--json"});
+    ASSERT_EQ(straight.exit_code, 0) << describe(straight);
+    EXPECT_TRUE(read_file(dir / "run" / "model.safetensors") == read_file(dir / "straight" / "model.safetensors"));
+    EXPECT_TRUE(read_file(dir / "run" / "metrics.jsonl") == read_file(dir / "straight" / "metrics.jsonl"));
+    EXPECT_EQ(last_json_line(cont).value("val_loss", 0.0), last_json_line(straight).value("val_loss", -1.0));
+    EXPECT_EQ(last_json_line(cont).value("initial_loss", 0.0), last_json_line(straight).value("initial_loss", -1.0));
   }
+}
+
+TEST(CliInterrupt, ResumeRefusesWhatItCannotContinue) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "40", "-q"}).exit_code, 0);
+  // A finished run: more steps are needed to continue it.
+  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "run"}), {"run", "already has 40 of its 40 steps", "--steps N"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "30"}), {"already has 40"});
+  // The run's config and word list are the folder's own.
+  const CliResult both = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--preset", "lecture-kaiming"});
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.err.find("--resume"), std::string::npos) << describe(both);
+  // Damaged or missing state: one line naming the file, and the run folder is left as it was.
+  const std::string model = read_file(dir / "run" / "model.safetensors");
+  const std::string result = read_file(dir / "run" / "result.json");
+  write_file(dir / "run" / "train_state.safetensors", "garbage");
+  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "80"}), {"run/train_state.safetensors"});
+  EXPECT_EQ(read_file(dir / "run" / "result.json"), result);
+  fs::remove(dir / "run" / "train_state.safetensors");
+  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "80"}),
+                        {"run/train_state.safetensors", "missing"});
+  EXPECT_TRUE(read_file(dir / "run" / "model.safetensors") == model);
+  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "nowhere", "--steps", "80"}), {"nowhere"});
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string_view>
@@ -35,7 +36,7 @@ struct TrainArgs {
   std::string optimizer;  // a type name: that optimizer with PyTorch's defaults
   double lr = -1;         // a constant learning rate
   bool json = false, quiet = false, calibrate = false;
-  bool no_report = false;
+  bool no_report = false, resume = false;
   int64_t diag_every = 1000;
   int threads = 1;
 };
@@ -45,7 +46,10 @@ struct TrainArgs {
 class Progress : public Observer {
  public:
   Progress(FILE* out, bool live, int64_t total) : out_(out), live_(live), total_(total) {}
-  void on_begin(Trainer&) override { t0_ = last_ = std::chrono::steady_clock::now(); }
+  void on_begin(Trainer& t) override {
+    start_ = t.first_step();
+    t0_ = last_ = std::chrono::steady_clock::now();
+  }
   void after_forward(Trainer&, int64_t step, float loss) override {
     if (!live_) {
       if (step % 10000 == 0) fmt::print(out_, "{:7d}/{:7d}: {:.4f}\n", step, total_, loss);
@@ -56,7 +60,7 @@ class Progress : public Observer {
     if (now - last_ < std::chrono::milliseconds(100) && step + 1 != total_) return;
     last_ = now;
     const double el = std::chrono::duration<double>(now - t0_).count();
-    const double rate = el > 0 ? static_cast<double>(step + 1) / el : 0;
+    const double rate = el > 0 ? static_cast<double>(step + 1 - start_) / el : 0;
     const double eta = rate > 0 ? static_cast<double>(total_ - step - 1) / rate : 0;
     fmt::print(out_, "\r  step {:>7}/{} | loss {:.4f} | {:>8.0f} steps/s | ETA {:5.1f}s ", step + 1, total_, loss, rate, eta);
     std::fflush(out_);
@@ -68,7 +72,7 @@ class Progress : public Observer {
  private:
   FILE* out_;
   bool live_;
-  int64_t total_;
+  int64_t total_, start_ = 0;
   std::chrono::steady_clock::time_point t0_, last_;
 };
 
@@ -82,63 +86,113 @@ extern "C" void on_stop_signal(int sig) {
   std::signal(sig, SIG_DFL);
 }
 
+// The run folder's metrics.jsonl cut to its first `steps` lines, for a resumed run to append to.
+void keep_first_metric_lines(const std::string& path, int64_t steps) {
+  std::ifstream in(path, std::ios::binary);
+  std::string kept, line;
+  for (int64_t i = 0; i < steps && std::getline(in, line); ++i) kept += line + "\n";
+  write_file_atomic(path, kept);
+}
+
 int run_train(const TrainArgs& a) {
   FILE* log = a.json ? stderr : stdout;  // with --json, stdout carries only the JSON
   set_threads(a.threads);
-  Config cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset)
-                                     : load_config_file(a.config_path);
-  if (a.steps >= 0) cfg.steps = a.steps;
-  if (a.seed >= 0) cfg.seed = static_cast<uint64_t>(a.seed);
-  if (a.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(a.split_seed);
-  if (a.batch_size > 0) cfg.batch_size = a.batch_size;
-  if (a.calibrate) cfg.calibrate_batchnorm = true;
-  nlohmann::json cfg_json = cfg.to_json();
-  if (!a.optimizer.empty()) cfg_json["train"]["optimizer"] = a.optimizer;
-  if (a.lr >= 0) cfg_json["train"]["lr"] = a.lr;
-  cfg = parse_config(cfg_json, "command line");  // re-validate after the overrides
+  namespace fs = std::filesystem;
+  const std::string dir = a.out_dir;
+  std::error_code ec;
 
-  const std::string input = a.input.empty() ? default_words_path() : a.input;
-  WordList wl = load_words(input);
-  if (wl.empty_lines) fmt::print(stderr, "makemore: note: {}: skipped {} empty line(s)\n", input, wl.empty_lines);
-  const Vocab vocab = Vocab::from_words(wl.words);
+  Config cfg;
+  std::string input;
+  WordList wl;
+  Vocab vocab;
+  std::unique_ptr<Model> model_ptr;
+  int64_t resume_step = 0;
+  if (a.resume) {
+    // Everything comes from the run folder: its config, its word list, its checkpoint and
+    // train state. Only the total number of steps may change (to train further).
+    LoadedRun run = load_run(dir);
+    if (!fs::exists(fs::path(dir) / kTrainStateFile))
+      throw Error(fmt::format("{}/{}: missing, so the run cannot be continued exactly; train it again with `makemore train -o {}`",
+                              dir, kTrainStateFile, dir));
+    cfg = run.config;
+    resume_step = run.step;
+    if (a.steps >= 0) cfg.steps = a.steps;
+    if (resume_step >= cfg.steps)
+      throw Error(fmt::format("{}: the run already has {} of its {} steps; pass --steps N with N > {} to train it further", dir,
+                              resume_step, cfg.steps, resume_step));
+    input = dir + "/" + kWordsFile;
+    wl = load_words(input);
+    vocab = Vocab::from_words(wl.words);
+    if (vocab.chars() != run.vocab.chars())
+      throw Error(fmt::format("{}: its characters differ from the checkpoint's vocabulary; the run folder was changed, train it again", input));
+    model_ptr = std::move(run.model);
+    {
+      // Check the train state before the folder is touched (the real load is in the Trainer).
+      Optimizer probe(cfg.optimizer, model_ptr->params().values().size());
+      TorchGenerator gen;
+      const TrainState st = load_train_state(dir + "/" + kTrainStateFile, probe, gen, *model_ptr);
+      if (st.step != resume_step)
+        throw Error(fmt::format("{}/{}: saved at step {} but the checkpoint is at step {}; the run folder is inconsistent, "
+                                "train it again", dir, kTrainStateFile, st.step, resume_step));
+    }
+  } else {
+    cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
+    if (a.steps >= 0) cfg.steps = a.steps;
+    if (a.seed >= 0) cfg.seed = static_cast<uint64_t>(a.seed);
+    if (a.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(a.split_seed);
+    if (a.batch_size > 0) cfg.batch_size = a.batch_size;
+    if (a.calibrate) cfg.calibrate_batchnorm = true;
+    nlohmann::json cfg_json = cfg.to_json();
+    if (!a.optimizer.empty()) cfg_json["train"]["optimizer"] = a.optimizer;
+    if (a.lr >= 0) cfg_json["train"]["lr"] = a.lr;
+    cfg = parse_config(cfg_json, "command line");  // re-validate after the overrides
+    input = a.input.empty() ? default_words_path() : a.input;
+    wl = load_words(input);
+    if (wl.empty_lines) fmt::print(stderr, "makemore: note: {}: skipped {} empty line(s)\n", input, wl.empty_lines);
+    vocab = Vocab::from_words(wl.words);
+  }
   Splits splits = make_splits(wl.words, vocab, cfg.block_size, cfg.split_seed);
   if (splits.train.size() == 0)
     throw Error(fmt::format("{}: too few items for a training split ({} items); use at least 10", input, wl.words.size()));
 
-  // Build the network before touching the run folder: a config whose layers do not fit
-  // together (e.g. a flatten that does not divide block_size) fails here, naming the config.
-  std::unique_ptr<Model> model_ptr;
-  try {
-    model_ptr = std::make_unique<Model>(cfg, vocab.size());
-  } catch (const std::invalid_argument& e) {
-    const std::string source = a.config_path.empty() ? "preset " + cfg.name : a.config_path;
-    // Errors that already name their field (a residual branch's width) keep it.
-    const bool named = std::string_view(e.what()).starts_with("model.");
-    throw Error(fmt::format("{}: {}{}", source, named ? "" : "model.layers: ", e.what()));
-  }
-
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(a.out_dir, ec);
-  if (ec || !fs::is_directory(a.out_dir))
-    throw Error(fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", a.out_dir, ec ? ec.message() : "not a directory"));
-  // A previous run's results must not pass for this one's if it fails part way.
-  for (const char* stale : {kResultFile, kCheckpointFile}) fs::remove(fs::path(a.out_dir) / stale, ec);
-  write_file_atomic(a.out_dir + "/" + kConfigFile, cfg.to_json().dump(2) + "\n");
-  {
+  if (!a.resume) {
+    // Build the network before touching the run folder: a config whose layers do not fit
+    // together (e.g. a flatten that does not divide block_size) fails here, naming the config.
+    try {
+      model_ptr = std::make_unique<Model>(cfg, vocab.size());
+    } catch (const std::invalid_argument& e) {
+      const std::string source = a.config_path.empty() ? "preset " + cfg.name : a.config_path;
+      // Errors that already name their field (a residual branch's width) keep it.
+      const bool named = std::string_view(e.what()).starts_with("model.");
+      throw Error(fmt::format("{}: {}{}", source, named ? "" : "model.layers: ", e.what()));
+    }
+    fs::create_directories(dir, ec);
+    if (ec || !fs::is_directory(dir))
+      throw Error(fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", dir, ec ? ec.message() : "not a directory"));
+    // A previous run's results must not pass for this one's if it fails part way.
+    for (const char* stale : {kResultFile, kCheckpointFile, kTrainStateFile}) fs::remove(fs::path(dir) / stale, ec);
     std::string words;
     for (const auto& w : wl.words) words += to_utf8(w) + "\n";
-    write_file_atomic(a.out_dir + "/" + kWordsFile, words);
+    write_file_atomic(dir + "/" + kWordsFile, words);
+  } else {
+    // The checkpoint and train state stay until the continued run replaces them.
+    fs::remove(fs::path(dir) / kResultFile, ec);
+    keep_first_metric_lines(dir + "/" + kMetricsFile, resume_step);
   }
+  write_file_atomic(dir + "/" + kConfigFile, cfg.to_json().dump(2) + "\n");
 
   Model& model = *model_ptr;
   fmt::print(log, "makemore: {} | {} words, vocabulary {} | examples train {} / val {} / test {} | {} parameters\n",
              cfg.name, wl.words.size(), vocab.size(), splits.train.size(), splits.val.size(), splits.test.size(),
              model.num_params());
-  fmt::print(log, "makemore: {} steps, batch {}, seed {} -> {}\n", cfg.steps, cfg.batch_size, cfg.seed, a.out_dir);
+  if (a.resume)
+    fmt::print(log, "makemore: continuing from step {} to {}, batch {}, seed {} -> {}\n", resume_step, cfg.steps,
+               cfg.batch_size, cfg.seed, dir);
+  else
+    fmt::print(log, "makemore: {} steps, batch {}, seed {} -> {}\n", cfg.steps, cfg.batch_size, cfg.seed, dir);
   std::fflush(log);
 
-  MetricsWriter metrics(a.out_dir + "/" + kMetricsFile);
+  MetricsWriter metrics(dir + "/" + kMetricsFile, a.resume);
   Progress progress(log, !a.json && !a.quiet && stdout_is_terminal(), cfg.steps);
   std::vector<Observer*> obs{&metrics};
   if (!a.quiet) obs.push_back(&progress);
@@ -149,25 +203,38 @@ int run_train(const TrainArgs& a) {
     dopt.bins = 40;  // a diagnostics.jsonl line stays under ~20 KB
     dopt.last_step = cfg.steps - 1;
     dopt.sample_from = &splits.train;
-    diag = std::make_unique<RunDiagnostics>(a.out_dir, dopt);
+    diag = std::make_unique<RunDiagnostics>(dir, dopt, a.resume);
+    if (a.resume) {
+      std::vector<float> earlier = read_losses(dir + "/" + kMetricsFile);
+      earlier.resize(std::min(earlier.size(), static_cast<std::size_t>(resume_step)));
+      diag->observer().set_history(std::move(earlier),
+                                   read_update_ratios(dir + "/" + kUpdateRatioFile, model.params(), resume_step));
+    }
     obs.push_back(&diag->observer());
   } else {
-    RunDiagnostics::remove_stale(a.out_dir);
+    RunDiagnostics::remove_stale(dir);
   }
   static_assert(std::atomic<bool>::is_always_lock_free);
   g_stop.store(false);
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  TrainOutcome res = train_and_evaluate(model, cfg, splits, obs, &g_stop);
+  TrainControl control;
+  control.stop = &g_stop;
+  control.save_state_to = dir + "/" + kTrainStateFile;
+  if (a.resume) {
+    control.resume_from = control.save_state_to;
+    control.expect_step = resume_step;
+  }
+  TrainOutcome res = train_and_evaluate(model, cfg, splits, obs, control);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   const bool interrupted = res.stats.interrupted;
   if (res.stats.diverged)
     throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate "
                             "(train.lr in the config) or fix the initialization; the losses so far are in {}/{}",
-                            res.stats.diverged_step, a.out_dir, kMetricsFile));
+                            res.stats.diverged_step, dir, kMetricsFile));
 
-  save_checkpoint(a.out_dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
+  save_checkpoint(dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
   if (diag) diag->write_inspect(model, cfg.name, vocab.size());
   nlohmann::json result{
       {"preset", cfg.name},
@@ -187,31 +254,32 @@ int run_train(const TrainArgs& a) {
       {"vocab_size", vocab.size()},
       {"params", model.num_params()},
       {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}},
-      {"run_dir", a.out_dir}};
+      {"run_dir", dir}};
   if (interrupted) {
     result["interrupted"] = true;
     result["steps_planned"] = cfg.steps;
   }
-  write_file_atomic(a.out_dir + "/" + kResultFile, result.dump(2) + "\n");
+  write_file_atomic(dir + "/" + kResultFile, result.dump(2) + "\n");
   if (!interrupted || res.stats.steps > 0)
     fmt::print(log, "initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", res.stats.initial_loss, vocab.size(),
                std::log(static_cast<double>(vocab.size())));
   fmt::print(log, "train {:.4f}\nval {:.4f}\ntest {:.4f}\n", res.losses.train, res.losses.val, res.losses.test);
+  if (a.resume) fmt::print(log, "steps {} to {}: ", resume_step, res.stats.steps);
   fmt::print(log, "{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run saved in {}\n",
-             res.stats.steps, res.stats.seconds, res.stats.steps_per_sec, 1e3 * res.eval_seconds, peak_memory_mb(),
-             a.out_dir);
+             res.stats.steps - resume_step, res.stats.seconds, res.stats.steps_per_sec, 1e3 * res.eval_seconds, peak_memory_mb(),
+             dir);
   if (interrupted) {
     fmt::print(stderr,
                "makemore: interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, "
-               "`makemore report -o {}`); train again to run all {}\n",
-               res.stats.steps, cfg.steps, a.out_dir, a.out_dir, a.out_dir, cfg.steps);
+               "`makemore report -o {}`); `makemore train --resume -o {}` continues it\n",
+               res.stats.steps, cfg.steps, dir, dir, dir, dir);
     if (a.json) fmt::print("{}\n", result.dump());
     return 128 + static_cast<int>(g_stop_signal);
   }
   if (!a.no_report) {
     // The run is complete and saved; a report that cannot be drawn must not fail it.
     try {
-      fmt::print(log, "report: {}\n", write_report({a.out_dir, "", 20, true}).html_path);
+      fmt::print(log, "report: {}\n", write_report({dir, "", 20, true}).html_path);
     } catch (const std::exception& e) {
       fmt::print(stderr, "makemore: warning: report not written: {}\n", e.what());
     }
@@ -251,6 +319,12 @@ Runner add_train(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   c->add_flag("--no-report", a->no_report, "Do not write report.html into the run folder");
+  auto* r = c->add_flag("--resume", a->resume,
+                        "Continue the run in -o DIR (stopped by Ctrl-C, or finished: with --steps N to train further) "
+                        "with its own config and word list; the same bits as a run never stopped");
+  for (const char* other : {"--preset", "--config", "--input", "--seed", "--split-seed", "--batch-size", "--optimizer", "--lr",
+                            "--calibrate"})
+    r->excludes(c->get_option(other));
   return [a] { return run_train(*a); };
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -156,6 +157,12 @@ class DiagObserver : public Observer {
   bool ratio_step(int64_t step) const;
   const std::optional<Snapshot>& last() const { return last_; }
   const std::vector<float>& losses() const { return losses_; }  // every step seen
+  // A resumed run's history so far (metrics.jsonl's losses, update_ratio.jsonl's ratios), so
+  // its final report looks back over the whole run.
+  void set_history(std::vector<float> losses, std::vector<UpdateRatios> ratios) {
+    losses_ = std::move(losses);
+    ratios_ = std::move(ratios);
+  }
   const std::vector<UpdateRatios>& ratios() const { return ratios_; }
 
  private:
@@ -220,6 +227,10 @@ std::vector<double> loss_buckets(const std::vector<float>& losses, std::size_t b
 nlohmann::json snapshot_json(const Snapshot& s, bool with_saturation_map);
 nlohmann::json report_json(const Report& r);
 nlohmann::json ratios_json(const UpdateRatios& u, const ParamStore& params);
+// update_ratio.jsonl read back: the records of steps before `before`, in the order of params'
+// trainable parameters (NaN where a record has none). A missing file is no records; a line that
+// is not a record is an mm::Error naming the file and line.
+std::vector<UpdateRatios> read_update_ratios(const std::string& path, const ParamStore& params, int64_t before);
 
 // The lecture's printed tables, unicode histograms and the findings, as text.
 std::string format_report(const Report& r);
@@ -234,7 +245,8 @@ inline constexpr const char* kInspectFile = "inspect.json";            // report
 // update ratios into DIR's two .jsonl files, and at the end the full report as inspect.json.
 class RunDiagnostics {
  public:
-  RunDiagnostics(const std::string& dir, DiagOptions opt);
+  // append: a resumed run adds to the folder's .jsonl files.
+  RunDiagnostics(const std::string& dir, DiagOptions opt, bool append = false);
   ~RunDiagnostics();
   RunDiagnostics(const RunDiagnostics&) = delete;
   RunDiagnostics& operator=(const RunDiagnostics&) = delete;

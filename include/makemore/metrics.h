@@ -11,7 +11,8 @@ namespace mm {
 
 class MetricsWriter : public Observer {
  public:
-  explicit MetricsWriter(const std::string& path);
+  // append: continue a resumed run's file (its lines up to the resumed step are kept).
+  explicit MetricsWriter(const std::string& path, bool append = false);
   ~MetricsWriter() override;
   void after_forward(Trainer&, int64_t step, float loss) override;
   void after_update(Trainer&, int64_t step, double lr) override;

@@ -28,6 +28,12 @@ class Optimizer {
 
   const OptimizerSpec& spec() const { return spec_; }
   int64_t steps_taken() const { return t_; }
+  // The state a resumed run needs (train_state.safetensors): the step count and the three
+  // buffers, named as torch.optim names them for this type (buffer(name) below); unused
+  // buffers are empty.
+  void set_steps_taken(int64_t t) { t_ = t; }
+  FloatBuf& state_buffer(int i) { return i == 0 ? buf_a_ : i == 1 ? buf_b_ : buf_c_; }
+  const FloatBuf& state_buffer(int i) const { return i == 0 ? buf_a_ : i == 1 ? buf_b_ : buf_c_; }
   // The state, named as torch.optim's state_dict names it (empty buffers where unused):
   // momentum_buffer (SGD, RMSprop with momentum), square_avg / grad_avg (RMSprop),
   // exp_avg / exp_avg_sq / max_exp_avg_sq (Adam, AdamW).

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,12 @@ class TorchGenerator {
   void randint(int64_t lo, int64_t hi, int64_t* out, std::size_t n);
   // torch.multinomial(probs, 1, generator=g) for one row of n non-negative weights.
   int64_t multinomial1(const float* probs, std::size_t n);
+
+  // The whole state as text (the engine's 624 words and position, and the kept normal), to
+  // continue a stream exactly in another process; set_state returns false for text that is not
+  // one, leaving the generator as it was.
+  std::string state() const;
+  bool set_state(const std::string& text);
 
  private:
   std::mt19937 engine_;

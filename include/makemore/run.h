@@ -1,7 +1,9 @@
 // The run folder: everything a training leaves behind, so eval / sample / inspect / report
 // work from it alone. config.json (resolved), words.txt (the word list used), model.safetensors
 // (parameters, BatchNorm buffers, vocabulary and config in its metadata), metrics.jsonl (loss
-// per step), result.json (written last: its presence means the run completed).
+// per step), train_state.safetensors (generator and optimizer state: `train --resume` continues
+// the run exactly), result.json (written last: its presence means the run completed or was
+// interrupted and saved).
 #pragma once
 #include <memory>
 #include <string>
@@ -19,6 +21,7 @@ inline constexpr const char* kConfigFile = "config.json";
 inline constexpr const char* kWordsFile = "words.txt";
 inline constexpr const char* kMetricsFile = "metrics.jsonl";
 inline constexpr const char* kResultFile = "result.json";
+inline constexpr const char* kTrainStateFile = "train_state.safetensors";  // what `train --resume` needs
 
 void save_checkpoint(const std::string& path, const Model& model, const Config& cfg, const Vocab& vocab,
                      int64_t step);

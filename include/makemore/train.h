@@ -51,6 +51,10 @@ class Trainer {
   // before each step). Returns what happened.
   TrainStats run();
   void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+  // Continue a saved run: run() starts at `step` (the steps already done) and reports
+  // initial_loss as the original run's.
+  void resume_at(int64_t step, float initial_loss) { start_ = step; carried_initial_loss_ = initial_loss; }
+  int64_t first_step() const { return start_; }
   // One step: draw a minibatch, forward, backward, clip, optimizer update. Returns the loss.
   float step(int64_t i);
 
@@ -77,6 +81,8 @@ class Trainer {
   void draw_batch();  // the next minibatch into ix_, xb_, yb_
   double grad_norm_ = 0;
   const std::atomic<bool>* stop_ = nullptr;
+  int64_t start_ = 0;
+  float carried_initial_loss_ = 0;
   std::vector<int64_t> ix_;
   std::vector<int32_t> xb_, yb_;
 };
@@ -97,8 +103,28 @@ struct TrainOutcome {
   SplitLosses losses;
   double eval_seconds = 0;  // evaluating the training split (the largest)
 };
+// What a training needs beyond the model, config and data.
+struct TrainControl {
+  const std::atomic<bool>* stop = nullptr;  // raised: stop before the next step
+  std::string resume_from;    // a train state file: the model is already loaded; continue
+  std::string save_state_to;  // write the train state here when the loop ends (not diverged)
+  int64_t expect_step = -1;   // resuming: the checkpoint's step, which the state must match
+};
 // An interrupted run (stop raised) is still evaluated: what it learned so far can be saved.
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
-                                const std::vector<Observer*>& observers, const std::atomic<bool>* stop = nullptr);
+                                const std::vector<Observer*>& observers, const TrainControl& control = {});
+
+// The train state (train_state.safetensors in a run folder): everything beyond the checkpoint's
+// parameters that continuing the run needs to give the same bits as never stopping — the step,
+// the minibatch generator's state, the optimizer's step count and buffers, the BatchNorm running
+// statistics as training left them (before any --calibrate), and the initial loss.
+struct TrainState {
+  int64_t step = 0;
+  float initial_loss = 0;
+};
+void save_train_state(const std::string& path, const Optimizer& opt, const TorchGenerator& gen, const Model& model,
+                      const TrainState& state);
+// Restores opt, gen and the model's buffers; every mismatch is an mm::Error naming the file.
+TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenerator& gen, Model& model);
 
 }  // namespace mm
