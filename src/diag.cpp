@@ -183,6 +183,85 @@ double fraction_beyond(const float* x, std::size_t n, float threshold) {
   return static_cast<double>(k) / static_cast<double>(n);
 }
 
+// ---- layers inside blocks -------------------------------------------------------------------
+namespace {
+
+// A layer inside a block (a Residual's branch, nested ones included), in forward order: its
+// path name, the block's stack position, its input, and the branch that holds its output's
+// gradient (branch->dout(pos)).
+struct InnerLayer {
+  const Layer* layer;
+  const Sequential* branch;
+  std::size_t pos;
+  const Mat* input;
+  int top;
+  std::string name;
+};
+
+void collect_inner(const Layer& l, int top, const std::string& name, std::vector<InnerLayer>& out) {
+  const auto* r = dynamic_cast<const Residual*>(&l);
+  if (!r) return;
+  const auto& ls = r->branch().layers();
+  for (std::size_t j = 0; j < ls.size(); ++j) {
+    const std::string n = name + "." + std::to_string(j);
+    out.push_back({ls[j].get(), &r->branch(), j, j == 0 ? r->input() : &ls[j - 1]->out(), top, n});
+    collect_inner(*ls[j], top, n, out);
+  }
+}
+
+std::vector<InnerLayer> inner_layers(const Model& model) {
+  std::vector<InnerLayer> out;
+  const auto& layers = model.stack().layers();
+  for (std::size_t i = 0; i < layers.size(); ++i) collect_inner(*layers[i], static_cast<int>(i), std::to_string(i), out);
+  return out;
+}
+
+// A layer's output statistics (and for a Tanh, its pre-activation's and dead units).
+LayerDiag layer_diag(const Layer& l, const Mat* pre, int index, std::string name, int bins) {
+  const Mat& o = l.out();
+  const auto n = static_cast<std::size_t>(o.size());
+  LayerDiag d;
+  d.index = index;
+  d.name = std::move(name);
+  d.type = l.type();
+  d.describe = l.describe();
+  d.units = static_cast<int>(o.cols());
+  d.out = moments(o.data(), n);
+  d.saturated_pct = 100.0 * fraction_beyond(o.data(), n, 0.97f);
+  d.sat99_pct = 100.0 * fraction_beyond(o.data(), n, 0.99f);
+  const bool tanh = d.type == "Tanh";
+  d.hist = tanh ? histogram(o.data(), n, bins, -1.0, 1.0) : histogram(o.data(), n, bins);
+  if (tanh) {
+    d.dead_units = count_dead_columns(o);
+    if (pre) {
+      d.has_pre = true;
+      d.pre = moments(pre->data(), static_cast<std::size_t>(pre->size()));
+      d.pre_hist = histogram(pre->data(), static_cast<std::size_t>(pre->size()), bins);
+    }
+  }
+  return d;
+}
+
+void add_grad(LayerDiag& d, const Mat& g, std::size_t out_size, int bins) {
+  if (static_cast<std::size_t>(g.size()) != out_size) return;  // no backward ran
+  d.has_grad = true;
+  d.grad = moments(g.data(), static_cast<std::size_t>(g.size()));
+  d.grad_hist = histogram(g.data(), static_cast<std::size_t>(g.size()), bins);
+}
+
+}  // namespace
+
+std::vector<const LayerDiag*> layers_in_order(const Snapshot& s) {
+  std::vector<const LayerDiag*> out;
+  std::size_t k = 0;
+  for (const auto& d : s.layers) {
+    out.push_back(&d);
+    for (; k < s.inner.size() && s.inner[k].index == d.index; ++k) out.push_back(&s.inner[k]);
+  }
+  for (; k < s.inner.size(); ++k) out.push_back(&s.inner[k]);
+  return out;
+}
+
 // ---- the observer ---------------------------------------------------------------------------
 bool DiagObserver::snapshot_step(int64_t step) const {
   return (opt_.every > 0 && step % opt_.every == 0) || step == opt_.last_step;
@@ -216,35 +295,21 @@ void DiagObserver::capture_forward(Model& model, int64_t step, float loss) {
   s.batch = layers.empty() ? 0 : static_cast<int>(layers.front()->out().rows());
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = *layers[i];
-    const Mat& o = l.out();
-    const auto n = static_cast<std::size_t>(o.size());
-    LayerDiag d;
-    d.index = static_cast<int>(i);
-    d.type = l.type();
-    d.describe = l.describe();
-    d.units = static_cast<int>(o.cols());
-    d.out = moments(o.data(), n);
-    d.saturated_pct = 100.0 * fraction_beyond(o.data(), n, 0.97f);
-    d.sat99_pct = 100.0 * fraction_beyond(o.data(), n, 0.99f);
-    const bool tanh = d.type == "Tanh";
-    d.hist = tanh ? histogram(o.data(), n, opt_.bins, -1.0, 1.0) : histogram(o.data(), n, opt_.bins);
-    if (tanh) {
-      d.dead_units = count_dead_columns(o);
-      const Mat& pre = i == 0 ? model.stack_input() : layers[i - 1]->out();
-      d.has_pre = true;
-      d.pre = moments(pre.data(), static_cast<std::size_t>(pre.size()));
-      d.pre_hist = histogram(pre.data(), static_cast<std::size_t>(pre.size()), opt_.bins);
-      if (s.saturation_map.layer < 0) {
-        auto& m = s.saturation_map;
-        m.layer = d.index;
-        m.rows = static_cast<int>(o.rows());
-        m.cols = static_cast<int>(o.cols());
-        m.bits.resize(n);
-        for (std::size_t k = 0; k < n; ++k) m.bits[k] = std::fabs(o.data()[k]) > 0.99f ? '1' : '0';
-      }
+    const Mat& pre = i == 0 ? model.stack_input() : layers[i - 1]->out();
+    LayerDiag d = layer_diag(l, &pre, static_cast<int>(i), std::to_string(i), opt_.bins);
+    if (d.type == "Tanh" && s.saturation_map.layer < 0) {
+      const Mat& o = l.out();
+      const auto n = static_cast<std::size_t>(o.size());
+      auto& m = s.saturation_map;
+      m.layer = d.index;
+      m.rows = static_cast<int>(o.rows());
+      m.cols = static_cast<int>(o.cols());
+      m.bits.resize(n);
+      for (std::size_t k = 0; k < n; ++k) m.bits[k] = std::fabs(o.data()[k]) > 0.99f ? '1' : '0';
     }
     s.layers.push_back(std::move(d));
   }
+  for (const InnerLayer& in : inner_layers(model)) s.inner.push_back(layer_diag(*in.layer, in.input, in.top, in.name, opt_.bins));
   current_ = std::move(s);
 }
 
@@ -252,14 +317,12 @@ void DiagObserver::capture_backward(Model& model, int64_t /*step*/) {
   ParamStore& ps = model.params();
   if (current_) {
     const auto& layers = model.stack().layers();
-    for (std::size_t i = 0; i < layers.size() && i < current_->layers.size(); ++i) {
-      const Mat& g = model.stack().dout(i);
-      if (g.size() != layers[i]->out().size()) continue;  // no backward ran
-      LayerDiag& d = current_->layers[i];
-      d.has_grad = true;
-      d.grad = moments(g.data(), static_cast<std::size_t>(g.size()));
-      d.grad_hist = histogram(g.data(), static_cast<std::size_t>(g.size()), opt_.bins);
-    }
+    for (std::size_t i = 0; i < layers.size() && i < current_->layers.size(); ++i)
+      add_grad(current_->layers[i], model.stack().dout(i), static_cast<std::size_t>(layers[i]->out().size()), opt_.bins);
+    const auto inner = inner_layers(model);
+    for (std::size_t k = 0; k < inner.size() && k < current_->inner.size(); ++k)
+      add_grad(current_->inner[k], inner[k].branch->dout(inner[k].pos), static_cast<std::size_t>(inner[k].layer->out().size()),
+               opt_.bins);
     for (const ParamInfo& p : ps.infos()) {
       if (!p.trainable) continue;
       const float* g = ps.grads().data() + p.offset;
@@ -345,12 +408,14 @@ void DiagObserver::sample_pass(Model& model) {
   twin_->params().buffers() = model.params().buffers();
   twin_->forward(sample_x_.data(), static_cast<int>(n), Mode::Train);
   const auto& layers = twin_->stack().layers();
-  for (LayerDiag& d : current_->layers) {
-    if (d.type != "Tanh") continue;
-    const Mat& o = layers[static_cast<std::size_t>(d.index)]->out();
+  auto sampled = [](LayerDiag& d, const Mat& o) {
+    if (d.type != "Tanh") return;
     d.dead_units_sample = count_dead_columns(o);
     d.sat99_pct_sample = 100.0 * fraction_beyond(o.data(), static_cast<std::size_t>(o.size()), 0.99f);
-  }
+  };
+  for (LayerDiag& d : current_->layers) sampled(d, layers[static_cast<std::size_t>(d.index)]->out());
+  const auto inner = inner_layers(*twin_);
+  for (std::size_t k = 0; k < inner.size() && k < current_->inner.size(); ++k) sampled(current_->inner[k], inner[k].layer->out());
 }
 
 // ---- the doctor -----------------------------------------------------------------------------
@@ -366,19 +431,48 @@ const ParamDiag* find_param(const Snapshot& s, const std::string& name) {
   return nullptr;
 }
 
-std::string layer_label(const LayerDiag& d) { return fmt::format("layer {} ({})", d.index, d.type); }
+std::string layer_name(const LayerDiag& d) { return d.name.empty() ? std::to_string(d.index) : d.name; }
+std::string layer_label(const LayerDiag& d) { return fmt::format("layer {} ({})", layer_name(d), d.type); }
 
-// The Linear that feeds stack layer i, and whether a BatchNorm sits between them.
-int feeding_linear(const Model& model, int i, bool* through_bn) {
-  const auto& layers = model.stack().layers();
+// The Linear that feeds layer i of a sequence (the stack, or a block's branch), with its
+// position, and whether a normalization sits between them; nullptr when none does directly.
+const Linear* feeding_linear(const std::vector<std::unique_ptr<Layer>>& seq, std::size_t i, std::size_t* at,
+                             bool* through_bn) {
   *through_bn = false;
-  for (int k = i - 1; k >= 0; --k) {
-    const std::string t = layers[static_cast<std::size_t>(k)]->type();
-    if (t == "Linear") return k;
+  for (std::size_t k = i; k-- > 0;) {
+    const std::string t = seq[k]->type();
+    if (t == "Linear") {
+      *at = k;
+      return static_cast<const Linear*>(seq[k].get());
+    }
     if (t == "BatchNorm1d" || t == "LayerNorm" || t == "GroupNorm") *through_bn = true;
     if (t == "Tanh" || t == "Residual") break;  // a residual's output is not one Linear's
   }
-  return -1;
+  return nullptr;
+}
+
+// Where a snapshot layer sits: its sequence and position (the stack, or a block's branch),
+// and the name prefix of that sequence's layers ("" for the stack, "2." inside block 2).
+struct Place {
+  const std::vector<std::unique_ptr<Layer>>* seq = nullptr;
+  std::size_t pos = 0;
+  std::string prefix;
+};
+Place place_of(const Model& model, const LayerDiag& d) {
+  Place p;
+  if (d.name.find('.') == std::string::npos) {
+    p.seq = &model.stack().layers();
+    p.pos = static_cast<std::size_t>(d.index);
+    return p;
+  }
+  for (const InnerLayer& in : inner_layers(model))
+    if (in.name == d.name) {
+      p.seq = &in.branch->layers();
+      p.pos = in.pos;
+      p.prefix = d.name.substr(0, d.name.rfind('.') + 1);
+      return p;
+    }
+  return p;
 }
 
 // The layers whose output std should stay put across depth: the Tanh layers, or when there
@@ -437,15 +531,18 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
   }
 
   // 2. Saturated tanh units (and 3. dead ones): 1 - t^2 ~ 0 blocks the gradient.
-  for (const auto& d : s.layers) {
+  for (const LayerDiag* dp : layers_in_order(s)) {
+    const LayerDiag& d = *dp;
     if (d.type != "Tanh") continue;
     const bool sampled = d.sat99_pct_sample >= 0;
     const double pct = sampled ? d.sat99_pct_sample : d.sat99_pct;
     bool through_bn = false;
-    const int lin = feeding_linear(model, d.index, &through_bn);
+    const Place where = place_of(model, d);
+    std::size_t lin_at = 0;
+    const Linear* lin = where.seq ? feeding_linear(*where.seq, where.pos, &lin_at, &through_bn) : nullptr;
     std::string cure;
-    if (lin >= 0 && !through_bn) {
-      const auto& L = static_cast<const Linear&>(*layers[static_cast<std::size_t>(lin)]);
+    if (lin && !through_bn) {
+      const Linear& L = *lin;
       const int fan_in = L.in_features();
       const std::string w = param_name(model, L, 0);
       const ParamDiag* pw = find_param(s, w);
@@ -457,7 +554,7 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
           L.has_bias() ? fmt::format(" and shrink its bias {} by 0.01 (\"bias_init\": {{\"kind\": \"normal\", \"scale\": 0.01}})",
                                      param_name(model, L, 1))
                        : "",
-          lin);
+          where.prefix + std::to_string(lin_at));
     } else if (through_bn) {
       cure = "the pre-activation passes a normalization layer (BatchNorm1d, LayerNorm or GroupNorm) whose gamma / "
              "beta set its scale: lower the learning rate, or check that gamma has not grown large";
@@ -644,6 +741,7 @@ json hist_json(const Histogram& h) { return {{"lo", num(h.lo)}, {"hi", num(h.hi)
 
 json layer_json(const LayerDiag& d) {
   json j{{"index", d.index},
+         {"name", d.name},
          {"type", d.type},
          {"describe", d.describe},
          {"units", d.units},
@@ -683,6 +781,11 @@ nlohmann::json snapshot_json(const Snapshot& s, bool with_saturation_map) {
   for (const auto& d : s.layers) layers.push_back(layer_json(d));
   for (const auto& p : s.params) params.push_back(param_json(p));
   json j{{"step", s.step}, {"loss", num(s.loss)}, {"lr", s.lr}, {"batch", s.batch}, {"layers", layers}, {"params", params}};
+  if (!s.inner.empty()) {  // inside the blocks; "index" is the block's
+    json inner = json::array();
+    for (const auto& d : s.inner) inner.push_back(layer_json(d));
+    j["inner_layers"] = std::move(inner);
+  }
   if (with_saturation_map) {
     const auto& m = s.saturation_map;
     j["saturation_map"] = m.layer >= 0 ? json{{"layer", m.layer}, {"rows", m.rows}, {"cols", m.cols}, {"bits", m.bits}}
@@ -784,23 +887,24 @@ std::string format_report(const Report& r) {
     line("mean loss per 1,000 steps:" + b);
   }
 
+  const auto in_order = layers_in_order(s);
   line("\n--- activation distribution (Tanh layers; |t| > 0.97 saturated, as the lecture's cell 15)");
-  for (const auto& d : s.layers)
-    if (d.type == "Tanh")
-      line(fmt::format("layer {} ({:>10}): mean {:+.2f}, std {:.2f}, saturated: {:.2f}%", d.index, d.type, d.out.mean,
-                       d.out.std, d.saturated_pct));
+  for (const LayerDiag* d : in_order)
+    if (d->type == "Tanh")
+      line(fmt::format("layer {} ({:>10}): mean {:+.2f}, std {:.2f}, saturated: {:.2f}%", layer_name(*d), d->type, d->out.mean,
+                       d->out.std, d->saturated_pct));
   line("--- saturation beyond |0.99| and dead units (|t| > 0.99 for every example)");
-  for (const auto& d : s.layers)
-    if (d.type == "Tanh")
+  for (const LayerDiag* d : in_order)
+    if (d->type == "Tanh")
       line(fmt::format("layer {} ({:>10}): pre-activation mean {:+.2f} std {:.2f} | |t|>0.99 {:.2f}% | dead {} of {}{}",
-                       d.index, d.type, d.pre.mean, d.pre.std, d.sat99_pct, d.dead_units, d.units,
-                       d.dead_units_sample >= 0
-                           ? fmt::format(" | sample: |t|>0.99 {:.2f}%, dead {}", d.sat99_pct_sample, d.dead_units_sample)
+                       layer_name(*d), d->type, d->pre.mean, d->pre.std, d->sat99_pct, d->dead_units, d->units,
+                       d->dead_units_sample >= 0
+                           ? fmt::format(" | sample: |t|>0.99 {:.2f}%, dead {}", d->sat99_pct_sample, d->dead_units_sample)
                            : std::string()));
   line("--- gradient distribution (cell 16)");
-  for (const auto& d : s.layers)
-    if (d.type == "Tanh" && d.has_grad)
-      line(fmt::format("layer {} ({:>10}): mean {:+f}, std {:e}", d.index, d.type, d.grad.mean, d.grad.std));
+  for (const LayerDiag* d : in_order)
+    if (d->type == "Tanh" && d->has_grad)
+      line(fmt::format("layer {} ({:>10}): mean {:+f}, std {:e}", layer_name(*d), d->type, d->grad.mean, d->grad.std));
   line("--- weights gradient distribution (cell 17)");
   for (const auto& p : s.params) {
     if (p.is_1d) continue;
@@ -815,8 +919,9 @@ std::string format_report(const Report& r) {
 
   line("\n--- histograms (output | tanh pre-activation | gradient of the output), ranges in brackets");
   auto range = [](const Histogram& h) { return fmt::format("[{:+.2g}, {:+.2g}]", h.lo, h.hi); };
-  for (const auto& d : s.layers) {
-    line(fmt::format("layer {:>2} {:<12} out  {:<18} {}", d.index, d.type, range(d.hist), sparkline(d.hist)));
+  for (const LayerDiag* dp : in_order) {
+    const LayerDiag& d = *dp;
+    line(fmt::format("layer {:>2} {:<12} out  {:<18} {}", layer_name(d), d.type, range(d.hist), sparkline(d.hist)));
     if (d.has_pre) line(fmt::format("{:<22}pre  {:<18} {}", "", range(d.pre_hist), sparkline(d.pre_hist)));
     if (d.has_grad) line(fmt::format("{:<22}grad {:<18} {}", "", range(d.grad_hist), sparkline(d.grad_hist)));
   }

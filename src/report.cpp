@@ -134,18 +134,33 @@ bool is_tanh(const json& layer) {
 }
 
 std::string layer_name(const json& layer) {
+  if (const std::string n = str(layer, "name"); !n.empty()) return fmt::format("layer {} ({})", n, str(layer, "type"));
   const double idx = num(layer, "index");
   return fmt::format("layer {} ({})", std::isfinite(idx) ? std::to_string(static_cast<long>(idx)) : "?", str(layer, "type"));
 }
 
-// The layers the lecture plots: the Tanh ones; every layer when the network has none.
-std::vector<json> plotted_layers(const json& snapshot) {
-  std::vector<json> all, tanh;
-  if (!snapshot.is_object() || !snapshot.contains("layers") || !snapshot["layers"].is_array()) return all;
+// A snapshot's layers in forward order: each stack layer, then the layers inside it
+// ("inner_layers", whose "index" is their block's).
+std::vector<json> layers_in_order(const json& snapshot) {
+  std::vector<json> out;
+  if (!snapshot.is_object() || !snapshot.contains("layers") || !snapshot["layers"].is_array()) return out;
+  const json none = json::array();
+  const json& inner = snapshot.contains("inner_layers") && snapshot["inner_layers"].is_array() ? snapshot["inner_layers"] : none;
+  std::size_t k = 0;
   for (const auto& l : snapshot["layers"]) {
-    all.push_back(l);
-    if (is_tanh(l)) tanh.push_back(l);
+    out.push_back(l);
+    for (; k < inner.size() && num(inner[k], "index") == num(l, "index"); ++k) out.push_back(inner[k]);
   }
+  for (; k < inner.size(); ++k) out.push_back(inner[k]);
+  return out;
+}
+
+// The layers the lecture plots: the Tanh ones (inside residual blocks too); every layer when
+// the network has none.
+std::vector<json> plotted_layers(const json& snapshot) {
+  std::vector<json> all = layers_in_order(snapshot), tanh;
+  for (const auto& l : all)
+    if (is_tanh(l)) tanh.push_back(l);
   return tanh.empty() ? all : tanh;
 }
 
@@ -389,8 +404,8 @@ ReportResult write_report(const ReportOptions& opt) {
     out_c.x_label = "tanh output h";
     pre_c.title = "Tanh pre-activations (" + inspect_src + ")";
     pre_c.x_label = "pre-activation (input to tanh)";
-    if (inspect && inspect->contains("layers") && (*inspect)["layers"].is_array())
-      for (const auto& l : (*inspect)["layers"]) {
+    if (inspect)
+      for (const auto& l : layers_in_order(*inspect)) {
         if (!is_tanh(l)) continue;
         if (auto h = parse_hist(l.value("hist", json()), fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}%", layer_name(l),
                                                                      num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"))))

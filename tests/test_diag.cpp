@@ -6,11 +6,13 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "makemore/diag.h"
+#include "makemore/layers.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
 
@@ -352,3 +354,61 @@ TEST(DiagText, LectureFormat) {
 }
 
 }  // namespace
+
+// Inside residual blocks: the layers of each branch are measured like the stack's (named
+// "block.position"), their gradients are the branch's own, and the doctor diagnoses them,
+// naming the branch's Linear in its cure.
+TEST(DiagDoctor, LooksInsideResidualBlocks) {
+  NEED_DATA();
+  nlohmann::json j = mm::load_preset("lecture-kaiming").to_json();
+  j["model"]["layers"] = nlohmann::json::parse(R"([
+    {"type": "linear", "out": 100, "weight_init": {"kind": "kaiming", "gain": "tanh"}},
+    {"type": "tanh"},
+    {"type": "residual", "layers": [
+      {"type": "linear", "out": 100, "bias": false, "weight_init": {"kind": "normal", "scale": 1.0}},
+      {"type": "tanh"}]},
+    {"type": "linear", "out": "vocab", "weight_init": {"kind": "normal", "scale": 0.01}}])");
+  const mm::Config cfg = mm::parse_config(j, "test.json");
+  std::unique_ptr<mm::Model> model;
+  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0, &model);
+  ASSERT_EQ(r.snapshot.layers.size(), 4u);
+  ASSERT_EQ(r.snapshot.inner.size(), 2u);
+  const mm::LayerDiag& t = r.snapshot.inner[1];
+  EXPECT_EQ(t.name, "2.1");
+  EXPECT_EQ(t.index, 2);
+  ASSERT_EQ(t.type, "Tanh");
+  auto& block = dynamic_cast<mm::Residual&>(*model->stack().layers()[2]);
+  const mm::Mat& out = block.branch().layers()[1]->out();
+  const mm::Mat& pre = block.branch().layers()[0]->out();
+  const mm::Mat& grad = block.branch().dout(1);
+  EXPECT_DOUBLE_EQ(t.out.std, mm::moments(out.data(), static_cast<std::size_t>(out.size())).std);
+  ASSERT_TRUE(t.has_pre);
+  EXPECT_DOUBLE_EQ(t.pre.std, mm::moments(pre.data(), static_cast<std::size_t>(pre.size())).std);
+  ASSERT_TRUE(t.has_grad);
+  EXPECT_DOUBLE_EQ(t.grad.std, mm::moments(grad.data(), static_cast<std::size_t>(grad.size())).std);
+  EXPECT_GT(t.pre.std, 5.0);  // fan_in 100, weights N(0, 1): pre-activations ~8x too wide
+  EXPECT_GT(t.sat99_pct, 50.0);
+  // In forward order, after the block itself.
+  const auto order = mm::layers_in_order(r.snapshot);
+  ASSERT_EQ(order.size(), 6u);
+  EXPECT_EQ(order[3]->name, "2.0");
+  EXPECT_EQ(order[4]->name, "2.1");
+  EXPECT_EQ(order[5]->name, "3");
+
+  bool found = false;
+  for (const auto& f : r.findings)
+    if (f.id == "saturated-activations" && f.message.find("layer 2.1 (Tanh)") != std::string::npos) {
+      found = true;
+      EXPECT_NE(f.fix.find("layers.2.layers.0.weight"), std::string::npos) << f.fix;
+      EXPECT_NE(f.fix.find("(5/3)/sqrt(100)"), std::string::npos) << f.fix;
+    }
+  EXPECT_TRUE(found) << ids(r);
+  EXPECT_NE(mm::format_report(r).find("layer 2.1 (      Tanh)"), std::string::npos);
+  const nlohmann::json js = mm::snapshot_json(r.snapshot, false);
+  ASSERT_TRUE(js.contains("inner_layers"));
+  EXPECT_EQ(js["inner_layers"][1]["name"], "2.1");
+  EXPECT_EQ(js["inner_layers"][1]["index"], 2);
+  // Networks without blocks have none (and their JSON no such key).
+  EXPECT_TRUE(inspect("lecture-deep", 0).snapshot.inner.empty());
+  EXPECT_FALSE(mm::snapshot_json(inspect("lecture-deep", 0).snapshot, false).contains("inner_layers"));
+}

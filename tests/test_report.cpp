@@ -627,3 +627,17 @@ TEST(Report, RendersInHeadlessChromium) {
 }
 
 }  // namespace
+
+// A residual network's report plots the Tanh layers inside its blocks too, named by block.
+TEST(Report, PlotsTheTanhLayersInsideResidualBlocks) {
+  TempDir t;
+  const std::string words = words_file(t);
+  const fs::path run = t / "run";
+  ASSERT_EQ(sh(std::string(MM_BINARY) + " train -q --preset deep-residual-layernorm --steps 30 -i " + words + " -o " +
+               run.string() + " > " + (t / "log").string() + " 2>&1"), 0)
+      << read_file(t / "log");
+  const std::string html = read_file(run / "report.html");
+  for (int block = 2; block <= 10; ++block)
+    EXPECT_NE(html.find("layer " + std::to_string(block) + ".2 (Tanh)"), std::string::npos) << block;
+  EXPECT_NE(html.find("layer 1 (Tanh)"), std::string::npos);
+}

@@ -64,7 +64,9 @@ double fraction_beyond(const float* x, std::size_t n, float threshold);  // shar
 // Saturation fields are computed for every layer, but only mean something for bounded
 // outputs (Tanh); dead units are counted for Tanh layers only (0 elsewhere).
 struct LayerDiag {
-  int index = 0;          // position in model.stack(), as the lecture numbers its layers
+  int index = 0;          // position in model.stack(), as the lecture numbers its layers; for a
+                          // layer inside a block (a Residual's branch), the block's position
+  std::string name;       // "2", or "2.1" for layer 1 of the branch of stack layer 2
   std::string type;       // "Linear", "BatchNorm1d", "Tanh" ...
   std::string describe;   // "Linear(30, 100, bias=False)"
   int units = 0;          // output features
@@ -106,10 +108,14 @@ struct Snapshot {
   double lr = 0;
   int batch = 0;
   bool updated = false;  // the step's optimizer update happened (update ratios are valid)
-  std::vector<LayerDiag> layers;
+  std::vector<LayerDiag> layers;  // model.stack()'s layers
+  std::vector<LayerDiag> inner;   // the layers inside its blocks (Residual branches), in forward order
   std::vector<ParamDiag> params;
   SaturationMap saturation_map;  // first Tanh layer
 };
+
+// The snapshot's layers in forward order: each stack layer followed by the layers inside it.
+std::vector<const LayerDiag*> layers_in_order(const Snapshot& s);
 
 // update:data of every trainable parameter at one step, in ParamStore order.
 struct UpdateRatios {
