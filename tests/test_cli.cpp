@@ -686,3 +686,20 @@ TEST(CliInterrupt, ResumeRefusesWhatItCannotContinue) {
   EXPECT_TRUE(read_file(dir / "run" / "model.safetensors") == model);
   expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "nowhere", "--steps", "80"}), {"nowhere"});
 }
+
+// Command-line mistakes end like every other error: one "makemore: error:" line naming the
+// option, pointing at the right --help; help and version still print normally.
+TEST(CliBadInput, OptionErrorsAreOneLine) {
+  TempDir dir;
+  expect_one_line_error(run_cli(dir.path(), {"bench", "--steps", "0"}), {"--steps", "at least 1, got 0", "`makemore bench --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "fast"}), {"--lr", "must be a number, got 'fast'", "`makemore train --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--steps", "-3"}), {"--steps", "at least 0"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--preset", "lecture-deep", "--config", "x.json"}), {"excludes"});
+  expect_one_line_error(run_cli(dir.path(), {"study", "depth", "--bogus"}), {"--bogus", "`makemore study depth --help`"});
+  expect_one_line_error(run_cli(dir.path(), {}), {"subcommand", "`makemore --help`"});
+  for (const auto& ok : std::vector<std::vector<std::string>>{{"--help"}, {"train", "--help"}, {"--version"}}) {
+    const CliResult r = run_cli(dir.path(), ok);
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    EXPECT_FALSE(r.out.empty());
+  }
+}

@@ -147,7 +147,7 @@ Runner add_inspect(CLI::App& app) {
   f->excludes(o);
   c->add_option("--steps", a->steps, "Train this many steps first, then measure the next minibatch")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt; for -o, the run's words.txt)");
   c->add_option("--batch-size", a->batch_size, "Minibatch size to measure (default: the config's)")->check(CLI::Range(2, 1 << 20));
   c->add_flag("--json", a->json, "Print one JSON object on stdout instead of the tables");

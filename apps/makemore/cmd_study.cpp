@@ -232,8 +232,8 @@ Runner add_study(CLI::App& app) {
   c->require_subcommand(1);
   auto* init = c->add_subcommand("init", "Train the five single-layer lecture variants over N seeds; mean ± std vs the lecture");
   init->add_option("--seeds", a->seeds, "Seeds per variant (the lecture's seed first)")->capture_default_str()->check(CLI::Range(1, 1000));
-  init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(CLI::NonNegativeNumber);
-  init->add_option("--steps", a->steps, "Steps per training (default: the presets' 200,000)")->check(CLI::NonNegativeNumber);
+  init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(0));
+  init->add_option("--steps", a->steps, "Steps per training (default: the presets' 200,000)")->check(at_least(0));
   init->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   init->add_option("-o,--out", a->out_dir, "Folder for study.json and figures")->capture_default_str();
   init->add_flag("--json", a->json, "Print the summary as one JSON object on stdout");

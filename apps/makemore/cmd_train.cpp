@@ -298,13 +298,13 @@ Runner add_train(CLI::App& app) {
   auto* p = c->add_option("--preset", a->preset, "Built-in network (see `makemore presets`; default lecture-batchnorm)");
   auto* f = c->add_option("--config", a->config_path, "Config file (JSON; start from `makemore presets show NAME`)");
   p->excludes(f);
-  c->add_option("--steps", a->steps, "Training steps (overrides the config)")->check(CLI::NonNegativeNumber);
-  c->add_option("--seed", a->seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")->check(CLI::NonNegativeNumber);
-  c->add_option("--split-seed", a->split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")->check(CLI::NonNegativeNumber);
-  c->add_option("--batch-size", a->batch_size, "Minibatch size (overrides the config)")->check(CLI::PositiveNumber);
+  c->add_option("--steps", a->steps, "Training steps (overrides the config)")->check(at_least(0));
+  c->add_option("--seed", a->seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")->check(at_least(0));
+  c->add_option("--split-seed", a->split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")->check(at_least(0));
+  c->add_option("--batch-size", a->batch_size, "Minibatch size (overrides the config)")->check(at_least(1));
   c->add_option("--optimizer", a->optimizer, "Optimizer with PyTorch's defaults (overrides the config; settings in train.optimizer)")
       ->check(CLI::IsMember({"sgd", "rmsprop", "adam", "adamw"}));
-  c->add_option("--lr", a->lr, "Constant learning rate (overrides the config's schedule)")->check(CLI::NonNegativeNumber);
+  c->add_option("--lr", a->lr, "Constant learning rate (overrides the config's schedule)")->check(at_least(0));
   c->add_flag("--calibrate", a->calibrate, "After training, set BatchNorm running statistics from the whole training set");
   c->add_flag("--json", a->json, "Print the result as one JSON object on stdout (logs go to stderr)");
   c->add_flag("-q,--quiet", a->quiet, "No progress output");
@@ -312,7 +312,7 @@ Runner add_train(CLI::App& app) {
                  "Record activation / gradient / update statistics every N steps into diagnostics.jsonl, "
                  "update_ratio.jsonl and inspect.json (0: off)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   c->add_option("--threads", a->threads,
                  "Cores one training may use: large matrix products and the evaluation split over them (the lecture's "
                  "small networks gain little; studies run one training per core instead)")

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "commands.h"
@@ -32,8 +33,27 @@ int main(int argc, char** argv) {
   reg(mm::cli::add_inspect);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other error, pointing at the help of the command that was meant.
+    std::string where = "makemore";
+    for (const CLI::App* sub = &app;;) {
+      const auto subs = sub->get_subcommands();
+      if (subs.empty()) break;
+      sub = subs.front();
+      where += " " + sub->get_name();
+    }
+    std::string what = e.what();
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+    for (char& c : what)
+      if (c == '\n') c = ' ';
+    fmt::print(stderr, "makemore: error: {}; see `{} --help`\n", what, where);
+    return e.get_exit_code();
   }
   try {
     for (auto& [sub, run] : cmds)
