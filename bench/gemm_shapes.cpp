@@ -1,0 +1,75 @@
+// build/makemore_gemm_bench: each matrix product of the lecture's training step timed alone
+// (hot caches, best of 5 batches), through the same gemm() the layers call, against the
+// single-core FMA peak measured on the spot. `bench --profile` times the products inside the
+// step; this isolates them, e.g. to see what the transposed-operand products (dx = dout W^T)
+// cost next to the plain ones. MAKEMORE_GEMM=eigen times the portable path.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "makemore/gemm.h"
+#include "makemore/perf.h"
+
+namespace {
+
+template <class F>
+double best_ns(F f, int reps) {
+  for (int i = 0; i < reps / 10; ++i) f();
+  double best = 1e300;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) f();
+    best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / reps);
+  }
+  return best;
+}
+
+struct Shape {
+  const char* what;
+  mm::Op a, b;
+  int M, N, K;
+};
+
+}  // namespace
+
+int main() {
+  using mm::Op;
+  // Batch 32; kaiming / batchnorm: (30 -> 200 -> 27); deep: 100 -> 100.
+  const Shape shapes[] = {
+      {"forward  x W1        (32x30)(30x200)", Op::N, Op::N, 32, 200, 30},
+      {"forward  h W2        (32x200)(200x27)", Op::N, Op::N, 32, 27, 200},
+      {"backward dW2 = h^T d (200x32)(32x27)", Op::T, Op::N, 200, 27, 32},
+      {"backward dh = d W2^T (32x27)(27x200)", Op::N, Op::T, 32, 200, 27},
+      {"backward dW1 = x^T d (30x32)(32x200)", Op::T, Op::N, 30, 200, 32},
+      {"backward dx = d W1^T (32x200)(200x30)", Op::N, Op::T, 32, 30, 200},
+      {"deep forward         (32x100)(100x100)", Op::N, Op::N, 32, 100, 100},
+      {"deep dW = x^T d      (100x32)(32x100)", Op::T, Op::N, 100, 100, 32},
+      {"deep dx = d W^T      (32x100)(100x100)", Op::N, Op::T, 32, 100, 100},
+  };
+  const double peak = mm::measure_fma_peak_gflops();
+  fmt::print("products via {}; measured FMA peak {:.0f} GFLOP/s ({})\n", mm::gemm_backend_name(mm::gemm_backend()), peak,
+             mm::fma_vector_isa());
+  fmt::print("{:<40} {:>9} {:>9} {:>7}\n", "product (stored shapes)", "ns", "GFLOP/s", "% peak");
+  std::mt19937 gen(1);
+  std::normal_distribution<float> normal;
+  double lecture_ns = 0;
+  for (std::size_t s = 0; s < std::size(shapes); ++s) {
+    const Shape& c = shapes[s];
+    const int arows = c.a == Op::N ? c.M : c.K, acols = c.a == Op::N ? c.K : c.M;
+    const int brows = c.b == Op::N ? c.K : c.N, bcols = c.b == Op::N ? c.N : c.K;
+    std::vector<float> A(static_cast<std::size_t>(arows * acols)), B(static_cast<std::size_t>(brows * bcols)),
+        C(static_cast<std::size_t>(c.M * c.N));
+    for (auto& v : A) v = normal(gen);
+    for (auto& v : B) v = normal(gen);
+    const double ns = best_ns([&] { mm::gemm(c.a, c.b, c.M, c.N, c.K, A.data(), acols, B.data(), bcols, C.data(), c.N); }, 20000);
+    const double gf = 2.0 * c.M * c.N * c.K / ns;
+    if (s < 6) lecture_ns += ns;
+    fmt::print("{:<40} {:>9.0f} {:>9.1f} {:>6.1f}%\n", c.what, ns, gf, 100 * gf / peak);
+  }
+  fmt::print("the lecture step's six products alone: {:.0f} ns\n", lecture_ns);
+  return 0;
+}
