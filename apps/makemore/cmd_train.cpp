@@ -1,5 +1,6 @@
 // `makemore train`: trains a preset or config on a word list into a run folder.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 
@@ -76,15 +78,35 @@ class Progress : public Observer {
   std::chrono::steady_clock::time_point t0_, last_;
 };
 
-// Ctrl-C (SIGINT) or SIGTERM during training: finish the current step, then save, evaluate and
-// exit 128 + signal, instead of losing the run. A second signal ends the process at once.
+// Ctrl-C (SIGINT) or SIGTERM during training: finish the current step, then evaluate and save,
+// and exit 128 + signal, instead of losing the run; during the final evaluation, finish and save
+// it but skip the report. A second signal ends the process at once.
 std::atomic<bool> g_stop{false};
 volatile std::sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int sig) {
   g_stop_signal = sig;
   g_stop.store(true, std::memory_order_relaxed);
   std::signal(sig, SIG_DFL);
+  static const char msg[] = "\nmakemore: stopping: saving what is done first (press again to quit at once)\n";
+  const ssize_t written = write(STDERR_FILENO, msg, sizeof msg - 1);  // async-signal-safe
+  (void)written;
 }
+
+// Installs the handler for SIGINT and SIGTERM while alive.
+struct StopSignals {
+  StopSignals() {
+    static_assert(std::atomic<bool>::is_always_lock_free);
+    g_stop.store(false);
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+};
 
 // The run folder's metrics.jsonl cut to its first `steps` lines, for a resumed run to append to.
 void keep_first_metric_lines(const std::string& path, int64_t steps) {
@@ -214,10 +236,7 @@ int run_train(const TrainArgs& a) {
   } else {
     RunDiagnostics::remove_stale(dir);
   }
-  static_assert(std::atomic<bool>::is_always_lock_free);
-  g_stop.store(false);
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  std::optional<StopSignals> stop_signals(std::in_place);
   TrainControl control;
   control.stop = &g_stop;
   control.save_state_to = dir + "/" + kTrainStateFile;
@@ -226,8 +245,6 @@ int run_train(const TrainArgs& a) {
     control.expect_step = resume_step;
   }
   TrainOutcome res = train_and_evaluate(model, cfg, splits, obs, control);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
   const bool interrupted = res.stats.interrupted;
   if (res.stats.diverged)
     throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate "
@@ -260,6 +277,8 @@ int run_train(const TrainArgs& a) {
     result["steps_planned"] = cfg.steps;
   }
   write_file_atomic(dir + "/" + kResultFile, result.dump(2) + "\n");
+  stop_signals.reset();  // saved: from here a signal ends the process as usual
+  const bool stopped_late = !interrupted && g_stop.load();  // during the evaluation or the save
   if (!interrupted || res.stats.steps > 0)
     fmt::print(log, "initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", res.stats.initial_loss, vocab.size(),
                std::log(static_cast<double>(vocab.size())));
@@ -273,6 +292,12 @@ int run_train(const TrainArgs& a) {
                "makemore: interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, "
                "`makemore report -o {}`); `makemore train --resume -o {}` continues it\n",
                res.stats.steps, cfg.steps, dir, dir, dir, dir);
+    if (a.json) fmt::print("{}\n", result.dump());
+    return 128 + static_cast<int>(g_stop_signal);
+  }
+  if (stopped_late) {
+    fmt::print(stderr, "makemore: stopped after the training finished; the run is complete and saved in {}, the report "
+               "skipped (`makemore report -o {}` writes it)\n", dir, dir);
     if (a.json) fmt::print("{}\n", result.dump());
     return 128 + static_cast<int>(g_stop_signal);
   }
