@@ -18,6 +18,8 @@
 namespace mm {
 
 namespace {
+void column_sums(const float* __restrict x, Eigen::Index n, Eigen::Index C, float* __restrict sum);  // below
+
 int declare(ParamStore& store, const std::string& name, int rows, int cols, bool is_1d, bool trainable,
             int fan_in, InitSpec init) {
   ParamInfo p;
@@ -146,13 +148,9 @@ void Linear::backward(const Mat& dout, Mat* dx) {
   gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_,
        store_->grad(param_ids_[0]), fan_out_);
   if (bias_) {
-    // db = the column sums of dout, rows added in order.
-    float* __restrict db = store_->grad(param_ids_[1]);
-    std::copy_n(dout.data(), fan_out_, db);
-    for (int r = 1; r < rows; ++r) {
-      const float* __restrict d = dout.data() + static_cast<std::ptrdiff_t>(r) * fan_out_;
-      for (int c = 0; c < fan_out_; ++c) db[c] += d[c];
-    }
+    // db = the column sums of dout, rows added in order, accumulated in registers (the same
+    // bits as copying row 0 and adding the others; faster than that row loop).
+    column_sums(dout.data(), rows, fan_out_, store_->grad(param_ids_[1]));
   }
   if (dx) {
     dx->resize(rows, in_features_);
