@@ -967,9 +967,31 @@ void RunDiagnostics::remove_stale(const std::string& dir) {
   for (const char* f : {kDiagnosticsFile, kUpdateRatioFile, kInspectFile}) std::remove((dir + "/" + f).c_str());
 }
 
-Report RunDiagnostics::write_inspect(const Model& model, const std::string& name, int vocab_size) {
+void RunDiagnostics::flush() {
   for (auto [f, file] : {std::pair{snap_, kDiagnosticsFile}, std::pair{ratio_, kUpdateRatioFile}})
     if (std::fflush(f) != 0) throw Error(fmt::format("{}/{}: cannot write ({})", dir_, file, std::strerror(errno)));
+}
+
+void keep_records_before(const std::string& path, int64_t before) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  std::string kept;
+  for (std::size_t k = 0; k < lines.size(); ++k) {
+    const json j = json::parse(lines[k], nullptr, false);
+    // A killed run can leave its last line torn: dropped. Any other line that is not a record
+    // is kept, for the reader to report.
+    if (j.is_discarded() && k + 1 == lines.size()) continue;
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() >= before) continue;
+    kept += lines[k] + "\n";
+  }
+  in.close();
+  write_file_atomic(path, kept);
+}
+
+Report RunDiagnostics::write_inspect(const Model& model, const std::string& name, int vocab_size) {
+  flush();
   Report r;
   r.name = name;
   r.vocab_size = vocab_size;

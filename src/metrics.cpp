@@ -29,7 +29,9 @@ void MetricsWriter::after_update(Trainer&, int64_t step, double lr) {
   else fmt::print(f_, "{{\"step\":{},\"loss\":null,\"lr\":{:g}}}\n", step, lr);  // JSON has no NaN
 }
 
-void MetricsWriter::on_end(Trainer&) {
+void MetricsWriter::on_end(Trainer&) { flush(); }
+
+void MetricsWriter::flush() {
   if (f_ && std::fflush(f_) != 0) throw Error(fmt::format("{}: cannot write ({})", path_, std::strerror(errno)));
 }
 

@@ -51,7 +51,7 @@ float Trainer::step(int64_t i) {
 
 TrainStats Trainer::run() {
   TrainStats st;
-  st.initial_loss = carried_initial_loss_;
+  st.initial_loss = initial_loss_;
   st.steps = start_;
   for (auto* o : observers_) o->on_begin(*this);
   const auto t0 = std::chrono::steady_clock::now();
@@ -61,7 +61,7 @@ TrainStats Trainer::run() {
       break;
     }
     const float loss = step(i);
-    if (i == 0) st.initial_loss = loss;
+    if (i == 0) st.initial_loss = initial_loss_ = loss;
     st.last_loss = loss;
     st.steps = i + 1;
     if (!std::isfinite(loss)) {
@@ -109,7 +109,8 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
   out.stats = trainer.run();
   if (out.stats.diverged) return out;
   if (!control.save_state_to.empty())
-    save_train_state(control.save_state_to, trainer.optimizer(), gen, model, {out.stats.steps, out.stats.initial_loss});
+    save_train_state(control.save_state_to, trainer.optimizer(), gen, model,
+                     {out.stats.steps, out.stats.initial_loss, control.diag_every, control.save_every});
   if (cfg.calibrate_batchnorm) model.calibrate(splits.train);
   const auto e0 = std::chrono::steady_clock::now();
   out.losses.train = model.evaluate(splits.train);
@@ -134,15 +135,21 @@ void save_train_state(const std::string& path, const Optimizer& opt, const Torch
     const FloatBuf& b = opt.state_buffer(i);
     if (!b.empty()) f.tensors.push_back({kStateNames[i], {static_cast<int64_t>(b.size())}, {b.begin(), b.end()}});
   }
+  // The parameters too: the state alone continues the run, so it is consistent by construction
+  // even when a run is killed between writing it and the checkpoint.
+  const FloatBuf& values = model.params().values();
+  f.tensors.push_back({"model.values", {static_cast<int64_t>(values.size())}, {values.begin(), values.end()}});
   const FloatBuf& buffers = model.params().buffers();
   if (!buffers.empty())
     f.tensors.push_back({"model.buffers", {static_cast<int64_t>(buffers.size())}, {buffers.begin(), buffers.end()}});
-  f.metadata["format"] = "makemore.cpp train state 1";
+  f.metadata["format"] = "makemore.cpp train state 2";
   f.metadata["step"] = std::to_string(state.step);
   f.metadata["optimizer"] = opt.spec().type;
   f.metadata["optimizer_steps"] = std::to_string(opt.steps_taken());
   f.metadata["generator"] = gen.state();
   f.metadata["initial_loss"] = fmt::format("{:a}", state.initial_loss);
+  if (state.diag_every >= 0) f.metadata["diag_every"] = std::to_string(state.diag_every);
+  if (state.save_every >= 0) f.metadata["save_every"] = std::to_string(state.save_every);
   save_safetensors(path, f);
 }
 
@@ -156,7 +163,7 @@ TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenera
     if (it == f.metadata.end()) throw bad(fmt::format("not a makemore.cpp train state (no '{}')", key));
     return it->second;
   };
-  if (meta("format") != "makemore.cpp train state 1") throw bad("unknown train state format '" + meta("format") + "'");
+  if (meta("format") != "makemore.cpp train state 2") throw bad("unknown train state format '" + meta("format") + "'");
   if (meta("optimizer") != opt.spec().type)
     throw bad(fmt::format("saved for optimizer '{}', the config says '{}'", meta("optimizer"), opt.spec().type));
   TrainState st;
@@ -169,8 +176,14 @@ TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenera
     if (used != t.size() || taken < 0) throw std::invalid_argument("optimizer_steps");
     opt.set_steps_taken(taken);
     st.initial_loss = std::stof(meta("initial_loss"));
+    for (auto [key, field] : {std::pair{"diag_every", &st.diag_every}, std::pair{"save_every", &st.save_every}}) {
+      const auto it = f.metadata.find(key);
+      if (it == f.metadata.end()) continue;
+      *field = std::stoll(it->second, &used);
+      if (used != it->second.size() || *field < 0) throw std::invalid_argument(key);
+    }
   } catch (const std::exception&) {
-    throw bad("corrupt step counts or initial loss");
+    throw bad("corrupt step counts, initial loss or recording intervals");
   }
   for (int i = 0; i < 3; ++i) {
     FloatBuf& b = opt.state_buffer(i);
@@ -179,6 +192,10 @@ TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenera
       throw bad(fmt::format("optimizer state '{}' does not fit this config's model", kStateNames[i]));
     if (t) std::copy(t->data.begin(), t->data.end(), b.begin());
   }
+  FloatBuf& values = model.params().values();
+  const NamedTensor* v = f.find("model.values");
+  if (!v || v->data.size() != values.size()) throw bad("parameters missing or not of this config's model");
+  std::copy(v->data.begin(), v->data.end(), values.begin());
   FloatBuf& buffers = model.params().buffers();
   const NamedTensor* t = f.find("model.buffers");
   if (buffers.empty() != (t == nullptr) || (t && t->data.size() != buffers.size()))

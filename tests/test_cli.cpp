@@ -573,7 +573,10 @@ TEST(CliDiverge, ReusedRunFolderDropsOldResult) {
 // saved and evaluated, result.json says how many steps ran, and the exit status is 128 + signal.
 namespace {
 
-CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>& args, int sig) {
+// Runs MM_BINARY and sends it `sig` 0.3 s after its training loop starts, or, with wait_for,
+// once that file exists (at most 30 s).
+CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>& args, int sig,
+                             const fs::path& wait_for = {}) {
   const fs::path out_path = cwd / ".cli_stdout", err_path = cwd / ".cli_stderr";
   const pid_t pid = fork();
   if (pid == 0) {
@@ -598,6 +601,7 @@ CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>
     started = read_file(out_path).find(" steps, batch ") != std::string::npos;
   }
   usleep(300000);
+  for (int i = 0; i < 3000 && !wait_for.empty() && !fs::exists(wait_for); ++i) usleep(10000);
   kill(pid, sig);
   int status = 0;
   bool done = false;
@@ -702,4 +706,59 @@ TEST(CliBadInput, OptionErrorsAreOneLine) {
     EXPECT_EQ(r.exit_code, 0) << describe(r);
     EXPECT_FALSE(r.out.empty());
   }
+}
+
+// A run killed outright (SIGKILL: no handler runs) keeps its last periodic checkpoint
+// (--save-every), and `train --resume` continues from it to the same bits, loss log and
+// diagnostics as a run never killed; a torn last line in the logs is dropped.
+TEST(CliInterrupt, KilledRunResumesFromItsLastCheckpoint) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult killed = run_cli_and_signal(
+      dir.path(), {"train", "-i", words, "-o", "run", "--steps", "50000000", "--save-every", "1000", "--diag-every", "500"}, SIGKILL,
+      dir.path() / "run" / "model.safetensors");
+  ASSERT_TRUE(killed.signaled) << describe(killed);
+  EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
+  ASSERT_TRUE(fs::exists(dir / "run" / "model.safetensors")) << "no checkpoint within 30 s of training";
+  const CliResult ev = run_cli(dir.path(), {"eval", "-o", "run", "--json"});
+  ASSERT_EQ(ev.exit_code, 0) << describe(ev);
+  const int64_t saved = last_json_line(ev).value("step", int64_t{-1});
+  ASSERT_GT(saved, 0);
+  EXPECT_EQ(saved % 1000, 0);
+  const std::string total = std::to_string(saved + 700);
+  const CliResult cont = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", total, "--json"});
+  ASSERT_EQ(cont.exit_code, 0) << describe(cont);
+  const CliResult straight = run_cli(dir.path(), {"train", "-i", words, "-o", "straight", "--steps", total, "--save-every",
+                                                  "1000", "--diag-every", "500", "--json"});
+  ASSERT_EQ(straight.exit_code, 0) << describe(straight);
+  for (const char* f : {"model.safetensors", "metrics.jsonl", "update_ratio.jsonl", "diagnostics.jsonl", "inspect.json"})
+    EXPECT_TRUE(read_file(dir / "run" / f) == read_file(dir / "straight" / f)) << f;
+}
+
+TEST(CliDiverge, KeepsTheLastPeriodicCheckpoint) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  write_file(dir / "diverge.json", diverging_config(dir).dump(2));
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "diverge.json", "--steps", "50",
+                                           "--save-every", "1"});
+  expect_one_line_error(r, {"diverged", "the model of step", "run/model.safetensors"});
+  EXPECT_TRUE(fs::exists(dir / "run" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
+}
+
+// Killed between writing the train state and the checkpoint: the state (which holds the
+// parameters) is newer than the checkpoint, and the run continues from the state.
+TEST(CliInterrupt, StateNewerThanCheckpointContinuesFromTheState) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "300", "-q", "--no-report"}).exit_code, 0);
+  const std::string older = read_file(dir / "run" / "model.safetensors");
+  ASSERT_EQ(run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "600", "-q", "--no-report"}).exit_code, 0);
+  write_file(dir / "run" / "model.safetensors", older);  // the checkpoint of step 300, the state of step 600
+  const CliResult cont = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "800", "--no-report", "--json"});
+  ASSERT_EQ(cont.exit_code, 0) << describe(cont);
+  EXPECT_NE(cont.err.find("continuing from step 600"), std::string::npos) << cont.err;
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "straight", "--steps", "800", "-q", "--no-report"}).exit_code, 0);
+  EXPECT_TRUE(read_file(dir / "run" / "model.safetensors") == read_file(dir / "straight" / "model.safetensors"));
+  EXPECT_TRUE(read_file(dir / "run" / "metrics.jsonl") == read_file(dir / "straight" / "metrics.jsonl"));
 }

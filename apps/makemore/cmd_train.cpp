@@ -39,7 +39,8 @@ struct TrainArgs {
   double lr = -1;         // a constant learning rate
   bool json = false, quiet = false, calibrate = false;
   bool no_report = false, resume = false;
-  int64_t diag_every = 1000;
+  int64_t diag_every = -1;  // -1: not given (1000, or a resumed run's own)
+  int64_t save_every = -1;  // -1: not given (10000, or a resumed run's own)
   int threads = 1;
 };
 
@@ -108,13 +109,37 @@ struct StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
 };
 
-// The run folder's metrics.jsonl cut to its first `steps` lines, for a resumed run to append to.
-void keep_first_metric_lines(const std::string& path, int64_t steps) {
-  std::ifstream in(path, std::ios::binary);
-  std::string kept, line;
-  for (int64_t i = 0; i < steps && std::getline(in, line); ++i) kept += line + "\n";
-  write_file_atomic(path, kept);
-}
+// Every `every` steps (not the last), the run so far onto disk: loss log and diagnostics
+// flushed, train state, then checkpoint (each file replaced atomically), so that a run killed
+// outright (SIGKILL, out of memory, power) can be sampled and continued with --resume.
+class Checkpointer : public Observer {
+ public:
+  Checkpointer(std::string dir, int64_t every, int64_t diag_every, const Config& cfg, const Vocab& vocab,
+               MetricsWriter& metrics, RunDiagnostics* diag)
+      : dir_(std::move(dir)), every_(every), diag_every_(diag_every), cfg_(cfg), vocab_(vocab), metrics_(metrics),
+        diag_(diag) {}
+  void after_update(Trainer& t, int64_t step, double) override {
+    const int64_t done = step + 1;
+    if (every_ <= 0 || done % every_ != 0 || done >= cfg_.steps) return;
+    metrics_.flush();
+    if (diag_) diag_->flush();
+    save_train_state(dir_ + "/" + kTrainStateFile, t.optimizer(), t.generator(), t.model(),
+                     {done, t.initial_loss(), diag_every_, every_});
+    save_checkpoint(dir_ + "/" + kCheckpointFile, t.model(), cfg_, vocab_, done);
+    last_saved_ = done;
+  }
+  void on_begin(Trainer& t) override { last_saved_ = t.first_step(); }  // a resumed run's checkpoint
+  int64_t last_saved() const { return last_saved_; }  // the step of the checkpoint on disk (0: none)
+
+ private:
+  std::string dir_;
+  int64_t every_, diag_every_;
+  const Config& cfg_;
+  const Vocab& vocab_;
+  MetricsWriter& metrics_;
+  RunDiagnostics* diag_;
+  int64_t last_saved_ = 0;
+};
 
 int run_train(const TrainArgs& a) {
   FILE* log = a.json ? stderr : stdout;  // with --json, stdout carries only the JSON
@@ -128,7 +153,7 @@ int run_train(const TrainArgs& a) {
   WordList wl;
   Vocab vocab;
   std::unique_ptr<Model> model_ptr;
-  int64_t resume_step = 0;
+  int64_t resume_step = 0, saved_diag_every = -1, saved_save_every = -1;
   if (a.resume) {
     // Everything comes from the run folder: its config, its word list, its checkpoint and
     // train state. Only the total number of steps may change (to train further).
@@ -137,7 +162,18 @@ int run_train(const TrainArgs& a) {
       throw Error(fmt::format("{}/{}: missing, so the run cannot be continued exactly; train it again with `makemore train -o {}`",
                               dir, kTrainStateFile, dir));
     cfg = run.config;
-    resume_step = run.step;
+    model_ptr = std::move(run.model);
+    {
+      // Check the train state before the folder is touched (the real load is in the Trainer).
+      // It holds the parameters too: a run killed between writing it and the checkpoint has a
+      // newer state than checkpoint, and continues from the state.
+      Optimizer probe(cfg.optimizer, model_ptr->params().values().size());
+      TorchGenerator gen;
+      const TrainState st = load_train_state(dir + "/" + kTrainStateFile, probe, gen, *model_ptr);
+      resume_step = st.step;
+      saved_diag_every = st.diag_every;
+      saved_save_every = st.save_every;
+    }
     if (a.steps >= 0) cfg.steps = a.steps;
     if (resume_step >= cfg.steps)
       throw Error(fmt::format("{}: the run already has {} of its {} steps; pass --steps N with N > {} to train it further", dir,
@@ -147,16 +183,6 @@ int run_train(const TrainArgs& a) {
     vocab = Vocab::from_words(wl.words);
     if (vocab.chars() != run.vocab.chars())
       throw Error(fmt::format("{}: its characters differ from the checkpoint's vocabulary; the run folder was changed, train it again", input));
-    model_ptr = std::move(run.model);
-    {
-      // Check the train state before the folder is touched (the real load is in the Trainer).
-      Optimizer probe(cfg.optimizer, model_ptr->params().values().size());
-      TorchGenerator gen;
-      const TrainState st = load_train_state(dir + "/" + kTrainStateFile, probe, gen, *model_ptr);
-      if (st.step != resume_step)
-        throw Error(fmt::format("{}/{}: saved at step {} but the checkpoint is at step {}; the run folder is inconsistent, "
-                                "train it again", dir, kTrainStateFile, st.step, resume_step));
-    }
   } else {
     cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
     if (a.steps >= 0) cfg.steps = a.steps;
@@ -199,7 +225,8 @@ int run_train(const TrainArgs& a) {
   } else {
     // The checkpoint and train state stay until the continued run replaces them.
     fs::remove(fs::path(dir) / kResultFile, ec);
-    keep_first_metric_lines(dir + "/" + kMetricsFile, resume_step);
+    // A run killed after its last checkpoint may have logged later steps: they are run again.
+    for (const char* f : {kMetricsFile, kDiagnosticsFile, kUpdateRatioFile}) keep_records_before(dir + "/" + f, resume_step);
   }
   write_file_atomic(dir + "/" + kConfigFile, cfg.to_json().dump(2) + "\n");
 
@@ -219,9 +246,12 @@ int run_train(const TrainArgs& a) {
   std::vector<Observer*> obs{&metrics};
   if (!a.quiet) obs.push_back(&progress);
   std::unique_ptr<RunDiagnostics> diag;
-  if (a.diag_every > 0) {
+  // A resumed run records as it did unless told otherwise.
+  const int64_t diag_every = a.diag_every >= 0 ? a.diag_every : saved_diag_every >= 0 ? saved_diag_every : 1000;
+  const int64_t save_every = a.save_every >= 0 ? a.save_every : saved_save_every >= 0 ? saved_save_every : 10000;
+  if (diag_every > 0) {
     DiagOptions dopt;
-    dopt.every = a.diag_every;
+    dopt.every = diag_every;
     dopt.bins = 40;  // a diagnostics.jsonl line stays under ~20 KB
     dopt.last_step = cfg.steps - 1;
     dopt.sample_from = &splits.train;
@@ -237,9 +267,13 @@ int run_train(const TrainArgs& a) {
     RunDiagnostics::remove_stale(dir);
   }
   std::optional<StopSignals> stop_signals(std::in_place);
+  Checkpointer checkpointer(dir, save_every, diag_every, cfg, vocab, metrics, diag.get());
+  obs.push_back(&checkpointer);  // last: after this step's loss and diagnostics are recorded
   TrainControl control;
   control.stop = &g_stop;
   control.save_state_to = dir + "/" + kTrainStateFile;
+  control.diag_every = diag_every;
+  control.save_every = save_every;
   if (a.resume) {
     control.resume_from = control.save_state_to;
     control.expect_step = resume_step;
@@ -248,8 +282,11 @@ int run_train(const TrainArgs& a) {
   const bool interrupted = res.stats.interrupted;
   if (res.stats.diverged)
     throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate "
-                            "(train.lr in the config) or fix the initialization; the losses so far are in {}/{}",
-                            res.stats.diverged_step, dir, kMetricsFile));
+                            "(train.lr in the config) or fix the initialization; the losses so far are in {}/{}{}",
+                            res.stats.diverged_step, dir, kMetricsFile,
+                            checkpointer.last_saved() > 0
+                                ? fmt::format(", the model of step {} in {}/{}", checkpointer.last_saved(), dir, kCheckpointFile)
+                                : std::string()));
 
   save_checkpoint(dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
   if (diag) diag->write_inspect(model, cfg.name, vocab.size());
@@ -335,8 +372,7 @@ Runner add_train(CLI::App& app) {
   c->add_flag("-q,--quiet", a->quiet, "No progress output");
   c->add_option("--diag-every", a->diag_every,
                  "Record activation / gradient / update statistics every N steps into diagnostics.jsonl, "
-                 "update_ratio.jsonl and inspect.json (0: off)")
-      ->capture_default_str()
+                 "update_ratio.jsonl and inspect.json (0: off; default 1000, or a resumed run's own)")
       ->check(at_least(0));
   c->add_option("--threads", a->threads,
                  "Cores one training may use: large matrix products and the evaluation split over them (the lecture's "
@@ -344,6 +380,10 @@ Runner add_train(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   c->add_flag("--no-report", a->no_report, "Do not write report.html into the run folder");
+  c->add_option("--save-every", a->save_every,
+                "Save the checkpoint and train state every N steps while training, so even a killed run can be "
+                "sampled and continued with --resume (0: only at the end; default 10000, or a resumed run's own)")
+      ->check(at_least(0));
   auto* r = c->add_flag("--resume", a->resume,
                         "Continue the run in -o DIR (stopped by Ctrl-C, or finished: with --steps N to train further) "
                         "with its own config and word list; the same bits as a run never stopped");

@@ -233,6 +233,9 @@ std::vector<double> loss_buckets(const std::vector<float>& losses, std::size_t b
 nlohmann::json snapshot_json(const Snapshot& s, bool with_saturation_map);
 nlohmann::json report_json(const Report& r);
 nlohmann::json ratios_json(const UpdateRatios& u, const ParamStore& params);
+// A .jsonl file of {"step": ...} records cut to those of steps before `before` (a resumed run
+// appends from there; a run killed after its last checkpoint may have written later ones).
+void keep_records_before(const std::string& path, int64_t before);
 // update_ratio.jsonl read back: the records of steps before `before`, in the order of params'
 // trainable parameters (NaN where a record has none). A missing file is no records; a line that
 // is not a record is an mm::Error naming the file and line.
@@ -261,6 +264,7 @@ class RunDiagnostics {
   Report write_inspect(const Model& model, const std::string& name, int vocab_size);
   // A run without diagnostics must not leave an older run's files behind.
   static void remove_stale(const std::string& dir);
+  void flush();  // the .jsonl files so far onto disk (a periodic checkpoint)
 
  private:
   std::string dir_;

@@ -17,6 +17,7 @@ class MetricsWriter : public Observer {
   void after_forward(Trainer&, int64_t step, float loss) override;
   void after_update(Trainer&, int64_t step, double lr) override;
   void on_end(Trainer&) override;
+  void flush();  // what is written so far onto disk (a periodic checkpoint's loss log)
 
  private:
   std::string path_;

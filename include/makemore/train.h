@@ -53,8 +53,9 @@ class Trainer {
   void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
   // Continue a saved run: run() starts at `step` (the steps already done) and reports
   // initial_loss as the original run's.
-  void resume_at(int64_t step, float initial_loss) { start_ = step; carried_initial_loss_ = initial_loss; }
+  void resume_at(int64_t step, float initial_loss) { start_ = step; initial_loss_ = initial_loss; }
   int64_t first_step() const { return start_; }
+  float initial_loss() const { return initial_loss_; }  // step 0's loss (once it ran, or carried over)
   // One step: draw a minibatch, forward, backward, clip, optimizer update. Returns the loss.
   float step(int64_t i);
 
@@ -63,6 +64,7 @@ class Trainer {
   const std::vector<int32_t>& batch_x() const { return xb_; }
   const std::vector<int32_t>& batch_y() const { return yb_; }
   Optimizer& optimizer() { return opt_; }
+  const TorchGenerator& generator() const { return gen_; }  // the minibatch stream (a train state saves it)
   // The learning rate schedule's length (where a cosine reaches its min): cfg.steps unless set,
   // e.g. by inspect_training, which runs only the first steps of a longer configured run.
   void set_schedule_steps(int64_t total) { schedule_steps_ = total; }
@@ -82,7 +84,7 @@ class Trainer {
   double grad_norm_ = 0;
   const std::atomic<bool>* stop_ = nullptr;
   int64_t start_ = 0;
-  float carried_initial_loss_ = 0;
+  float initial_loss_ = 0;
   std::vector<int64_t> ix_;
   std::vector<int32_t> xb_, yb_;
 };
@@ -109,22 +111,28 @@ struct TrainControl {
   std::string resume_from;    // a train state file: the model is already loaded; continue
   std::string save_state_to;  // write the train state here when the loop ends (not diverged)
   int64_t expect_step = -1;   // resuming: the checkpoint's step, which the state must match
+  int64_t diag_every = -1, save_every = -1;  // saved with the state (TrainState)
 };
 // An interrupted run (stop raised) is still evaluated: what it learned so far can be saved.
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
                                 const std::vector<Observer*>& observers, const TrainControl& control = {});
 
-// The train state (train_state.safetensors in a run folder): everything beyond the checkpoint's
-// parameters that continuing the run needs to give the same bits as never stopping — the step,
-// the minibatch generator's state, the optimizer's step count and buffers, the BatchNorm running
-// statistics as training left them (before any --calibrate), and the initial loss.
+// The train state (train_state.safetensors in a run folder): everything continuing the run needs
+// to give the same bits as never stopping — the step, the parameters, the minibatch generator's
+// state, the optimizer's step count and buffers, the BatchNorm running statistics as training
+// left them (before any --calibrate), and the initial loss. One file, written atomically, so it
+// is consistent by itself whatever happens to the checkpoint beside it.
 struct TrainState {
   int64_t step = 0;
   float initial_loss = 0;
+  // How the run records itself (`train --diag-every / --save-every`), so a resumed run records
+  // the same way unless told otherwise; -1: not saved.
+  int64_t diag_every = -1, save_every = -1;
 };
 void save_train_state(const std::string& path, const Optimizer& opt, const TorchGenerator& gen, const Model& model,
                       const TrainState& state);
-// Restores opt, gen and the model's buffers; every mismatch is an mm::Error naming the file.
+// Restores opt, gen and the model's parameters and buffers; every mismatch is an mm::Error naming
+// the file.
 TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenerator& gen, Model& model);
 
 }  // namespace mm
