@@ -725,7 +725,17 @@ TEST(CliInterrupt, KilledRunResumesFromItsLastCheckpoint) {
   const int64_t saved = last_json_line(ev).value("step", int64_t{-1});
   ASSERT_GT(saved, 0);
   EXPECT_EQ(saved % 1000, 0);
-  const std::string total = std::to_string(saved + 700);
+  // The run continues from its train state: the checkpoint's step, or 1,000 later when the kill
+  // landed between writing the two (safetensors: 8-byte header length, then the JSON header).
+  const std::string state = read_file(dir / "run" / "train_state.safetensors");
+  ASSERT_GT(state.size(), 8u);
+  uint64_t header_len = 0;
+  for (int k = 7; k >= 0; --k) header_len = (header_len << 8) | static_cast<unsigned char>(state[static_cast<std::size_t>(k)]);
+  ASSERT_LE(8 + header_len, state.size());
+  const json header = json::parse(state.substr(8, header_len), nullptr, false);
+  const int64_t from = std::stoll(header["__metadata__"]["step"].get<std::string>());
+  EXPECT_TRUE(from == saved || from == saved + 1000) << from << " vs checkpoint " << saved;
+  const std::string total = std::to_string(from + 700);
   const CliResult cont = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", total, "--json"});
   ASSERT_EQ(cont.exit_code, 0) << describe(cont);
   const CliResult straight = run_cli(dir.path(), {"train", "-i", words, "-o", "straight", "--steps", total, "--save-every",
