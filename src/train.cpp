@@ -98,9 +98,6 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
   Trainer trainer(model, cfg, splits.train, gen);
   if (resume) {
     const TrainState s = load_train_state(control.resume_from, trainer.optimizer(), gen, model);
-    if (control.expect_step >= 0 && s.step != control.expect_step)
-      throw Error(fmt::format("{}: saved at step {} but the checkpoint is at step {}; the run folder is inconsistent, "
-                              "train it again", control.resume_from, s.step, control.expect_step));
     trainer.resume_at(s.step, s.initial_loss);
   }
   for (auto* o : observers) trainer.add_observer(o);
@@ -194,7 +191,7 @@ TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenera
   }
   FloatBuf& values = model.params().values();
   const NamedTensor* v = f.find("model.values");
-  if (!v || v->data.size() != values.size()) throw bad("parameters missing or not of this config's model");
+  if (!v || v->data.size() != values.size()) throw bad("parameters missing, or they do not fit this config's model");
   std::copy(v->data.begin(), v->data.end(), values.begin());
   FloatBuf& buffers = model.params().buffers();
   const NamedTensor* t = f.find("model.buffers");

@@ -60,9 +60,12 @@ std::vector<std::string> split_lines(const std::string& s) {
   return lines;
 }
 
-// Runs MM_BINARY with args in cwd; stdout and stderr go to files there, read back afterwards.
-CliResult run_cli(const fs::path& cwd, const std::vector<std::string>& args) {
-  const fs::path out_path = cwd / ".cli_stdout", err_path = cwd / ".cli_stderr";
+fs::path cli_stdout(const fs::path& cwd) { return cwd / ".cli_stdout"; }
+fs::path cli_stderr(const fs::path& cwd) { return cwd / ".cli_stderr"; }
+
+// Starts MM_BINARY with args in cwd, stdin from /dev/null, stdout and stderr into files there.
+pid_t spawn_cli(const fs::path& cwd, const std::vector<std::string>& args) {
+  const fs::path out_path = cli_stdout(cwd), err_path = cli_stderr(cwd);
   const pid_t pid = fork();
   if (pid == 0) {
     const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -83,23 +86,35 @@ CliResult run_cli(const fs::path& cwd, const std::vector<std::string>& args) {
     if (write(STDERR_FILENO, msg.data(), msg.size()) < 0) _exit(126);
     _exit(127);
   }
+  return pid;
+}
+
+// The finished command's exit status (from waitpid) and its output files, which are removed.
+CliResult collect_cli(const fs::path& cwd, int status) {
   CliResult r;
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) {
-    r.err = "fork/waitpid failed";
-    return r;
-  }
   if (WIFSIGNALED(status)) {
     r.signaled = true;
     r.signal = WTERMSIG(status);
   } else {
     r.exit_code = WEXITSTATUS(status);
   }
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  fs::remove(out_path);
-  fs::remove(err_path);
+  r.out = read_file(cli_stdout(cwd));
+  r.err = read_file(cli_stderr(cwd));
+  fs::remove(cli_stdout(cwd));
+  fs::remove(cli_stderr(cwd));
   return r;
+}
+
+// Runs MM_BINARY with args in cwd; stdout and stderr go to files there, read back afterwards.
+CliResult run_cli(const fs::path& cwd, const std::vector<std::string>& args) {
+  const pid_t pid = spawn_cli(cwd, args);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+    CliResult r;
+    r.err = "fork/waitpid failed";
+    return r;
+  }
+  return collect_cli(cwd, status);
 }
 
 std::string describe(const CliResult& r) {
@@ -577,28 +592,17 @@ namespace {
 // once that file exists (at most 30 s).
 CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>& args, int sig,
                              const fs::path& wait_for = {}) {
-  const fs::path out_path = cwd / ".cli_stdout", err_path = cwd / ".cli_stderr";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out_fd < 0 || err_fd < 0 || chdir(cwd.c_str()) != 0) _exit(127);
-    dup2(out_fd, STDOUT_FILENO);
-    dup2(err_fd, STDERR_FILENO);
-    std::vector<std::string> copy = args;
-    std::string bin = MM_BINARY;
-    std::vector<char*> argv{bin.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
+  const pid_t pid = spawn_cli(cwd, args);
+  if (pid < 0) {
+    CliResult r;
+    r.err = "fork failed";
+    return r;
   }
-  CliResult r;
   // The loop starts right after the "N steps, batch B" line; signal a little after it.
   bool started = false;
   for (int i = 0; i < 3000 && !started; ++i) {
     usleep(10000);
-    started = read_file(out_path).find(" steps, batch ") != std::string::npos;
+    started = read_file(cli_stdout(cwd)).find(" steps, batch ") != std::string::npos;
   }
   usleep(300000);
   for (int i = 0; i < 3000 && !wait_for.empty() && !fs::exists(wait_for); ++i) usleep(10000);
@@ -612,19 +616,12 @@ CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>
   if (!done) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
-    r.err = "still running 30 s after the signal";
+    CliResult r = collect_cli(cwd, status);
+    r.err = "still running 30 s after the signal\n" + r.err;
     return r;
   }
-  if (WIFSIGNALED(status)) {
-    r.signaled = true;
-    r.signal = WTERMSIG(status);
-  } else {
-    r.exit_code = WEXITSTATUS(status);
-  }
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
   EXPECT_TRUE(started) << "the training loop never started";
-  return r;
+  return collect_cli(cwd, status);
 }
 
 }  // namespace

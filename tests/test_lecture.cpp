@@ -13,6 +13,8 @@
 #include "makemore/presets.h"
 #include "makemore/train.h"
 
+#include "test_util.h"
+
 #ifndef MM_SOURCE_DIR
 #define MM_SOURCE_DIR "."
 #endif
@@ -75,13 +77,11 @@ TEST(Lecture, RepeatedTrainingsInOneProcessAreBitIdentical) {
 // reports the first minibatch's loss (what step 0 would print) and leaves the model as it was
 // initialized, BatchNorm running statistics included (a train-mode forward moves them).
 TEST(Lecture, ZeroStepRunReportsTheInitialLossAndKeepsTheInit) {
-  if (!std::filesystem::exists(kNames)) GTEST_SKIP() << kNames << " missing; run scripts/setup.sh";
-  const mm::WordList wl = mm::load_words(kNames);
-  const mm::Vocab vocab = mm::Vocab::from_words(wl.words);
-  const mm::Splits splits = mm::make_splits(wl.words, vocab, 3, 42);
+  NEED_DATA();
+  const mm::Splits& splits = L->splits;
   mm::Config cfg = mm::load_preset("lecture-batchnorm");
   cfg.steps = 0;
-  mm::Model model(cfg, vocab.size());
+  mm::Model model(cfg, L->vocab.size());
   mm::TorchGenerator gen(cfg.seed);
   model.init(gen);
   const mm::FloatBuf values = model.params().values(), buffers = model.params().buffers();

@@ -520,11 +520,9 @@ TEST(OptimTrainer, StoppedAndResumedRunIsBitIdentical) {
     ASSERT_EQ(part.stats.steps, 25);
     EXPECT_FALSE(first.params().values() == straight.params().values());
 
-    mm::Model second(cfg, L->vocab.size());  // as load_run builds it: the checkpoint's values
-    second.params().values() = first.params().values();
+    mm::Model second(cfg, L->vocab.size());  // fresh: the state carries the parameters
     mm::TrainControl c2;
     c2.resume_from = state;
-    c2.expect_step = 25;
     const mm::TrainOutcome rest = mm::train_and_evaluate(second, cfg, L->splits, {}, c2);
     EXPECT_FALSE(rest.stats.interrupted);
     EXPECT_EQ(rest.stats.steps, 60);
@@ -532,18 +530,21 @@ TEST(OptimTrainer, StoppedAndResumedRunIsBitIdentical) {
     EXPECT_TRUE(second.params().values() == straight.params().values());
     EXPECT_EQ(rest.losses.val, full.losses.val);
 
-    // A state that does not belong to this run is refused, naming the file.
-    c2.expect_step = 24;
-    mm::Model third(cfg, L->vocab.size());
+    // A state that does not belong to this run is refused, naming the file: another network,
+    // another optimizer.
+    json deep = mm::load_preset("lecture-deep").to_json();
+    deep["train"]["optimizer"] = o;
+    const mm::Config deep_cfg = mm::parse_config(deep, "test.json");
+    mm::Model third(deep_cfg, L->vocab.size());
     try {
-      mm::train_and_evaluate(third, cfg, L->splits, {}, c2);
-      ADD_FAILURE() << "a state saved at step 25 resumed a checkpoint of step 24";
+      mm::train_and_evaluate(third, deep_cfg, L->splits, {}, c2);
+      ADD_FAILURE() << "a lecture-kaiming state resumed lecture-deep";
     } catch (const mm::Error& e) {
       EXPECT_NE(std::string(e.what()).find(state), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("does not fit this config's model"), std::string::npos) << e.what();
     }
     mm::Config other = config_with({{"optimizer", o["type"] == "adam" ? "sgd" : "adam"}, {"steps", 60}});
     mm::Model fourth(other, L->vocab.size());
-    c2.expect_step = 25;
     try {
       mm::train_and_evaluate(fourth, other, L->splits, {}, c2);
       ADD_FAILURE() << "another optimizer's state was accepted";

@@ -274,10 +274,7 @@ int run_train(const TrainArgs& a) {
   control.save_state_to = dir + "/" + kTrainStateFile;
   control.diag_every = diag_every;
   control.save_every = save_every;
-  if (a.resume) {
-    control.resume_from = control.save_state_to;
-    control.expect_step = resume_step;
-  }
+  if (a.resume) control.resume_from = control.save_state_to;
   TrainOutcome res = train_and_evaluate(model, cfg, splits, obs, control);
   const bool interrupted = res.stats.interrupted;
   if (res.stats.diverged)

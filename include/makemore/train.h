@@ -110,7 +110,6 @@ struct TrainControl {
   const std::atomic<bool>* stop = nullptr;  // raised: stop before the next step
   std::string resume_from;    // a train state file: the model is already loaded; continue
   std::string save_state_to;  // write the train state here when the loop ends (not diverged)
-  int64_t expect_step = -1;   // resuming: the checkpoint's step, which the state must match
   int64_t diag_every = -1, save_every = -1;  // saved with the state (TrainState)
 };
 // An interrupted run (stop raised) is still evaluated: what it learned so far can be saved.
