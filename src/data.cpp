@@ -3,6 +3,8 @@
 // 80/10/10 split. The shuffle itself is PyRandom's (rng.cpp); printing notices is the CLI's.
 #include "makemore/data.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -332,6 +334,15 @@ bool from_utf8(const std::string& s, std::u32string* out, std::size_t* bad_offse
   }
   if (out) *out = std::move(result);
   return true;
+}
+
+std::string words_fingerprint(const std::vector<std::u32string>& words) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const auto& w : words) {
+    for (char32_t ch : w) h = (h ^ static_cast<uint64_t>(ch)) * 1099511628211ULL;
+    h = (h ^ 0x0aULL) * 1099511628211ULL;
+  }
+  return fmt::format("{:016x}", h);
 }
 
 }  // namespace mm

@@ -631,14 +631,8 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   const Vocab vocab = Vocab::from_words(wl.words);
   const Splits splits = make_splits(wl.words, vocab, 3, 42);
   const double unigram = unigram_entropy(splits.train, vocab.size());
-  // The word list's fingerprint (FNV-1a over the words): a rerun from another folder, with the
-  // same words under another path, still finds its cells.
-  uint64_t h = 1469598103934665603ULL;
-  for (const auto& w : wl.words) {
-    for (char32_t ch : w) h = (h ^ static_cast<uint64_t>(ch)) * 1099511628211ULL;
-    h = (h ^ 0x0aULL) * 1099511628211ULL;
-  }
-  const std::string words_hash = fmt::format("{:016x}", h);
+  // A rerun from another folder, with the same words under another path, still finds its cells.
+  const std::string words_hash = words_fingerprint(wl.words);
 
   std::error_code ec;
   fs::create_directories(opt.out_dir + "/cells", ec);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -65,7 +66,8 @@ void parallel_for(std::size_t n, int threads, const std::function<void(std::size
 }
 
 std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size,
-                                   int threads, const std::function<void(int, int)>& progress) {
+                                   int threads, const std::function<void(int, int)>& progress,
+                                   const std::function<void(std::size_t, const StudyResult&)>& finished) {
   std::vector<StudyResult> results(jobs.size());
   std::mutex mu;
   int done = 0;
@@ -82,10 +84,59 @@ std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Spli
     r.loss_log = std::move(buckets.log);
     std::lock_guard<std::mutex> lock(mu);
     results[i] = std::move(r);
+    if (finished) finished(i, results[i]);
     ++done;
     if (progress) progress(done, static_cast<int>(jobs.size()));
   });
   return results;
+}
+
+namespace {
+// NaN (a diverged run's skipped evaluation) is written as null and read back as NaN.
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+double number_or_nan(const nlohmann::json& j) {
+  return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
+}
+}  // namespace
+
+nlohmann::json study_result_to_json(const StudyResult& r) {
+  const TrainStats& st = r.outcome.stats;
+  return {{"label", r.label},
+          {"seed_index", r.seed_index},
+          {"seed", r.seed},
+          {"initial_loss", number_or_null(st.initial_loss)},
+          {"last_loss", number_or_null(st.last_loss)},
+          {"steps", st.steps},
+          {"seconds", st.seconds},
+          {"steps_per_sec", st.steps_per_sec},
+          {"diverged", st.diverged},
+          {"diverged_step", st.diverged_step},
+          {"train_loss", number_or_null(r.outcome.losses.train)},
+          {"val_loss", number_or_null(r.outcome.losses.val)},
+          {"test_loss", number_or_null(r.outcome.losses.test)},
+          {"eval_seconds", r.outcome.eval_seconds},
+          {"loss_buckets", r.loss_buckets},
+          {"loss_log", r.loss_log}};
+}
+
+StudyResult study_result_from_json(const nlohmann::json& j) {
+  StudyResult r;
+  r.label = j.at("label").get<std::string>();
+  r.seed_index = j.at("seed_index").get<int>();
+  r.seed = j.at("seed").get<uint64_t>();
+  TrainStats& st = r.outcome.stats;
+  st.initial_loss = static_cast<float>(number_or_nan(j.at("initial_loss")));
+  st.last_loss = static_cast<float>(number_or_nan(j.at("last_loss")));
+  st.steps = j.at("steps").get<int64_t>();
+  st.seconds = j.at("seconds").get<double>();
+  st.steps_per_sec = j.at("steps_per_sec").get<double>();
+  st.diverged = j.at("diverged").get<bool>();
+  st.diverged_step = j.at("diverged_step").get<int64_t>();
+  r.outcome.losses = {number_or_nan(j.at("train_loss")), number_or_nan(j.at("val_loss")), number_or_nan(j.at("test_loss"))};
+  r.outcome.eval_seconds = j.at("eval_seconds").get<double>();
+  r.loss_buckets = j.at("loss_buckets").get<std::vector<float>>();
+  r.loss_log = j.at("loss_log").get<std::vector<float>>();
+  return r;
 }
 
 MeanStd mean_std(const std::vector<double>& v) {

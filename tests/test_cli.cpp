@@ -769,3 +769,84 @@ TEST(CliInterrupt, StateNewerThanCheckpointContinuesFromTheState) {
   EXPECT_TRUE(read_file(dir / "run" / "model.safetensors") == read_file(dir / "straight" / "model.safetensors"));
   EXPECT_TRUE(read_file(dir / "run" / "metrics.jsonl") == read_file(dir / "straight" / "metrics.jsonl"));
 }
+
+// --- study init: a stopped study continues from its finished runs ----------------------------
+
+namespace {
+// Each variant's runs as (seed, initial, train, val) from study.json: what must not depend on
+// whether a run was trained now or kept from an earlier invocation.
+std::vector<std::vector<double>> study_runs(const fs::path& study_json) {
+  const json s = json::parse(read_file(study_json));
+  std::vector<std::vector<double>> rows;
+  for (const auto& v : s.at("variants"))
+    for (const auto& r : v.at("runs"))
+      rows.push_back({r.at("seed").get<double>(), r.at("initial_loss").get<double>(), r.at("train_loss").get<double>(),
+                      r.at("val_loss").get<double>()});
+  return rows;
+}
+std::size_t count_files(const fs::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
+  return n;
+}
+}  // namespace
+
+TEST(CliStudy, InitKeepsFinishedRunsAndRetrainsTheRest) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const std::vector<std::string> args = {"study", "init", "-i", words, "--seeds", "2", "--steps", "200", "-j", "2", "-o", "st", "--json"};
+  const CliResult first = run_cli(dir.path(), args);
+  ASSERT_EQ(first.exit_code, 0) << describe(first);
+  const json summary = last_json_line(first);
+  ASSERT_TRUE(summary.is_object()) << describe(first);
+  EXPECT_EQ(summary.at("reused"), 0);
+  EXPECT_EQ(count_files(dir.path() / "st" / "runs"), 10u);
+  const auto clean = study_runs(dir.path() / "st" / "study.json");
+  ASSERT_EQ(clean.size(), 10u);
+  // The summary's means are the runs' means.
+  const json s = json::parse(read_file(dir.path() / "st" / "study.json"));
+  for (const auto& v : s.at("variants")) {
+    double sum = 0;
+    for (const auto& r : v.at("runs")) sum += r.at("val_loss").get<double>();
+    EXPECT_NEAR(v.at("val_loss").at("mean").get<double>(), sum / 2, 1e-12) << v.at("preset");
+  }
+
+  // A study stopped part way: two runs never finished (no file), one file torn, one from
+  // another config. The rerun trains those four and keeps six; the trainings are
+  // deterministic, so the study comes out the same.
+  fs::remove(dir.path() / "st" / "runs" / "lecture-kaiming-seed0.json");
+  fs::remove(dir.path() / "st" / "runs" / "lecture-batchnorm-seed1.json");
+  fs::remove(dir.path() / "st" / "study.json");
+  write_file(dir.path() / "st" / "runs" / "lecture-fix-tanh-seed1.json", "{\"config\": ");
+  {
+    const fs::path p = dir.path() / "st" / "runs" / "lecture-original-seed0.json";
+    json other = json::parse(read_file(p));
+    other["config"]["steps"] = 100;
+    write_file(p, other.dump());
+  }
+  const CliResult again = run_cli(dir.path(), args);
+  ASSERT_EQ(again.exit_code, 0) << describe(again);
+  EXPECT_EQ(last_json_line(again).at("reused"), 6) << describe(again);
+  EXPECT_NE(again.err.find("6 of them already finished in st/runs"), std::string::npos) << again.err;
+  EXPECT_EQ(study_runs(dir.path() / "st" / "study.json"), clean);
+  EXPECT_EQ(count_files(dir.path() / "st" / "runs"), 10u);
+
+  // Everything kept on a third run; nothing with --no-resume, or on other words.
+  EXPECT_EQ(last_json_line(run_cli(dir.path(), args)).at("reused"), 10);
+  std::vector<std::string> fresh = args;
+  fresh.push_back("--no-resume");
+  EXPECT_EQ(last_json_line(run_cli(dir.path(), fresh)).at("reused"), 0);
+  EXPECT_EQ(study_runs(dir.path() / "st" / "study.json"), clean);
+  write_file(dir.path() / "other.txt", read_file(dir.path() / words) + "zyx\n");
+  std::vector<std::string> other = args;
+  other[3] = "other.txt";
+  EXPECT_EQ(last_json_line(run_cli(dir.path(), other)).at("reused"), 0);
+}
+
+TEST(CliStudy, InitChecksItsFolderBeforeTraining) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  write_file(dir.path() / "taken", "a file, not a folder\n");
+  expect_one_line_error(run_cli(dir.path(), {"study", "init", "-i", words, "--seeds", "1", "--steps", "5", "-o", "taken"}),
+                        {"taken", "-o DIR"});
+}

@@ -37,6 +37,7 @@ struct StudyInitArgs {
   int64_t steps = -1;
   std::string input, out_dir = "study-init";
   bool json = false;
+  bool no_resume = false;  // train again the runs already finished in DIR/runs
 };
 
 // Two-sided 95% critical values of Student's t by degrees of freedom.
@@ -65,20 +66,58 @@ int run_study_init(const StudyInitArgs& a) {
       jobs.push_back({cfg, cfg0.name, s});
     }
   const int threads = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  // Each finished training is kept in DIR/runs/<preset>-seed<k>.json with its config and the
+  // words' fingerprint, so a study stopped part way (Ctrl-C, a killed job) continues where it
+  // stopped when the same command runs again; a run file whose config or words differ, or that
+  // cannot be read, is trained again.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(a.out_dir + "/runs", ec);
+  if (ec) throw Error(fmt::format("{}: cannot create the study folder ({}); pass a writable -o DIR", a.out_dir, ec.message()));
+  const std::string words_hash = words_fingerprint(wl.words);
+  auto run_path = [&](const StudyJob& job) { return fmt::format("{}/runs/{}-seed{}.json", a.out_dir, job.label, job.seed_index); };
+  std::vector<StudyResult> results(jobs.size());
+  std::vector<StudyJob> todo;
+  std::vector<std::size_t> todo_index;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const std::string path = run_path(jobs[i]);
+    if (!a.no_resume && fs::exists(path)) {
+      try {
+        const nlohmann::json prev = read_json_file(path);
+        if (prev.at("config") == jobs[i].config.to_json() && prev.at("words_fnv1a") == words_hash) {
+          results[i] = study_result_from_json(prev.at("result"));
+          continue;
+        }
+      } catch (const std::exception&) {
+        // unreadable or from another version: train it again
+      }
+    }
+    todo.push_back(jobs[i]);
+    todo_index.push_back(i);
+  }
+  const int reused = static_cast<int>(jobs.size() - todo.size());
   fmt::print(log, "study init: {} variants x {} seeds = {} trainings of {} steps, {} at a time\n", base.size(), a.seeds,
              jobs.size(), jobs[0].config.steps, threads);
+  if (reused > 0)
+    fmt::print(log, "  {} of them already finished in {}/runs (kept; --no-resume trains them again)\n", reused, a.out_dir);
   std::fflush(log);
   const auto t0 = std::chrono::steady_clock::now();
   const bool live = !a.json && stdout_is_terminal();
   auto progress = [&](int done, int total) {
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double eta = el / done * (total - done);
-    if (live) fmt::print(log, "\r  {}/{} trainings done, {:.0f}s elapsed, ETA {:.0f}s ", done, total, el, eta);
-    else fmt::print(log, "  {}/{} trainings done, {:.0f}s elapsed, ETA {:.0f}s\n", done, total, el, eta);
+    if (live) fmt::print(log, "\r  {}/{} trainings done, {:.0f}s elapsed, ETA {:.0f}s ", done + reused, total + reused, el, eta);
+    else fmt::print(log, "  {}/{} trainings done, {:.0f}s elapsed, ETA {:.0f}s\n", done + reused, total + reused, el, eta);
     std::fflush(log);
   };
-  const auto results = run_study(jobs, splits, vocab.size(), threads, progress);
-  if (live) fmt::print(log, "\n");
+  run_study(todo, splits, vocab.size(), threads, progress, [&](std::size_t k, const StudyResult& r) {
+    const std::size_t i = todo_index[k];
+    results[i] = r;
+    const nlohmann::json saved{{"config", jobs[i].config.to_json()}, {"words_fnv1a", words_hash}, {"result", study_result_to_json(r)}};
+    write_file_atomic(run_path(jobs[i]), saved.dump() + "\n");
+  });
+  if (live && !todo.empty()) fmt::print(log, "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Gather per variant.
@@ -151,14 +190,11 @@ int run_study_init(const StudyInitArgs& a) {
     diffs.push_back({{"from", lecture::kVariants[i - 1].preset}, {"to", lecture::kVariants[i].preset},
                      {"val_diff", d}, {"welch_t", t}, {"t_critical_95", crit}, {"significant", real}});
   }
-  fmt::print(log, "\n{} trainings in {:.1f}s ({} at a time)\n", results.size(), seconds, threads);
+  fmt::print(log, "\n{} trainings in {:.1f}s ({} at a time){}\n", todo.size(), seconds, threads,
+             reused > 0 ? fmt::format("; {} more kept from an earlier run", reused) : "");
 
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(a.out_dir, ec);
-  if (ec) throw Error(fmt::format("{}: cannot create the study folder ({})", a.out_dir, ec.message()));
   nlohmann::json out{{"study", "init"}, {"seeds", a.seeds}, {"steps", jobs[0].config.steps}, {"jobs", threads},
-                     {"seconds", seconds}, {"expected_initial_loss", expected}, {"input", input},
+                     {"seconds", seconds}, {"reused", reused}, {"words_fnv1a", words_hash}, {"expected_initial_loss", expected}, {"input", input},
                      {"variants", variants}, {"differences", diffs}};
   write_file_atomic(a.out_dir + "/study.json", out.dump(2) + "\n");
 
@@ -198,9 +234,9 @@ int run_study_init(const StudyInitArgs& a) {
   std::string html = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>makemore study init</title>"
                      "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
                      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>";
-  html += fmt::format("<h1>Initialization study: the lecture's loss log over {} seeds</h1><p>{} trainings of {} steps in {:.0f} s. "
-                      "Expected loss at initialization: -ln(1/{}) = {:.4f}.</p>",
-                      a.seeds, results.size(), jobs[0].config.steps, seconds, vocab.size(), expected);
+  html += fmt::format("<h1>Initialization study: the lecture's loss log over {} seeds</h1><p>{} trainings of {} steps ({} trained in "
+                      "{:.0f} s by this run, {} kept from an earlier one). Expected loss at initialization: -ln(1/{}) = {:.4f}.</p>",
+                      a.seeds, results.size(), jobs[0].config.steps, todo.size(), seconds, reused, vocab.size(), expected);
   html += "<table><tr><th>variant</th><th>step-0 loss</th><th>lecture step-0</th><th>train (mean ± std)</th><th>val (mean ± std)</th><th>lecture train / val</th></tr>";
   for (const auto& v : lecture::kVariants) {
     const Row& r = rows[v.preset];
@@ -237,6 +273,8 @@ Runner add_study(CLI::App& app) {
   init->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   init->add_option("-o,--out", a->out_dir, "Folder for study.json and figures")->capture_default_str();
   init->add_flag("--json", a->json, "Print the summary as one JSON object on stdout");
+  init->add_flag("--no-resume", a->no_resume,
+                 "Train every run again (default: keep the runs finished in DIR/runs/ with the same config and words)");
   Runner fidelity = add_study_fidelity(*c);
   Runner depth = add_study_depth(*c);
   return [a, init, c, fidelity, depth] {

@@ -56,6 +56,11 @@ struct Splits {
 Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size,
                    uint64_t split_seed);
 
+// FNV-1a over the words' code points, each word closed by a newline, as 16 hex digits: what a
+// study stores with each finished training so that a rerun (from any folder, the same words
+// under any path) knows the training was on the same data.
+std::string words_fingerprint(const std::vector<std::u32string>& words);
+
 std::string to_utf8(const std::u32string& s);
 std::string to_utf8(char32_t c);
 // Decodes UTF-8; returns false (and the byte offset of the first bad byte) when invalid.

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "makemore/config.h"
 #include "makemore/data.h"
 #include "makemore/train.h"
@@ -28,15 +30,22 @@ struct StudyResult {
   std::vector<float> loss_log;      // the minibatch loss at steps 0, 10k, 20k, ... (the lecture's log)
 };
 
+// A finished training as JSON (its outcome, loss buckets and loss log; the caller adds what
+// identifies it) and back, exactly: what `study init` keeps per training so that a rerun
+// resumes. from_json throws nlohmann::json's exceptions on a missing or mistyped field.
+nlohmann::json study_result_to_json(const StudyResult& r);
+StudyResult study_result_from_json(const nlohmann::json& j);
+
 // Calls work(i) for i in [0, n) on `threads` threads (0 = one per core), each index once. The
 // first exception thrown stops the handing out of new indices and is rethrown after the
 // threads finish; work that must not stop the others catches its own.
 void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& work);
 
-// Runs the jobs on `jobs` threads (0 = one per core). progress(done, total) is called from the
-// worker threads under a lock after each job finishes.
+// Runs the jobs on `jobs` threads (0 = one per core). After each job finishes, finished(index,
+// result) and then progress(done, total) are called from its worker thread under a lock.
 std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size,
-                                   int threads, const std::function<void(int, int)>& progress);
+                                   int threads, const std::function<void(int, int)>& progress,
+                                   const std::function<void(std::size_t, const StudyResult&)>& finished = nullptr);
 
 struct MeanStd {
   double mean = 0, std = 0;  // std: sample standard deviation (n-1); 0 for one value
