@@ -10,7 +10,12 @@
 #include <mutex>
 #include <thread>
 
+#include <filesystem>
+
+#include <fmt/format.h>
+
 #include "makemore/model.h"
+#include "makemore/run.h"
 
 namespace mm {
 
@@ -137,6 +142,28 @@ StudyResult study_result_from_json(const nlohmann::json& j) {
   r.loss_buckets = j.at("loss_buckets").get<std::vector<float>>();
   r.loss_log = j.at("loss_log").get<std::vector<float>>();
   return r;
+}
+
+std::string kept_run_path(const std::string& dir, const StudyJob& job) {
+  return fmt::format("{}/runs/{}-seed{}.json", dir, job.label, job.seed_index);
+}
+
+void save_kept_run(const std::string& path, const Config& cfg, const std::string& words_hash, const StudyResult& r) {
+  const nlohmann::json kept{{"config", cfg.to_json()}, {"words_fnv1a", words_hash}, {"result", study_result_to_json(r)}};
+  write_file_atomic(path, kept.dump() + "\n");
+}
+
+std::optional<StudyResult> load_kept_run(const std::string& path, const Config& cfg, const std::string& words_hash) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  try {
+    const nlohmann::json kept = read_json_file(path);
+    if (kept.at("config") == cfg.to_json() && kept.at("words_fnv1a") == words_hash)
+      return study_result_from_json(kept.at("result"));
+  } catch (const std::exception&) {
+    // torn (a killed writer leaves only its .tmp file, but be safe) or another version's
+  }
+  return std::nullopt;
 }
 
 MeanStd mean_std(const std::vector<double>& v) {

@@ -850,3 +850,30 @@ TEST(CliStudy, InitChecksItsFolderBeforeTraining) {
   expect_one_line_error(run_cli(dir.path(), {"study", "init", "-i", words, "--seeds", "1", "--steps", "5", "-o", "taken"}),
                         {"taken", "-o DIR"});
 }
+
+TEST(CliStudy, FidelityKeepsItsTrainingsAndChecksTheStudyFirst) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  // A missing or foreign --study folder is found before any training.
+  expect_one_line_error(run_cli(dir.path(), {"study", "fidelity", "-i", words, "-o", "fid", "--study", "nowhere"}),
+                        {"nowhere/study.json", "study init"});
+  fs::create_directories(dir.path() / "fake");
+  write_file(dir.path() / "fake" / "study.json", "{\"study\": \"depth\"}");
+  expect_one_line_error(run_cli(dir.path(), {"study", "fidelity", "-i", words, "-o", "fid", "--study", "fake"}),
+                        {"fake/study.json", "study init"});
+  EXPECT_FALSE(fs::exists(dir.path() / "fid" / "runs" / "lecture-kaiming-seed0.json"));
+
+  // Six 200k-step trainings (fast on 300 names), kept; the rerun reuses them all and prints the
+  // same numbers.
+  const CliResult first = run_cli(dir.path(), {"study", "fidelity", "-i", words, "-o", "fid", "-j", "2", "--json"});
+  ASSERT_EQ(first.exit_code, 0) << describe(first);
+  EXPECT_EQ(count_files(dir.path() / "fid" / "runs"), 6u);
+  const json a = last_json_line(first);
+  const CliResult again = run_cli(dir.path(), {"study", "fidelity", "-i", words, "-o", "fid", "--json"});
+  ASSERT_EQ(again.exit_code, 0) << describe(again);
+  EXPECT_NE(again.err.find("already done; kept"), std::string::npos) << again.err;
+  const json b = last_json_line(again);
+  ASSERT_TRUE(a.is_object() && b.is_object());
+  EXPECT_EQ(a.at("rows"), b.at("rows"));
+  EXPECT_GT(a.at("total").get<int>(), 40);
+}

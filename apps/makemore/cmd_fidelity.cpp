@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "commands.h"
@@ -56,6 +57,30 @@ int run_fidelity(const FidelityArgs& a) {
   const std::string input = a.input.empty() ? default_words_path() : a.input;
   const WordList wl = load_words(input);
   const Vocab vocab = Vocab::from_words(wl.words);
+  // What could fail at the end is checked before a minute of training: the output folder and
+  // the study folder's summary.
+  std::error_code ec;
+  std::filesystem::create_directories(a.out_dir + "/runs", ec);
+  if (ec) throw Error(fmt::format("{}: cannot create the output folder ({}); pass a writable -o DIR", a.out_dir, ec.message()));
+  std::vector<Row> study_rows;  // over seeds, from a finished `makemore study init`
+  if (!a.study_dir.empty()) {
+    const std::string path = a.study_dir + "/study.json";
+    if (!std::filesystem::is_regular_file(path, ec))
+      throw Error(fmt::format("{}: not found; --study takes the -o folder of a finished `makemore study init`", path));
+    const nlohmann::json study = read_json_file(path);
+    try {
+      for (const auto& v : study.at("variants")) {
+        const std::string p = v.at("preset").get<std::string>();
+        study_rows.push_back({fmt::format("val loss, mean over {} seeds (study init)", study.at("seeds").get<int>()), p,
+                              v.at("lecture").at("val").get<double>(), v.at("val_loss").at("mean").get<double>(), 2,
+                              fmt::format("± {:.4f}; within 0.01: {}", v.at("val_loss").at("std").get<double>(),
+                                          std::fabs(v.at("val_minus_lecture").get<double>()) <= 0.01 ? "yes" : "no")});
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("{}: not a `makemore study init` summary ({}); rerun `makemore study init -o {}`", path,
+                              e.what(), a.study_dir));
+    }
+  }
   const Config bn = load_preset("lecture-batchnorm");
   const Splits splits = make_splits(wl.words, vocab, bn.block_size, bn.split_seed);
   std::vector<Row> rows;
@@ -75,14 +100,42 @@ int run_fidelity(const FidelityArgs& a) {
   for (const auto& v : lecture::kVariants) jobs.push_back({load_preset(v.preset), v.preset, 0});
   Config cal = bn;
   cal.calibrate_batchnorm = true;
-  jobs.push_back({cal, "lecture-batchnorm (calibrated)", 0});
+  jobs.push_back({cal, "lecture-batchnorm-calibrated", 0});
+  // Trainings already done are used as they are: this command's own from an earlier run
+  // (OUT/runs), or `study init`'s lecture-seed runs (STUDY/runs) when they have the same config.
+  const std::string words_hash = words_fingerprint(wl.words);
+  std::vector<StudyResult> results(jobs.size());
+  std::vector<StudyJob> todo;
+  std::vector<std::size_t> todo_index;
+  int reused = 0;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    std::optional<StudyResult> kept = load_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash);
+    if (!kept && !a.study_dir.empty()) kept = load_kept_run(kept_run_path(a.study_dir, jobs[i]), jobs[i].config, words_hash);
+    if (kept) {
+      results[i] = std::move(*kept);
+      ++reused;
+    } else {
+      todo.push_back(jobs[i]);
+      todo_index.push_back(i);
+    }
+  }
   const int threads = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time...\n", jobs.size(), threads);
+  if (todo.empty()) fmt::print(log, "fidelity: the {} trainings of 200,000 steps are already done; kept\n", jobs.size());
+  else
+    fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time{}...\n", todo.size(), threads,
+               reused ? fmt::format(" ({} more already done, kept)", reused) : "");
   std::fflush(log);
-  const auto results = run_study(jobs, splits, vocab.size(), threads, [&](int done, int total) {
-    fmt::print(log, "  {}/{} done\n", done, total);
-    std::fflush(log);
-  });
+  run_study(
+      todo, splits, vocab.size(), threads,
+      [&](int done, int total) {
+        fmt::print(log, "  {}/{} done\n", done, total);
+        std::fflush(log);
+      },
+      [&](std::size_t k, const StudyResult& r) {
+        const std::size_t i = todo_index[k];
+        results[i] = r;
+        save_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash, r);
+      });
   for (const auto& r : results) {
     if (r.label == "lecture-batchnorm") {
       for (std::size_t i = 0; i < lecture::kBatchnormLossLog.size(); ++i)
@@ -100,7 +153,7 @@ int run_fidelity(const FidelityArgs& a) {
     }
   }
   for (const auto& r : results) {
-    if (r.label != "lecture-batchnorm (calibrated)") continue;
+    if (r.label != "lecture-batchnorm-calibrated") continue;
     rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm train, calibrated (cell 9)", lecture::kBatchnormCalibratedTrain, r.outcome.losses.train, 4, ""});
     rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm val, calibrated (cell 9)", lecture::kBatchnormCalibratedVal, r.outcome.losses.val, 4, ""});
   }
@@ -119,17 +172,7 @@ int run_fidelity(const FidelityArgs& a) {
       rows.push_back({sec, "weight (30, 100) grad:data ratio", lecture::kDeepW1GradDataRatio, p.grad_data_ratio, 7, "lecture prints 4.881091e-02"});
     }
   }
-  // Over seeds, from a finished `makemore study init`.
-  if (!a.study_dir.empty()) {
-    const auto study = read_json_file(a.study_dir + "/study.json");
-    for (const auto& v : study.at("variants")) {
-      const std::string p = v.at("preset").get<std::string>();
-      rows.push_back({fmt::format("val loss, mean over {} seeds (study init)", study.at("seeds").get<int>()), p,
-                      v.at("lecture").at("val").get<double>(), v.at("val_loss").at("mean").get<double>(), 2,
-                      fmt::format("± {:.4f}; within 0.01: {}", v.at("val_loss").at("std").get<double>(),
-                                  std::fabs(v.at("val_minus_lecture").get<double>()) <= 0.01 ? "yes" : "no")});
-    }
-  }
+  rows.insert(rows.end(), study_rows.begin(), study_rows.end());
 
   // Write the page.
   std::string md = "# Fidelity: the lecture's numbers beside makemore.cpp's\n\n";
@@ -153,7 +196,6 @@ int run_fidelity(const FidelityArgs& a) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   md += fmt::format("\n{} of {} numbers match at the printed precision. ({:.0f}s)\n", matched, total, seconds);
-  std::filesystem::create_directories(a.out_dir);
   write_file_atomic(a.out_dir + "/fidelity.md", md);
   nlohmann::json out{{"matched", matched}, {"total", total}, {"seconds", seconds}, {"rows", jrows}};
   write_file_atomic(a.out_dir + "/fidelity.json", out.dump(2) + "\n");
@@ -169,8 +211,8 @@ Runner add_study_fidelity(CLI::App& study) {
   auto a = std::make_shared<FidelityArgs>();
   auto* c = study.add_subcommand("fidelity", "Every lecture number beside ours (split sizes, step-0 losses, loss log, final losses)");
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
-  c->add_option("-o,--out", a->out_dir, "Folder for fidelity.md / fidelity.json")->capture_default_str();
-  c->add_option("--study", a->study_dir, "A finished `study init` folder: adds the over-seeds comparison");
+  c->add_option("-o,--out", a->out_dir, "Folder for fidelity.md, fidelity.json and runs/ (its trainings, kept for a rerun)")->capture_default_str();
+  c->add_option("--study", a->study_dir, "A finished `study init` folder: adds the over-seeds comparison, and its lecture-seed runs are used instead of training them again");
   c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(0));
   c->add_flag("--json", a->json, "Print one JSON object on stdout");
   return [a] { return run_fidelity(*a); };

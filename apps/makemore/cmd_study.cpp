@@ -76,25 +76,18 @@ int run_study_init(const StudyInitArgs& a) {
   fs::create_directories(a.out_dir + "/runs", ec);
   if (ec) throw Error(fmt::format("{}: cannot create the study folder ({}); pass a writable -o DIR", a.out_dir, ec.message()));
   const std::string words_hash = words_fingerprint(wl.words);
-  auto run_path = [&](const StudyJob& job) { return fmt::format("{}/runs/{}-seed{}.json", a.out_dir, job.label, job.seed_index); };
   std::vector<StudyResult> results(jobs.size());
   std::vector<StudyJob> todo;
   std::vector<std::size_t> todo_index;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
-    const std::string path = run_path(jobs[i]);
-    if (!a.no_resume && fs::exists(path)) {
-      try {
-        const nlohmann::json prev = read_json_file(path);
-        if (prev.at("config") == jobs[i].config.to_json() && prev.at("words_fnv1a") == words_hash) {
-          results[i] = study_result_from_json(prev.at("result"));
-          continue;
-        }
-      } catch (const std::exception&) {
-        // unreadable or from another version: train it again
-      }
+    std::optional<StudyResult> kept;
+    if (!a.no_resume) kept = load_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash);
+    if (kept) {
+      results[i] = std::move(*kept);
+    } else {
+      todo.push_back(jobs[i]);
+      todo_index.push_back(i);
     }
-    todo.push_back(jobs[i]);
-    todo_index.push_back(i);
   }
   const int reused = static_cast<int>(jobs.size() - todo.size());
   fmt::print(log, "study init: {} variants x {} seeds = {} trainings of {} steps, {} at a time\n", base.size(), a.seeds,
@@ -114,8 +107,7 @@ int run_study_init(const StudyInitArgs& a) {
   run_study(todo, splits, vocab.size(), threads, progress, [&](std::size_t k, const StudyResult& r) {
     const std::size_t i = todo_index[k];
     results[i] = r;
-    const nlohmann::json saved{{"config", jobs[i].config.to_json()}, {"words_fnv1a", words_hash}, {"result", study_result_to_json(r)}};
-    write_file_atomic(run_path(jobs[i]), saved.dump() + "\n");
+    save_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash, r);
   });
   if (live && !todo.empty()) fmt::print(log, "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -271,7 +263,7 @@ Runner add_study(CLI::App& app) {
   init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(0));
   init->add_option("--steps", a->steps, "Steps per training (default: the presets' 200,000)")->check(at_least(0));
   init->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
-  init->add_option("-o,--out", a->out_dir, "Folder for study.json and figures")->capture_default_str();
+  init->add_option("-o,--out", a->out_dir, "Folder for study.json, figures/ and runs/ (each finished training, kept for a rerun)")->capture_default_str();
   init->add_flag("--json", a->json, "Print the summary as one JSON object on stdout");
   init->add_flag("--no-resume", a->no_resume,
                  "Train every run again (default: keep the runs finished in DIR/runs/ with the same config and words)");

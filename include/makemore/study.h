@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,15 @@ struct StudyResult {
 // resumes. from_json throws nlohmann::json's exceptions on a missing or mistyped field.
 nlohmann::json study_result_to_json(const StudyResult& r);
 StudyResult study_result_from_json(const nlohmann::json& j);
+
+// A study's finished trainings kept one file each, DIR/runs/<label>-seed<k>.json, holding the
+// config and the words' fingerprint (words_fingerprint) beside the result, so that a rerun,
+// or another command over the same folder, can use them instead of training again.
+std::string kept_run_path(const std::string& dir, const StudyJob& job);
+void save_kept_run(const std::string& path, const Config& cfg, const std::string& words_hash, const StudyResult& r);
+// The kept result when the file holds exactly this config trained on these words; nothing
+// when it is missing, torn, or from another config, other words or another version.
+std::optional<StudyResult> load_kept_run(const std::string& path, const Config& cfg, const std::string& words_hash);
 
 // Calls work(i) for i in [0, n) on `threads` threads (0 = one per core), each index once. The
 // first exception thrown stops the handing out of new indices and is rethrown after the
