@@ -166,6 +166,33 @@ std::optional<StudyResult> load_kept_run(const std::string& path, const Config& 
   return std::nullopt;
 }
 
+StudyPlan plan_study(const std::vector<StudyJob>& jobs, const std::vector<std::string>& kept_in, const std::string& words_hash) {
+  StudyPlan plan;
+  plan.results.resize(jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    std::optional<StudyResult> kept;
+    for (const auto& dir : kept_in) {
+      kept = load_kept_run(kept_run_path(dir, jobs[i]), jobs[i].config, words_hash);
+      if (kept) break;
+    }
+    if (kept) plan.results[i] = std::move(*kept);
+    else plan.todo.push_back(i);
+  }
+  return plan;
+}
+
+void run_planned_study(StudyPlan& plan, const std::vector<StudyJob>& jobs, const std::string& save_to,
+                       const std::string& words_hash, const Splits& splits, int vocab_size, int threads,
+                       const std::function<void(int, int)>& progress) {
+  std::vector<StudyJob> todo;
+  for (std::size_t i : plan.todo) todo.push_back(jobs[i]);
+  run_study(todo, splits, vocab_size, threads, progress, [&](std::size_t k, const StudyResult& r) {
+    const std::size_t i = plan.todo[k];
+    plan.results[i] = r;
+    save_kept_run(kept_run_path(save_to, jobs[i]), jobs[i].config, words_hash, r);
+  });
+}
+
 MeanStd mean_std(const std::vector<double>& v) {
   MeanStd m;
   m.n = static_cast<int>(v.size());

@@ -104,38 +104,21 @@ int run_fidelity(const FidelityArgs& a) {
   // Trainings already done are used as they are: this command's own from an earlier run
   // (OUT/runs), or `study init`'s lecture-seed runs (STUDY/runs) when they have the same config.
   const std::string words_hash = words_fingerprint(wl.words);
-  std::vector<StudyResult> results(jobs.size());
-  std::vector<StudyJob> todo;
-  std::vector<std::size_t> todo_index;
-  int reused = 0;
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    std::optional<StudyResult> kept = load_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash);
-    if (!kept && !a.study_dir.empty()) kept = load_kept_run(kept_run_path(a.study_dir, jobs[i]), jobs[i].config, words_hash);
-    if (kept) {
-      results[i] = std::move(*kept);
-      ++reused;
-    } else {
-      todo.push_back(jobs[i]);
-      todo_index.push_back(i);
-    }
-  }
+  std::vector<std::string> kept_in{a.out_dir};
+  if (!a.study_dir.empty()) kept_in.push_back(a.study_dir);
+  StudyPlan plan = plan_study(jobs, kept_in, words_hash);
+  const int reused = plan.kept();
   const int threads = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (todo.empty()) fmt::print(log, "fidelity: the {} trainings of 200,000 steps are already done; kept\n", jobs.size());
+  if (plan.todo.empty()) fmt::print(log, "fidelity: the {} trainings of 200,000 steps are already done; kept\n", jobs.size());
   else
-    fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time{}...\n", todo.size(), threads,
+    fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time{}...\n", plan.todo.size(), threads,
                reused ? fmt::format(" ({} more already done, kept)", reused) : "");
   std::fflush(log);
-  run_study(
-      todo, splits, vocab.size(), threads,
-      [&](int done, int total) {
-        fmt::print(log, "  {}/{} done\n", done, total);
-        std::fflush(log);
-      },
-      [&](std::size_t k, const StudyResult& r) {
-        const std::size_t i = todo_index[k];
-        results[i] = r;
-        save_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash, r);
-      });
+  run_planned_study(plan, jobs, a.out_dir, words_hash, splits, vocab.size(), threads, [&](int done, int total) {
+    fmt::print(log, "  {}/{} done\n", done, total);
+    std::fflush(log);
+  });
+  const auto& results = plan.results;
   for (const auto& r : results) {
     if (r.label == "lecture-batchnorm") {
       for (std::size_t i = 0; i < lecture::kBatchnormLossLog.size(); ++i)

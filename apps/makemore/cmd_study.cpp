@@ -76,20 +76,8 @@ int run_study_init(const StudyInitArgs& a) {
   fs::create_directories(a.out_dir + "/runs", ec);
   if (ec) throw Error(fmt::format("{}: cannot create the study folder ({}); pass a writable -o DIR", a.out_dir, ec.message()));
   const std::string words_hash = words_fingerprint(wl.words);
-  std::vector<StudyResult> results(jobs.size());
-  std::vector<StudyJob> todo;
-  std::vector<std::size_t> todo_index;
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    std::optional<StudyResult> kept;
-    if (!a.no_resume) kept = load_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash);
-    if (kept) {
-      results[i] = std::move(*kept);
-    } else {
-      todo.push_back(jobs[i]);
-      todo_index.push_back(i);
-    }
-  }
-  const int reused = static_cast<int>(jobs.size() - todo.size());
+  StudyPlan plan = plan_study(jobs, a.no_resume ? std::vector<std::string>{} : std::vector<std::string>{a.out_dir}, words_hash);
+  const int reused = plan.kept();
   fmt::print(log, "study init: {} variants x {} seeds = {} trainings of {} steps, {} at a time\n", base.size(), a.seeds,
              jobs.size(), jobs[0].config.steps, threads);
   if (reused > 0)
@@ -104,12 +92,9 @@ int run_study_init(const StudyInitArgs& a) {
     else fmt::print(log, "  {}/{} trainings done, {:.0f}s elapsed, ETA {:.0f}s\n", done + reused, total + reused, el, eta);
     std::fflush(log);
   };
-  run_study(todo, splits, vocab.size(), threads, progress, [&](std::size_t k, const StudyResult& r) {
-    const std::size_t i = todo_index[k];
-    results[i] = r;
-    save_kept_run(kept_run_path(a.out_dir, jobs[i]), jobs[i].config, words_hash, r);
-  });
-  if (live && !todo.empty()) fmt::print(log, "\n");
+  run_planned_study(plan, jobs, a.out_dir, words_hash, splits, vocab.size(), threads, progress);
+  const auto& results = plan.results;
+  if (live && !plan.todo.empty()) fmt::print(log, "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Gather per variant.
@@ -182,7 +167,7 @@ int run_study_init(const StudyInitArgs& a) {
     diffs.push_back({{"from", lecture::kVariants[i - 1].preset}, {"to", lecture::kVariants[i].preset},
                      {"val_diff", d}, {"welch_t", t}, {"t_critical_95", crit}, {"significant", real}});
   }
-  fmt::print(log, "\n{} trainings in {:.1f}s ({} at a time){}\n", todo.size(), seconds, threads,
+  fmt::print(log, "\n{} trainings in {:.1f}s ({} at a time){}\n", plan.todo.size(), seconds, threads,
              reused > 0 ? fmt::format("; {} more kept from an earlier run", reused) : "");
 
   nlohmann::json out{{"study", "init"}, {"seeds", a.seeds}, {"steps", jobs[0].config.steps}, {"jobs", threads},
@@ -228,7 +213,7 @@ int run_study_init(const StudyInitArgs& a) {
                      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>";
   html += fmt::format("<h1>Initialization study: the lecture's loss log over {} seeds</h1><p>{} trainings of {} steps ({} trained in "
                       "{:.0f} s by this run, {} kept from an earlier one). Expected loss at initialization: -ln(1/{}) = {:.4f}.</p>",
-                      a.seeds, results.size(), jobs[0].config.steps, todo.size(), seconds, reused, vocab.size(), expected);
+                      a.seeds, results.size(), jobs[0].config.steps, plan.todo.size(), seconds, reused, vocab.size(), expected);
   html += "<table><tr><th>variant</th><th>step-0 loss</th><th>lecture step-0</th><th>train (mean ± std)</th><th>val (mean ± std)</th><th>lecture train / val</th></tr>";
   for (const auto& v : lecture::kVariants) {
     const Row& r = rows[v.preset];

@@ -46,6 +46,20 @@ void save_kept_run(const std::string& path, const Config& cfg, const std::string
 // when it is missing, torn, or from another config, other words or another version.
 std::optional<StudyResult> load_kept_run(const std::string& path, const Config& cfg, const std::string& words_hash);
 
+// Jobs split into those already kept in one of the folders (first match wins; their results
+// filled in) and those still to train.
+struct StudyPlan {
+  std::vector<StudyResult> results;  // one per job, in job order
+  std::vector<std::size_t> todo;     // indices of the jobs to train
+  int kept() const { return static_cast<int>(results.size() - todo.size()); }
+};
+StudyPlan plan_study(const std::vector<StudyJob>& jobs, const std::vector<std::string>& kept_in, const std::string& words_hash);
+// Trains plan.todo (run_study), filling plan.results and keeping each as it finishes in
+// save_to/runs/.
+void run_planned_study(StudyPlan& plan, const std::vector<StudyJob>& jobs, const std::string& save_to,
+                       const std::string& words_hash, const Splits& splits, int vocab_size, int threads,
+                       const std::function<void(int, int)>& progress);
+
 // Calls work(i) for i in [0, n) on `threads` threads (0 = one per core), each index once. The
 // first exception thrown stops the handing out of new indices and is rethrown after the
 // threads finish; work that must not stop the others catches its own.
