@@ -33,6 +33,24 @@ namespace {
 // Bigger headers are never written by us and would only make a corrupt length allocate a lot.
 constexpr uint64_t max_header_bytes = 100ull * 1024 * 1024;
 constexpr const char* metadata_key = "__metadata__";
+// Our own metadata entry: FNV-1a (64-bit) of the whole data section, so bytes damaged after the
+// save (a bad disk, a copy cut short and padded, an edit) are found on load instead of being
+// read as weights. Files without it (other writers, older versions) load unchecked.
+constexpr const char* checksum_key = "makemore.data_fnv1a64";
+
+struct DataHash {
+  uint64_t h = 14695981039346656037ULL;
+  void add(const std::vector<float>& v) {
+    const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+    for (std::size_t i = 0, n = v.size() * sizeof(float); i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  }
+  std::string hex() const {
+    static const char digits[] = "0123456789abcdef";
+    std::string s(16, '0');
+    for (int i = 0; i < 16; ++i) s[static_cast<std::size_t>(i)] = digits[(h >> (60 - 4 * i)) & 0xF];
+    return s;
+  }
+};
 
 [[noreturn]] void throw_corrupt(const std::string& path, const std::string& what) {
   throw Error(path + ": corrupt checkpoint (" + what + "); retrain or restore the file");
@@ -192,6 +210,9 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   nlohmann::ordered_json meta = nlohmann::ordered_json::object();
   for (const auto& [k, v] : file.metadata) meta[k] = v;
+  DataHash hash;
+  for (const auto& t : file.tensors) hash.add(t.data);
+  meta[checksum_key] = hash.hex();
   header[metadata_key] = std::move(meta);
   std::set<std::string> seen;
   uint64_t offset = 0;
@@ -348,6 +369,12 @@ TensorFile load_safetensors(const std::string& path) {
     if (!read_all(fd, reinterpret_cast<char*>(t.data.data()), e.end - e.begin, path))
       throw_corrupt(path, "file ended early");
     result.tensors.push_back(std::move(t));
+  }
+  if (auto it = result.metadata.find(checksum_key); it != result.metadata.end()) {
+    DataHash hash;
+    for (const auto& t : result.tensors) hash.add(t.data);  // data order: the section's bytes
+    if (hash.hex() != it->second) throw_corrupt(path, "its values do not match the checksum written with them: the file was damaged after it was saved");
+    result.metadata.erase(it);
   }
   return result;
 }

@@ -337,7 +337,7 @@ bool from_utf8(const std::string& s, std::u32string* out, std::size_t* bad_offse
 }
 
 std::string words_fingerprint(const std::vector<std::u32string>& words) {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = 14695981039346656037ULL;
   for (const auto& w : words) {
     for (char32_t ch : w) h = (h ^ static_cast<uint64_t>(ch)) * 1099511628211ULL;
     h = (h ^ 0x0aULL) * 1099511628211ULL;

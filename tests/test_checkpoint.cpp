@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -106,6 +107,28 @@ TEST_F(CheckpointTest, RoundTrip) {
   EXPECT_EQ(loaded.find("missing"), nullptr);
 }
 
+// Values damaged after the save (the header intact) are found by the checksum, every byte of
+// them; the metadata read back does not show the checksum entry.
+TEST_F(CheckpointTest, DamagedValuesAreFound) {
+  const auto p = path("model.safetensors");
+  mm::save_safetensors(p, sample_file());
+  const std::string bytes = read_bytes(p);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  const std::size_t data_begin = 8 + header_len;
+  ASSERT_LT(data_begin, bytes.size());
+  for (std::size_t i = data_begin; i < bytes.size(); ++i) {
+    std::string damaged = bytes;
+    damaged[i] = static_cast<char>(damaged[i] ^ 0x10);
+    write_bytes(p, damaged);
+    const std::string msg = load_error_message(p);
+    EXPECT_NE(msg.find("damaged after it was saved"), std::string::npos) << "byte " << i << ": " << msg;
+    EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  }
+  write_bytes(p, bytes);
+  EXPECT_EQ(mm::load_safetensors(p).metadata, sample_file().metadata);
+}
+
 TEST_F(CheckpointTest, HeaderPaddedToMultipleOfEight) {
   // Vary the name length so the unpadded header hits every residue mod 8.
   for (int len = 1; len <= 8; ++len) {
@@ -130,10 +153,15 @@ TEST_F(CheckpointTest, ByteLayoutIsSafetensors) {
   const auto p = path("tiny.safetensors");
   mm::save_safetensors(p, f);
 
-  std::string header =
-      R"({"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
-  header.append((8 - header.size() % 8) % 8, ' ');
   const std::string data("\x00\x00\x80\x3f\x00\x00\x00\xc0", 8);  // 1.0f, -2.0f little-endian
+  // The data section's FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3), in hex.
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : data) h = (h ^ c) * 0x100000001b3ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  std::string header = R"({"__metadata__":{"k":"v","makemore.data_fnv1a64":")" + std::string(hex) +
+                       R"("},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
   const std::string expected = u64_le(header.size()) + header + data;
   EXPECT_EQ(read_bytes(p), expected);
 }

@@ -374,3 +374,11 @@ TEST(DataNames, MatchesTheNotebook) {
   EXPECT_EQ(s.train_words[1], U"diondre");
   EXPECT_EQ(s.train_words[2], U"xavien");
 }
+
+// The fingerprint studies store is FNV-1a 64 of the words, each closed by a newline: the same
+// value Python's reference loop gives for "ab\nc\n", and any change of the words moves it.
+TEST(DataFingerprint, IsFnv1aOfTheLines) {
+  EXPECT_EQ(mm::words_fingerprint({U"ab", U"c"}), "55b7cb2f21b10c89");
+  EXPECT_NE(mm::words_fingerprint({U"ab", U"d"}), mm::words_fingerprint({U"ab", U"c"}));
+  EXPECT_NE(mm::words_fingerprint({U"a", U"bc"}), mm::words_fingerprint({U"ab", U"c"}));
+}
