@@ -336,6 +336,13 @@ bool from_utf8(const std::string& s, std::u32string* out, std::size_t* bad_offse
   return true;
 }
 
+void require_nonempty_splits(const Splits& splits, const std::string& input, std::size_t items) {
+  const char* empty = splits.train.size() == 0 ? "train" : splits.val.size() == 0 ? "val" : splits.test.size() == 0 ? "test" : nullptr;
+  if (empty)
+    throw Error(fmt::format("{}: too few items ({}): the 80/10/10 split leaves the {} split empty; use at least 10", input,
+                            items, empty));
+}
+
 std::string words_fingerprint(const std::vector<std::u32string>& words) {
   uint64_t h = 14695981039346656037ULL;
   for (const auto& w : words) {

@@ -630,6 +630,7 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   const WordList wl = load_words(opt.input.empty() ? "data/names.txt" : opt.input);
   const Vocab vocab = Vocab::from_words(wl.words);
   const Splits splits = make_splits(wl.words, vocab, 3, 42);
+  require_nonempty_splits(splits, wl.path, wl.words.size());
   const double unigram = unigram_entropy(splits.train, vocab.size());
   // A rerun from another folder, with the same words under another path, still finds its cells.
   const std::string words_hash = words_fingerprint(wl.words);

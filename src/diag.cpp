@@ -274,7 +274,8 @@ bool DiagObserver::ratio_step(int64_t step) const {
 
 void DiagObserver::after_forward(Trainer& t, int64_t step, float loss) {
   trainer_config_ = &t.config();
-  if (losses_.empty()) losses_.reserve(static_cast<std::size_t>(std::max<int64_t>(t.config().steps, 1)));
+  // Room for the run's losses up front, up to 2^20 (a huge --steps grows it as it goes).
+  if (losses_.empty()) losses_.reserve(static_cast<std::size_t>(std::clamp<int64_t>(t.config().steps, 1, int64_t{1} << 20)));
   losses_.push_back(loss);
   if (snapshot_step(step)) capture_forward(t.model(), step, loss);
 }

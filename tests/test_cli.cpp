@@ -382,6 +382,7 @@ TEST(CliBadInput, WordFiles) {
   write_file(dir / "empty.txt", "");
   write_file(dir / "binary.txt", std::string("anna\nbo\0b\nemma\n", 15));
   write_file(dir / "bad_utf8.txt", "anna\nbob\nem\xff" "ma\n");
+  write_file(dir / "three.txt", "anna\nbob\nemma\n");
   struct Case {
     std::string file;
     std::vector<std::string> parts;
@@ -392,6 +393,7 @@ TEST(CliBadInput, WordFiles) {
       {"empty.txt", {"empty.txt", "empty"}},
       {"binary.txt", {"binary.txt", "binary"}},
       {"bad_utf8.txt", {"bad_utf8.txt:3", "invalid UTF-8"}},
+      {"three.txt", {"three.txt", "too few items (3)", "split empty", "at least 10"}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);

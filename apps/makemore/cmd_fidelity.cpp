@@ -83,6 +83,7 @@ int run_fidelity(const FidelityArgs& a) {
   }
   const Config bn = load_preset("lecture-batchnorm");
   const Splits splits = make_splits(wl.words, vocab, bn.block_size, bn.split_seed);
+  require_nonempty_splits(splits, input, wl.words.size());
   std::vector<Row> rows;
   rows.push_back({"data", "words", lecture::kWords, static_cast<double>(wl.words.size()), 0, ""});
   rows.push_back({"data", "vocabulary size", lecture::kVocab, static_cast<double>(vocab.size()), 0, ""});

@@ -58,6 +58,7 @@ int run_study_init(const StudyInitArgs& a) {
   std::vector<Config> base;
   for (const auto& v : lecture::kVariants) base.push_back(load_preset(v.preset));
   const Splits splits = make_splits(wl.words, vocab, base[0].block_size, base[0].split_seed);
+  require_nonempty_splits(splits, input, wl.words.size());
   for (int s = 0; s < a.seeds; ++s)  // seed-major order: every variant's first seed finishes early
     for (const auto& cfg0 : base) {
       Config cfg = cfg0;

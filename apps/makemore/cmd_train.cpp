@@ -200,8 +200,7 @@ int run_train(const TrainArgs& a) {
     vocab = Vocab::from_words(wl.words);
   }
   Splits splits = make_splits(wl.words, vocab, cfg.block_size, cfg.split_seed);
-  if (splits.train.size() == 0)
-    throw Error(fmt::format("{}: too few items for a training split ({} items); use at least 10", input, wl.words.size()));
+  require_nonempty_splits(splits, input, wl.words.size());
 
   if (!a.resume) {
     // Build the network before touching the run folder: a config whose layers do not fit

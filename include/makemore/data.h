@@ -61,6 +61,10 @@ Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab,
 // under any path) knows the training was on the same data.
 std::string words_fingerprint(const std::vector<std::u32string>& words);
 
+// Throws mm::Error naming `input` when a split has no examples: a word list of fewer than 10
+// items leaves val or test empty, and a loss over no examples is no measurement.
+void require_nonempty_splits(const Splits& splits, const std::string& input, std::size_t items);
+
 std::string to_utf8(const std::u32string& s);
 std::string to_utf8(char32_t c);
 // Decodes UTF-8; returns false (and the byte offset of the first bad byte) when invalid.
