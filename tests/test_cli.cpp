@@ -694,12 +694,22 @@ TEST(CliInterrupt, ResumeRefusesWhatItCannotContinue) {
 // option, pointing at the right --help; help and version still print normally.
 TEST(CliBadInput, OptionErrorsAreOneLine) {
   TempDir dir;
-  expect_one_line_error(run_cli(dir.path(), {"bench", "--steps", "0"}), {"--steps", "at least 1, got 0", "`makemore bench --help`"});
-  expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "fast"}), {"--lr", "must be a number, got 'fast'", "`makemore train --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"bench", "--steps", "0"}), {"--steps", "at least 1, got '0'", "`makemore bench --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "fast"}), {"--lr", "must be a finite number of at least 0, got 'fast'", "`makemore train --help`"});
   expect_one_line_error(run_cli(dir.path(), {"train", "--steps", "-3"}), {"--steps", "at least 0"});
   expect_one_line_error(run_cli(dir.path(), {"train", "--preset", "lecture-deep", "--config", "x.json"}), {"excludes"});
   expect_one_line_error(run_cli(dir.path(), {"study", "depth", "--bogus"}), {"--bogus", "`makemore study depth --help`"});
   expect_one_line_error(run_cli(dir.path(), {}), {"subcommand", "`makemore --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"traim"}), {"unknown command 'traim'", "train, sample", "`makemore --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"--bogus"}), {"unknown option '--bogus'", "`makemore --help`"});
+  // Numbers: whole numbers for counts and seeds (no silent clamping or rounding), finite ones
+  // for rates and temperatures.
+  expect_one_line_error(run_cli(dir.path(), {"train", "--steps", "2.5"}), {"--steps", "whole number of at least 0, got '2.5'"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--steps", "1e3"}), {"--steps", "got '1e3'"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--seed", "18446744073709551616"}), {"--seed", "got '18446744073709551616'"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "inf"}), {"--lr", "finite number", "got 'inf'"});
+  expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "--temperature", "nan"}), {"--temperature", "from 1e-06 to", "got 'nan'"});
+  expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "-n", "abc"}), {"-n", "whole number from 1 to 1000000", "got 'abc'"});
   for (const auto& ok : std::vector<std::vector<std::string>>{{"--help"}, {"train", "--help"}, {"--version"}}) {
     const CliResult r = run_cli(dir.path(), ok);
     EXPECT_EQ(r.exit_code, 0) << describe(r);

@@ -189,13 +189,13 @@ Runner add_bench(CLI::App& app) {
   auto* c = app.add_subcommand("bench", "Training speed (steps/s, one core) of presets, best of --repeat runs; --torch: beside PyTorch");
   c->add_option("--preset", a->presets, "Preset(s) to time (default: lecture-kaiming, lecture-batchnorm, lecture-deep)");
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
-  c->add_option("--steps", a->steps, "Steps per timed run")->capture_default_str()->check(at_least(1));
-  c->add_option("--repeat", a->repeat, "Timed runs per preset; the best counts")->capture_default_str()->check(CLI::Range(1, 100));
+  c->add_option("--steps", a->steps, "Steps per timed run")->capture_default_str()->check(at_least(a->steps, 1));
+  c->add_option("--repeat", a->repeat, "Timed runs per preset; the best counts")->capture_default_str()->check(number_in(a->repeat, 1, 100));
   c->add_flag("--torch", a->torch, "Also time the lecture's PyTorch loop (bench/torch/, /usr/bin/python3, 1 thread), best of --repeat runs taking turns with ours");
-  c->add_option("--torch-steps", a->torch_steps, "Steps of each PyTorch run")->capture_default_str()->check(at_least(1));
+  c->add_option("--torch-steps", a->torch_steps, "Steps of each PyTorch run")->capture_default_str()->check(at_least(a->torch_steps, 1));
   c->add_option("--threads", a->threads, "Cores one training may use (large products and the evaluation split over them)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(number_in(a->threads, 1, 256));
   c->add_flag("--profile", a->profile, "Also print where a step's time goes, part by part (--steps steps; run on a quiet machine)");
   c->add_flag("--json", a->json, "Print one JSON object with steps_per_sec per preset");
   return [a] { return run_bench(*a); };

@@ -197,7 +197,7 @@ Runner add_study_fidelity(CLI::App& study) {
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   c->add_option("-o,--out", a->out_dir, "Folder for fidelity.md, fidelity.json and runs/ (its trainings, kept for a rerun)")->capture_default_str();
   c->add_option("--study", a->study_dir, "A finished `study init` folder: adds the over-seeds comparison, and its lecture-seed runs are used instead of training them again");
-  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(0));
+  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(a->jobs, 0));
   c->add_flag("--json", a->json, "Print one JSON object on stdout");
   return [a] { return run_fidelity(*a); };
 }

@@ -147,9 +147,9 @@ Runner add_inspect(CLI::App& app) {
   f->excludes(o);
   c->add_option("--steps", a->steps, "Train this many steps first, then measure the next minibatch")
       ->capture_default_str()
-      ->check(at_least(0));
+      ->check(at_least(a->steps, 0));
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt; for -o, the run's words.txt)");
-  c->add_option("--batch-size", a->batch_size, "Minibatch size to measure (default: the config's)")->check(CLI::Range(2, 1 << 20));
+  c->add_option("--batch-size", a->batch_size, "Minibatch size to measure (default: the config's)")->check(number_in(a->batch_size, 2, 1 << 20));
   c->add_flag("--json", a->json, "Print one JSON object on stdout instead of the tables");
   return [a] { return run_inspect(*a); };
 }

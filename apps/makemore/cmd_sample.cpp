@@ -90,10 +90,10 @@ Runner add_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
   auto* c = app.add_subcommand("sample", "Sample items from a trained run");
   c->add_option("-o,--out", a->dir, "Run folder")->capture_default_str();
-  c->add_option("-n,--num", a->n, "How many items")->capture_default_str()->check(CLI::Range(1, 1000000));
-  c->add_option("--seed", a->seed, "Sampling seed (default: the run's seed + 10, as the lecture)")->check(at_least(0));
-  c->add_option("--temperature", a->temperature, "Divide the logits by T (> 0)")->capture_default_str()->check(CLI::Range(1e-6, 1e6));
-  c->add_option("--top-k", a->top_k, "Sample only from the K most likely tokens (0 = all)")->check(at_least(0));
+  c->add_option("-n,--num", a->n, "How many items")->capture_default_str()->check(number_in(a->n, 1, 1000000));
+  c->add_option("--seed", a->seed, "Sampling seed (default: the run's seed + 10, as the lecture)")->check(at_least(a->seed, 0));
+  c->add_option("--temperature", a->temperature, "Divide the logits by T (> 0)")->capture_default_str()->check(number_in(a->temperature, 1e-6, 1e6));
+  c->add_option("--top-k", a->top_k, "Sample only from the K most likely tokens (0 = all)")->check(at_least(a->top_k, 0));
   c->add_flag("--json", a->json, "Print one JSON object");
   return [a] { return run_sample(*a); };
 }

@@ -245,9 +245,9 @@ Runner add_study(CLI::App& app) {
   auto* c = app.add_subcommand("study", "Studies over many trainings: `study init` (the lecture's loss log with error bars), `study fidelity`, `study depth`");
   c->require_subcommand(1);
   auto* init = c->add_subcommand("init", "Train the five single-layer lecture variants over N seeds; mean ± std vs the lecture");
-  init->add_option("--seeds", a->seeds, "Seeds per variant (the lecture's seed first)")->capture_default_str()->check(CLI::Range(1, 1000));
-  init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(0));
-  init->add_option("--steps", a->steps, "Steps per training (default: the presets' 200,000)")->check(at_least(0));
+  init->add_option("--seeds", a->seeds, "Seeds per variant (the lecture's seed first)")->capture_default_str()->check(number_in(a->seeds, 1, 1000));
+  init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(a->jobs, 0));
+  init->add_option("--steps", a->steps, "Steps per training (default: the presets' 200,000)")->check(at_least(a->steps, 0));
   init->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   init->add_option("-o,--out", a->out_dir, "Folder for study.json, figures/ and runs/ (each finished training, kept for a rerun)")->capture_default_str();
   init->add_flag("--json", a->json, "Print the summary as one JSON object on stdout");

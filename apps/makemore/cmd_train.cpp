@@ -356,30 +356,30 @@ Runner add_train(CLI::App& app) {
   auto* p = c->add_option("--preset", a->preset, "Built-in network (see `makemore presets`; default lecture-batchnorm)");
   auto* f = c->add_option("--config", a->config_path, "Config file (JSON; start from `makemore presets show NAME`)");
   p->excludes(f);
-  c->add_option("--steps", a->steps, "Training steps (overrides the config)")->check(at_least(0));
-  c->add_option("--seed", a->seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")->check(at_least(0));
-  c->add_option("--split-seed", a->split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")->check(at_least(0));
-  c->add_option("--batch-size", a->batch_size, "Minibatch size (overrides the config)")->check(at_least(1));
+  c->add_option("--steps", a->steps, "Training steps (overrides the config)")->check(at_least(a->steps, 0));
+  c->add_option("--seed", a->seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")->check(at_least(a->seed, 0));
+  c->add_option("--split-seed", a->split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")->check(at_least(a->split_seed, 0));
+  c->add_option("--batch-size", a->batch_size, "Minibatch size (overrides the config)")->check(at_least(a->batch_size, 1));
   c->add_option("--optimizer", a->optimizer, "Optimizer with PyTorch's defaults (overrides the config; settings in train.optimizer)")
       ->check(CLI::IsMember({"sgd", "rmsprop", "adam", "adamw"}));
-  c->add_option("--lr", a->lr, "Constant learning rate (overrides the config's schedule)")->check(at_least(0));
+  c->add_option("--lr", a->lr, "Constant learning rate (overrides the config's schedule)")->check(at_least(a->lr, 0));
   c->add_flag("--calibrate", a->calibrate, "After training, set BatchNorm running statistics from the whole training set");
   c->add_flag("--json", a->json, "Print the result as one JSON object on stdout (logs go to stderr)");
   c->add_flag("-q,--quiet", a->quiet, "No progress output");
   c->add_option("--diag-every", a->diag_every,
                  "Record activation / gradient / update statistics every N steps into diagnostics.jsonl, "
                  "update_ratio.jsonl and inspect.json (0: off; default 1000, or a resumed run's own)")
-      ->check(at_least(0));
+      ->check(at_least(a->diag_every, 0));
   c->add_option("--threads", a->threads,
                  "Cores one training may use: large matrix products and the evaluation split over them (the lecture's "
                  "small networks gain little; studies run one training per core instead)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+      ->check(number_in(a->threads, 1, 256));
   c->add_flag("--no-report", a->no_report, "Do not write report.html into the run folder");
   c->add_option("--save-every", a->save_every,
                 "Save the checkpoint and train state every N steps while training, so even a killed run can be "
                 "sampled and continued with --resume (0: only at the end; default 10000, or a resumed run's own)")
-      ->check(at_least(0));
+      ->check(at_least(a->save_every, 0));
   auto* r = c->add_flag("--resume", a->resume,
                         "Continue the run in -o DIR (stopped by Ctrl-C, or finished: with --steps N to train further) "
                         "with its own config and word list; the same bits as a run never stopped");

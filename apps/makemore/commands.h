@@ -1,29 +1,48 @@
 // The `makemore` command's subcommands: each registers its options on the CLI11 app and runs
 // as a thin call into the library.
 #pragma once
+#include <charconv>
+#include <cmath>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <string>
+#include <type_traits>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 namespace mm::cli {
 
-// A number option's lower bound with a plain message ("must be at least 1, got 0"): CLI11's
-// PositiveNumber / NonNegativeNumber print their upper bound, DBL_MAX, to 308 digits.
-inline CLI::Validator at_least(int lo) {
+// (CLI11's own PositiveNumber / NonNegativeNumber print their upper bound, DBL_MAX, to 308
+// digits, and its Range lets nan through.)
+// Option value checks with one message style. The option's variable fixes the kind of number:
+// a whole number for integer options ("2.5", "1e3" and values past the type's range are
+// refused by name, not clamped), a finite one for floating options (nan, inf refused).
+template <class T>
+CLI::Validator number_in(const T& /*option variable: its type*/, T lo, T hi = std::numeric_limits<T>::max()) {
+  static_assert(std::is_arithmetic_v<T>);
   return CLI::Validator(
-      [lo](std::string& text) -> std::string {
-        try {
-          std::size_t used = 0;
-          const double v = std::stod(text, &used);
-          if (used == text.size() && v >= lo) return {};
-        } catch (const std::exception&) {
-          return "must be a number, got '" + text + "'";
-        }
-        return "must be a number of at least " + std::to_string(lo) + ", got " + text;
+      [lo, hi](std::string& text) -> std::string {
+        T v{};
+        const char* b = text.data();
+        const char* e = b + text.size();
+        const auto [end, ec] = std::from_chars(b, e, v);
+        bool ok = ec == std::errc() && end == e && !text.empty();
+        if constexpr (std::is_floating_point_v<T>) ok = ok && std::isfinite(v);
+        if (ok && v >= lo && v <= hi) return {};
+        const std::string kind = std::is_integral_v<T> ? "a whole number" : "a finite number";
+        const bool unbounded = hi == std::numeric_limits<T>::max() && ec != std::errc::result_out_of_range;
+        const std::string range = unbounded ? fmt::format("of at least {}", lo)
+                                                                      : fmt::format("from {} to {}", lo, hi);
+        return "must be " + kind + " " + range + ", got '" + text + "'";
       },
       lo > 0 ? "POSITIVE" : "NONNEGATIVE");
+}
+// The common case: any value from lo up.
+template <class T, class L>
+CLI::Validator at_least(const T& target, L lo) {
+  return number_in(target, static_cast<T>(lo));
 }
 
 // Each returns the process exit code when its subcommand was chosen.

@@ -52,6 +52,14 @@ int main(int argc, char** argv) {
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
     for (char& c : what)
       if (c == '\n') c = ' ';
+    if (app.get_subcommands().empty() && argc > 1) {
+      // Nothing matched a command: name what was typed rather than "A subcommand is required".
+      const std::string first = argv[1];
+      std::string names;
+      for (const auto& [sub, run] : cmds) names += (names.empty() ? "" : ", ") + sub->get_name();
+      what = first.starts_with("-") ? fmt::format("unknown option '{}' (commands: {})", first, names)
+                                    : fmt::format("unknown command '{}' (commands: {})", first, names);
+    }
     fmt::print(stderr, "makemore: error: {}; see `{} --help`\n", what, where);
     return e.get_exit_code();
   }
