@@ -59,6 +59,18 @@ void save_checkpoint(const std::string& path, const Model& model, const Config& 
   save_safetensors(path, f);
 }
 
+WordList load_run_words(const std::string& dir, const LoadedRun& run) {
+  const std::string path = dir + "/" + kWordsFile;
+  struct stat st{};
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw Error(fmt::format("{}: missing from the run folder (the word list it was trained on); retrain it with `makemore train -o {}`",
+                            path, dir));
+  WordList wl = load_words(path);
+  if (Vocab::from_words(wl.words).chars() != run.vocab.chars())
+    throw Error(fmt::format("{}: does not match the checkpoint's vocabulary; the run folder was modified, retrain it", path));
+  return wl;
+}
+
 LoadedRun load_run(const std::string& dir) {
   struct stat st{};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))

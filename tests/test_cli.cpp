@@ -677,6 +677,13 @@ TEST(CliInterrupt, ResumeRefusesWhatItCannotContinue) {
   const CliResult both = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--preset", "lecture-kaiming"});
   EXPECT_NE(both.exit_code, 0);
   EXPECT_NE(both.err.find("--resume"), std::string::npos) << describe(both);
+  // Without its word list the run cannot continue, and -i (excluded by --resume) is no cure.
+  const std::string kept_words = read_file(dir / "run" / "words.txt");
+  fs::remove(dir / "run" / "words.txt");
+  const CliResult no_words = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "80"});
+  expect_one_line_error(no_words, {"run/words.txt", "missing from the run folder"});
+  EXPECT_EQ(no_words.err.find("-i FILE"), std::string::npos) << no_words.err;
+  write_file(dir / "run" / "words.txt", kept_words);
   // Damaged or missing state: one line naming the file, and the run folder is left as it was.
   const std::string model = read_file(dir / "run" / "model.safetensors");
   const std::string result = read_file(dir / "run" / "result.json");

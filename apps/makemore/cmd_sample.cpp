@@ -17,13 +17,7 @@ namespace mm::cli {
 namespace {
 
 Splits run_splits(const std::string& dir, const LoadedRun& run) {
-  if (!std::filesystem::is_regular_file(dir + "/" + kWordsFile))
-    throw Error(fmt::format("{}/{}: missing from the run folder (the word list it was trained on); retrain it with `makemore train -o {}`",
-                            dir, kWordsFile, dir));
-  const WordList wl = load_words(dir + "/" + kWordsFile);
-  const Vocab v = Vocab::from_words(wl.words);
-  if (v.chars() != run.vocab.chars())
-    throw Error(fmt::format("{}/{}: does not match the checkpoint's vocabulary; the run folder was modified, retrain it", dir, kWordsFile));
+  const WordList wl = load_run_words(dir, run);
   return make_splits(wl.words, run.vocab, run.config.block_size, run.config.split_seed);
 }
 

@@ -179,10 +179,8 @@ int run_train(const TrainArgs& a) {
       throw Error(fmt::format("{}: the run already has {} of its {} steps; pass --steps N with N > {} to train it further", dir,
                               resume_step, cfg.steps, resume_step));
     input = dir + "/" + kWordsFile;
-    wl = load_words(input);
-    vocab = Vocab::from_words(wl.words);
-    if (vocab.chars() != run.vocab.chars())
-      throw Error(fmt::format("{}: its characters differ from the checkpoint's vocabulary; the run folder was changed, train it again", input));
+    wl = load_run_words(dir, run);
+    vocab = run.vocab;
   } else {
     cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
     if (a.steps >= 0) cfg.steps = a.steps;
