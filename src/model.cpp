@@ -179,6 +179,12 @@ double Model::evaluate(const Examples& ex, int chunk) {
 // inputs it sees once the layers before it already use their calibrated statistics. A
 // BatchNorm inside a Residual's branch is reached by running its whole top-level block and
 // reading the input it kept.
+bool Model::has_running_stats() const {
+  for (const Layer* l : all_layers())
+    if (l->has_running_stats()) return true;
+  return false;
+}
+
 void Model::calibrate(const Examples& train, int chunk) {
   auto& layers = stack_.layers();
   const std::size_t n = train.size();

@@ -896,3 +896,21 @@ TEST(CliStudy, FidelityKeepsItsTrainingsAndChecksTheStudyFirst) {
   EXPECT_EQ(a.at("rows"), b.at("rows"));
   EXPECT_GT(a.at("total").get<int>(), 40);
 }
+
+// --calibrate sets BatchNorm statistics; a network without BatchNorm says so and reports
+// "calibrated": false rather than claiming a calibration that did not happen.
+TEST(CliCalibrate, SaysWhenThereIsNothingToCalibrate) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  for (const std::string preset : {"lecture-kaiming", "lecture-batchnorm"}) {
+    SCOPED_TRACE(preset);
+    const bool has_bn = preset == "lecture-batchnorm";
+    const CliResult tr = run_cli(dir.path(), {"train", "-i", words, "-o", preset, "--preset", preset, "--steps", "20", "-q", "--no-report", "--calibrate"});
+    ASSERT_EQ(tr.exit_code, 0) << describe(tr);
+    EXPECT_EQ(tr.err.find("nothing to calibrate") != std::string::npos, !has_bn) << tr.err;
+    const CliResult ev = run_cli(dir.path(), {"eval", "-o", preset, "--calibrate", "--json"});
+    ASSERT_EQ(ev.exit_code, 0) << describe(ev);
+    EXPECT_EQ(last_json_line(ev).at("calibrated").get<bool>(), has_bn);
+    EXPECT_EQ(ev.err.find("nothing to calibrate") != std::string::npos, !has_bn) << ev.err;
+  }
+}

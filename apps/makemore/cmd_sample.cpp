@@ -65,11 +65,14 @@ struct EvalArgs {
 int run_eval(const EvalArgs& a) {
   LoadedRun run = load_run(a.dir);
   Splits splits = run_splits(a.dir, run);
-  if (a.calibrate) run.model->calibrate(splits.train);
+  const bool calibrate = a.calibrate && run.model->has_running_stats();
+  if (a.calibrate && !calibrate)
+    fmt::print(stderr, "makemore: note: --calibrate: {} has no BatchNorm layer; nothing to calibrate\n", a.dir);
+  if (calibrate) run.model->calibrate(splits.train);
   SplitLosses l{run.model->evaluate(splits.train), run.model->evaluate(splits.val), run.model->evaluate(splits.test)};
   if (a.json) {
     fmt::print("{}\n", nlohmann::json{{"train_loss", l.train}, {"val_loss", l.val}, {"test_loss", l.test},
-                                      {"step", run.step}, {"calibrated", a.calibrate},
+                                      {"step", run.step}, {"calibrated", calibrate},
                                       {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}}}
                            .dump());
   } else {

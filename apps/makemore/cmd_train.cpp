@@ -211,6 +211,9 @@ int run_train(const TrainArgs& a) {
       const bool named = std::string_view(e.what()).starts_with("model.");
       throw Error(fmt::format("{}: {}{}", source, named ? "" : "model.layers: ", e.what()));
     }
+    if (cfg.calibrate_batchnorm && !model_ptr->has_running_stats())
+      fmt::print(stderr, "makemore: note: --calibrate: {} has no BatchNorm layer; nothing to calibrate\n",
+                 a.config_path.empty() ? "preset " + cfg.name : a.config_path);
     fs::create_directories(dir, ec);
     if (ec || !fs::is_directory(dir))
       throw Error(fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", dir, ec ? ec.message() : "not a directory"));

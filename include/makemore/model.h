@@ -55,6 +55,7 @@ class Model {
   std::unique_ptr<Model> clone() const;
   // Sets every BatchNorm's running statistics from the whole data (notebook cell 9).
   void calibrate(const Examples& train, int chunk = 1024);
+  bool has_running_stats() const;  // some layer (BatchNorm) has statistics calibrate() would set
 
   // Every layer of the stack, depth first (a Residual, then its branch's layers), in forward order.
   std::vector<Layer*> all_layers() const;
