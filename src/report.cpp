@@ -261,8 +261,13 @@ img.pixelated { image-rendering: pixelated; border: 1px solid #999; max-width: 1
 
 ReportResult write_report(const ReportOptions& opt) {
   const fs::path dir(opt.run_dir);
-  if (!fs::is_directory(dir))
-    throw Error(fmt::format("{}: not a run folder; train one first with `makemore train -o {}`", opt.run_dir, opt.run_dir));
+  // A folder with none of what `train` writes first is not a run (a typo, or the wrong folder):
+  // an error, not an empty report.
+  std::error_code dir_ec;
+  if (!fs::is_directory(dir, dir_ec) || (!fs::exists(dir / kConfigFile, dir_ec) && !fs::exists(dir / kMetricsFile, dir_ec) &&
+                                          !fs::exists(dir / kCheckpointFile, dir_ec)))
+    throw Error(fmt::format("{}: not a run folder (no {}, {} or {}); train one first with `makemore train -o {}`", opt.run_dir,
+                            kConfigFile, kMetricsFile, kCheckpointFile, opt.run_dir));
   Inputs in{dir, {}};
   ReportResult res;
   res.html_path = opt.out_file.empty() ? (dir / kReportFile).string() : opt.out_file;

@@ -545,6 +545,10 @@ TEST(Report, ToleratesMissingAndTornFiles) {
   EXPECT_NE(html.find("id=\"missing\""), std::string::npos);
   EXPECT_NE(html.find("not drawn"), std::string::npos);
   EXPECT_THROW(mm::write_report({(t / "nope").string(), "", 20, true}), mm::Error);
+  // A folder with nothing a training writes is not a run: an error, and no page written.
+  fs::create_directories(t / "empty");
+  EXPECT_THROW(mm::write_report({(t / "empty").string(), "", 20, true}), mm::Error);
+  EXPECT_FALSE(fs::exists(t / "empty" / "report.html"));
 }
 
 // ---- a real run: samples and the train hook ---------------------------------------------------
