@@ -880,6 +880,9 @@ TEST(CliStudy, FidelityKeepsItsTrainingsAndChecksTheStudyFirst) {
   write_file(dir.path() / "fake" / "study.json", "{\"study\": \"depth\"}");
   expect_one_line_error(run_cli(dir.path(), {"study", "fidelity", "-i", words, "-o", "fid", "--study", "fake"}),
                         {"fake/study.json", "study init"});
+  ASSERT_EQ(run_cli(dir.path(), {"study", "init", "-i", words, "--seeds", "1", "--steps", "30", "-o", "short"}).exit_code, 0);
+  expect_one_line_error(run_cli(dir.path(), {"study", "fidelity", "-i", words, "-o", "fid", "--study", "short"}),
+                        {"short/study.json", "trained 30 steps", "200000"});
   EXPECT_FALSE(fs::exists(dir.path() / "fid" / "runs" / "lecture-kaiming-seed0.json"));
 
   // Six 200k-step trainings (fast on 300 names), kept; the rerun reuses them all and prints the

@@ -69,6 +69,11 @@ int run_fidelity(const FidelityArgs& a) {
       throw Error(fmt::format("{}: not found; --study takes the -o folder of a finished `makemore study init`", path));
     const nlohmann::json study = read_json_file(path);
     try {
+      // Means over 300-step runs next to the lecture's 200,000-step numbers would be all "no".
+      const int64_t steps = study.at("steps").get<int64_t>(), lecture_steps = load_preset("lecture-batchnorm").steps;
+      if (steps != lecture_steps)
+        throw Error(fmt::format("{}: its runs trained {} steps, the lecture's {}; compare a study made without --steps "
+                                "(`makemore study init -o DIR`)", path, steps, lecture_steps));
       for (const auto& v : study.at("variants")) {
         const std::string p = v.at("preset").get<std::string>();
         study_rows.push_back({fmt::format("val loss, mean over {} seeds (study init)", study.at("seeds").get<int>()), p,
