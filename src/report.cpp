@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <unordered_set>
 
@@ -594,11 +595,21 @@ ReportResult write_report(const ReportOptions& opt) {
     fs::create_directories(out_path.parent_path(), ec);
   }
   write_file_atomic(res.html_path, html);
-  if (opt.write_figures && !figs.empty()) {
+  if (opt.write_figures) {
     const fs::path fdir = dir / "figures";
     std::error_code ec;
-    fs::create_directories(fdir, ec);
-    if (ec) throw Error(fmt::format("{}: cannot create the figures folder ({})", fdir.string(), ec.message()));
+    // Figures of an earlier run in this folder that this one does not draw (another network,
+    // --diag-every 0) would sit beside the new ones as if they were its own.
+    std::set<std::string> current;
+    for (const auto& f : figs) current.insert(f.file());
+    for (const auto& e : fs::directory_iterator(fdir, ec)) {
+      const std::string ext = e.path().extension().string();
+      if ((ext == ".svg" || ext == ".png") && !current.count(e.path().filename().string())) fs::remove(e.path(), ec);
+    }
+    if (!figs.empty()) {
+      fs::create_directories(fdir, ec);
+      if (ec) throw Error(fmt::format("{}: cannot create the figures folder ({})", fdir.string(), ec.message()));
+    }
     for (const auto& f : figs)
       write_file_atomic((fdir / f.file()).string(),
                         f.png.empty() ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + f.svg + "\n" : f.png);

@@ -533,8 +533,17 @@ TEST(Report, ToleratesMissingAndTornFiles) {
   write_file(run / "config.json", R"({"name": "bare"})");
   write_file(run / "metrics.jsonl", "{\"step\":0,\"loss\":3.3,\"lr\":0.1}\n{\"step\":1,\"loss\":null,\"lr\":0.1}\n{\"step\":2,\"lo");
   write_file(run / "inspect.json", "{not json");
+  // An earlier run's figures in the folder that this report does not draw go; other files stay.
+  fs::create_directories(run / "figures");
+  write_file(run / "figures" / "saturation.png", "old");
+  write_file(run / "figures" / "activations.svg", "old");
+  write_file(run / "figures" / "notes.txt", "mine");
   const mm::ReportResult r = mm::write_report({run.string(), (t / "elsewhere" / "r.html").string(), 20, true});
   EXPECT_EQ(r.figures, std::vector<std::string>{"loss"});
+  EXPECT_FALSE(fs::exists(run / "figures" / "saturation.png"));
+  EXPECT_FALSE(fs::exists(run / "figures" / "activations.svg"));
+  EXPECT_TRUE(fs::exists(run / "figures" / "loss.svg"));
+  EXPECT_TRUE(fs::exists(run / "figures" / "notes.txt"));
   const std::string html = read_file(t / "elsewhere" / "r.html");
   EXPECT_EQ(count(html, "<figure"), 1u);
   std::string all;
