@@ -521,8 +521,23 @@ json Config::to_json() const {
 }
 
 json parse_json_text(const std::string& text, const std::string& source) {
+  // A key given twice in one object would silently take its last value ("steps": 200000, then
+  // "steps": 7 trains 7 steps): the parser callback keeps each open object's keys.
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  const json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    else if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+    else if (event == json::parse_event_t::key && !open_objects.empty() && parsed.is_string() &&
+             !open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+    json j = json::parse(text, track, true, /*ignore_comments=*/true);
+    if (!duplicate.empty())
+      throw Error(fmt::format("{}: the key \"{}\" appears twice in one object; keep one of them", source, duplicate));
+    return j;
   } catch (const json::parse_error& e) {
     // e.byte is 1-based; turn it into line:column for the user.
     std::size_t line = 1, col = 1;

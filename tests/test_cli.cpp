@@ -425,6 +425,10 @@ TEST(CliBadInput, ConfigFiles) {
   write_file(dir / "residual.json", residual.dump(2));
   write_file(dir / "invalid.json", "{\"train\": {\"steps\": 5,}");
   write_file(dir / "empty.json", "");
+  // The same key twice in one object (JSON parsers keep the last silently).
+  std::string twice = base.dump(2);
+  twice.replace(twice.find("\"steps\""), 0, "\"steps\": 7,\n    ");
+  write_file(dir / "twice.json", twice);
   struct Case {
     std::string file, part1, part2;
   };
@@ -436,6 +440,7 @@ TEST(CliBadInput, ConfigFiles) {
       {"residual.json", "model.layers[2].layers: residual branch maps", "to 27; its output width must equal its input"},
       {"invalid.json", "invalid JSON", "invalid.json:1:"},
       {"empty.json", "empty", "empty.json"},
+      {"twice.json", "twice.json", "\"steps\" appears twice"},
       {"missing.json", "no such config file", "missing.json"},
   };
   for (const auto& c : cases) {
