@@ -49,6 +49,11 @@ double t_critical_95(int df) {
   return df <= 40 ? 2.042 : 1.96;
 }
 
+// "2.1234 ± 0.0012", or "2.1234 (1 run)" where one run has no spread to show.
+std::string mean_pm(const MeanStd& m) {
+  return m.n > 1 ? fmt::format("{:.4f} ± {:.4f}", m.mean, m.std) : fmt::format("{:.4f} ({} run)", m.mean, m.n);
+}
+
 int run_study_init(const StudyInitArgs& a) {
   FILE* log = a.json ? stderr : stdout;
   const std::string input = a.input.empty() ? default_words_path() : a.input;
@@ -143,9 +148,9 @@ int run_study_init(const StudyInitArgs& a) {
   fmt::print(log, "{:<20} {:>9} {:>9} | {:>17} {:>17} | {:>15}\n", "variant", "step-0", "lecture", "train", "val", "lecture tr/val");
   for (const auto& v : lecture::kVariants) {
     const Row& r = rows[v.preset];
-    fmt::print(log, "{:<20} {:>9.4f} {:>9.4f} | {:>8.4f} ± {:.4f} {:>8.4f} ± {:.4f} | {:>6.4f} / {:.4f}{}\n", v.preset,
-               r.step0_lecture_seed, v.step0_loss, r.train.mean, r.train.std, r.val.mean, r.val.std, v.lecture_train,
-               v.lecture_val, r.diverged ? fmt::format("  ({} diverged)", r.diverged) : "");
+    fmt::print(log, "{:<20} {:>9.4f} {:>9.4f} | {:>17} {:>17} | {:>6.4f} / {:.4f}{}\n", v.preset, r.step0_lecture_seed,
+               v.step0_loss, mean_pm(r.train), mean_pm(r.val), v.lecture_train, v.lecture_val,
+               r.diverged ? fmt::format("  ({} diverged)", r.diverged) : "");
   }
   fmt::print(log, "expected loss at initialization: -ln(1/{}) = {:.4f}\n", vocab.size(), expected);
 
@@ -162,11 +167,15 @@ int run_study_init(const StudyInitArgs& a) {
     const double t = se > 0 ? d / se : 0;
     const double crit = t_critical_95(std::min(p.val.n, q.val.n) - 1);
     const bool real = se > 0 && std::fabs(t) > crit;
-    fmt::print(log, "  {:<20} -> {:<20} {:+.4f}  t = {:+7.2f} (95%: {:.2f})  {}\n", lecture::kVariants[i - 1].preset,
-               lecture::kVariants[i].preset, d, t, crit,
-               se == 0 ? "(need 2+ seeds)" : real ? "larger than the seed spread" : "within the seed spread");
-    diffs.push_back({{"from", lecture::kVariants[i - 1].preset}, {"to", lecture::kVariants[i].preset},
-                     {"val_diff", d}, {"welch_t", t}, {"t_critical_95", crit}, {"significant", real}});
+    if (se > 0)
+      fmt::print(log, "  {:<20} -> {:<20} {:+.4f}  t = {:+7.2f} (95%: {:.2f})  {}\n", lecture::kVariants[i - 1].preset,
+                 lecture::kVariants[i].preset, d, t, crit, real ? "larger than the seed spread" : "within the seed spread");
+    else
+      fmt::print(log, "  {:<20} -> {:<20} {:+.4f}  (no spread to test against: needs 2+ seeds)\n",
+                 lecture::kVariants[i - 1].preset, lecture::kVariants[i].preset, d);
+    diffs.push_back({{"from", lecture::kVariants[i - 1].preset}, {"to", lecture::kVariants[i].preset}, {"val_diff", d},
+                     {"welch_t", se > 0 ? nlohmann::json(t) : nlohmann::json(nullptr)},
+                     {"t_critical_95", se > 0 ? nlohmann::json(crit) : nlohmann::json(nullptr)}, {"significant", real}});
   }
   fmt::print(log, "\n{} trainings in {:.1f}s ({} at a time){}\n", plan.todo.size(), seconds, threads,
              reused > 0 ? fmt::format("; {} more kept from an earlier run", reused) : "");
@@ -218,16 +227,21 @@ int run_study_init(const StudyInitArgs& a) {
   html += "<table><tr><th>variant</th><th>step-0 loss</th><th>lecture step-0</th><th>train (mean ± std)</th><th>val (mean ± std)</th><th>lecture train / val</th></tr>";
   for (const auto& v : lecture::kVariants) {
     const Row& r = rows[v.preset];
-    html += fmt::format("<tr><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f} ± {:.4f}</td><td>{:.4f} ± {:.4f}</td><td>{:.4f} / {:.4f}</td></tr>",
-                        xml_escape(v.preset), r.step0_lecture_seed, v.step0_loss, r.train.mean, r.train.std, r.val.mean, r.val.std,
+    html += fmt::format("<tr><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:.4f} / {:.4f}</td></tr>",
+                        xml_escape(v.preset), r.step0_lecture_seed, v.step0_loss, mean_pm(r.train), mean_pm(r.val),
                         v.lecture_train, v.lecture_val);
   }
   html += "</table><h2>Differences between consecutive variants</h2><ul>";
-  for (const auto& d : diffs)
-    html += fmt::format("<li>{} &rarr; {}: {:+.4f} (Welch t {:+.2f}, 95% critical {:.2f}): {}</li>", d["from"].get<std::string>(),
-                        d["to"].get<std::string>(), d["val_diff"].get<double>(), d["welch_t"].get<double>(),
-                        d["t_critical_95"].get<double>(),
-                        d["significant"].get<bool>() ? "larger than the seed spread" : "within the seed spread");
+  for (const auto& d : diffs) {
+    if (d["welch_t"].is_null())
+      html += fmt::format("<li>{} &rarr; {}: {:+.4f} (no spread to test against: needs 2+ seeds)</li>", d["from"].get<std::string>(),
+                          d["to"].get<std::string>(), d["val_diff"].get<double>());
+    else
+      html += fmt::format("<li>{} &rarr; {}: {:+.4f} (Welch t {:+.2f}, 95% critical {:.2f}): {}</li>", d["from"].get<std::string>(),
+                          d["to"].get<std::string>(), d["val_diff"].get<double>(), d["welch_t"].get<double>(),
+                          d["t_critical_95"].get<double>(),
+                          d["significant"].get<bool>() ? "larger than the seed spread" : "within the seed spread");
+  }
   html += "</ul><h2>Figures</h2>" + bar_svg + curve_svg + "</body></html>\n";
   write_file_atomic(a.out_dir + "/study.html", html);
   fmt::print(log, "results in {}/study.json, study.html and figures/\n", a.out_dir);
