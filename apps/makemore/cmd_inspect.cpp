@@ -61,7 +61,12 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
   if (cfg.batch_size < 2) throw Error("--batch-size: use at least 2 (BatchNorm needs two rows)");
   const std::string input = input_arg.empty() ? a.run_dir + "/" + kWordsFile : input_arg;
   const WordList wl = load_words(input);
-  const Splits splits = make_splits(wl.words, run.vocab, cfg.block_size, cfg.split_seed);
+  Splits splits;
+  try {
+    splits = make_splits(wl.words, run.vocab, cfg.block_size, cfg.split_seed);
+  } catch (const Error& e) {  // a character the run never saw: name the file it came from
+    throw Error(fmt::format("{}: {}; pass the run's own words (the default) or a list in its characters", input, e.what()));
+  }
   if (splits.train.size() < 2) throw Error(fmt::format("{}: too few items for a training split", input));
   Model& model = *run.model;
 
