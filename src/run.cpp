@@ -77,7 +77,7 @@ LoadedRun load_run(const std::string& dir) {
     throw Error(fmt::format("{}: no such run folder; train one first with `makemore train -o {}`", dir, dir));
   const std::string path = dir + "/" + kCheckpointFile;
   if (stat(path.c_str(), &st) != 0)
-    throw Error(fmt::format("{}: no checkpoint in this run folder (the run did not finish); train again with `makemore train -o {}`", path, dir));
+    throw Error(fmt::format("{}: no checkpoint in this run folder (the run did not get far enough to save one, or the file was removed); train again with `makemore train -o {}`", path, dir));
   TensorFile f = load_safetensors(path);
   auto meta = [&](const char* key) -> const std::string& {
     auto it = f.metadata.find(key);

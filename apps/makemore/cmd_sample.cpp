@@ -41,18 +41,24 @@ int run_sample(const SampleArgs& a) {
   // The lecture samples from a generator seeded 2147483647 + 10.
   TorchGenerator gen(a.seed >= 0 ? static_cast<uint64_t>(a.seed) : run.config.seed + 10);
   const auto words = sample_words(*run.model, run.vocab, opt, gen);
-  int fresh = 0;
+  int fresh = 0, cut = 0;
   nlohmann::json items = nlohmann::json::array();
   for (const auto& w : words) {
     const bool is_new = !train.count(w);
+    // A sample as long as the limit never drew the boundary token: it was cut there.
+    const bool was_cut = static_cast<int>(w.size()) >= opt.max_length;
     fresh += is_new;
-    items.push_back({{"text", to_utf8(w)}, {"new", is_new}});
+    cut += was_cut;
+    items.push_back({{"text", to_utf8(w)}, {"new", is_new}, {"cut", was_cut}});
     if (!a.json) fmt::print("{}\n", to_utf8(w));
   }
   if (a.json) {
-    fmt::print("{}\n", nlohmann::json{{"samples", items}, {"count", words.size()}, {"new", fresh}}.dump());
+    fmt::print("{}\n", nlohmann::json{{"samples", items}, {"count", words.size()}, {"new", fresh}, {"cut", cut}}.dump());
   } else {
     fmt::print(stderr, "{} of {} samples are new (not in the training split)\n", fresh, words.size());
+    if (cut)
+      fmt::print(stderr, "makemore: note: {} sample(s) reached {} characters without ending and were cut there\n", cut,
+                 opt.max_length);
   }
   return 0;
 }
