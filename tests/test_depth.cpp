@@ -429,7 +429,8 @@ TEST(DepthCli, BadOptionsGiveOneLineErrors) {
                         Case{"--depths 60", "1 to 50"}, Case{"--inits kaiming,xavier", "--inits: unknown value 'xavier'"},
                         Case{"--norms group", "--norms: unknown value 'group'"}, Case{"--residual maybe", "--residual: unknown value"},
                         Case{"--optimizers rmsprop", "--optimizers"}, Case{"--seeds 0", "--seeds"},
-                        Case{"--steps 0", "--steps"}, Case{"--jobs 0", "--jobs"}, Case{"--width -3", "--width"}}) {
+                        Case{"--steps 0", "--steps"}, Case{"--jobs 0", "--jobs"}, Case{"--width -3", "--width"},
+                        Case{"--depths ''", "--depths: empty"}, Case{"--norms ''", "--norms: empty"}}) {
     SCOPED_TRACE(c.args);
     const CmdResult r = run_cmd(dir.path(), "study depth -i nowhere.txt -o out " + c.args);
     EXPECT_NE(r.code, 0);

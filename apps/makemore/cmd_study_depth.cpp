@@ -24,6 +24,7 @@ struct DepthArgs {
   double sgd_lr = 0, adam_lr = 0;
   // Given on the command line (otherwise the quick or full grid's value).
   CLI::Option *seeds_opt = nullptr, *steps_opt = nullptr, *width_opt = nullptr, *sgd_opt = nullptr, *adam_opt = nullptr;
+  std::vector<CLI::Option*> list_opts;  // --depths ... --optimizers: given empty is a mistake, not "the default"
   int jobs = 2;
   std::string input, out_dir = "study-depth";
 };
@@ -76,6 +77,10 @@ int run_study_depth(const DepthArgs& a) {
   depth::Options opt;
   opt.grid = a.full ? depth::full_grid() : depth::quick_grid();
   depth::Grid& g = opt.grid;
+  for (const CLI::Option* o : a.list_opts)
+    if (o->count() && o->as<std::string>().empty())
+      throw Error(fmt::format("{}: empty; give a comma list (see `makemore study depth --help`), or leave the option out for the "
+                              "grid's default", o->get_name()));
   if (!a.depths.empty()) g.depths = parse_depths(a.depths);
   if (!a.inits.empty()) g.inits = split_list(a.inits);
   if (!a.norms.empty()) g.norms = split_list(a.norms);
@@ -144,11 +149,11 @@ Runner add_study_depth(CLI::App& study) {
       "depth",
       "Depth x initialization x normalization x residual x optimizer grid: does the init still matter in deep networks?");
   c->add_flag("--full", a->full, "The full grid: depths 2,5,10,20,50, 4,000 steps, 2 seeds (default: the quick grid: depths 3,10, 1,000 steps, 1 seed)");
-  c->add_option("--depths", a->depths, "Hidden layers, comma list, each 1..50 (e.g. 3,10)");
-  c->add_option("--inits", a->inits, "Initializations: normal (raw N(0,1)), small (Kaiming x 0.1), kaiming (gain 5/3), kaiming-nogain (gain 1)");
-  c->add_option("--norms", a->norms, "Normalizations after each hidden Linear: none, batch, layer");
-  c->add_option("--residual", a->residual, "Residual connections around hidden blocks 2..depth: off, on or off,on");
-  c->add_option("--optimizers", a->optimizers, "sgd, adam or sgd,adam");
+  a->list_opts.push_back(c->add_option("--depths", a->depths, "Hidden layers, comma list, each 1..50 (e.g. 3,10)"));
+  a->list_opts.push_back(c->add_option("--inits", a->inits, "Initializations: normal (raw N(0,1)), small (Kaiming x 0.1), kaiming (gain 5/3), kaiming-nogain (gain 1)"));
+  a->list_opts.push_back(c->add_option("--norms", a->norms, "Normalizations after each hidden Linear: none, batch, layer"));
+  a->list_opts.push_back(c->add_option("--residual", a->residual, "Residual connections around hidden blocks 2..depth: off, on or off,on"));
+  a->list_opts.push_back(c->add_option("--optimizers", a->optimizers, "sgd, adam or sgd,adam"));
   a->seeds_opt = c->add_option("--seeds", a->seeds, "Seeds per cell (default: 1 quick, 2 full)");
   a->steps_opt = c->add_option("--steps", a->steps, "Steps per cell (default: 1,000 quick, 4,000 full)");
   a->width_opt = c->add_option("--width", a->width, "Units per hidden layer (default 64)");
