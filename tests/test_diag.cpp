@@ -307,6 +307,24 @@ TEST(DiagDoctor, UpdateRatioFlagsATinyLearningRate) {
   cfg.lr.boundaries.clear();
   const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 50);
   EXPECT_TRUE(has(r, "update-ratio")) << ids(r);
+  for (const auto& f : r.findings) {
+    if (f.id != "update-ratio") continue;
+    EXPECT_NE(f.fix.find("set the learning rate to about"), std::string::npos) << f.fix;
+  }
+}
+
+// The lecture's own network after a few thousand steps: only the output layer (scaled down at
+// init) updates fast. The learning rate is shared, so the doctor must not tell the user to cut
+// it ~40x for that one weight.
+TEST(DiagDoctor, UpdateRatioOfOneWeightDoesNotMoveTheLearningRate) {
+  NEED_DATA();
+  const Report r = mm::inspect_training(mm::load_preset("lecture-kaiming"), L->splits, L->vocab.size(), 3000);
+  EXPECT_TRUE(has(r, "update-ratio")) << ids(r);  // the output layer's fast updates are still reported
+  for (const auto& f : r.findings) {
+    if (f.id != "update-ratio") continue;
+    EXPECT_EQ(f.fix.find("set the learning rate"), std::string::npos) << f.fix;
+    EXPECT_NE(f.fix.find("keep the learning rate"), std::string::npos) << f.fix;
+  }
 }
 
 TEST(DiagJson, KeysPresent) {
