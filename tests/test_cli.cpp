@@ -922,3 +922,20 @@ TEST(CliCalibrate, SaysWhenThereIsNothingToCalibrate) {
     EXPECT_EQ(ev.err.find("nothing to calibrate") != std::string::npos, !has_bn) << ev.err;
   }
 }
+
+// `train --steps 0` reads the network as initialized: its inspect.json is the doctor's view of
+// that network (the lecture's confidently wrong start), not an empty "healthy" report.
+TEST(CliEndToEnd, ZeroStepRunInspectsTheInitialization) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "s0", "--preset", "lecture-original", "--steps", "0", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json inspect = json::parse(read_file(dir / "s0" / "inspect.json"));
+  const json result = json::parse(read_file(dir / "s0" / "result.json"));
+  EXPECT_FALSE(inspect.at("healthy").get<bool>());
+  EXPECT_FLOAT_EQ(inspect.at("initial_loss").get<float>(), result.at("initial_loss").get<float>());
+  EXPECT_GT(inspect.at("layers").size(), 0u);
+  bool overconfident = false;
+  for (const auto& f : inspect.at("findings")) overconfident |= f.at("id") == "overconfident-output";
+  EXPECT_TRUE(overconfident) << inspect.at("findings").dump();
+}

@@ -286,7 +286,13 @@ int run_train(const TrainArgs& a) {
                                 : std::string()));
 
   save_checkpoint(dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
-  if (diag) diag->write_inspect(model, cfg.name, vocab.size());
+  if (diag && res.stats.steps == 0) {
+    // No step ran, so nothing was observed: measure the network as initialized, as `makemore
+    // inspect` does (the same config and seed draw the same weights and first minibatch).
+    write_file_atomic(dir + "/" + kInspectFile, report_json(inspect_training(cfg, splits, vocab.size(), 0)).dump(1) + "\n");
+  } else if (diag) {
+    diag->write_inspect(model, cfg.name, vocab.size());
+  }
   nlohmann::json result{
       {"preset", cfg.name},
       {"input", input},
