@@ -255,7 +255,7 @@ img.pixelated { image-rendering: pixelated; border: 1px solid #999; max-width: 1
 .missing { color: #8a6d00; background: #fff8e1; padding: 6px 10px; border-left: 3px solid #e0b000; }
 .finding { border-left: 4px solid #d62728; background: #fdf2f2; padding: 8px 12px; margin: 10px 0; }
 .ok { border-left: 4px solid #2ca02c; background: #f2fbf2; padding: 8px 12px; }
-.samples { columns: 4; font-family: "DejaVu Sans Mono", monospace; } .meta { color: #666; font-size: 13px; }
+.samples { columns: 4 12em; column-gap: 3.5em; font-family: "DejaVu Sans Mono", monospace; } .samples li { overflow-wrap: anywhere; break-inside: avoid; } .meta { color: #666; font-size: 13px; }
 )";
 
 }  // namespace
@@ -326,6 +326,10 @@ ReportResult write_report(const ReportOptions& opt) {
   page.body += "<h2 id=\"results\">Results</h2>\n";
   if (result) {
     const json& r = *result;
+    if (r.contains("diverged_step") && r["diverged_step"].is_number())
+      page.body += fmt::format("<p class=\"missing\" id=\"diverged\"><b>The training diverged at step {}</b> (the loss was not "
+                               "finite). The losses below are those of the last checkpoint saved before it, step {}.</p>\n",
+                               fmt_num(num(r, "diverged_step"), "{:.0f}"), fmt_num(num(r, "steps"), "{:.0f}"));
     page.body += "<table><tr><th class=\"l\">split</th><th>loss</th></tr>";
     for (const char* s : {"train", "val", "test"})
       page.body += fmt::format("<tr><td class=\"l\">{}</td><td>{}</td></tr>", s, fmt_num(num(r, (std::string(s) + "_loss").c_str())));
@@ -336,8 +340,9 @@ ReportResult write_report(const ReportOptions& opt) {
     page.body += fmt::format("<tr><td class=\"l\">initial loss</td><td>{}</td></tr>", fmt_num(num(r, "initial_loss")));
     page.body += fmt::format("<tr><td class=\"l\">expected initial loss, -ln(1/vocab)</td><td>{}</td></tr>", fmt_num(expected));
     page.body += fmt::format("<tr><td class=\"l\">steps</td><td>{}</td></tr>", fmt_num(num(r, "steps"), "{:.0f}"));
-    page.body += fmt::format("<tr><td class=\"l\">training time</td><td>{} s ({} steps/s)</td></tr>", fmt_num(num(r, "seconds"), "{:.2f}"),
-                             fmt_num(num(r, "steps_per_sec"), "{:.0f}"));
+    if (std::isfinite(num(r, "seconds")))
+      page.body += fmt::format("<tr><td class=\"l\">training time</td><td>{} s ({} steps/s)</td></tr>", fmt_num(num(r, "seconds"), "{:.2f}"),
+                               fmt_num(num(r, "steps_per_sec"), "{:.0f}"));
     page.body += fmt::format("<tr><td class=\"l\">parameters</td><td>{}</td></tr>", fmt_num(num(r, "params"), "{:.0f}"));
     page.body += "</table>\n";
   } else {

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -121,15 +122,16 @@ class Checkpointer : public Observer {
   void after_update(Trainer& t, int64_t step, double) override {
     const int64_t done = step + 1;
     if (every_ <= 0 || done % every_ != 0 || done >= cfg_.steps) return;
+    // An update that overflowed is reported as a divergence at the next step; it must not
+    // replace the last good checkpoint first.
+    const FloatBuf& values = t.model().params().values();
+    if (!std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); })) return;
     metrics_.flush();
     if (diag_) diag_->flush();
     save_train_state(dir_ + "/" + kTrainStateFile, t.optimizer(), t.generator(), t.model(),
                      {done, t.initial_loss(), diag_every_, every_});
     save_checkpoint(dir_ + "/" + kCheckpointFile, t.model(), cfg_, vocab_, done);
-    last_saved_ = done;
   }
-  void on_begin(Trainer& t) override { last_saved_ = t.first_step(); }  // a resumed run's checkpoint
-  int64_t last_saved() const { return last_saved_; }  // the step of the checkpoint on disk (0: none)
 
  private:
   std::string dir_;
@@ -138,7 +140,6 @@ class Checkpointer : public Observer {
   const Vocab& vocab_;
   MetricsWriter& metrics_;
   RunDiagnostics* diag_;
-  int64_t last_saved_ = 0;
 };
 
 int run_train(const TrainArgs& a) {
@@ -277,13 +278,43 @@ int run_train(const TrainArgs& a) {
   if (a.resume) control.resume_from = control.save_state_to;
   TrainOutcome res = train_and_evaluate(model, cfg, splits, obs, control);
   const bool interrupted = res.stats.interrupted;
-  if (res.stats.diverged)
-    throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate "
-                            "(train.lr in the config) or fix the initialization; the losses so far are in {}/{}{}",
-                            res.stats.diverged_step, dir, kMetricsFile,
-                            checkpointer.last_saved() > 0
-                                ? fmt::format(", the model of step {} in {}/{}", checkpointer.last_saved(), dir, kCheckpointFile)
-                                : std::string()));
+  if (res.stats.diverged) {
+    // The last checkpoint in the folder (a periodic save of this run, or on --resume the model it
+    // continued from) is still good: evaluate it and say so in result.json, so eval / sample /
+    // report describe the model that is there instead of finding no result.
+    std::string kept;
+    if (fs::is_regular_file(fs::path(dir) / kCheckpointFile)) {
+      LoadedRun last = load_run(dir);
+      const SplitLosses l{last.model->evaluate(splits.train), last.model->evaluate(splits.val), last.model->evaluate(splits.test)};
+      if (!std::isfinite(l.train) || !std::isfinite(l.val) || !std::isfinite(l.test))
+        throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate (--lr, or train.lr in "
+                                "the config) or fix the initialization; the losses so far are in {}/{}; the last checkpoint, "
+                                "step {} in {}/{}, is already past saving (its loss is not finite either)",
+                                res.stats.diverged_step, dir, kMetricsFile, last.step, dir, kCheckpointFile));
+      nlohmann::json result{{"preset", cfg.name},
+                            {"input", input},
+                            {"initial_loss", res.stats.initial_loss},
+                            {"expected_initial_loss", std::log(static_cast<double>(vocab.size()))},
+                            {"train_loss", l.train},
+                            {"val_loss", l.val},
+                            {"test_loss", l.test},
+                            {"steps", last.step},
+                            {"diverged", true},
+                            {"diverged_step", res.stats.diverged_step},
+                            {"steps_planned", cfg.steps},
+                            {"seed", cfg.seed},
+                            {"vocab_size", vocab.size()},
+                            {"params", model.num_params()},
+                            {"run_dir", dir}};
+      write_file_atomic(dir + "/" + kResultFile, result.dump(2) + "\n");
+      kept = fmt::format("; the model of step {} is kept in {}/{} (its losses in {}/{})", last.step, dir, kCheckpointFile, dir,
+                         kResultFile);
+    }
+    const std::string cure = a.resume ? "start a new run with a lower learning rate (--lr, or train.lr in the config)"
+                                      : "lower the learning rate (--lr, or train.lr in the config) or fix the initialization";
+    throw Error(fmt::format("training diverged at step {} (loss is not finite); {}; the losses so far are in {}/{}{}",
+                            res.stats.diverged_step, cure, dir, kMetricsFile, kept));
+  }
 
   save_checkpoint(dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
   if (diag && res.stats.steps == 0) {
