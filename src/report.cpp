@@ -601,7 +601,7 @@ ReportResult write_report(const ReportOptions& opt) {
   }
   write_file_atomic(res.html_path, html);
   if (opt.write_figures) {
-    const fs::path fdir = dir / "figures";
+    const fs::path fdir = dir / kFiguresDir;
     std::error_code ec;
     // Figures of an earlier run in this folder that this one does not draw (another network,
     // --diag-every 0) would sit beside the new ones as if they were its own.
@@ -622,6 +622,15 @@ ReportResult write_report(const ReportOptions& opt) {
   res.figures = page.figure_ids;
   res.missing.insert(res.missing.begin(), in.missing.begin(), in.missing.end());
   return res;
+}
+
+void remove_report(const std::string& run_dir) {
+  std::error_code ec;
+  fs::remove(fs::path(run_dir) / kReportFile, ec);
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / kFiguresDir, ec)) {
+    const std::string ext = e.path().extension().string();
+    if (ext == ".svg" || ext == ".png") fs::remove(e.path(), ec);
+  }
 }
 
 }  // namespace mm

@@ -589,6 +589,27 @@ TEST(CliDiverge, ReusedRunFolderDropsOldResult) {
   expect_one_line_error(run_cli(dir.path(), {"eval", "-o", "run"}), {"run/model.safetensors"});
 }
 
+// A report describes the run in its folder: a new training there (even with --no-report), or
+// a continued one, removes the previous run's report.html and figures.
+TEST(CliEndToEnd, RetrainingAFolderRemovesItsOldReport) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "20", "-q"}).exit_code, 0);
+  ASSERT_TRUE(fs::exists(dir / "run" / "report.html"));
+  ASSERT_TRUE(fs::exists(dir / "run" / "figures" / "loss.svg"));
+  write_file(dir / "run" / "figures" / "notes.txt", "mine");  // not a figure: kept
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--preset", "lecture-kaiming", "--steps", "20", "-q",
+                                 "--no-report"}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(dir / "run" / "report.html"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "figures" / "loss.svg"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "figures" / "notes.txt"));
+
+  ASSERT_EQ(run_cli(dir.path(), {"report", "-o", "run"}).exit_code, 0);
+  ASSERT_TRUE(fs::exists(dir / "run" / "report.html"));
+  ASSERT_EQ(run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "30", "-q", "--no-report"}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(dir / "run" / "report.html"));
+}
+
 // The learning rate jumps to 1e6 at step 20: the first 20 steps train, then the run diverges.
 json diverging_after_20_config(const TempDir& dir) {
   json cfg = diverging_config(dir);
@@ -771,6 +792,9 @@ TEST(CliBadInput, OptionErrorsAreOneLine) {
   expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "inf"}), {"--lr", "finite number", "got 'inf'"});
   expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "--temperature", "nan"}), {"--temperature", "from 1e-06 to", "got 'nan'"});
   expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "-n", "abc"}), {"-n", "whole number from 1 to 1000000", "got 'abc'"});
+  // An option that clashes with the network is named as typed, not as the config field.
+  expect_one_line_error(run_cli(dir.path(), {"train", "--batch-size", "1", "--steps", "1", "-o", "b1"}),
+                        {"--batch-size 1", "preset lecture-batchnorm has BatchNorm1d", "use --batch-size 2 or more"});
   for (const auto& ok : std::vector<std::vector<std::string>>{{"--help"}, {"train", "--help"}, {"--version"}}) {
     const CliResult r = run_cli(dir.path(), ok);
     EXPECT_EQ(r.exit_code, 0) << describe(r);

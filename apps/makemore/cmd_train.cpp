@@ -188,6 +188,12 @@ int run_train(const TrainArgs& a) {
     if (a.seed >= 0) cfg.seed = static_cast<uint64_t>(a.seed);
     if (a.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(a.split_seed);
     if (a.batch_size > 0) cfg.batch_size = a.batch_size;
+    bool has_bn = false;
+    for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.type == "batchnorm1d"; });
+    if (a.batch_size == 1 && has_bn)  // named as typed, not as the config field it overrides
+      throw Error(fmt::format("--batch-size 1: {} has BatchNorm1d, which normalizes over the batch and needs at least 2 "
+                              "examples; use --batch-size 2 or more (the lecture uses 32)",
+                              a.config_path.empty() ? "preset " + cfg.name : a.config_path));
     if (a.calibrate) cfg.calibrate_batchnorm = true;
     nlohmann::json cfg_json = cfg.to_json();
     if (!a.optimizer.empty()) cfg_json["train"]["optimizer"] = a.optimizer;
@@ -220,12 +226,14 @@ int run_train(const TrainArgs& a) {
       throw Error(fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", dir, ec ? ec.message() : "not a directory"));
     // A previous run's results must not pass for this one's if it fails part way.
     for (const char* stale : {kResultFile, kCheckpointFile, kTrainStateFile}) fs::remove(fs::path(dir) / stale, ec);
+    remove_report(dir);  // drawn again at the end, unless --no-report
     std::string words;
     for (const auto& w : wl.words) words += to_utf8(w) + "\n";
     write_file_atomic(dir + "/" + kWordsFile, words);
   } else {
     // The checkpoint and train state stay until the continued run replaces them.
     fs::remove(fs::path(dir) / kResultFile, ec);
+    remove_report(dir);
     // A run killed after its last checkpoint may have logged later steps: they are run again.
     for (const char* f : {kMetricsFile, kDiagnosticsFile, kUpdateRatioFile}) keep_records_before(dir + "/" + f, resume_step);
   }

@@ -11,6 +11,11 @@ namespace mm {
 
 // The diagnostics files it reads are named in diag.h (kDiagnosticsFile, kInspectFile, ...).
 inline constexpr const char* kReportFile = "report.html";
+inline constexpr const char* kFiguresDir = "figures";  // inside the run folder
+
+// Removes a run folder's report.html and figures/*.svg|png (a training that replaces or
+// continues the run makes them stale; `makemore report` draws them again).
+void remove_report(const std::string& run_dir);
 
 struct ReportOptions {
   std::string run_dir;
