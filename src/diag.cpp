@@ -480,8 +480,8 @@ Place place_of(const Model& model, const LayerDiag& d) {
 // are fewer than two of them the Linear layers before the logits.
 std::vector<const LayerDiag*> depth_layers(const Snapshot& s) {
   std::vector<const LayerDiag*> out;
-  for (const auto& d : s.layers)
-    if (d.type == "Tanh") out.push_back(&d);
+  for (const LayerDiag* d : layers_in_order(s))  // those inside residual blocks too
+    if (d->type == "Tanh") out.push_back(d);
   if (out.size() >= 2) return out;
   out.clear();
   for (std::size_t i = 0; i + 1 < s.layers.size(); ++i)
@@ -592,9 +592,9 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
   }
 
   // 4. Gradients and activations across depth.
-  std::vector<const LayerDiag*> tanhs;
-  for (const auto& d : s.layers)
-    if (d.type == "Tanh") tanhs.push_back(&d);
+  std::vector<const LayerDiag*> tanhs;  // in order of depth, those inside residual blocks too
+  for (const LayerDiag* d : layers_in_order(s))
+    if (d->type == "Tanh") tanhs.push_back(d);
   if (tanhs.size() >= 2 && tanhs.front()->has_grad && tanhs.back()->has_grad) {
     const LayerDiag& a = *tanhs.front();
     const LayerDiag& b = *tanhs.back();

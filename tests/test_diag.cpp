@@ -430,3 +430,37 @@ TEST(DiagDoctor, LooksInsideResidualBlocks) {
   EXPECT_TRUE(inspect("lecture-deep", 0).snapshot.inner.empty());
   EXPECT_FALSE(mm::snapshot_json(inspect("lecture-deep", 0).snapshot, false).contains("inner_layers"));
 }
+
+// Across depth, the Tanh layers inside residual blocks count (a residual stack may have one
+// top-level Tanh or none): N(0,1) blocks saturate, and the gradient at the first Tanh is
+// hundreds of times that at the last; the preset with LayerNorm and Kaiming blocks has no
+// depth finding.
+TEST(DiagDoctor, AcrossDepthIncludesTanhInsideResidualBlocks) {
+  NEED_DATA();
+  nlohmann::json j = mm::load_preset("deep-residual-layernorm").to_json();
+  for (auto& l : j["model"]["layers"]) {
+    if (l["type"] != "residual") continue;
+    nlohmann::json inner = nlohmann::json::array();
+    for (auto& x : l["layers"]) {
+      if (x["type"] == "layernorm") continue;
+      if (x["type"] == "linear") x["weight_init"] = {{"kind", "normal"}};
+      inner.push_back(x);
+    }
+    l["layers"] = inner;
+  }
+  const mm::Config cfg = mm::parse_config(j, "test.json");
+  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
+  int top_tanh = 0;
+  for (const auto& d : r.snapshot.layers) top_tanh += d.type == "Tanh";
+  ASSERT_EQ(top_tanh, 1);  // alone, the stack's own Tanh layers could not show it
+  EXPECT_TRUE(has(r, "exploding-gradients")) << ids(r);
+  for (const auto& f : r.findings) {
+    if (f.id == "exploding-gradients") {
+      EXPECT_NE(f.evidence.find("layer 10.1 (Tanh)"), std::string::npos) << f.evidence;
+    }
+  }
+
+  const Report ok = inspect("deep-residual-layernorm", 0);
+  for (const char* id : {"vanishing-gradients", "exploding-gradients", "activations-collapse", "activations-explode"})
+    EXPECT_FALSE(has(ok, id)) << id << ": " << ids(ok);
+}
