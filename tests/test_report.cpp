@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -331,6 +332,45 @@ TEST(Plot, LineChartIsWellFormedWithLabelsAndLegend) {
   EXPECT_EQ(svg.find("inf"), std::string::npos);
   EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos);  // the reference line
   EXPECT_EQ(count(svg, "<path"), 3u);                           // two series and the reference
+}
+
+// stroke and stroke-dasharray ("" when solid) of each element of `tag` in the SVG, in order.
+std::vector<std::string> stroke_styles(const std::string& svg, const std::string& tag) {
+  std::vector<std::string> out;
+  auto attr = [](const std::string& el, const std::string& name) {
+    const std::size_t p = el.find(" " + name + "=\"");
+    if (p == std::string::npos) return std::string();
+    const std::size_t b = p + name.size() + 3;
+    return el.substr(b, el.find('"', b) - b);
+  };
+  for (std::size_t p = svg.find("<" + tag + " "); p != std::string::npos; p = svg.find("<" + tag + " ", p + 1)) {
+    const std::string el = svg.substr(p, svg.find('>', p) - p);
+    out.push_back(attr(el, "stroke") + " / " + attr(el, "stroke-dasharray"));
+  }
+  return out;
+}
+
+TEST(Plot, SeriesBeyondThePaletteStayDistinguishable) {
+  // A 12-layer residual network has 13 weight matrices: with 10 colors alone, series 1 and
+  // 11 were drawn alike and the legend could not tell them apart.
+  plot::LineChart c;
+  const std::size_t n = 3 * plot::palette().size() + 3;
+  for (std::size_t k = 0; k < n; ++k)
+    c.series.push_back({"layers." + std::to_string(k) + ".weight", {0, 1}, {double(k), double(k) + 0.5}, 1.2, "", 1});
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  const auto lines = stroke_styles(svg, "path");
+  ASSERT_EQ(lines.size(), n);
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()).size(), n) << "two series share color and dashes";
+  // The legend shows each series as it is drawn (the axes' tick marks are <line>s too: the
+  // legend's samples are the last n).
+  auto legend = stroke_styles(svg, "line");
+  ASSERT_GE(legend.size(), n);
+  legend.erase(legend.begin(), legend.end() - static_cast<std::ptrdiff_t>(n));
+  EXPECT_EQ(legend, lines);
+  // The first 10 keep the lecture's solid tab10 lines.
+  EXPECT_EQ(lines[0], plot::palette()[0] + " / ");
+  EXPECT_EQ(lines[9], plot::palette()[9] + " / ");
 }
 
 TEST(Plot, LogYSkipsNonPositiveAndEmptyChartSaysSo) {

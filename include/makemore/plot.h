@@ -29,7 +29,7 @@ struct Series {
   std::string label;         // empty: not shown in the legend
   std::vector<double> x, y;  // same length; non-finite points break the line
   double width = 1.5;        // stroke width in px
-  std::string color;         // CSS color; empty picks the next palette color
+  std::string color;         // CSS color, solid; empty picks the next series_style()
   double opacity = 1.0;
 };
 
@@ -97,6 +97,15 @@ std::string colormap_viridis(double t);
 
 // The palette the charts cycle through (matplotlib's tab10, which the lecture's figures use).
 const std::vector<std::string>& palette();
+
+// The look of the i-th line of a chart that picks its own colors: palette()[i % 10], solid for
+// the first 10, then dashed, dotted and dash-dotted for each further 10, so a network with more
+// than 10 layers or parameters still has one look per legend entry (40 distinct, then repeat).
+struct LineStyle {
+  std::string color;
+  std::string dash;  // SVG stroke-dasharray; empty: solid
+};
+LineStyle series_style(std::size_t i);
 
 // --- PNG -------------------------------------------------------------------------------------
 
