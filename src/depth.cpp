@@ -441,7 +441,7 @@ std::string format_table(const json& study) {
                      std::isfinite(grad.second) ? fmt::format("{:.2e}", grad.second) : "-");
   }
   o += fmt::format("\ntrained: val loss < unigram entropy {:.4f} - {:.1f} = {:.4f} nats (the loss of predicting character "
-                   "frequencies)\n",
+                   "frequencies)\nsat%: share of the last hidden block's outputs with |t| > 0.97 at init\n",
                    unigram, study["trained_margin"].get<double>(), unigram - study["trained_margin"].get<double>());
   o += "\nHow much the initialization matters, per panel and depth: inits trained, and the spread of val loss over "
        "inits\n(a run that did not train counts as the unigram entropy):\n";
@@ -593,7 +593,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
   for (const auto& [f, svg] : curves) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
   html += "</div><h2>Every cell</h2><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
           "<th>seed</th><th>step-0 loss</th><th>train</th><th>val</th><th>status</th><th>act std first / last</th>"
-          "<th>saturated % last</th><th>grad std first / last</th><th>s</th></tr>";
+          "<th>saturated % last (|t| &gt; 0.97)</th><th>grad std first / last</th><th>s</th></tr>";
   for (const auto& c : study["cells"]) {
     const std::string st = c["status"].get<std::string>();
     double a0 = NAN, a1 = NAN, s1 = NAN, g0 = NAN, g1 = NAN;

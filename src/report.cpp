@@ -37,6 +37,12 @@ using nlohmann::json;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// The lecture uses two thresholds: |h| > 0.97 for the saturated percentage (its cell 15) and
+// |h| > 0.99 for the white pixels of its saturation picture (and the dead units). The page
+// shows both, so every number says which one it counts.
+constexpr const char* kSaturatedText = "|h| > 0.97";
+constexpr const char* kMapText = "|h| > 0.99";
+
 std::string esc(std::string_view s) { return plot::xml_escape(s); }
 
 std::optional<std::string> read_text(const fs::path& p) {
@@ -246,7 +252,7 @@ struct Page {
 const char* kStyle = R"(
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 1000px; margin: 24px auto; padding: 0 16px; color: #222; }
 h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
-table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: right; } td { white-space: nowrap; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 12px; max-height: 420px; }
 figure { margin: 18px 0; } .figtitle { font-weight: bold; font-size: 14px; margin-bottom: 6px; } figcaption { font-size: 13px; color: #555; margin-top: 4px; }
@@ -418,8 +424,9 @@ ReportResult write_report(const ReportOptions& opt) {
     if (inspect)
       for (const auto& l : layers_in_order(*inspect)) {
         if (!is_tanh(l)) continue;
-        if (auto h = parse_hist(l.value("hist", json()), fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}%", layer_name(l),
-                                                                     num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"))))
+        if (auto h = parse_hist(l.value("hist", json()), fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}% ({})", layer_name(l),
+                                                                     num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"),
+                                                                     kSaturatedText)))
           out_c.hists.push_back(*h);
         if (l.contains("pre") && l["pre"].is_object()) {
           const json& p = l["pre"];
@@ -458,10 +465,12 @@ ReportResult write_report(const ReportOptions& opt) {
         const std::string bits = str(m, "bits");
         const std::size_t white = static_cast<std::size_t>(std::count(bits.begin(), bits.end(), '1'));
         Figure f{"saturation", "Saturated tanh units",
-                 fmt::format("{}: |h| > 0.99 in white; rows = examples in the batch ({}), columns = units ({}). {:.1f}% saturated; "
-                             "a fully white column is a dead unit that never learns.",
-                             layer_name(json{{"index", m.value("layer", json())}, {"type", "Tanh"}}), r, c,
-                             bits.empty() ? 0.0 : 100.0 * static_cast<double>(white) / static_cast<double>(bits.size())),
+                 fmt::format("{}: white where {}; rows = examples in the batch ({}), columns = units ({}). {:.1f}% white "
+                             "(the saturated percentages elsewhere on this page count {}); a fully white column is a dead "
+                             "unit that never learns.",
+                             layer_name(json{{"index", m.value("layer", json())}, {"type", "Tanh"}}), kMapText, r, c,
+                             bits.empty() ? 0.0 : 100.0 * static_cast<double>(white) / static_cast<double>(bits.size()),
+                             kSaturatedText),
                  "", plot::encode_png(plot::saturation_image(r, c, bits, scale))};
         figs.push_back(f);
         page.figure(f);
@@ -487,7 +496,7 @@ ReportResult write_report(const ReportOptions& opt) {
       for (const auto& l : plotted_layers(*snap)) {
         const std::string ln = layer_name(l);
         std::string lbl = fmt::format("{}: mean {:+.2f}, std {:.2f}", ln, num(l, "out_mean"), num(l, "out_std"));
-        if (is_tanh(l)) lbl += fmt::format(", saturated {:.2f}%", num(l, "saturated_pct"));
+        if (is_tanh(l)) lbl += fmt::format(", saturated {:.2f}% ({})", num(l, "saturated_pct"), kSaturatedText);
         if (auto h = parse_hist(l.value("hist", json()), lbl)) act.hists.push_back(*h);
         if (auto h = parse_hist(l.value("grad_hist", json()),
                                 fmt::format("{}: mean {:+.6f}, std {:.3e}", ln, num(l, "grad_mean"), num(l, "grad_std"))))
@@ -514,7 +523,8 @@ ReportResult write_report(const ReportOptions& opt) {
       page.not_drawn(grad.title, why);
     }
     if (!table.empty())
-      page.body += "<table><tr><th class=\"l\">layer</th><th>out mean</th><th>out std</th><th>saturated</th><th>dead units</th>"
+      page.body += "<table><tr><th class=\"l\">layer</th><th>out mean</th><th>out std</th><th>saturated (" + esc(kSaturatedText) +
+                   ")</th><th>dead units (" + esc(kMapText) + " for every example)</th>"
                    "<th>grad mean</th><th>grad std</th></tr>" + table + "</table>\n";
   }
 

@@ -566,6 +566,30 @@ TEST(Report, SyntheticRunHasEverySectionAndFigure) {
   EXPECT_LT(ur.find(">layers.6.weight<"), ur.find(">layers.12.weight<"));
 }
 
+TEST(Report, EverySaturatedPercentageSaysItsThreshold) {
+  // The legends and the table count |h| > 0.97 (the lecture's cell 15), the saturation map
+  // |h| > 0.99 (its picture): a percentage without its threshold leaves the reader guessing.
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run);
+  const std::string html = read_file(mm::write_report({run.string(), "", 20, true}).html_path);
+  int percentages = 0;
+  for (std::size_t p = html.find('>'); p != std::string::npos; p = html.find('>', p + 1)) {
+    const std::string text = html.substr(p + 1, html.find('<', p) - p - 1);
+    if (text.find("saturated") == std::string::npos || text.find('%') == std::string::npos) continue;
+    ++percentages;
+    EXPECT_TRUE(text.find("|h| &gt; 0.97") != std::string::npos || text.find("|h| &gt; 0.99") != std::string::npos) << text;
+  }
+  EXPECT_GE(percentages, 3 + 3 + 1 + 1);  // tanh outputs' and activations' legends, the map, the finding
+  EXPECT_NE(html.find("<th>saturated (|h| &gt; 0.97)</th>"), std::string::npos);
+  // The map's caption names its own threshold and the page's other one.
+  const std::size_t map = html.find("id=\"fig-saturation\"");
+  ASSERT_NE(map, std::string::npos);
+  const std::string caption = html.substr(html.find("<figcaption>", map), html.find("</figcaption>", map) - html.find("<figcaption>", map));
+  EXPECT_NE(caption.find("white where |h| &gt; 0.99"), std::string::npos) << caption;
+  EXPECT_NE(caption.find("|h| &gt; 0.97"), std::string::npos) << caption;
+}
+
 TEST(Report, ToleratesMissingAndTornFiles) {
   TempDir t;
   const fs::path run = t / "run";
