@@ -528,6 +528,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
         ch.x_label = "hidden layer";
         ch.y_label = act ? "std of the block output" : "log10 std of dL/d(block output)";
         ch.log_y = !act;
+        ch.y_from_zero = act;  // normalized layers' stds of ~0.63 each must look level, not jagged
         for (const auto& init : inits) {
           auto it = groups.find(GroupKey{deepest, init, norm, res, opt0});
           if (it == groups.end()) continue;

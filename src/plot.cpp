@@ -305,7 +305,11 @@ std::string render_svg(const LineChart& chart) {
     if (up - xr.hi <= 0.05 * span) xr.hi = up;
     if (xr.lo - down <= 0.05 * span) xr.lo = down;
   }
+  const bool from_zero = chart.y_from_zero && !chart.log_y && !yr.empty();
+  const bool nonneg = from_zero && yr.lo >= 0;
+  if (from_zero) yr.add(0);
   yr.finish(0.05);
+  if (nonneg) yr.lo = 0;  // no margin below a floor of 0
 
   std::vector<LegendEntry> legend;
   std::size_t style_i = 0;

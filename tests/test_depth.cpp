@@ -372,6 +372,9 @@ TEST(DepthStudy, TinyStudyWritesEverythingAndResumes) {
     EXPECT_NE(svg.find(">kaiming<"), std::string::npos);
     EXPECT_NE(svg.find(">normal<"), std::string::npos);
   }
+  // The activation std axis starts at 0: the normalized cells' stds of ~0.6 at every layer
+  // draw level, not zoomed into a zigzag.
+  EXPECT_NE(read_file(figs / "act_std_batch_plain.svg").find("text-anchor=\"end\">0.0</text>"), std::string::npos);
   const std::string html = read_file(fs::path(opt.out_dir) / "study.html");
   EXPECT_NE(html.find("</html>"), std::string::npos);
   EXPECT_NE(html.find("heatmap_batch_plain_sgd.svg"), std::string::npos);

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -371,6 +372,32 @@ TEST(Plot, SeriesBeyondThePaletteStayDistinguishable) {
   // The first 10 keep the lecture's solid tab10 lines.
   EXPECT_EQ(lines[0], plot::palette()[0] + " / ");
   EXPECT_EQ(lines[9], plot::palette()[9] + " / ");
+}
+
+TEST(Plot, YFromZeroDrawsNearEqualValuesLevel) {
+  // study depth's activation std per layer with a norm layer: every value ~0.63. Zoomed to
+  // [0.631, 0.642] the line zigzags across the whole frame; from 0 it is level, as it is.
+  plot::LineChart c;
+  c.series.push_back({"batch", {1, 2, 3, 4, 5, 6}, {0.631, 0.642, 0.634, 0.640, 0.633, 0.641}, 1.5, "", 1});
+  auto path_height = [](const std::string& svg) {
+    const std::size_t d = svg.find(" d=\"", svg.find("<path"));
+    std::istringstream in(svg.substr(d + 4, svg.find('"', d + 4) - d - 4));
+    double lo = 1e9, hi = -1e9, x, y;
+    char op;
+    while (in >> op >> x >> y) {
+      lo = std::min(lo, y);
+      hi = std::max(hi, y);
+    }
+    return hi - lo;
+  };
+  const double zoomed = path_height(plot::render_svg(c));
+  EXPECT_GT(zoomed, 200);  // the default keeps zooming to the data (the loss curves need it)
+  c.y_from_zero = true;
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  EXPECT_LT(path_height(svg), 8) << "a 2% difference should look like one";
+  EXPECT_NE(svg.find("text-anchor=\"end\">0.0</text>"), std::string::npos);  // the y axis starts at 0
+  EXPECT_EQ(svg.find(">-0."), std::string::npos);                             // and not below it
 }
 
 TEST(Plot, LogYSkipsNonPositiveAndEmptyChartSaysSo) {

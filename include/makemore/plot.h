@@ -42,6 +42,9 @@ struct LineChart {
   std::string ref_label;
   bool has_x_range = false;  // show exactly [x_min, x_max]; otherwise the data's range,
   double x_min = 0, x_max = 1;  // widened to the next tick when that is close
+  // The y axis reaches 0 (linear y only). For a scale such as a std: otherwise near-equal
+  // values (0.631 to 0.642) fill the frame and an almost flat line looks like jagged noise.
+  bool y_from_zero = false;
   int width = 760, height = 360;  // plot + axes; the legend below adds to the height
   // With more points than this per series, keep the min and max of each pixel column:
   // a 200k-step loss curve then looks the same at a fraction of the size.
