@@ -354,6 +354,34 @@ std::vector<std::string> ordered(const json& grid, const char* axis) {
   return v;
 }
 
+// Where a row goes in every table: depth ascending as a number, then the grid's own order of
+// inits, norms, residual and optimizers, then the seed. Cells train deepest first (the pool
+// ends evenly), and a map keyed by name sorts inits alphabetically: neither is an order to read.
+using RowKey = std::tuple<int, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, int>;
+
+std::ptrdiff_t position(const json& list, const json& v) {
+  const auto it = std::find(list.begin(), list.end(), v);
+  return it - list.begin();  // a value not in the grid goes last
+}
+
+RowKey row_key(const json& grid, int depth, const std::string& init, const std::string& norm, bool residual,
+               const std::string& opt, int seed_index) {
+  return {depth, position(grid["inits"], init), position(grid["norms"], norm), position(grid["residual"], residual),
+          position(grid["optimizers"], opt), seed_index};
+}
+
+RowKey row_key(const json& grid, const json& cell) {
+  return row_key(grid, cell["depth"].get<int>(), cell["init"].get<std::string>(), cell["norm"].get<std::string>(),
+                 cell["residual"].get<bool>(), cell["optimizer"].get<std::string>(), cell["seed_index"].get<int>());
+}
+
+std::vector<int> sorted_depths(const json& grid) {
+  std::vector<int> d;
+  for (const auto& v : grid["depths"]) d.push_back(v.get<int>());
+  std::sort(d.begin(), d.end());
+  return d;
+}
+
 std::string panel_name(const std::string& norm, bool residual, const std::string& opt) {
   return fmt::format("norm {}, residual {}, {}", norm, residual ? "on" : "off", opt);
 }
@@ -374,8 +402,7 @@ json summarize(const json& study) {
       for (const auto& opt : ordered(grid, "optimizers")) {
         const bool res = res_j.get<bool>();
         json rows = json::array();
-        for (const auto& d_j : grid["depths"]) {
-          const int d = d_j.get<int>();
+        for (const int d : sorted_depths(grid)) {
           int trained = 0, failed = 0, present = 0;
           double lo = INFINITY, hi = -INFINITY;
           json by_init = json::object();
@@ -430,7 +457,15 @@ std::string format_table(const json& study) {
   o += fmt::format("{:>5} {:<15} {:<6} {:<4} {:<5} | {:>7} {:>7} {:<16} | {:>15} {:>7} | {:>19}\n", "depth", "init", "norm", "res",
                    "opt", "train", "val", fmt::format("({} seed{})", seeds, seeds > 1 ? "s" : ""), "act std 1st/last",
                    "sat%", "grad std 1st/last");
-  for (const auto& [k, g] : groups) {
+  std::vector<const Group*> rows;
+  for (const auto& [k, g] : groups) rows.push_back(&g);
+  const json& grid = study["grid"];
+  std::sort(rows.begin(), rows.end(), [&](const Group* a, const Group* b) {
+    return row_key(grid, a->depth, a->init, a->norm, a->residual, a->optimizer, 0) <
+           row_key(grid, b->depth, b->init, b->norm, b->residual, b->optimizer, 0);
+  });
+  for (const Group* gp : rows) {
+    const Group& g = *gp;
     const auto act = first_last(g, "act_std");
     const auto sat = first_last(g, "saturated_pct");
     const auto grad = first_last(g, "grad_std");
@@ -470,9 +505,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
   const json& grid = study["grid"];
   const auto groups = group_cells(study["cells"]);
   const auto inits = ordered(grid, "inits");
-  std::vector<int> depths;
-  for (const auto& d : grid["depths"]) depths.push_back(d.get<int>());
-  std::sort(depths.begin(), depths.end());
+  const std::vector<int> depths = sorted_depths(grid);
 
   // Heatmaps of final val loss, depth x init, one per (norm, residual, optimizer), one color
   // scale for all: from the best loss to a little above the unigram entropy.
@@ -595,7 +628,11 @@ void write_outputs(const std::string& out_dir, const json& study) {
   html += "</div><h2>Every cell</h2><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
           "<th>seed</th><th>step-0 loss</th><th>train</th><th>val</th><th>status</th><th>act std first / last</th>"
           "<th>saturated % last (|t| &gt; 0.97)</th><th>grad std first / last</th><th>s</th></tr>";
-  for (const auto& c : study["cells"]) {
+  std::vector<const json*> rows;
+  for (const auto& c : study["cells"]) rows.push_back(&c);
+  std::stable_sort(rows.begin(), rows.end(), [&](const json* a, const json* b) { return row_key(grid, *a) < row_key(grid, *b); });
+  for (const json* cp : rows) {
+    const json& c = *cp;
     const std::string st = c["status"].get<std::string>();
     double a0 = NAN, a1 = NAN, s1 = NAN, g0 = NAN, g1 = NAN;
     if (c.contains("at_init") && !c["at_init"]["blocks"].empty()) {
@@ -686,9 +723,15 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   json grid_j{{"depths", g.depths},   {"inits", g.inits},   {"norms", g.norms},         {"residual", g.residual},
               {"optimizers", g.optimizers}, {"seeds", g.seeds}, {"steps", g.steps},   {"width", g.width},
               {"batch_size", g.batch_size}, {"sgd_lr", g.sgd_lr}, {"adam_lr", g.adam_lr}, {"seed", g.seed}};
+  // study.json lists the cells as the tables do, not in the order they trained.
+  std::vector<std::size_t> order(results.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return row_key(grid_j, results[a]) < row_key(grid_j, results[b]); });
   json cells_j = json::array();
   StudyOutput out;
-  for (auto& r : results) {
+  for (std::size_t i : order) {
+    json& r = results[i];
     out.trained += status_of(r) == "trained" ? 1 : 0;
     cells_j.push_back(std::move(r));
   }

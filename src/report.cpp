@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -169,6 +171,32 @@ std::vector<json> plotted_layers(const json& snapshot) {
   for (const auto& l : all)
     if (is_tanh(l)) tanh.push_back(l);
   return tanh.empty() ? all : tanh;
+}
+
+// "layers.3.weight" before "layers.12.weight": runs of digits compare as numbers.
+bool natural_less(const std::string& a, const std::string& b) {
+  auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      std::size_t ie = i, je = j;
+      while (ie < a.size() && digit(a[ie])) ++ie;
+      while (je < b.size() && digit(b[je])) ++je;
+      // Without leading zeros, a longer run is a larger number.
+      const std::string_view x = std::string_view(a).substr(i, ie - i), y = std::string_view(b).substr(j, je - j);
+      const std::size_t xz = std::min(x.find_first_not_of('0'), x.size()), yz = std::min(y.find_first_not_of('0'), y.size());
+      const std::string_view xs = x.substr(xz), ys = y.substr(yz);
+      if (xs.size() != ys.size()) return xs.size() < ys.size();
+      if (xs != ys) return xs < ys;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
 }
 
 bool is_2d(const json& p) { return p.is_object() && p.contains("shape") && p["shape"].is_array() && p["shape"].size() == 2; }
@@ -577,8 +605,12 @@ ReportResult write_report(const ReportOptions& opt) {
         auto it = std::find(ur_names.begin(), ur_names.end(), str(p, "name"));
         if (it != ur_names.end()) order.push_back(static_cast<std::size_t>(it - ur_names.begin()));
       }
+    // Names the snapshot does not list (or all, without a snapshot) follow in natural order.
+    std::vector<std::size_t> rest;
     for (std::size_t k = 0; k < ur_names.size(); ++k)
-      if (std::find(order.begin(), order.end(), k) == order.end()) order.push_back(k);
+      if (std::find(order.begin(), order.end(), k) == order.end()) rest.push_back(k);
+    std::stable_sort(rest.begin(), rest.end(), [&](std::size_t a, std::size_t b) { return natural_less(ur_names[a], ur_names[b]); });
+    order.insert(order.end(), rest.begin(), rest.end());
     for (std::size_t k : order) {
       if (!two_d.empty() && !two_d.count(ur_names[k])) continue;  // the lecture plots p.ndim == 2 only
       plot::Series s;

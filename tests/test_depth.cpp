@@ -407,6 +407,59 @@ TEST(DepthStudy, TinyStudyWritesEverythingAndResumes) {
   EXPECT_EQ(run_depth_study(opt, nullptr).reused, 0);
 }
 
+// Four cells of a few steps: depths 10 and 3 (given in that order), residual off and on.
+StudyOutput small_residual_study(const TempDir& dir, Options& opt) {
+  opt.input = write_words(dir.path());
+  opt.out_dir = (dir.path() / "study").string();
+  opt.jobs = 2;
+  Grid& g = opt.grid;
+  g.depths = {10, 3};
+  g.inits = {"kaiming"};
+  g.norms = {"none"};
+  g.residual = {false, true};
+  g.optimizers = {"sgd"};
+  g.steps = 5;
+  g.width = 8;
+  return run_depth_study(opt, nullptr);
+}
+
+// The first cell of each row of the study page's "Every cell" table.
+std::vector<std::string> every_cell_column(const std::string& html, std::size_t column) {
+  std::vector<std::string> out;
+  std::size_t p = html.find("<h2>Every cell</h2>");
+  for (p = html.find("<tr class=", p); p != std::string::npos; p = html.find("<tr class=", p + 1)) {
+    std::size_t c = p;
+    for (std::size_t k = 0; k <= column; ++k) c = html.find("<td", c + 1);
+    c = html.find('>', c) + 1;
+    out.push_back(html.substr(c, html.find("</td>", c) - c));
+  }
+  return out;
+}
+
+TEST(DepthStudy, RowsAreInNumericDepthOrder) {
+  // Cells train deepest first; the tables, study.json and the summary read 3 before 10.
+  TempDir dir;
+  Options opt;
+  const StudyOutput out = small_residual_study(dir, opt);
+  const std::string html = read_file(fs::path(opt.out_dir) / "study.html");
+  EXPECT_EQ(every_cell_column(html, 0), (std::vector<std::string>{"3", "3", "10", "10"}));
+  EXPECT_EQ(every_cell_column(html, 3), (std::vector<std::string>{"off", "on", "off", "on"}));  // then the grid's order
+  std::vector<int> cells, summary;
+  for (const auto& c : out.study["cells"]) cells.push_back(c["depth"].get<int>());
+  EXPECT_EQ(cells, (std::vector<int>{3, 3, 10, 10}));
+  for (const auto& r : out.study["summary"][0]["depths"]) summary.push_back(r["depth"].get<int>());
+  EXPECT_EQ(summary, (std::vector<int>{3, 10}));
+  // The text table: one row per group, depth first on each line.
+  std::vector<int> table;
+  std::istringstream in(out.table);
+  for (std::string line; std::getline(in, line);) {
+    int d = 0;
+    if (line.find(" kaiming ") != std::string::npos && std::istringstream(line) >> d) table.push_back(d);
+  }
+  EXPECT_EQ(table, (std::vector<int>{3, 3, 10, 10})) << out.table;
+  EXPECT_LT(out.table.find("d3:"), out.table.find("d10:"));
+}
+
 // ---- the command ------------------------------------------------------------------------------
 
 struct CmdResult {

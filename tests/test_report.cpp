@@ -617,6 +617,24 @@ TEST(Report, EverySaturatedPercentageSaysItsThreshold) {
   EXPECT_NE(caption.find("|h| &gt; 0.97"), std::string::npos) << caption;
 }
 
+TEST(Report, UpdateRatiosWithoutASnapshotAreInNumericLayerOrder) {
+  // Without diagnostics.jsonl and inspect.json there is no network order to follow; the file's
+  // keys are alphabetical, which put layers.12 before layers.3.
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run);
+  fs::remove(run / "diagnostics.jsonl");
+  fs::remove(run / "inspect.json");
+  mm::write_report({run.string(), "", 20, true});
+  const std::string ur = read_file(run / "figures" / "update_ratio.svg");
+  std::vector<std::size_t> at;
+  for (const char* name : {">C<", ">layers.0.weight<", ">layers.1.gamma<", ">layers.3.weight<", ">layers.6.weight<", ">layers.12.weight<"}) {
+    at.push_back(ur.find(name));
+    ASSERT_NE(at.back(), std::string::npos) << name;
+  }
+  EXPECT_TRUE(std::is_sorted(at.begin(), at.end())) << ur;
+}
+
 TEST(Report, ToleratesMissingAndTornFiles) {
   TempDir t;
   const fs::path run = t / "run";
