@@ -241,7 +241,9 @@ json init_stats(const Snapshot& s, const Cell& c) {
   for (int i : idx) {
     const LayerDiag& d = s.layers[static_cast<std::size_t>(i)];
     blocks.push_back({{"layer", d.index}, {"type", d.type}, {"act_mean", num_or_null(d.out.mean)},
-                      {"act_std", num_or_null(d.out.std)}, {"saturated_pct", num_or_null(d.saturated_pct)},
+                      {"act_std", num_or_null(d.out.std)},
+                      // |t| > 0.97 means saturated only for a tanh: a residual block's x + f(x) is unbounded.
+                      {"saturated_pct", d.type == "Tanh" ? num_or_null(d.saturated_pct) : json(nullptr)},
                       {"grad_std", d.has_grad ? num_or_null(d.grad.std) : json(nullptr)}});
   }
   std::vector<const ParamDiag*> weights;
@@ -434,6 +436,20 @@ std::string residual_list(const json& r) {
 
 std::string fmt_num(double v, int prec = 3) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, prec) : "-"; }
 
+// A block's saturated % at init for the tables: "n/a" unless its output is a Tanh's (a cell
+// file written before residual outputs stored null still has a number there).
+std::string saturation_text(const json& block) {
+  if (block.value("type", std::string()) != "Tanh") return "n/a";
+  return fmt_num(num_of(block.value("saturated_pct", json())), 1);
+}
+
+// The last hidden block at init of the group's first cell that has one; nullptr if none.
+const json* last_block(const Group& g) {
+  for (const auto* c : g.cells)
+    if (c->contains("at_init") && !(*c)["at_init"]["blocks"].empty()) return &(*c)["at_init"]["blocks"].back();
+  return nullptr;
+}
+
 // First and last hidden block's value of a per-block statistic at init.
 std::pair<double, double> first_last(const Group& g, const char* field) {
   for (const auto* c : g.cells) {
@@ -467,16 +483,17 @@ std::string format_table(const json& study) {
   for (const Group* gp : rows) {
     const Group& g = *gp;
     const auto act = first_last(g, "act_std");
-    const auto sat = first_last(g, "saturated_pct");
+    const json* last = last_block(g);
     const auto grad = first_last(g, "grad_std");
     o += fmt::format("{:>5} {:<15} {:<6} {:<4} {:<5} | {:>7} {:>7} {:<16} | {:>7}/{:<7} {:>7} | {:>9}/{:<9}\n", g.depth, g.init,
                      g.norm, g.residual ? "on" : "off", g.optimizer, fmt_num(g.mean_of("train_loss")),
                      fmt_num(g.mean_of("val_loss")), g.label(), fmt_num(act.first), fmt_num(act.second),
-                     fmt_num(sat.second, 1), std::isfinite(grad.first) ? fmt::format("{:.2e}", grad.first) : "-",
+                     last ? saturation_text(*last) : "-", std::isfinite(grad.first) ? fmt::format("{:.2e}", grad.first) : "-",
                      std::isfinite(grad.second) ? fmt::format("{:.2e}", grad.second) : "-");
   }
   o += fmt::format("\ntrained: val loss < unigram entropy {:.4f} - {:.1f} = {:.4f} nats (the loss of predicting character "
-                   "frequencies)\nsat%: share of the last hidden block's outputs with |t| > 0.97 at init\n",
+                   "frequencies)\nsat%: share of the last hidden block's tanh outputs with |t| > 0.97 at init; n/a when that block is "
+                   "residual (x + f(x) is not a tanh output, not bounded)\n",
                    unigram, study["trained_margin"].get<double>(), unigram - study["trained_margin"].get<double>());
   o += "\nHow much the initialization matters, per panel and depth: inits trained, and the spread of val loss over "
        "inits\n(a run that did not train counts as the unigram entropy):\n";
@@ -625,7 +642,11 @@ void write_outputs(const std::string& out_dir, const json& study) {
   for (const auto& [f, svg] : heatmaps) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
   html += "</div><h2>Activation and gradient std across depth at initialization</h2><div class=\"figs\">";
   for (const auto& [f, svg] : curves) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
-  html += "</div><h2>Every cell</h2><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
+  html += "</div><h2>Every cell</h2><p>The act std, saturated % and grad std columns are of the first minibatch at "
+          "initialization (step 0), at the first and the last hidden block's output: its Tanh, or with residual on, the "
+          "residual block's x + f(x). <b>saturated %</b>: share of the last block's outputs with |t| &gt; 0.97 (the "
+          "lecture's threshold) where that output is a Tanh's; n/a for a residual block: x + f(x) is not bounded by 1, "
+          "so its share beyond 0.97 is not saturation.</p><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
           "<th>seed</th><th>step-0 loss</th><th>train</th><th>val</th><th>status</th><th>act std first / last</th>"
           "<th>saturated % last (|t| &gt; 0.97)</th><th>grad std first / last</th><th>s</th></tr>";
   std::vector<const json*> rows;
@@ -634,12 +655,13 @@ void write_outputs(const std::string& out_dir, const json& study) {
   for (const json* cp : rows) {
     const json& c = *cp;
     const std::string st = c["status"].get<std::string>();
-    double a0 = NAN, a1 = NAN, s1 = NAN, g0 = NAN, g1 = NAN;
+    double a0 = NAN, a1 = NAN, g0 = NAN, g1 = NAN;
+    std::string s1 = "-";
     if (c.contains("at_init") && !c["at_init"]["blocks"].empty()) {
       const auto& b = c["at_init"]["blocks"];
       a0 = num_of(b.front()["act_std"]);
       a1 = num_of(b.back()["act_std"]);
-      s1 = num_of(b.back()["saturated_pct"]);
+      s1 = saturation_text(b.back());
       g0 = num_of(b.front()["grad_std"]);
       g1 = num_of(b.back()["grad_std"]);
     }
@@ -652,7 +674,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
         fmt_num(c.contains("train_loss") ? num_of(c["train_loss"]) : NAN),
         fmt_num(c.contains("val_loss") ? num_of(c["val_loss"]) : NAN),
         xml_escape(st == "failed" && c.contains("error") ? "failed: " + c["error"].get<std::string>() : st), fmt_num(a0),
-        fmt_num(a1), fmt_num(s1, 1), std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-",
+        fmt_num(a1), s1, std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-",
         std::isfinite(g1) ? fmt::format("{:.2e}", g1) : "-", fmt_num(num_of(c["seconds"]), 1));
   }
   html += "</table></body></html>\n";

@@ -529,8 +529,11 @@ ReportResult write_report(const ReportOptions& opt) {
         if (auto h = parse_hist(l.value("grad_hist", json()),
                                 fmt::format("{}: mean {:+.6f}, std {:.3e}", ln, num(l, "grad_mean"), num(l, "grad_std"))))
           grad.hists.push_back(*h);
-        table += fmt::format("<tr><td class=\"l\">{}</td><td>{:+.4f}</td><td>{:.4f}</td><td>{:.2f}%</td><td>{}</td><td>{:+.2e}</td><td>{:.3e}</td></tr>",
-                             esc(ln), num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"), fmt_num(num(l, "dead_units"), "{:.0f}"),
+        // Saturation and dead units are counted for every layer, but only a Tanh's are bounded by 1.
+        table += fmt::format("<tr><td class=\"l\">{}</td><td>{:+.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:+.2e}</td><td>{:.3e}</td></tr>",
+                             esc(ln), num(l, "out_mean"), num(l, "out_std"),
+                             is_tanh(l) ? fmt_num(num(l, "saturated_pct"), "{:.2f}%") : "n/a",
+                             is_tanh(l) ? fmt_num(num(l, "dead_units"), "{:.0f}") : "n/a",
                              num(l, "grad_mean"), num(l, "grad_std"));
       }
     const std::string why = snap ? "the layers carry no histograms" : "neither diagnostics.jsonl nor inspect.json is in the run folder";

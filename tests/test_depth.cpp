@@ -460,6 +460,46 @@ TEST(DepthStudy, RowsAreInNumericDepthOrder) {
   EXPECT_LT(out.table.find("d3:"), out.table.find("d10:"));
 }
 
+TEST(DepthStudy, SaturationIsShownForTanhOutputsOnly) {
+  // A residual block's output x + f(x) is not bounded by 1: its share beyond 0.97 (up to 74%
+  // in the quick grid) is not saturation, and the tables showed it as if it were.
+  TempDir dir;
+  Options opt;
+  const StudyOutput out = small_residual_study(dir, opt);
+  for (const auto& c : out.study["cells"]) {
+    SCOPED_TRACE(c["key"].get<std::string>());
+    ASSERT_NE(c["status"], "failed") << c.value("error", "");
+    const json& b = c["at_init"]["blocks"];
+    ASSERT_EQ(b.size(), std::size_t(c["depth"].get<int>()));
+    for (std::size_t k = 0; k < b.size(); ++k) {
+      const bool tanh = !c["residual"].get<bool>() || k == 0;  // the first block is never residual
+      EXPECT_EQ(b[k]["type"], tanh ? "Tanh" : "Residual");
+      EXPECT_EQ(b[k]["saturated_pct"].is_number(), tanh) << b[k].dump();
+    }
+  }
+  // study.html: column 11 is "saturated % last"; its explanation says why some are n/a.
+  const std::string html = read_file(fs::path(opt.out_dir) / "study.html");
+  const auto residual = every_cell_column(html, 3), sat = every_cell_column(html, 11);
+  ASSERT_EQ(sat.size(), 4u);
+  for (std::size_t r = 0; r < sat.size(); ++r) {
+    SCOPED_TRACE(r);
+    if (residual[r] == "on") EXPECT_EQ(sat[r], "n/a");
+    else EXPECT_NE(sat[r].find_first_of("0123456789"), std::string::npos) << sat[r];
+  }
+  EXPECT_NE(html.find("n/a for a residual block: x + f(x) is not bounded"), std::string::npos);
+  // The text table: "n/a" in the rows with residual on, a number in the others.
+  std::istringstream in(out.table);
+  int rows = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" kaiming ") == std::string::npos) continue;
+    ++rows;
+    const bool res = line.find(" on ") != std::string::npos;
+    EXPECT_EQ(line.find(" n/a ") != std::string::npos, res) << line;
+  }
+  EXPECT_EQ(rows, 4);
+  EXPECT_NE(out.table.find("n/a when that block is residual"), std::string::npos);
+}
+
 // ---- the command ------------------------------------------------------------------------------
 
 struct CmdResult {

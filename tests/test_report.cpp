@@ -617,6 +617,24 @@ TEST(Report, EverySaturatedPercentageSaysItsThreshold) {
   EXPECT_NE(caption.find("|h| &gt; 0.97"), std::string::npos) << caption;
 }
 
+TEST(Report, LayerTableShowsSaturationForTanhLayersOnly) {
+  // Without a Tanh the table lists every layer; a ReLU's or a BatchNorm's share beyond 0.97 is
+  // not saturation, and dead units are counted for Tanh layers only.
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run);
+  std::string diag = read_file(run / "diagnostics.jsonl");
+  for (std::size_t p = diag.find("\"Tanh\""); p != std::string::npos; p = diag.find("\"Tanh\"", p)) diag.replace(p, 6, "\"ReLU\"");
+  write_file(run / "diagnostics.jsonl", diag);
+  const std::string html = read_file(mm::write_report({run.string(), "", 20, true}).html_path);
+  const std::size_t table = html.find("<th>saturated (");
+  ASSERT_NE(table, std::string::npos);
+  const std::string rows = html.substr(table, html.find("</table>", table) - table);
+  EXPECT_EQ(count(rows, "<tr><td class=\"l\">layer "), 6u);  // 3 ReLU, 3 BatchNorm1d
+  EXPECT_EQ(count(rows, "<td>n/a</td><td>n/a</td>"), 6u) << rows;
+  EXPECT_EQ(rows.find('%'), std::string::npos) << rows;
+}
+
 TEST(Report, UpdateRatiosWithoutASnapshotAreInNumericLayerOrder) {
   // Without diagnostics.jsonl and inspect.json there is no network order to follow; the file's
   // keys are alphabetical, which put layers.12 before layers.3.
