@@ -241,7 +241,9 @@ json init_stats(const Snapshot& s, const Cell& c) {
   for (int i : idx) {
     const LayerDiag& d = s.layers[static_cast<std::size_t>(i)];
     blocks.push_back({{"layer", d.index}, {"type", d.type}, {"act_mean", num_or_null(d.out.mean)},
-                      {"act_std", num_or_null(d.out.std)}, {"saturated_pct", num_or_null(d.saturated_pct)},
+                      {"act_std", num_or_null(d.out.std)},
+                      // |t| > 0.97 means saturated only for a tanh: a residual block's x + f(x) is unbounded.
+                      {"saturated_pct", d.type == "Tanh" ? num_or_null(d.saturated_pct) : json(nullptr)},
                       {"grad_std", d.has_grad ? num_or_null(d.grad.std) : json(nullptr)}});
   }
   std::vector<const ParamDiag*> weights;
@@ -354,6 +356,34 @@ std::vector<std::string> ordered(const json& grid, const char* axis) {
   return v;
 }
 
+// Where a row goes in every table: depth ascending as a number, then the grid's own order of
+// inits, norms, residual and optimizers, then the seed. Cells train deepest first (the pool
+// ends evenly), and a map keyed by name sorts inits alphabetically: neither is an order to read.
+using RowKey = std::tuple<int, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t, int>;
+
+std::ptrdiff_t position(const json& list, const json& v) {
+  const auto it = std::find(list.begin(), list.end(), v);
+  return it - list.begin();  // a value not in the grid goes last
+}
+
+RowKey row_key(const json& grid, int depth, const std::string& init, const std::string& norm, bool residual,
+               const std::string& opt, int seed_index) {
+  return {depth, position(grid["inits"], init), position(grid["norms"], norm), position(grid["residual"], residual),
+          position(grid["optimizers"], opt), seed_index};
+}
+
+RowKey row_key(const json& grid, const json& cell) {
+  return row_key(grid, cell["depth"].get<int>(), cell["init"].get<std::string>(), cell["norm"].get<std::string>(),
+                 cell["residual"].get<bool>(), cell["optimizer"].get<std::string>(), cell["seed_index"].get<int>());
+}
+
+std::vector<int> sorted_depths(const json& grid) {
+  std::vector<int> d;
+  for (const auto& v : grid["depths"]) d.push_back(v.get<int>());
+  std::sort(d.begin(), d.end());
+  return d;
+}
+
 std::string panel_name(const std::string& norm, bool residual, const std::string& opt) {
   return fmt::format("norm {}, residual {}, {}", norm, residual ? "on" : "off", opt);
 }
@@ -374,8 +404,7 @@ json summarize(const json& study) {
       for (const auto& opt : ordered(grid, "optimizers")) {
         const bool res = res_j.get<bool>();
         json rows = json::array();
-        for (const auto& d_j : grid["depths"]) {
-          const int d = d_j.get<int>();
+        for (const int d : sorted_depths(grid)) {
           int trained = 0, failed = 0, present = 0;
           double lo = INFINITY, hi = -INFINITY;
           json by_init = json::object();
@@ -407,6 +436,20 @@ std::string residual_list(const json& r) {
 
 std::string fmt_num(double v, int prec = 3) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, prec) : "-"; }
 
+// A block's saturated % at init for the tables: "n/a" unless its output is a Tanh's (a cell
+// file written before residual outputs stored null still has a number there).
+std::string saturation_text(const json& block) {
+  if (block.value("type", std::string()) != "Tanh") return "n/a";
+  return fmt_num(num_of(block.value("saturated_pct", json())), 1);
+}
+
+// The last hidden block at init of the group's first cell that has one; nullptr if none.
+const json* last_block(const Group& g) {
+  for (const auto* c : g.cells)
+    if (c->contains("at_init") && !(*c)["at_init"]["blocks"].empty()) return &(*c)["at_init"]["blocks"].back();
+  return nullptr;
+}
+
 // First and last hidden block's value of a per-block statistic at init.
 std::pair<double, double> first_last(const Group& g, const char* field) {
   for (const auto* c : g.cells) {
@@ -430,18 +473,27 @@ std::string format_table(const json& study) {
   o += fmt::format("{:>5} {:<15} {:<6} {:<4} {:<5} | {:>7} {:>7} {:<16} | {:>15} {:>7} | {:>19}\n", "depth", "init", "norm", "res",
                    "opt", "train", "val", fmt::format("({} seed{})", seeds, seeds > 1 ? "s" : ""), "act std 1st/last",
                    "sat%", "grad std 1st/last");
-  for (const auto& [k, g] : groups) {
+  std::vector<const Group*> rows;
+  for (const auto& [k, g] : groups) rows.push_back(&g);
+  const json& grid = study["grid"];
+  std::sort(rows.begin(), rows.end(), [&](const Group* a, const Group* b) {
+    return row_key(grid, a->depth, a->init, a->norm, a->residual, a->optimizer, 0) <
+           row_key(grid, b->depth, b->init, b->norm, b->residual, b->optimizer, 0);
+  });
+  for (const Group* gp : rows) {
+    const Group& g = *gp;
     const auto act = first_last(g, "act_std");
-    const auto sat = first_last(g, "saturated_pct");
+    const json* last = last_block(g);
     const auto grad = first_last(g, "grad_std");
     o += fmt::format("{:>5} {:<15} {:<6} {:<4} {:<5} | {:>7} {:>7} {:<16} | {:>7}/{:<7} {:>7} | {:>9}/{:<9}\n", g.depth, g.init,
                      g.norm, g.residual ? "on" : "off", g.optimizer, fmt_num(g.mean_of("train_loss")),
                      fmt_num(g.mean_of("val_loss")), g.label(), fmt_num(act.first), fmt_num(act.second),
-                     fmt_num(sat.second, 1), std::isfinite(grad.first) ? fmt::format("{:.2e}", grad.first) : "-",
+                     last ? saturation_text(*last) : "-", std::isfinite(grad.first) ? fmt::format("{:.2e}", grad.first) : "-",
                      std::isfinite(grad.second) ? fmt::format("{:.2e}", grad.second) : "-");
   }
   o += fmt::format("\ntrained: val loss < unigram entropy {:.4f} - {:.1f} = {:.4f} nats (the loss of predicting character "
-                   "frequencies)\n",
+                   "frequencies)\nsat%: share of the last hidden block's tanh outputs with |t| > 0.97 at init; n/a when that block is "
+                   "residual (x + f(x) is not a tanh output, not bounded)\n",
                    unigram, study["trained_margin"].get<double>(), unigram - study["trained_margin"].get<double>());
   o += "\nHow much the initialization matters, per panel and depth: inits trained, and the spread of val loss over "
        "inits\n(a run that did not train counts as the unigram entropy):\n";
@@ -470,9 +522,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
   const json& grid = study["grid"];
   const auto groups = group_cells(study["cells"]);
   const auto inits = ordered(grid, "inits");
-  std::vector<int> depths;
-  for (const auto& d : grid["depths"]) depths.push_back(d.get<int>());
-  std::sort(depths.begin(), depths.end());
+  const std::vector<int> depths = sorted_depths(grid);
 
   // Heatmaps of final val loss, depth x init, one per (norm, residual, optimizer), one color
   // scale for all: from the best loss to a little above the unigram entropy.
@@ -528,6 +578,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
         ch.x_label = "hidden layer";
         ch.y_label = act ? "std of the block output" : "log10 std of dL/d(block output)";
         ch.log_y = !act;
+        ch.y_from_zero = act;  // normalized layers' stds of ~0.63 each must look level, not jagged
         for (const auto& init : inits) {
           auto it = groups.find(GroupKey{deepest, init, norm, res, opt0});
           if (it == groups.end()) continue;
@@ -591,17 +642,26 @@ void write_outputs(const std::string& out_dir, const json& study) {
   for (const auto& [f, svg] : heatmaps) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
   html += "</div><h2>Activation and gradient std across depth at initialization</h2><div class=\"figs\">";
   for (const auto& [f, svg] : curves) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
-  html += "</div><h2>Every cell</h2><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
+  html += "</div><h2>Every cell</h2><p>The act std, saturated % and grad std columns are of the first minibatch at "
+          "initialization (step 0), at the first and the last hidden block's output: its Tanh, or with residual on, the "
+          "residual block's x + f(x). <b>saturated %</b>: share of the last block's outputs with |t| &gt; 0.97 (the "
+          "lecture's threshold) where that output is a Tanh's; n/a for a residual block: x + f(x) is not bounded by 1, "
+          "so its share beyond 0.97 is not saturation.</p><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
           "<th>seed</th><th>step-0 loss</th><th>train</th><th>val</th><th>status</th><th>act std first / last</th>"
-          "<th>saturated % last</th><th>grad std first / last</th><th>s</th></tr>";
-  for (const auto& c : study["cells"]) {
+          "<th>saturated % last (|t| &gt; 0.97)</th><th>grad std first / last</th><th>s</th></tr>";
+  std::vector<const json*> rows;
+  for (const auto& c : study["cells"]) rows.push_back(&c);
+  std::stable_sort(rows.begin(), rows.end(), [&](const json* a, const json* b) { return row_key(grid, *a) < row_key(grid, *b); });
+  for (const json* cp : rows) {
+    const json& c = *cp;
     const std::string st = c["status"].get<std::string>();
-    double a0 = NAN, a1 = NAN, s1 = NAN, g0 = NAN, g1 = NAN;
+    double a0 = NAN, a1 = NAN, g0 = NAN, g1 = NAN;
+    std::string s1 = "-";
     if (c.contains("at_init") && !c["at_init"]["blocks"].empty()) {
       const auto& b = c["at_init"]["blocks"];
       a0 = num_of(b.front()["act_std"]);
       a1 = num_of(b.back()["act_std"]);
-      s1 = num_of(b.back()["saturated_pct"]);
+      s1 = saturation_text(b.back());
       g0 = num_of(b.front()["grad_std"]);
       g1 = num_of(b.back()["grad_std"]);
     }
@@ -614,7 +674,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
         fmt_num(c.contains("train_loss") ? num_of(c["train_loss"]) : NAN),
         fmt_num(c.contains("val_loss") ? num_of(c["val_loss"]) : NAN),
         xml_escape(st == "failed" && c.contains("error") ? "failed: " + c["error"].get<std::string>() : st), fmt_num(a0),
-        fmt_num(a1), fmt_num(s1, 1), std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-",
+        fmt_num(a1), s1, std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-",
         std::isfinite(g1) ? fmt::format("{:.2e}", g1) : "-", fmt_num(num_of(c["seconds"]), 1));
   }
   html += "</table></body></html>\n";
@@ -685,9 +745,15 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   json grid_j{{"depths", g.depths},   {"inits", g.inits},   {"norms", g.norms},         {"residual", g.residual},
               {"optimizers", g.optimizers}, {"seeds", g.seeds}, {"steps", g.steps},   {"width", g.width},
               {"batch_size", g.batch_size}, {"sgd_lr", g.sgd_lr}, {"adam_lr", g.adam_lr}, {"seed", g.seed}};
+  // study.json lists the cells as the tables do, not in the order they trained.
+  std::vector<std::size_t> order(results.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return row_key(grid_j, results[a]) < row_key(grid_j, results[b]); });
   json cells_j = json::array();
   StudyOutput out;
-  for (auto& r : results) {
+  for (std::size_t i : order) {
+    json& r = results[i];
     out.trained += status_of(r) == "trained" ? 1 : 0;
     cells_j.push_back(std::move(r));
   }

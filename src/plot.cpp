@@ -16,6 +16,7 @@ namespace {
 constexpr double kCharW = 7.0;     // estimated width of one 12px sans-serif character
 constexpr double kLegendRow = 18;  // height of one legend line
 constexpr double kTitleH = 30;
+constexpr const char* kRefDash = "6 4";  // the reference line's dashes
 
 std::string num(double v) {
   // One decimal is sub-pixel precise enough and keeps long polylines small.
@@ -63,7 +64,7 @@ struct Frame {
 struct LegendEntry {
   std::string label, color;
   double width;
-  bool dashed;
+  std::string dash;  // stroke-dasharray; empty: solid
 };
 
 // Legend entries sit below the x-axis label in a grid of equal columns (as wide as the
@@ -96,7 +97,7 @@ void draw_legend(std::string& o, const std::vector<LegendEntry>& entries, double
     const double y = y_top + kLegendRow / 2 + 4 + static_cast<double>(k / g.cols) * kLegendRow;
     o += "<line x1=\"" + num(lx) + "\" y1=\"" + num(y) + "\" x2=\"" + num(lx + 26) + "\" y2=\"" + num(y) +
          "\" stroke=\"" + xml_escape(e.color) + "\" stroke-width=\"" + num(std::min(e.width + 1, 4.0)) + "\"" +
-         (e.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>";
+         (e.dash.empty() ? "" : " stroke-dasharray=\"" + e.dash + "\"") + "/>";
     o += "<text x=\"" + num(lx + 32) + "\" y=\"" + num(y + 4) + "\">" + xml_escape(e.label) + "</text>";
   }
 }
@@ -153,7 +154,7 @@ double left_margin(const std::vector<double>& yt, double ystep) {
 
 // Appends a path through the points, starting a new subpath after each non-finite point.
 void draw_polyline(std::string& o, const Frame& f, const std::vector<double>& x, const std::vector<double>& y,
-                   const std::string& color, double width, double opacity, bool dashed) {
+                   const std::string& color, double width, double opacity, const std::string& dash) {
   std::string d;
   bool pen_down = false;
   const std::size_t n = std::min(x.size(), y.size());
@@ -167,7 +168,7 @@ void draw_polyline(std::string& o, const Frame& f, const std::vector<double>& x,
   o += "<path d=\"" + d + "\" fill=\"none\" stroke=\"" + xml_escape(color) + "\" stroke-width=\"" + num(width) +
        "\" stroke-linejoin=\"round\"";
   if (opacity < 1) o += " stroke-opacity=\"" + num(opacity) + "\"";
-  if (dashed) o += " stroke-dasharray=\"6 4\"";
+  if (!dash.empty()) o += " stroke-dasharray=\"" + dash + "\"";
   o += "/>";
 }
 
@@ -212,6 +213,14 @@ const std::vector<std::string>& palette() {
   static const std::vector<std::string> p{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
   return p;
+}
+
+LineStyle series_style(std::size_t i) {
+  // One dash pattern per pass through the palette; each unlike the reference line's "6 4"
+  // and unlike each other even in a legend's 26-pixel sample.
+  static const std::array<const char*, 4> dashes{"", "9 3", "2 2.5", "9 3 2 3"};
+  const std::size_t n = palette().size();
+  return {palette()[i % n], dashes[(i / n) % dashes.size()]};
 }
 
 std::string xml_escape(std::string_view s) {
@@ -296,16 +305,20 @@ std::string render_svg(const LineChart& chart) {
     if (up - xr.hi <= 0.05 * span) xr.hi = up;
     if (xr.lo - down <= 0.05 * span) xr.lo = down;
   }
+  const bool from_zero = chart.y_from_zero && !chart.log_y && !yr.empty();
+  const bool nonneg = from_zero && yr.lo >= 0;
+  if (from_zero) yr.add(0);
   yr.finish(0.05);
+  if (nonneg) yr.lo = 0;  // no margin below a floor of 0
 
   std::vector<LegendEntry> legend;
-  std::size_t color_i = 0;
-  std::vector<std::string> colors;
+  std::size_t style_i = 0;
+  std::vector<LineStyle> styles;
   for (const auto& s : ser) {
-    colors.push_back(s.color.empty() ? palette()[color_i++ % palette().size()] : s.color);
-    if (!s.label.empty()) legend.push_back({s.label, colors.back(), s.width, false});
+    styles.push_back(s.color.empty() ? series_style(style_i++) : LineStyle{s.color, ""});
+    if (!s.label.empty()) legend.push_back({s.label, styles.back().color, s.width, styles.back().dash});
   }
-  if (chart.has_ref_y && !chart.ref_label.empty()) legend.push_back({chart.ref_label, "#555", 1.2, true});
+  if (chart.has_ref_y && !chart.ref_label.empty()) legend.push_back({chart.ref_label, "#555", 1.2, kRefDash});
 
   const double W = chart.width;
   const double leg_h = legend_height(legend, W);
@@ -326,13 +339,13 @@ std::string render_svg(const LineChart& chart) {
     o += "<text x=\"" + num((f.left + f.right) / 2) + "\" y=\"" + num((f.top + f.bottom) / 2) +
          "\" text-anchor=\"middle\" fill=\"#999\">no data</text>";
   if (chart.has_ref_y)
-    draw_polyline(o, f, {f.x0, f.x1}, {chart.ref_y, chart.ref_y}, "#555", 1.2, 1.0, true);
+    draw_polyline(o, f, {f.x0, f.x1}, {chart.ref_y, chart.ref_y}, "#555", 1.2, 1.0, kRefDash);
   for (std::size_t k = 0; k < ser.size(); ++k) {
     std::vector<double> x = ser[k].x, y = ser[k].y;
     x.resize(std::min(x.size(), y.size()));
     y.resize(x.size());
     decimate(x, y, f, chart.max_points);
-    draw_polyline(o, f, x, y, colors[k], ser[k].width, ser[k].opacity, false);
+    draw_polyline(o, f, x, y, styles[k].color, ser[k].width, ser[k].opacity, styles[k].dash);
   }
   draw_legend(o, legend, chart.height - 4, W);
   o += "</svg>";

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +38,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// The lecture uses two thresholds: |h| > 0.97 for the saturated percentage (its cell 15) and
+// |h| > 0.99 for the white pixels of its saturation picture (and the dead units). The page
+// shows both, so every number says which one it counts.
+constexpr const char* kSaturatedText = "|h| > 0.97";
+constexpr const char* kMapText = "|h| > 0.99";
 
 std::string esc(std::string_view s) { return plot::xml_escape(s); }
 
@@ -165,6 +173,32 @@ std::vector<json> plotted_layers(const json& snapshot) {
   return tanh.empty() ? all : tanh;
 }
 
+// "layers.3.weight" before "layers.12.weight": runs of digits compare as numbers.
+bool natural_less(const std::string& a, const std::string& b) {
+  auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      std::size_t ie = i, je = j;
+      while (ie < a.size() && digit(a[ie])) ++ie;
+      while (je < b.size() && digit(b[je])) ++je;
+      // Without leading zeros, a longer run is a larger number.
+      const std::string_view x = std::string_view(a).substr(i, ie - i), y = std::string_view(b).substr(j, je - j);
+      const std::size_t xz = std::min(x.find_first_not_of('0'), x.size()), yz = std::min(y.find_first_not_of('0'), y.size());
+      const std::string_view xs = x.substr(xz), ys = y.substr(yz);
+      if (xs.size() != ys.size()) return xs.size() < ys.size();
+      if (xs != ys) return xs < ys;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
 bool is_2d(const json& p) { return p.is_object() && p.contains("shape") && p["shape"].is_array() && p["shape"].size() == 2; }
 
 std::string shape_text(const json& p) {
@@ -246,7 +280,7 @@ struct Page {
 const char* kStyle = R"(
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 1000px; margin: 24px auto; padding: 0 16px; color: #222; }
 h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
-table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: right; } td { white-space: nowrap; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 12px; max-height: 420px; }
 figure { margin: 18px 0; } .figtitle { font-weight: bold; font-size: 14px; margin-bottom: 6px; } figcaption { font-size: 13px; color: #555; margin-top: 4px; }
@@ -418,8 +452,9 @@ ReportResult write_report(const ReportOptions& opt) {
     if (inspect)
       for (const auto& l : layers_in_order(*inspect)) {
         if (!is_tanh(l)) continue;
-        if (auto h = parse_hist(l.value("hist", json()), fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}%", layer_name(l),
-                                                                     num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"))))
+        if (auto h = parse_hist(l.value("hist", json()), fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}% ({})", layer_name(l),
+                                                                     num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"),
+                                                                     kSaturatedText)))
           out_c.hists.push_back(*h);
         if (l.contains("pre") && l["pre"].is_object()) {
           const json& p = l["pre"];
@@ -458,10 +493,12 @@ ReportResult write_report(const ReportOptions& opt) {
         const std::string bits = str(m, "bits");
         const std::size_t white = static_cast<std::size_t>(std::count(bits.begin(), bits.end(), '1'));
         Figure f{"saturation", "Saturated tanh units",
-                 fmt::format("{}: |h| > 0.99 in white; rows = examples in the batch ({}), columns = units ({}). {:.1f}% saturated; "
-                             "a fully white column is a dead unit that never learns.",
-                             layer_name(json{{"index", m.value("layer", json())}, {"type", "Tanh"}}), r, c,
-                             bits.empty() ? 0.0 : 100.0 * static_cast<double>(white) / static_cast<double>(bits.size())),
+                 fmt::format("{}: white where {}; rows = examples in the batch ({}), columns = units ({}). {:.1f}% white "
+                             "(the saturated percentages elsewhere on this page count {}); a fully white column is a dead "
+                             "unit that never learns.",
+                             layer_name(json{{"index", m.value("layer", json())}, {"type", "Tanh"}}), kMapText, r, c,
+                             bits.empty() ? 0.0 : 100.0 * static_cast<double>(white) / static_cast<double>(bits.size()),
+                             kSaturatedText),
                  "", plot::encode_png(plot::saturation_image(r, c, bits, scale))};
         figs.push_back(f);
         page.figure(f);
@@ -487,13 +524,16 @@ ReportResult write_report(const ReportOptions& opt) {
       for (const auto& l : plotted_layers(*snap)) {
         const std::string ln = layer_name(l);
         std::string lbl = fmt::format("{}: mean {:+.2f}, std {:.2f}", ln, num(l, "out_mean"), num(l, "out_std"));
-        if (is_tanh(l)) lbl += fmt::format(", saturated {:.2f}%", num(l, "saturated_pct"));
+        if (is_tanh(l)) lbl += fmt::format(", saturated {:.2f}% ({})", num(l, "saturated_pct"), kSaturatedText);
         if (auto h = parse_hist(l.value("hist", json()), lbl)) act.hists.push_back(*h);
         if (auto h = parse_hist(l.value("grad_hist", json()),
                                 fmt::format("{}: mean {:+.6f}, std {:.3e}", ln, num(l, "grad_mean"), num(l, "grad_std"))))
           grad.hists.push_back(*h);
-        table += fmt::format("<tr><td class=\"l\">{}</td><td>{:+.4f}</td><td>{:.4f}</td><td>{:.2f}%</td><td>{}</td><td>{:+.2e}</td><td>{:.3e}</td></tr>",
-                             esc(ln), num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"), fmt_num(num(l, "dead_units"), "{:.0f}"),
+        // Saturation and dead units are counted for every layer, but only a Tanh's are bounded by 1.
+        table += fmt::format("<tr><td class=\"l\">{}</td><td>{:+.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:+.2e}</td><td>{:.3e}</td></tr>",
+                             esc(ln), num(l, "out_mean"), num(l, "out_std"),
+                             is_tanh(l) ? fmt_num(num(l, "saturated_pct"), "{:.2f}%") : "n/a",
+                             is_tanh(l) ? fmt_num(num(l, "dead_units"), "{:.0f}") : "n/a",
                              num(l, "grad_mean"), num(l, "grad_std"));
       }
     const std::string why = snap ? "the layers carry no histograms" : "neither diagnostics.jsonl nor inspect.json is in the run folder";
@@ -514,7 +554,8 @@ ReportResult write_report(const ReportOptions& opt) {
       page.not_drawn(grad.title, why);
     }
     if (!table.empty())
-      page.body += "<table><tr><th class=\"l\">layer</th><th>out mean</th><th>out std</th><th>saturated</th><th>dead units</th>"
+      page.body += "<table><tr><th class=\"l\">layer</th><th>out mean</th><th>out std</th><th>saturated (" + esc(kSaturatedText) +
+                   ")</th><th>dead units (" + esc(kMapText) + " for every example)</th>"
                    "<th>grad mean</th><th>grad std</th></tr>" + table + "</table>\n";
   }
 
@@ -567,8 +608,12 @@ ReportResult write_report(const ReportOptions& opt) {
         auto it = std::find(ur_names.begin(), ur_names.end(), str(p, "name"));
         if (it != ur_names.end()) order.push_back(static_cast<std::size_t>(it - ur_names.begin()));
       }
+    // Names the snapshot does not list (or all, without a snapshot) follow in natural order.
+    std::vector<std::size_t> rest;
     for (std::size_t k = 0; k < ur_names.size(); ++k)
-      if (std::find(order.begin(), order.end(), k) == order.end()) order.push_back(k);
+      if (std::find(order.begin(), order.end(), k) == order.end()) rest.push_back(k);
+    std::stable_sort(rest.begin(), rest.end(), [&](std::size_t a, std::size_t b) { return natural_less(ur_names[a], ur_names[b]); });
+    order.insert(order.end(), rest.begin(), rest.end());
     for (std::size_t k : order) {
       if (!two_d.empty() && !two_d.count(ur_names[k])) continue;  // the lecture plots p.ndim == 2 only
       plot::Series s;

@@ -372,6 +372,9 @@ TEST(DepthStudy, TinyStudyWritesEverythingAndResumes) {
     EXPECT_NE(svg.find(">kaiming<"), std::string::npos);
     EXPECT_NE(svg.find(">normal<"), std::string::npos);
   }
+  // The activation std axis starts at 0: the normalized cells' stds of ~0.6 at every layer
+  // draw level, not zoomed into a zigzag.
+  EXPECT_NE(read_file(figs / "act_std_batch_plain.svg").find("text-anchor=\"end\">0.0</text>"), std::string::npos);
   const std::string html = read_file(fs::path(opt.out_dir) / "study.html");
   EXPECT_NE(html.find("</html>"), std::string::npos);
   EXPECT_NE(html.find("heatmap_batch_plain_sgd.svg"), std::string::npos);
@@ -402,6 +405,99 @@ TEST(DepthStudy, TinyStudyWritesEverythingAndResumes) {
   EXPECT_EQ(run_depth_study(opt, nullptr).reused, 0);
   opt.resume = false;
   EXPECT_EQ(run_depth_study(opt, nullptr).reused, 0);
+}
+
+// Four cells of a few steps: depths 10 and 3 (given in that order), residual off and on.
+StudyOutput small_residual_study(const TempDir& dir, Options& opt) {
+  opt.input = write_words(dir.path());
+  opt.out_dir = (dir.path() / "study").string();
+  opt.jobs = 2;
+  Grid& g = opt.grid;
+  g.depths = {10, 3};
+  g.inits = {"kaiming"};
+  g.norms = {"none"};
+  g.residual = {false, true};
+  g.optimizers = {"sgd"};
+  g.steps = 5;
+  g.width = 8;
+  return run_depth_study(opt, nullptr);
+}
+
+// The first cell of each row of the study page's "Every cell" table.
+std::vector<std::string> every_cell_column(const std::string& html, std::size_t column) {
+  std::vector<std::string> out;
+  std::size_t p = html.find("<h2>Every cell</h2>");
+  for (p = html.find("<tr class=", p); p != std::string::npos; p = html.find("<tr class=", p + 1)) {
+    std::size_t c = p;
+    for (std::size_t k = 0; k <= column; ++k) c = html.find("<td", c + 1);
+    c = html.find('>', c) + 1;
+    out.push_back(html.substr(c, html.find("</td>", c) - c));
+  }
+  return out;
+}
+
+TEST(DepthStudy, RowsAreInNumericDepthOrder) {
+  // Cells train deepest first; the tables, study.json and the summary read 3 before 10.
+  TempDir dir;
+  Options opt;
+  const StudyOutput out = small_residual_study(dir, opt);
+  const std::string html = read_file(fs::path(opt.out_dir) / "study.html");
+  EXPECT_EQ(every_cell_column(html, 0), (std::vector<std::string>{"3", "3", "10", "10"}));
+  EXPECT_EQ(every_cell_column(html, 3), (std::vector<std::string>{"off", "on", "off", "on"}));  // then the grid's order
+  std::vector<int> cells, summary;
+  for (const auto& c : out.study["cells"]) cells.push_back(c["depth"].get<int>());
+  EXPECT_EQ(cells, (std::vector<int>{3, 3, 10, 10}));
+  for (const auto& r : out.study["summary"][0]["depths"]) summary.push_back(r["depth"].get<int>());
+  EXPECT_EQ(summary, (std::vector<int>{3, 10}));
+  // The text table: one row per group, depth first on each line.
+  std::vector<int> table;
+  std::istringstream in(out.table);
+  for (std::string line; std::getline(in, line);) {
+    int d = 0;
+    if (line.find(" kaiming ") != std::string::npos && std::istringstream(line) >> d) table.push_back(d);
+  }
+  EXPECT_EQ(table, (std::vector<int>{3, 3, 10, 10})) << out.table;
+  EXPECT_LT(out.table.find("d3:"), out.table.find("d10:"));
+}
+
+TEST(DepthStudy, SaturationIsShownForTanhOutputsOnly) {
+  // A residual block's output x + f(x) is not bounded by 1: its share beyond 0.97 (up to 74%
+  // in the quick grid) is not saturation, and the tables showed it as if it were.
+  TempDir dir;
+  Options opt;
+  const StudyOutput out = small_residual_study(dir, opt);
+  for (const auto& c : out.study["cells"]) {
+    SCOPED_TRACE(c["key"].get<std::string>());
+    ASSERT_NE(c["status"], "failed") << c.value("error", "");
+    const json& b = c["at_init"]["blocks"];
+    ASSERT_EQ(b.size(), std::size_t(c["depth"].get<int>()));
+    for (std::size_t k = 0; k < b.size(); ++k) {
+      const bool tanh = !c["residual"].get<bool>() || k == 0;  // the first block is never residual
+      EXPECT_EQ(b[k]["type"], tanh ? "Tanh" : "Residual");
+      EXPECT_EQ(b[k]["saturated_pct"].is_number(), tanh) << b[k].dump();
+    }
+  }
+  // study.html: column 11 is "saturated % last"; its explanation says why some are n/a.
+  const std::string html = read_file(fs::path(opt.out_dir) / "study.html");
+  const auto residual = every_cell_column(html, 3), sat = every_cell_column(html, 11);
+  ASSERT_EQ(sat.size(), 4u);
+  for (std::size_t r = 0; r < sat.size(); ++r) {
+    SCOPED_TRACE(r);
+    if (residual[r] == "on") EXPECT_EQ(sat[r], "n/a");
+    else EXPECT_NE(sat[r].find_first_of("0123456789"), std::string::npos) << sat[r];
+  }
+  EXPECT_NE(html.find("n/a for a residual block: x + f(x) is not bounded"), std::string::npos);
+  // The text table: "n/a" in the rows with residual on, a number in the others.
+  std::istringstream in(out.table);
+  int rows = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" kaiming ") == std::string::npos) continue;
+    ++rows;
+    const bool res = line.find(" on ") != std::string::npos;
+    EXPECT_EQ(line.find(" n/a ") != std::string::npos, res) << line;
+  }
+  EXPECT_EQ(rows, 4);
+  EXPECT_NE(out.table.find("n/a when that block is residual"), std::string::npos);
 }
 
 // ---- the command ------------------------------------------------------------------------------

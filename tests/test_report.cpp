@@ -7,12 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -333,6 +335,71 @@ TEST(Plot, LineChartIsWellFormedWithLabelsAndLegend) {
   EXPECT_EQ(count(svg, "<path"), 3u);                           // two series and the reference
 }
 
+// stroke and stroke-dasharray ("" when solid) of each element of `tag` in the SVG, in order.
+std::vector<std::string> stroke_styles(const std::string& svg, const std::string& tag) {
+  std::vector<std::string> out;
+  auto attr = [](const std::string& el, const std::string& name) {
+    const std::size_t p = el.find(" " + name + "=\"");
+    if (p == std::string::npos) return std::string();
+    const std::size_t b = p + name.size() + 3;
+    return el.substr(b, el.find('"', b) - b);
+  };
+  for (std::size_t p = svg.find("<" + tag + " "); p != std::string::npos; p = svg.find("<" + tag + " ", p + 1)) {
+    const std::string el = svg.substr(p, svg.find('>', p) - p);
+    out.push_back(attr(el, "stroke") + " / " + attr(el, "stroke-dasharray"));
+  }
+  return out;
+}
+
+TEST(Plot, SeriesBeyondThePaletteStayDistinguishable) {
+  // A 12-layer residual network has 13 weight matrices: with 10 colors alone, series 1 and
+  // 11 were drawn alike and the legend could not tell them apart.
+  plot::LineChart c;
+  const std::size_t n = 3 * plot::palette().size() + 3;
+  for (std::size_t k = 0; k < n; ++k)
+    c.series.push_back({"layers." + std::to_string(k) + ".weight", {0, 1}, {double(k), double(k) + 0.5}, 1.2, "", 1});
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  const auto lines = stroke_styles(svg, "path");
+  ASSERT_EQ(lines.size(), n);
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()).size(), n) << "two series share color and dashes";
+  // The legend shows each series as it is drawn (the axes' tick marks are <line>s too: the
+  // legend's samples are the last n).
+  auto legend = stroke_styles(svg, "line");
+  ASSERT_GE(legend.size(), n);
+  legend.erase(legend.begin(), legend.end() - static_cast<std::ptrdiff_t>(n));
+  EXPECT_EQ(legend, lines);
+  // The first 10 keep the lecture's solid tab10 lines.
+  EXPECT_EQ(lines[0], plot::palette()[0] + " / ");
+  EXPECT_EQ(lines[9], plot::palette()[9] + " / ");
+}
+
+TEST(Plot, YFromZeroDrawsNearEqualValuesLevel) {
+  // study depth's activation std per layer with a norm layer: every value ~0.63. Zoomed to
+  // [0.631, 0.642] the line zigzags across the whole frame; from 0 it is level, as it is.
+  plot::LineChart c;
+  c.series.push_back({"batch", {1, 2, 3, 4, 5, 6}, {0.631, 0.642, 0.634, 0.640, 0.633, 0.641}, 1.5, "", 1});
+  auto path_height = [](const std::string& svg) {
+    const std::size_t d = svg.find(" d=\"", svg.find("<path"));
+    std::istringstream in(svg.substr(d + 4, svg.find('"', d + 4) - d - 4));
+    double lo = 1e9, hi = -1e9, x, y;
+    char op;
+    while (in >> op >> x >> y) {
+      lo = std::min(lo, y);
+      hi = std::max(hi, y);
+    }
+    return hi - lo;
+  };
+  const double zoomed = path_height(plot::render_svg(c));
+  EXPECT_GT(zoomed, 200);  // the default keeps zooming to the data (the loss curves need it)
+  c.y_from_zero = true;
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  EXPECT_LT(path_height(svg), 8) << "a 2% difference should look like one";
+  EXPECT_NE(svg.find("text-anchor=\"end\">0.0</text>"), std::string::npos);  // the y axis starts at 0
+  EXPECT_EQ(svg.find(">-0."), std::string::npos);                             // and not below it
+}
+
 TEST(Plot, LogYSkipsNonPositiveAndEmptyChartSaysSo) {
   plot::LineChart c;
   c.log_y = true;
@@ -524,6 +591,66 @@ TEST(Report, SyntheticRunHasEverySectionAndFigure) {
   EXPECT_EQ(ur.find(">layers.1.gamma<"), std::string::npos);
   // In network order, not the JSON object's alphabetical one.
   EXPECT_LT(ur.find(">layers.6.weight<"), ur.find(">layers.12.weight<"));
+}
+
+TEST(Report, EverySaturatedPercentageSaysItsThreshold) {
+  // The legends and the table count |h| > 0.97 (the lecture's cell 15), the saturation map
+  // |h| > 0.99 (its picture): a percentage without its threshold leaves the reader guessing.
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run);
+  const std::string html = read_file(mm::write_report({run.string(), "", 20, true}).html_path);
+  int percentages = 0;
+  for (std::size_t p = html.find('>'); p != std::string::npos; p = html.find('>', p + 1)) {
+    const std::string text = html.substr(p + 1, html.find('<', p) - p - 1);
+    if (text.find("saturated") == std::string::npos || text.find('%') == std::string::npos) continue;
+    ++percentages;
+    EXPECT_TRUE(text.find("|h| &gt; 0.97") != std::string::npos || text.find("|h| &gt; 0.99") != std::string::npos) << text;
+  }
+  EXPECT_GE(percentages, 3 + 3 + 1 + 1);  // tanh outputs' and activations' legends, the map, the finding
+  EXPECT_NE(html.find("<th>saturated (|h| &gt; 0.97)</th>"), std::string::npos);
+  // The map's caption names its own threshold and the page's other one.
+  const std::size_t map = html.find("id=\"fig-saturation\"");
+  ASSERT_NE(map, std::string::npos);
+  const std::string caption = html.substr(html.find("<figcaption>", map), html.find("</figcaption>", map) - html.find("<figcaption>", map));
+  EXPECT_NE(caption.find("white where |h| &gt; 0.99"), std::string::npos) << caption;
+  EXPECT_NE(caption.find("|h| &gt; 0.97"), std::string::npos) << caption;
+}
+
+TEST(Report, LayerTableShowsSaturationForTanhLayersOnly) {
+  // Without a Tanh the table lists every layer; a ReLU's or a BatchNorm's share beyond 0.97 is
+  // not saturation, and dead units are counted for Tanh layers only.
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run);
+  std::string diag = read_file(run / "diagnostics.jsonl");
+  for (std::size_t p = diag.find("\"Tanh\""); p != std::string::npos; p = diag.find("\"Tanh\"", p)) diag.replace(p, 6, "\"ReLU\"");
+  write_file(run / "diagnostics.jsonl", diag);
+  const std::string html = read_file(mm::write_report({run.string(), "", 20, true}).html_path);
+  const std::size_t table = html.find("<th>saturated (");
+  ASSERT_NE(table, std::string::npos);
+  const std::string rows = html.substr(table, html.find("</table>", table) - table);
+  EXPECT_EQ(count(rows, "<tr><td class=\"l\">layer "), 6u);  // 3 ReLU, 3 BatchNorm1d
+  EXPECT_EQ(count(rows, "<td>n/a</td><td>n/a</td>"), 6u) << rows;
+  EXPECT_EQ(rows.find('%'), std::string::npos) << rows;
+}
+
+TEST(Report, UpdateRatiosWithoutASnapshotAreInNumericLayerOrder) {
+  // Without diagnostics.jsonl and inspect.json there is no network order to follow; the file's
+  // keys are alphabetical, which put layers.12 before layers.3.
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run);
+  fs::remove(run / "diagnostics.jsonl");
+  fs::remove(run / "inspect.json");
+  mm::write_report({run.string(), "", 20, true});
+  const std::string ur = read_file(run / "figures" / "update_ratio.svg");
+  std::vector<std::size_t> at;
+  for (const char* name : {">C<", ">layers.0.weight<", ">layers.1.gamma<", ">layers.3.weight<", ">layers.6.weight<", ">layers.12.weight<"}) {
+    at.push_back(ur.find(name));
+    ASSERT_NE(at.back(), std::string::npos) << name;
+  }
+  EXPECT_TRUE(std::is_sorted(at.begin(), at.end())) << ur;
 }
 
 TEST(Report, ToleratesMissingAndTornFiles) {

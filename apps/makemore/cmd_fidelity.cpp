@@ -153,7 +153,7 @@ int run_fidelity(const FidelityArgs& a) {
     for (const auto& l : deep.snapshot.layers) {
       if (l.index != 2) continue;
       rows.push_back({sec, "layer 2 (Tanh) std", lecture::kDeepLayer2TanhStd, l.out.std, 2, ""});
-      rows.push_back({sec, "layer 2 (Tanh) saturated %", lecture::kDeepLayer2SaturatedPct, l.saturated_pct, 2, ""});
+      rows.push_back({sec, "layer 2 (Tanh) saturated % (beyond ±0.97)", lecture::kDeepLayer2SaturatedPct, l.saturated_pct, 2, ""});
     }
     for (const auto& p : deep.snapshot.params) {
       if (p.name != "layers.0.weight") continue;

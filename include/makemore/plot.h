@@ -29,7 +29,7 @@ struct Series {
   std::string label;         // empty: not shown in the legend
   std::vector<double> x, y;  // same length; non-finite points break the line
   double width = 1.5;        // stroke width in px
-  std::string color;         // CSS color; empty picks the next palette color
+  std::string color;         // CSS color, solid; empty picks the next series_style()
   double opacity = 1.0;
 };
 
@@ -42,6 +42,9 @@ struct LineChart {
   std::string ref_label;
   bool has_x_range = false;  // show exactly [x_min, x_max]; otherwise the data's range,
   double x_min = 0, x_max = 1;  // widened to the next tick when that is close
+  // The y axis reaches 0 (linear y only). For a scale such as a std: otherwise near-equal
+  // values (0.631 to 0.642) fill the frame and an almost flat line looks like jagged noise.
+  bool y_from_zero = false;
   int width = 760, height = 360;  // plot + axes; the legend below adds to the height
   // With more points than this per series, keep the min and max of each pixel column:
   // a 200k-step loss curve then looks the same at a fraction of the size.
@@ -97,6 +100,15 @@ std::string colormap_viridis(double t);
 
 // The palette the charts cycle through (matplotlib's tab10, which the lecture's figures use).
 const std::vector<std::string>& palette();
+
+// The look of the i-th line of a chart that picks its own colors: palette()[i % 10], solid for
+// the first 10, then dashed, dotted and dash-dotted for each further 10, so a network with more
+// than 10 layers or parameters still has one look per legend entry (40 distinct, then repeat).
+struct LineStyle {
+  std::string color;
+  std::string dash;  // SVG stroke-dasharray; empty: solid
+};
+LineStyle series_style(std::size_t i);
 
 // --- PNG -------------------------------------------------------------------------------------
 
