@@ -278,6 +278,22 @@ std::string format_tick(double v, double step) {
   return s;
 }
 
+namespace {
+// The same x and y values no more than y_tol apart: curves that lie on one another.
+bool same_curve(const Series& a, const Series& b, double y_tol) {
+  if (a.x.size() != b.x.size() || a.y.size() != b.y.size()) return false;
+  const auto near = [](double u, double v, double tol) {
+    if (!finite(u) || !finite(v)) return !finite(u) && !finite(v);
+    return std::abs(u - v) <= tol;
+  };
+  for (std::size_t i = 0; i < a.x.size(); ++i)
+    if (!near(a.x[i], b.x[i], 1e-9 * std::max(std::abs(a.x[i]), 1.0))) return false;
+  for (std::size_t i = 0; i < a.y.size(); ++i)
+    if (!near(a.y[i], b.y[i], y_tol)) return false;
+  return true;
+}
+}  // namespace
+
 std::string render_svg(const LineChart& chart) {
   // Transform first, so ranges and decimation see the plotted values.
   std::vector<Series> ser = chart.series;
@@ -311,12 +327,25 @@ std::string render_svg(const LineChart& chart) {
   yr.finish(0.05);
   if (nonneg) yr.lo = 0;  // no margin below a floor of 0
 
+  // Curves that agree to a fraction of a pixel (study depth's inits under BatchNorm) lie on top
+  // of each other and only the last one drawn shows: its legend entry names the ones it covers.
+  const double y_tol = (yr.hi - yr.lo) / std::max(chart.height, 1) / 4;
+  std::vector<std::string> labels;
+  for (std::size_t i = 0; i < ser.size(); ++i) {
+    labels.push_back(ser[i].label);
+    if (ser[i].label.empty() || ser[i].y.empty()) continue;
+    std::string covered;
+    for (std::size_t j = 0; j < i; ++j)
+      if (!ser[j].label.empty() && same_curve(ser[j], ser[i], y_tol)) covered += (covered.empty() ? "" : ", ") + ser[j].label;
+    if (!covered.empty()) labels.back() += " (drawn over " + covered + ": the same curve)";
+  }
   std::vector<LegendEntry> legend;
   std::size_t style_i = 0;
   std::vector<LineStyle> styles;
-  for (const auto& s : ser) {
+  for (std::size_t i = 0; i < ser.size(); ++i) {
+    const auto& s = ser[i];
     styles.push_back(s.color.empty() ? series_style(style_i++) : LineStyle{s.color, ""});
-    if (!s.label.empty()) legend.push_back({s.label, styles.back().color, s.width, styles.back().dash});
+    if (!s.label.empty()) legend.push_back({labels[i], styles.back().color, s.width, styles.back().dash});
   }
   if (chart.has_ref_y && !chart.ref_label.empty()) legend.push_back({chart.ref_label, "#555", 1.2, kRefDash});
 

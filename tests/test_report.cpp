@@ -400,6 +400,22 @@ TEST(Plot, YFromZeroDrawsNearEqualValuesLevel) {
   EXPECT_EQ(svg.find(">-0."), std::string::npos);                             // and not below it
 }
 
+// study depth under BatchNorm: every init gives the same curve (to ~1e-6) and only the last drawn
+// shows; its legend says which ones it covers. Curves that differ keep their labels.
+TEST(Plot, IdenticalCurvesSayTheyCoverEachOther) {
+  plot::LineChart c;
+  c.series.push_back({"normal", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1});
+  c.series.push_back({"small", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1});
+  c.series.push_back({"kaiming", {1, 2, 3}, {0.63, 0.64, 0.635}, 1.5, "", 1});  // half the range apart
+  c.series.push_back({"kaiming-nogain", {1, 2, 3}, {0.63, 0.64, 0.630001}, 1.5, "", 1});  // 1e-6: a 100th of a pixel
+  const std::string svg = plot::render_svg(c);
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  EXPECT_NE(svg.find(">small (drawn over normal: the same curve)<"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">kaiming-nogain (drawn over normal, small: the same curve)<"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">kaiming<"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">normal<"), std::string::npos) << svg;
+}
+
 TEST(Plot, LogYSkipsNonPositiveAndEmptyChartSaysSo) {
   plot::LineChart c;
   c.log_y = true;
