@@ -525,7 +525,7 @@ TEST(DepthCli, BadOptionsGiveOneLineErrors) {
                         Case{"--depths 60", "1 to 50"}, Case{"--inits kaiming,xavier", "--inits: unknown value 'xavier'"},
                         Case{"--norms group", "--norms: unknown value 'group'"}, Case{"--residual maybe", "--residual: unknown value"},
                         Case{"--optimizers rmsprop", "--optimizers"}, Case{"--seeds 0", "--seeds"},
-                        Case{"--steps 0", "--steps"}, Case{"--jobs 0", "--jobs"}, Case{"--width -3", "--width"},
+                        Case{"--steps 0", "--steps"}, Case{"--jobs -1", "--jobs"}, Case{"--width -3", "--width"},
                         Case{"--depths ''", "--depths: empty"}, Case{"--norms ''", "--norms: empty"}}) {
     SCOPED_TRACE(c.args);
     const CmdResult r = run_cmd(dir.path(), "study depth -i nowhere.txt -o out " + c.args);
@@ -536,6 +536,12 @@ TEST(DepthCli, BadOptionsGiveOneLineErrors) {
   }
   // Options are checked before any data is read or folder made.
   EXPECT_FALSE(fs::exists(dir.path() / "out"));
+  // --jobs 0 is one training per core, as in study init and fidelity: past the options, the
+  // missing word list is the error.
+  const CmdResult j0 = run_cmd(dir.path(), "study depth -i nowhere.txt -o out --jobs 0");
+  EXPECT_NE(j0.code, 0);
+  EXPECT_NE(j0.err.find("nowhere.txt"), std::string::npos) << j0.err;
+  EXPECT_EQ(j0.err.find("--jobs"), std::string::npos) << j0.err;
   const CmdResult h = run_cmd(dir.path(), "study depth --help");
   EXPECT_EQ(h.code, 0);
   EXPECT_NE(read_file(dir.path() / "out.txt").find("--residual"), std::string::npos);

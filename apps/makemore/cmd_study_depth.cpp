@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "commands.h"
 #include "makemore/depth.h"
@@ -25,7 +26,7 @@ struct DepthArgs {
   // Given on the command line (otherwise the quick or full grid's value).
   CLI::Option *seeds_opt = nullptr, *steps_opt = nullptr, *width_opt = nullptr, *sgd_opt = nullptr, *adam_opt = nullptr;
   std::vector<CLI::Option*> list_opts;  // --depths ... --optimizers: given empty is a mistake, not "the default"
-  int jobs = 2;
+  int jobs = 0;  // 0: one per core, as study init and fidelity
   std::string input, out_dir = "study-depth";
 };
 
@@ -92,8 +93,7 @@ int run_study_depth(const DepthArgs& a) {
   if (a.sgd_opt->count()) g.sgd_lr = a.sgd_lr;
   if (a.adam_opt->count()) g.adam_lr = a.adam_lr;
   depth::validate(g);
-  if (a.jobs < 1) throw Error(fmt::format("--jobs: {} must be at least 1 (trainings at a time)", a.jobs));
-  opt.jobs = a.jobs;
+  opt.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   opt.out_dir = a.out_dir;
   opt.input = a.input.empty() ? default_words_path() : a.input;
   opt.resume = !a.no_resume;
@@ -159,7 +159,7 @@ Runner add_study_depth(CLI::App& study) {
   a->width_opt = c->add_option("--width", a->width, "Units per hidden layer (default 64)");
   a->sgd_opt = c->add_option("--sgd-lr", a->sgd_lr, "SGD learning rate, x0.1 for the last quarter (default 0.1)");
   a->adam_opt = c->add_option("--adam-lr", a->adam_lr, "Adam learning rate, x0.1 for the last quarter (default 0.003)");
-  c->add_option("--jobs,-j", a->jobs, "Trainings at a time")->capture_default_str();
+  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(a->jobs, 0));
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   c->add_option("-o,--out", a->out_dir, "Folder for study.json, study.html, figures/ and cells/")->capture_default_str();
   c->add_flag("--no-resume", a->no_resume, "Retrain every cell (default: keep cells finished in DIR/cells/ with the same config)");
