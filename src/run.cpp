@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -103,6 +105,10 @@ LoadedRun load_run(const std::string& dir) {
     if (!t) throw Error(fmt::format("{}: checkpoint lacks tensor '{}' that its config needs; retrain", path, p.name));
     if (t->data.size() != p.size())
       throw Error(fmt::format("{}: tensor '{}' has {} values, its config needs {}; retrain", path, p.name, t->data.size(), p.size()));
+    if (!std::all_of(t->data.begin(), t->data.end(), [](float v) { return std::isfinite(v); }))
+      throw Error(fmt::format("{}: tensor '{}' holds values that are not finite (the training had diverged when this was "
+                              "saved); train again with a lower learning rate",
+                              path, p.name));
     std::copy(t->data.begin(), t->data.end(), ps.data(static_cast<int>(id)));
   }
   return run;

@@ -49,6 +49,22 @@ float Trainer::step(int64_t i) {
   return loss;
 }
 
+float Trainer::probe_next_loss() {
+  const TorchGenerator gen = gen_;
+  const FloatBuf buffers = model_.params().buffers();
+  const auto ix = ix_;
+  const auto xb = xb_, yb = yb_;
+  draw_batch();
+  model_.forward(xb_.data(), static_cast<int>(ix_.size()), Mode::Train);
+  const float loss = model_.loss(yb_.data());
+  model_.params().buffers() = buffers;
+  gen_ = gen;
+  ix_ = ix;
+  xb_ = xb;
+  yb_ = yb;
+  return loss;
+}
+
 TrainStats Trainer::run() {
   TrainStats st;
   st.initial_loss = initial_loss_;
@@ -69,6 +85,11 @@ TrainStats Trainer::run() {
       st.diverged_step = i;
       break;
     }
+  }
+  if (!st.diverged && st.steps > start_ && !std::isfinite(probe_next_loss())) {
+    // The last update overflowed: no later step would have run to see it.
+    st.diverged = true;
+    st.diverged_step = st.steps;
   }
   if (cfg_.steps == 0 && start_ == 0) {
     // No update, but the loss the lecture reads at initialization is still worth reporting:

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <string>
@@ -641,6 +642,61 @@ TEST(CliDiverge, KeepsTheLastGoodCheckpointAndSaysWhatItHolds) {
   EXPECT_NE(read_file(dir / "run" / "report.html").find("diverged at step"), std::string::npos);
 }
 
+// SGD with weight decay 1e6 multiplies the weights by ~-1e5 each step: the loss is first
+// not finite at step 4, after the update of step 3 overflowed.
+json overflowing_config(const TempDir& dir) {
+  json cfg = preset_json(dir, "lecture-kaiming");
+  cfg["train"]["optimizer"] = json{{"type", "sgd"}, {"weight_decay", 1e6}};
+  return cfg;
+}
+
+TEST(CliDiverge, AnUpdateThatOverflowsOnTheLastStepIsADivergence) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  write_file(dir / "wd.json", overflowing_config(dir).dump(2));
+  // The last update overflows and no later step sees it: it was saved and exited 0 with NaN losses.
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "wd.json", "--steps", "4"});
+  expect_one_line_error(r, {"diverged at step 4", "run/metrics.jsonl"});
+  EXPECT_FALSE(fs::exists(dir / "run" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
+  // A periodic save of overflowing parameters (step 4) does not replace the good one (step 2).
+  const CliResult s = run_cli(dir.path(), {"train", "-i", words, "-o", "saves", "--config", "wd.json", "--steps", "10",
+                                           "--save-every", "2"});
+  expect_one_line_error(s, {"diverged at step 4", "the model of step 2 is kept"});
+  const json res = json::parse(read_file(dir / "saves" / "result.json"));
+  EXPECT_EQ(res["steps"], 2);
+  EXPECT_TRUE(res["val_loss"].is_number());
+  const CliResult sample = run_cli(dir.path(), {"sample", "-o", "saves", "-n", "3"});
+  EXPECT_EQ(sample.exit_code, 0) << describe(sample);
+}
+
+// A checkpoint holding NaN (written by an older build) is refused by name, not fed to the sampler.
+TEST(CliDiverge, NonFiniteCheckpointIsRefused) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "5", "-q", "--no-report"}).exit_code, 0);
+  // Overwrite the first value of the first tensor with a NaN and drop the checksum (as old files lack it).
+  std::string f = read_file(dir / "run" / "model.safetensors");
+  uint64_t n = 0;
+  for (int k = 7; k >= 0; --k) n = (n << 8) | static_cast<unsigned char>(f[static_cast<std::size_t>(k)]);
+  json header = json::parse(f.substr(8, n));
+  header["__metadata__"].erase("makemore.data_fnv1a64");
+  std::string h = header.dump();
+  h.resize(((h.size() + 7) / 8) * 8, ' ');
+  std::string data = f.substr(8 + n);
+  const auto first = header.begin().key() == "__metadata__" ? std::next(header.begin()) : header.begin();
+  const std::size_t at = (*first)["data_offsets"][0].get<std::size_t>();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(data.data() + at, &nan, 4);
+  std::string out(8, '\0');
+  for (int k = 0; k < 8; ++k) out[static_cast<std::size_t>(k)] = static_cast<char>((h.size() >> (8 * k)) & 0xff);
+  write_file(dir / "run" / "model.safetensors", out + h + data);
+  for (const char* cmd : {"sample", "eval"}) {
+    SCOPED_TRACE(cmd);
+    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "run"}), {"run/model.safetensors", "not finite", "lower learning rate"});
+  }
+}
+
 TEST(CliDiverge, ADivergingResumeKeepsTheRunItContinued) {
   TempDir dir;
   const std::string words = write_names(dir);
@@ -845,11 +901,12 @@ TEST(CliDiverge, KeepsTheLastPeriodicCheckpoint) {
   write_file(dir / "diverge.json", diverging_config(dir).dump(2));
   const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "diverge.json", "--steps", "50",
                                            "--save-every", "1"});
-  // The update before the non-finite loss was saved with finite weights that already overflow
-  // the loss: it is not passed off as a good model.
-  expect_one_line_error(r, {"diverged at step 2", "the last checkpoint, step 2 in run/model.safetensors, is already past saving"});
-  EXPECT_TRUE(fs::exists(dir / "run" / "model.safetensors"));
-  EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
+  // The update of step 1 left finite weights whose loss overflows: they are not saved over the
+  // checkpoint of step 1, which result.json then describes.
+  expect_one_line_error(r, {"diverged at step 2", "the model of step 1 is kept in run/model.safetensors"});
+  const json res = json::parse(read_file(dir / "run" / "result.json"));
+  EXPECT_EQ(res["steps"], 1);
+  EXPECT_TRUE(res["val_loss"].is_number());
 }
 
 // Killed between writing the train state and the checkpoint: the state (which holds the

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "makemore/data.h"
@@ -92,4 +93,36 @@ TEST(Lecture, ZeroStepRunReportsTheInitialLossAndKeepsTheInit) {
   EXPECT_EQ(st.initial_loss, step0("lecture-batchnorm", splits));
   EXPECT_TRUE(model.params().values() == values);
   EXPECT_TRUE(model.params().buffers() == buffers);
+}
+
+// probe_next_loss (run at every checkpoint and after the last step, to catch an update that
+// overflowed) must leave no trace: a lecture-deep run (BatchNorm running statistics move in a
+// train-mode forward) probed after every step ends with the same bits, buffers and generator as
+// one never probed, and the probe sees exactly the loss the next step then computes.
+TEST(Lecture, ProbingTheNextLossChangesNothing) {
+  NEED_DATA();
+  const mm::WordList wl = mm::load_words(kNames);
+  const mm::Vocab vocab = mm::Vocab::from_words(wl.words);
+  const mm::Splits splits = mm::make_splits(wl.words, vocab, 3, 42);
+  mm::Config cfg = mm::load_preset("lecture-deep");
+  cfg.steps = 20;
+  auto train = [&](bool probe, std::vector<float>* probes, std::vector<float>* losses) {
+    auto model = std::make_unique<mm::Model>(cfg, vocab.size());
+    mm::TorchGenerator gen(cfg.seed);
+    model->init(gen);
+    mm::Trainer t(*model, cfg, splits.train, gen);
+    for (int64_t i = 0; i < cfg.steps; ++i) {
+      if (probe) probes->push_back(t.probe_next_loss());
+      losses->push_back(t.step(i));
+    }
+    return std::make_pair(std::move(model), gen.random64());
+  };
+  std::vector<float> probes, probed_losses, losses;
+  auto [a, next_a] = train(true, &probes, &probed_losses);
+  auto [b, next_b] = train(false, nullptr, &losses);
+  EXPECT_TRUE(a->params().values() == b->params().values());
+  EXPECT_TRUE(a->params().buffers() == b->params().buffers());
+  EXPECT_EQ(next_a, next_b);
+  EXPECT_EQ(probed_losses, losses);
+  EXPECT_EQ(probes, losses);
 }

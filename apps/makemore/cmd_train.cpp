@@ -2,7 +2,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -122,10 +121,9 @@ class Checkpointer : public Observer {
   void after_update(Trainer& t, int64_t step, double) override {
     const int64_t done = step + 1;
     if (every_ <= 0 || done % every_ != 0 || done >= cfg_.steps) return;
-    // An update that overflowed is reported as a divergence at the next step; it must not
-    // replace the last good checkpoint first.
-    const FloatBuf& values = t.model().params().values();
-    if (!std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); })) return;
+    // Parameters whose next loss is not finite are reported as a divergence at the next step;
+    // they must not replace the last good checkpoint first.
+    if (!std::isfinite(t.probe_next_loss())) return;
     metrics_.flush();
     if (diag_) diag_->flush();
     save_train_state(dir_ + "/" + kTrainStateFile, t.optimizer(), t.generator(), t.model(),
@@ -291,8 +289,18 @@ int run_train(const TrainArgs& a) {
     // continued from) is still good: evaluate it and say so in result.json, so eval / sample /
     // report describe the model that is there instead of finding no result.
     std::string kept;
+    std::optional<LoadedRun> kept_run;
     if (fs::is_regular_file(fs::path(dir) / kCheckpointFile)) {
-      LoadedRun last = load_run(dir);
+      try {
+        kept_run = load_run(dir);
+      } catch (const Error& e) {  // a file from before checkpoints were checked: say both
+        throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate (--lr, or "
+                                "train.lr in the config); the losses so far are in {}/{}; the last checkpoint is not usable: {}",
+                                res.stats.diverged_step, dir, kMetricsFile, e.what()));
+      }
+    }
+    if (kept_run) {
+      LoadedRun& last = *kept_run;
       const SplitLosses l{last.model->evaluate(splits.train), last.model->evaluate(splits.val), last.model->evaluate(splits.test)};
       if (!std::isfinite(l.train) || !std::isfinite(l.val) || !std::isfinite(l.test))
         throw Error(fmt::format("training diverged at step {} (loss is not finite); lower the learning rate (--lr, or train.lr in "
