@@ -311,8 +311,9 @@ struct Group {
     }
     return k ? s / k : NAN;
   }
-  // The loss counted for "how much does the init matter": a run that learned nothing (stuck
-  // above, diverged) counts as the unigram entropy, the loss of not using the context at all.
+  // The loss counted for "how much does the init matter": a run worse than the unigram entropy
+  // (the loss of not using the context at all) or diverged counts as that entropy; a stuck run
+  // below it counts as it is.
   double effective_val(double unigram) const {
     double s = 0;
     int k = 0;
@@ -496,7 +497,7 @@ std::string format_table(const json& study) {
                    "residual (x + f(x) is not a tanh output, not bounded)\n",
                    unigram, study["trained_margin"].get<double>(), unigram - study["trained_margin"].get<double>());
   o += "\nHow much the initialization matters, per panel and depth: inits trained, and the spread of val loss over "
-       "inits\n(a run that did not train counts as the unigram entropy):\n";
+       "inits\n(a val loss above the unigram entropy, or a diverged run, counts as the unigram entropy):\n";
   for (const auto& p : study["summary"]) {
     std::string line;
     for (const auto& r : p["depths"]) {
@@ -622,7 +623,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
       "the table).</p>",
       unigram, margin, unigram - margin);
   html += "<h2>How much the initialization matters</h2><p>Per panel and depth: inits that trained (all seeds), and the "
-          "spread (max - min) of val loss over inits, a run that did not train counting as the unigram entropy.</p>"
+          "spread (max - min) of val loss over inits, a val loss above the unigram entropy (or a diverged run) counting as the unigram entropy.</p>"
           "<table><tr><th>panel</th>";
   for (int d : depths) html += fmt::format("<th>depth {}</th>", d);
   html += "</tr>";
