@@ -483,8 +483,13 @@ Config parse_config(const json& j, const std::string& source) {
     if (cfg.layers[i].type != "batchnorm1d")
       c.fail(fmt::format("model.layers[{}]", i), "only batchnorm1d may follow the output linear layer");
   {
-    int time = 1, features = cfg.block_size * cfg.n_embd;  // after the model's own Flatten
+    const bool seq = stack_takes_sequence(cfg.layers);
+    int time = seq ? cfg.block_size : 1, features = seq ? cfg.n_embd : cfg.block_size * cfg.n_embd;
     check_shapes(c, cfg.layers, "model.layers", time, features);
+    if (time != 1)
+      c.fail("model.layers", fmt::format("the layers leave {} positions per example at the output; flatten them to one "
+                                         "before the output linear (a {{\"type\": \"flatten\"}} without n merges all)",
+                                         time));
   }
   if (j.contains("train")) {
     const json& t = j["train"];

@@ -293,7 +293,8 @@ void DiagObserver::capture_forward(Model& model, int64_t step, float loss) {
   s.step = step;
   s.loss = loss;
   const auto& layers = model.stack().layers();
-  s.batch = layers.empty() ? 0 : static_cast<int>(layers.front()->out().rows());
+  // The examples: the logits' rows (a layer before a flatten has a row per position).
+  s.batch = layers.empty() ? 0 : static_cast<int>(layers.back()->out().rows());
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = *layers[i];
     const Mat& pre = i == 0 ? model.stack_input() : layers[i - 1]->out();
@@ -570,7 +571,8 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
           "{}: {:.1f}% of the activations are beyond |0.99|, where the local gradient 1 - t^2 < 0.02: those units "
           "pass almost no gradient back, so the layers before them learn slowly",
           layer_label(d), pct);
-      f.evidence = fmt::format("{:.1f}% of the {}x{} minibatch activations beyond |0.99|", d.sat99_pct, s.batch, d.units);
+      f.evidence = fmt::format("{:.1f}% of the {}x{} minibatch activations beyond |0.99|", d.sat99_pct,
+                               d.units > 0 ? (d.out.n + d.out.nonfinite) / d.units : 0, d.units);
       if (sampled) f.evidence += fmt::format(", {:.1f}% over the larger sample", d.sat99_pct_sample);
       if (d.has_pre) f.evidence += fmt::format("; pre-activation mean {:+.2f}, std {:.2f} (tanh saturates beyond |2.65|)", d.pre.mean, d.pre.std);
       f.fix = cure;

@@ -35,8 +35,12 @@ Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block
   embedding_->build(1, block_size_, params_, "embedding.");
   for (std::size_t i = 0; i < cfg.layers.size(); ++i)
     stack_.add(make_layer(cfg.layers[i], vocab_size, fmt::format("model.layers[{}]", i)));
-  // The embedding hands the stack its rows already flattened: (B, block_size * n_embd).
-  stack_.build(1, block_size_ * embedding_->out_features(), params_, "layers.");
+  // The embedding's (B, block_size * n_embd) rows are the same memory as (B * block_size, n_embd):
+  // a stack that starts with a flatten takes them as a sequence (stack_takes_sequence).
+  if (stack_takes_sequence(cfg.layers))
+    stack_.build(block_size_, embedding_->out_features(), params_, "layers.");
+  else
+    stack_.build(1, block_size_ * embedding_->out_features(), params_, "layers.");
   params_.finalize();
 }
 

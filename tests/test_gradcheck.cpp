@@ -621,6 +621,39 @@ TEST(GradCheckModel, ResidualLayerNormConfig) {
   EXPECT_GT(r.checked, 300u);
 }
 
+// makemore part 5's WaveNet: a stack that starts with a flatten gets the embedding as a
+// sequence, and FlattenConsecutive(2) merges pairs of positions level by level (8 -> 4 -> 2 -> 1),
+// with BatchNorm1d over the (example, position) rows in between.
+TEST(GradCheckModel, HierarchicalFlattenConsecutive) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (int level = 0; level < 3; ++level) {
+    layers.push_back({{"type", "flatten"}, {"n", 2}});
+    layers.push_back({{"type", "linear"}, {"out", 12}, {"bias", false}, {"weight_init", {{"kind", "kaiming"}, {"gain", "tanh"}}}});
+    layers.push_back({{"type", "batchnorm1d"}});
+    layers.push_back({{"type", "tanh"}});
+  }
+  layers.push_back({{"type", "linear"}, {"out", "vocab"}, {"weight_init", {{"kind", "normal"}, {"scale", 0.1}}}});
+  const nlohmann::json j = {{"data", {{"block_size", 8}}}, {"model", {{"n_embd", 6}, {"layers", layers}}}};
+  const mm::Config cfg = mm::parse_config(j, "wavenet.json");
+  mm::Model model(cfg, 27);
+  // The first Linear sees two positions' embeddings (2 x 6), the next two levels 2 x 12 each.
+  EXPECT_EQ(model.params().info(model.params().find("layers.1.weight")).rows, 12);
+  EXPECT_EQ(model.params().info(model.params().find("layers.5.weight")).rows, 24);
+  std::mt19937 rng(29);
+  std::uniform_int_distribution<int> tok(0, 26);
+  std::vector<int32_t> x(8 * 8), y(8);
+  for (auto& t : x) t = tok(rng);
+  for (auto& t : y) t = tok(rng);
+  mm::TorchGenerator gen(cfg.seed);
+  model.init(gen);
+  CheckOptions opt;
+  opt.max_entries = 24;
+  opt.tol.atol = 1e-4;
+  const CheckReport r = check_model(model, x, y, Mode::Train, rng, opt);
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_GT(r.checked, 200u);
+}
+
 // ---- softmax cross-entropy -----------------------------------------------------------------
 
 TEST(SoftmaxCrossEntropy, HugeLogitsStayFinite) {

@@ -254,6 +254,26 @@ TEST(LayersConfig, UnknownFieldsAndValuesAreRejected) {
   EXPECT_NE(after.find("model.layers[1]: only batchnorm1d may follow the output linear layer"), std::string::npos) << after;
 }
 
+// A stack that starts with a flatten gets the context as block_size positions of n_embd: the
+// flattens must bring it down to one position before the logits, in divisors of what is left.
+TEST(LayersConfig, LeadingFlattenTakesTheContextAsASequence) {
+  const json flat2 = {{"type", "flatten"}, {"n", 2}};
+  const json lin = {{"type", "linear"}, {"out", 16}};
+  json wavenet = base_config({flat2, lin, flat2, lin, flat2, lin, kVocabOut});
+  wavenet["data"]["block_size"] = 8;
+  EXPECT_EQ(parse_error(wavenet), "(no error)");
+  json short_of_one = base_config({flat2, lin, flat2, lin, kVocabOut});  // 8 -> 4 -> 2
+  short_of_one["data"]["block_size"] = 8;
+  const std::string e = parse_error(short_of_one);
+  EXPECT_NE(e.find("model.layers: the layers leave 2 positions per example at the output"), std::string::npos) << e;
+  json three = base_config({{{"type", "flatten"}, {"n", 3}}, lin, kVocabOut});
+  three["data"]["block_size"] = 8;
+  const std::string d = parse_error(three);
+  EXPECT_NE(d.find("model.layers[0].n: the time length 8 is not divisible by 3"), std::string::npos) << d;
+  // Without n a leading flatten merges the whole context: the lecture's emb.view(B, -1).
+  EXPECT_EQ(parse_error(base_config({{{"type", "flatten"}}, lin, kVocabOut})), "(no error)");
+}
+
 TEST(LayersConfig, RoundTripsThroughToJson) {
   const json layers = {
       {{"type", "linear"}, {"out", 64}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tanh"}}}},

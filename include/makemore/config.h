@@ -30,6 +30,12 @@ struct LayerSpec {
 
 // Calls fn on every spec of the list and, depth first, of each residual branch inside it.
 void for_each_spec(const std::vector<LayerSpec>& specs, const std::function<void(const LayerSpec&)>& fn);
+// A stack that starts with a flatten receives the embedding as a sequence: block_size rows of
+// n_embd per example, so {"type": "flatten", "n": 2} merges pairs of positions (the WaveNet of
+// makemore part 5). Otherwise the context arrives flattened: one row of block_size * n_embd.
+inline bool stack_takes_sequence(const std::vector<LayerSpec>& layers) {
+  return !layers.empty() && layers.front().type == "flatten";
+}
 
 // The learning rate at each step (docs/optim.md has the formulas). kind Step: the lecture's
 // piecewise constant schedule, values[i] from boundaries[i-1] on; kind Cosine: from max down to
