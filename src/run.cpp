@@ -42,7 +42,8 @@ json read_json_file(const std::string& path) {
   return parse_json_text(ss.str(), path);
 }
 
-void save_checkpoint(const std::string& path, const Model& model, const Config& cfg, const Vocab& vocab, int64_t step) {
+void save_checkpoint(const std::string& path, const Model& model, const Config& cfg, const Vocab& vocab, int64_t step,
+                     const std::string& words_fp) {
   TensorFile f;
   const auto& ps = model.params();
   for (std::size_t id = 0; id < ps.infos().size(); ++id) {
@@ -58,6 +59,7 @@ void save_checkpoint(const std::string& path, const Model& model, const Config& 
   f.metadata["config"] = cfg.to_json().dump();
   f.metadata["vocab"] = to_utf8(vocab.chars());
   f.metadata["step"] = std::to_string(step);
+  if (!words_fp.empty()) f.metadata["words_fnv1a64"] = words_fp;
   save_safetensors(path, f);
 }
 
@@ -70,6 +72,11 @@ WordList load_run_words(const std::string& dir, const LoadedRun& run) {
   WordList wl = load_words(path);
   if (Vocab::from_words(wl.words).chars() != run.vocab.chars())
     throw Error(fmt::format("{}: does not match the checkpoint's vocabulary; the run folder was modified, retrain it", path));
+  if (!run.words_fp.empty() && words_fingerprint(wl.words) != run.words_fp)
+    throw Error(fmt::format("{}: not the word list this run was trained on (its {} items differ from the ones the checkpoint "
+                            "recorded), so its splits would be other examples; restore the file, or retrain with "
+                            "`makemore train -i FILE -o {}`",
+                            path, wl.words.size(), dir));
   return wl;
 }
 
@@ -88,6 +95,7 @@ LoadedRun load_run(const std::string& dir) {
     return it->second;
   };
   LoadedRun run;
+  if (auto it = f.metadata.find("words_fnv1a64"); it != f.metadata.end()) run.words_fp = it->second;
   run.config = parse_config(parse_json_text(meta("config"), path + " (config metadata)"), path + " (config metadata)");
   std::u32string chars;
   if (!from_utf8(meta("vocab"), &chars)) throw Error(fmt::format("{}: corrupt checkpoint (vocabulary is not UTF-8); retrain", path));

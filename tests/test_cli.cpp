@@ -531,6 +531,20 @@ TEST(CliBadRun, DamagedRunFolder) {
   fs::copy(dir / "good", dir / "no_ckpt", fs::copy_options::recursive);
   fs::remove(dir / "no_ckpt" / "model.safetensors");
   expect_one_line_error(run_cli(dir.path(), {"eval", "-o", "no_ckpt"}), {"no_ckpt/model.safetensors"});
+
+  // Another word list with the same characters (two lines swapped: the 80/10/10 shuffle then
+  // deals other examples): eval would report other splits' losses without a word.
+  fs::copy(dir / "good", dir / "other_words", fs::copy_options::recursive);
+  std::string list = read_file(dir / "good" / "words.txt");
+  const std::size_t a = list.find('\n'), b = list.find('\n', a + 1);
+  list = list.substr(a + 1, b - a) + list.substr(0, a + 1) + list.substr(b + 1);
+  write_file(dir / "other_words" / "words.txt", list);
+  for (const char* cmd : {"eval", "sample"}) {
+    SCOPED_TRACE(cmd);
+    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "other_words"}), {"other_words/words.txt", "not the word list this run was trained on"});
+  }
+  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "other_words", "--steps", "40"}),
+                        {"other_words/words.txt", "not the word list"});
 }
 
 // lecture-original with lr 1e6 alone does not diverge (the stable cross-entropy keeps the loss

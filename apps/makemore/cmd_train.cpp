@@ -115,9 +115,9 @@ struct StopSignals {
 class Checkpointer : public Observer {
  public:
   Checkpointer(std::string dir, int64_t every, int64_t diag_every, const Config& cfg, const Vocab& vocab,
-               MetricsWriter& metrics, RunDiagnostics* diag)
-      : dir_(std::move(dir)), every_(every), diag_every_(diag_every), cfg_(cfg), vocab_(vocab), metrics_(metrics),
-        diag_(diag) {}
+               std::string words_fp, MetricsWriter& metrics, RunDiagnostics* diag)
+      : dir_(std::move(dir)), every_(every), diag_every_(diag_every), cfg_(cfg), vocab_(vocab),
+        words_fp_(std::move(words_fp)), metrics_(metrics), diag_(diag) {}
   void after_update(Trainer& t, int64_t step, double) override {
     const int64_t done = step + 1;
     if (every_ <= 0 || done % every_ != 0 || done >= cfg_.steps) return;
@@ -128,7 +128,7 @@ class Checkpointer : public Observer {
     if (diag_) diag_->flush();
     save_train_state(dir_ + "/" + kTrainStateFile, t.optimizer(), t.generator(), t.model(),
                      {done, t.initial_loss(), diag_every_, every_});
-    save_checkpoint(dir_ + "/" + kCheckpointFile, t.model(), cfg_, vocab_, done);
+    save_checkpoint(dir_ + "/" + kCheckpointFile, t.model(), cfg_, vocab_, done, words_fp_);
   }
 
  private:
@@ -136,6 +136,7 @@ class Checkpointer : public Observer {
   int64_t every_, diag_every_;
   const Config& cfg_;
   const Vocab& vocab_;
+  std::string words_fp_;
   MetricsWriter& metrics_;
   RunDiagnostics* diag_;
 };
@@ -274,7 +275,8 @@ int run_train(const TrainArgs& a) {
     RunDiagnostics::remove_stale(dir);
   }
   std::optional<StopSignals> stop_signals(std::in_place);
-  Checkpointer checkpointer(dir, save_every, diag_every, cfg, vocab, metrics, diag.get());
+  const std::string words_fp = words_fingerprint(wl.words);
+  Checkpointer checkpointer(dir, save_every, diag_every, cfg, vocab, words_fp, metrics, diag.get());
   obs.push_back(&checkpointer);  // last: after this step's loss and diagnostics are recorded
   TrainControl control;
   control.stop = &g_stop;
@@ -332,7 +334,7 @@ int run_train(const TrainArgs& a) {
                             res.stats.diverged_step, cure, dir, kMetricsFile, kept));
   }
 
-  save_checkpoint(dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps);
+  save_checkpoint(dir + "/" + kCheckpointFile, model, cfg, vocab, res.stats.steps, words_fp);
   if (diag && res.stats.steps == 0) {
     // No step ran, so nothing was observed: measure the network as initialized, as `makemore
     // inspect` does (the same config and seed draw the same weights and first minibatch).

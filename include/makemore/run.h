@@ -23,14 +23,17 @@ inline constexpr const char* kMetricsFile = "metrics.jsonl";
 inline constexpr const char* kResultFile = "result.json";
 inline constexpr const char* kTrainStateFile = "train_state.safetensors";  // what `train --resume` needs
 
+// words_fp: words_fingerprint() of the word list trained on (metadata "words_fnv1a64"), so that
+// a run folder whose words.txt was replaced is refused instead of evaluated on other splits.
 void save_checkpoint(const std::string& path, const Model& model, const Config& cfg, const Vocab& vocab,
-                     int64_t step);
+                     int64_t step, const std::string& words_fp = "");
 
 struct LoadedRun {
   Config config;
   Vocab vocab;
   std::unique_ptr<Model> model;
   int64_t step = 0;
+  std::string words_fp;  // empty in checkpoints written before it was recorded
 };
 // Loads DIR/model.safetensors; checks every tensor's name and shape against the config.
 LoadedRun load_run(const std::string& dir);
