@@ -795,6 +795,25 @@ TEST(CliInterrupt, SavesTheRunSoFar) {
     EXPECT_NEAR(last_json_line(ev).value("val_loss", 0.0), res.value("val_loss", -1.0), 1e-6);
     EXPECT_EQ(last_json_line(ev).value("step", int64_t{-1}), steps);
 
+    // A new training into the folder (--resume forgotten) does not replace the stopped run
+    // unless told to; it names both ways on.
+    if (sig == SIGINT) {
+      const std::string before = read_file(dir / "run" / "model.safetensors");
+      expect_one_line_error(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "20"}),
+                            {"run: holds a run that did not finish (" + std::to_string(steps) + " of 50000000 steps)",
+                             "`makemore train --resume -o run`", "--overwrite"});
+      EXPECT_EQ(read_file(dir / "run" / "model.safetensors"), before);
+      fs::copy(dir / "run", dir / "killed", fs::copy_options::recursive);  // killed: no result.json at all
+      fs::remove(dir / "killed" / "result.json");
+      expect_one_line_error(run_cli(dir.path(), {"train", "-i", words, "-o", "killed", "--steps", "20"}),
+                            {"killed: holds a run that did not finish (stopped or killed)"});
+      const CliResult ow = run_cli(dir.path(), {"train", "-i", words, "-o", "killed", "--steps", "20", "--overwrite", "--json"});
+      ASSERT_EQ(ow.exit_code, 0) << describe(ow);
+      EXPECT_EQ(last_json_line(ow).value("steps", int64_t{-1}), 20);
+      // Finished now: replaced without --overwrite, as any finished run.
+      EXPECT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "killed", "--steps", "10", "-q"}).exit_code, 0);
+    }
+
     // `train --resume` continues it (here to 150 steps past the stop) with the same bits as a
     // run of that length that never stopped: parameters, BatchNorm statistics, loss log.
     const std::string total = std::to_string(steps + 150);

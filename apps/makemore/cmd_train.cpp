@@ -38,7 +38,7 @@ struct TrainArgs {
   std::string optimizer;  // a type name: that optimizer with PyTorch's defaults
   double lr = -1;         // a constant learning rate
   bool json = false, quiet = false, calibrate = false;
-  bool no_report = false, resume = false;
+  bool no_report = false, resume = false, overwrite = false;
   int64_t diag_every = -1;  // -1: not given (1000, or a resumed run's own)
   int64_t save_every = -1;  // -1: not given (10000, or a resumed run's own)
   int threads = 1;
@@ -220,6 +220,24 @@ int run_train(const TrainArgs& a) {
     if (cfg.calibrate_batchnorm && !model_ptr->has_running_stats())
       fmt::print(stderr, "makemore: note: --calibrate: {} has no BatchNorm layer; nothing to calibrate\n",
                  a.config_path.empty() ? "preset " + cfg.name : a.config_path);
+    // A run that did not finish (Ctrl-C, killed) is a training's worth of work that --resume
+    // continues; a new run must not replace it unless asked to.
+    if (!a.overwrite && fs::is_regular_file(fs::path(dir) / kTrainStateFile)) {
+      std::optional<nlohmann::json> prev;
+      try {
+        if (fs::is_regular_file(fs::path(dir) / kResultFile)) prev = read_json_file(dir + "/" + kResultFile);
+      } catch (const Error&) {
+      }
+      // Finished, or diverged (continuing it would diverge again): replaced as before.
+      if (!prev || prev->value("interrupted", false))
+        throw Error(fmt::format("{}: holds a run that did not finish{}; continue it with `makemore train --resume -o {}`, "
+                                "or pass --overwrite to replace it with this new run",
+                                dir,
+                                prev && prev->contains("steps") && prev->contains("steps_planned")
+                                    ? fmt::format(" ({} of {} steps)", (*prev)["steps"].dump(), (*prev)["steps_planned"].dump())
+                                    : std::string(" (stopped or killed)"),
+                                dir));
+    }
     fs::create_directories(dir, ec);
     if (ec || !fs::is_directory(dir))
       throw Error(fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", dir, ec ? ec.message() : "not a directory"));
@@ -439,6 +457,10 @@ Runner add_train(CLI::App& app) {
   auto* r = c->add_flag("--resume", a->resume,
                         "Continue the run in -o DIR (stopped by Ctrl-C, or finished: with --steps N to train further) "
                         "with its own config and word list; the same bits as a run never stopped");
+  auto* ow = c->add_flag("--overwrite", a->overwrite,
+                         "Replace a run in -o DIR that did not finish (stopped or killed: --resume continues it); a "
+                         "finished run is replaced without it");
+  r->excludes(ow);
   for (const char* other : {"--preset", "--config", "--input", "--seed", "--split-seed", "--batch-size", "--optimizer", "--lr",
                             "--calibrate"})
     r->excludes(c->get_option(other));
