@@ -22,10 +22,11 @@ namespace mm {
 namespace {
 class BucketMeans : public Observer {
  public:
+  explicit BucketMeans(int size) : size_(size) {}
   void after_forward(Trainer&, int64_t step, float loss) override {
     if (step % 10000 == 0) log.push_back(loss);
     sum_ += loss;
-    if (++n_ == 1000) flush();
+    if (++n_ == size_) flush();
   }
   void on_end(Trainer&) override {
     if (n_) flush();
@@ -39,6 +40,7 @@ class BucketMeans : public Observer {
     sum_ = 0;
     n_ = 0;
   }
+  int size_;
   double sum_ = 0;
   int n_ = 0;
 };
@@ -79,13 +81,14 @@ std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Spli
   parallel_for(jobs.size(), threads, [&](std::size_t i) {
     const StudyJob& job = jobs[i];
     Model model(job.config, vocab_size);
-    BucketMeans buckets;
+    BucketMeans buckets(loss_bucket_steps(job.config.steps));
     StudyResult r;
     r.label = job.label;
     r.seed_index = job.seed_index;
     r.seed = job.config.seed;
     r.outcome = train_and_evaluate(model, job.config, splits, {&buckets});
     r.loss_buckets = std::move(buckets.buckets);
+    r.loss_bucket = loss_bucket_steps(job.config.steps);
     r.loss_log = std::move(buckets.log);
     std::lock_guard<std::mutex> lock(mu);
     results[i] = std::move(r);
@@ -121,6 +124,7 @@ nlohmann::json study_result_to_json(const StudyResult& r) {
           {"test_loss", number_or_null(r.outcome.losses.test)},
           {"eval_seconds", r.outcome.eval_seconds},
           {"loss_buckets", r.loss_buckets},
+          {"loss_bucket", r.loss_bucket},
           {"loss_log", r.loss_log}};
 }
 
@@ -140,6 +144,7 @@ StudyResult study_result_from_json(const nlohmann::json& j) {
   r.outcome.losses = {number_or_nan(j.at("train_loss")), number_or_nan(j.at("val_loss")), number_or_nan(j.at("test_loss"))};
   r.outcome.eval_seconds = j.at("eval_seconds").get<double>();
   r.loss_buckets = j.at("loss_buckets").get<std::vector<float>>();
+  r.loss_bucket = j.value("loss_bucket", 1000);  // files from before it was recorded: 1,000
   r.loss_log = j.at("loss_log").get<std::vector<float>>();
   return r;
 }
@@ -158,8 +163,11 @@ std::optional<StudyResult> load_kept_run(const std::string& path, const Config& 
   if (!std::filesystem::exists(path, ec)) return std::nullopt;
   try {
     const nlohmann::json kept = read_json_file(path);
-    if (kept.at("config") == cfg.to_json() && kept.at("words_fnv1a") == words_hash)
-      return study_result_from_json(kept.at("result"));
+    if (kept.at("config") == cfg.to_json() && kept.at("words_fnv1a") == words_hash) {
+      StudyResult r = study_result_from_json(kept.at("result"));
+      // A curve in other chunks than this version draws (a short run kept by an older one).
+      if (r.loss_bucket == loss_bucket_steps(cfg.steps)) return r;
+    }
   } catch (const std::exception&) {
     // torn (a killed writer leaves only its .tmp file, but be safe) or another version's
   }

@@ -1032,6 +1032,27 @@ TEST(CliStudy, InitKeepsFinishedRunsAndRetrainsTheRest) {
   EXPECT_EQ(last_json_line(run_cli(dir.path(), other)).at("reused"), 0);
 }
 
+// A short study (300 steps, one seed): the loss curves have points (1,000-step chunks left a
+// single point per variant and no line), and one seed reports no std rather than 0.0.
+TEST(CliStudy, InitShortOneSeedStudy) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult r = run_cli(dir.path(), {"study", "init", "-i", words, "--seeds", "1", "--steps", "300", "-o", "st"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json s = json::parse(read_file(dir.path() / "st" / "study.json"));
+  for (const auto& v : s.at("variants")) {
+    SCOPED_TRACE(v.at("preset").get<std::string>());
+    EXPECT_TRUE(v.at("val_loss").at("std").is_null());
+    EXPECT_EQ(v.at("val_loss").at("n"), 1);
+    const json& run = v.at("runs").at(0);
+    EXPECT_EQ(run.at("loss_bucket"), 3);
+    EXPECT_EQ(run.at("loss_buckets").size(), 100u);
+  }
+  const std::string svg = read_file(dir.path() / "st" / "figures" / "loss_curves.svg");
+  EXPECT_NE(svg.find("each 3-step chunk"), std::string::npos);
+  EXPECT_GE(std::count(svg.begin(), svg.end(), 'L'), 5 * 50) << "five curves of ~100 points";
+}
+
 TEST(CliStudy, InitChecksItsFolderBeforeTraining) {
   TempDir dir;
   const std::string words = write_names(dir);

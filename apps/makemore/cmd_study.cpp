@@ -25,6 +25,12 @@ namespace mm::cli {
 
 namespace {
 
+// One value has no spread to report: its std is null (0.0 read as "no variation at all").
+nlohmann::json mean_std_json(const MeanStd& m) {
+  return {{"mean", m.n > 0 ? nlohmann::json(m.mean) : nlohmann::json(nullptr)},
+          {"std", m.n > 1 ? nlohmann::json(m.std) : nlohmann::json(nullptr)}, {"n", m.n}};
+}
+
 using plot::BarChart;
 using plot::LineChart;
 using plot::Series;
@@ -122,7 +128,8 @@ int run_study_init(const StudyInitArgs& a) {
       runs.push_back({{"seed", res.seed}, {"initial_loss", res.outcome.stats.initial_loss},
                       {"train_loss", res.outcome.losses.train}, {"val_loss", res.outcome.losses.val},
                       {"test_loss", res.outcome.losses.test}, {"diverged", res.outcome.stats.diverged},
-                      {"seconds", res.outcome.stats.seconds}, {"loss_buckets", res.loss_buckets}});
+                      {"seconds", res.outcome.stats.seconds}, {"loss_buckets", res.loss_buckets},
+                      {"loss_bucket", res.loss_bucket}});
       if (res.outcome.stats.diverged) { ++r.diverged; continue; }
       tr.push_back(res.outcome.losses.train);
       va.push_back(res.outcome.losses.val);
@@ -134,9 +141,9 @@ int run_study_init(const StudyInitArgs& a) {
     r.vals = va;
     variants.push_back({{"preset", v.preset}, {"change", v.what},
                         {"initial_loss_lecture_seed", r.step0_lecture_seed},
-                        {"initial_loss", {{"mean", r.step0.mean}, {"std", r.step0.std}}},
-                        {"train_loss", {{"mean", r.train.mean}, {"std", r.train.std}}},
-                        {"val_loss", {{"mean", r.val.mean}, {"std", r.val.std}}},
+                        {"initial_loss", mean_std_json(r.step0)},
+                        {"train_loss", mean_std_json(r.train)},
+                        {"val_loss", mean_std_json(r.val)},
                         {"lecture", {{"initial_loss", v.step0_loss}, {"train", v.lecture_train}, {"val", v.lecture_val},
                                      {"torch_train", v.torch_train}, {"torch_val", v.torch_val}}},
                         {"val_minus_lecture", r.val.mean - v.lecture_val},
@@ -191,7 +198,8 @@ int run_study_init(const StudyInitArgs& a) {
   bars.x_label = "variant";
   bars.y_label = "val loss";
   LineChart curves;
-  curves.title = "Training loss, mean over seeds of each 1,000-step chunk";
+  const int bucket = loss_bucket_steps(jobs[0].config.steps);
+  curves.title = fmt::format("Training loss, mean over seeds of each {}-step chunk", bucket == 1000 ? "1,000" : std::to_string(bucket));
   curves.x_label = "step";
   curves.y_label = "loss";
   for (const auto& v : lecture::kVariants) {
@@ -209,7 +217,7 @@ int run_study_init(const StudyInitArgs& a) {
       for (std::size_t i = 0; i < res.loss_buckets.size(); ++i) { sum[i] += res.loss_buckets[i]; ++count[i]; }
     }
     for (std::size_t i = 0; i < sum.size(); ++i) {
-      sr.x.push_back(static_cast<double>(i) * 1000.0 + 500.0);
+      sr.x.push_back((static_cast<double>(i) + 0.5) * bucket);
       sr.y.push_back(count[i] ? sum[i] / count[i] : NAN);
     }
     curves.series.push_back(std::move(sr));

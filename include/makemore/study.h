@@ -1,6 +1,7 @@
 // Studies: many trainings of one or more configs over seeds, run J at a time (one per core),
 // with the results gathered for tables, JSON and figures.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -22,12 +23,19 @@ struct StudyJob {
   int seed_index = 0;
 };
 
+// The chunk the loss curve of a study averages over: 1% of the run, from 1 to 1,000 steps
+// (a 300-step run gets 100 points instead of one).
+inline int loss_bucket_steps(int64_t steps) {
+  return static_cast<int>(std::clamp<int64_t>(steps / 100, 1, 1000));
+}
+
 struct StudyResult {
   std::string label;
   int seed_index = 0;
   uint64_t seed = 0;
   TrainOutcome outcome;
-  std::vector<float> loss_buckets;  // mean loss over each 1,000-step chunk
+  std::vector<float> loss_buckets;  // mean loss over each chunk of loss_bucket steps
+  int loss_bucket = 1000;           // loss_bucket_steps(steps): 1,000 for the lecture's 200k
   std::vector<float> loss_log;      // the minibatch loss at steps 0, 10k, 20k, ... (the lecture's log)
 };
 
