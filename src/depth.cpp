@@ -79,8 +79,11 @@ void validate(const Grid& g) {
   if (g.steps < 1) throw Error(fmt::format("--steps: {} is out of range; use at least 1 step per cell", g.steps));
   if (g.width < 1 || g.width > 4096) throw Error(fmt::format("--width: {} is out of range; use 1 to 4096", g.width));
   if (g.batch_size < 2) throw Error(fmt::format("--batch-size: {} is too small; BatchNorm needs at least 2", g.batch_size));
-  if (!(g.sgd_lr > 0) || !std::isfinite(g.sgd_lr)) throw Error(fmt::format("--sgd-lr: {} must be a positive number", g.sgd_lr));
-  if (!(g.adam_lr > 0) || !std::isfinite(g.adam_lr)) throw Error(fmt::format("--adam-lr: {} must be a positive number", g.adam_lr));
+  // The same bound as a config's train.lr, which each cell's config is checked against.
+  if (!(g.sgd_lr > 0) || !(g.sgd_lr <= 1e6))
+    throw Error(fmt::format("--sgd-lr: {} is out of range; use a positive number up to 1000000 (default 0.1)", g.sgd_lr));
+  if (!(g.adam_lr > 0) || !(g.adam_lr <= 1e6))
+    throw Error(fmt::format("--adam-lr: {} is out of range; use a positive number up to 1000000 (default 0.003)", g.adam_lr));
 }
 
 std::string Cell::key() const {

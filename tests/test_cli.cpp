@@ -738,7 +738,7 @@ namespace {
 // Runs MM_BINARY and sends it `sig` 0.3 s after its training loop starts, or, with wait_for,
 // once that file exists (at most 30 s).
 CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>& args, int sig,
-                             const fs::path& wait_for = {}) {
+                             const fs::path& wait_for = {}, const std::string& started_marker = " steps, batch ") {
   const pid_t pid = spawn_cli(cwd, args);
   if (pid < 0) {
     CliResult r;
@@ -749,7 +749,7 @@ CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>
   bool started = false;
   for (int i = 0; i < 3000 && !started; ++i) {
     usleep(10000);
-    started = read_file(cli_stdout(cwd)).find(" steps, batch ") != std::string::npos;
+    started = read_file(cli_stdout(cwd)).find(started_marker) != std::string::npos;
   }
   usleep(300000);
   for (int i = 0; i < 3000 && !wait_for.empty() && !fs::exists(wait_for); ++i) usleep(10000);
@@ -1051,6 +1051,25 @@ TEST(CliStudy, InitShortOneSeedStudy) {
   const std::string svg = read_file(dir.path() / "st" / "figures" / "loss_curves.svg");
   EXPECT_NE(svg.find("each 3-step chunk"), std::string::npos);
   EXPECT_GE(std::count(svg.begin(), svg.end(), 'L'), 5 * 50) << "five curves of ~100 points";
+}
+
+// Ctrl-C in a study: one line says what is kept and how to go on; the rerun keeps it.
+TEST(CliStudy, InterruptedStudySaysWhatIsKept) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const std::vector<std::string> args = {"study", "init", "-i", words, "--seeds", "1", "--steps", "20000", "-j", "1", "-o", "st"};
+  const CliResult r = run_cli_and_signal(dir.path(), args, SIGINT, dir.path() / "st" / "runs" / "lecture-original-seed0.json",
+                                         "study init: ");
+  EXPECT_EQ(r.exit_code, 128 + SIGINT) << describe(r);
+  EXPECT_NE(r.err.find("makemore: interrupted; the trainings finished so far are kept in st/runs/: the same command trains the rest"),
+            std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "st" / "study.json"));
+  const std::size_t kept = count_files(dir.path() / "st" / "runs");
+  ASSERT_GE(kept, 1u);
+  ASSERT_LT(kept, 5u) << "the study should not have finished before the signal";
+  const CliResult again = run_cli(dir.path(), args);
+  ASSERT_EQ(again.exit_code, 0) << describe(again);
+  EXPECT_NE(again.out.find(std::to_string(kept) + " of them already finished in st/runs"), std::string::npos) << again.out;
 }
 
 TEST(CliStudy, InitChecksItsFolderBeforeTraining) {

@@ -528,7 +528,8 @@ TEST(DepthCli, BadOptionsGiveOneLineErrors) {
                         Case{"--depths 60", "1 to 50"}, Case{"--inits kaiming,xavier", "--inits: unknown value 'xavier'"},
                         Case{"--norms group", "--norms: unknown value 'group'"}, Case{"--residual maybe", "--residual: unknown value"},
                         Case{"--optimizers rmsprop", "--optimizers"}, Case{"--seeds 0", "--seeds"},
-                        Case{"--steps 0", "--steps"}, Case{"--jobs -1", "--jobs"}, Case{"--width -3", "--width"},
+                        Case{"--steps 0", "--steps"}, Case{"--jobs -1", "--jobs"}, Case{"--jobs 1000", "--jobs"}, Case{"--adam-lr 2000000", "--adam-lr: 2000000 is out of range"},
+                        Case{"--sgd-lr 0", "--sgd-lr"}, Case{"--width -3", "--width"},
                         Case{"--depths ''", "--depths: empty"}, Case{"--norms ''", "--norms: empty"}}) {
     SCOPED_TRACE(c.args);
     const CmdResult r = run_cmd(dir.path(), "study depth -i nowhere.txt -o out " + c.args);

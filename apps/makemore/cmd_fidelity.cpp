@@ -120,6 +120,9 @@ int run_fidelity(const FidelityArgs& a) {
     fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time{}...\n", plan.todo.size(), threads,
                reused ? fmt::format(" ({} more already done, kept)", reused) : "");
   std::fflush(log);
+  on_stop_say(fmt::format("interrupted; the trainings finished so far are kept in {}/runs/: the same command trains the "
+                          "rest and writes the comparison",
+                          a.out_dir));
   run_planned_study(plan, jobs, a.out_dir, words_hash, splits, vocab.size(), threads, [&](int done, int total) {
     fmt::print(log, "  {}/{} done\n", done, total);
     std::fflush(log);
@@ -202,7 +205,7 @@ Runner add_study_fidelity(CLI::App& study) {
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   c->add_option("-o,--out", a->out_dir, "Folder for fidelity.md, fidelity.json and runs/ (its trainings, kept for a rerun)")->capture_default_str();
   c->add_option("--study", a->study_dir, "A finished `study init` folder: adds the over-seeds comparison, and its lecture-seed runs are used instead of training them again");
-  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(a->jobs, 0));
+  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(number_in(a->jobs, 0, 256));
   c->add_flag("--json", a->json, "Print one JSON object on stdout");
   return [a] { return run_fidelity(*a); };
 }

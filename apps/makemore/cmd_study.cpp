@@ -95,6 +95,9 @@ int run_study_init(const StudyInitArgs& a) {
   if (reused > 0)
     fmt::print(log, "  {} of them already finished in {}/runs (kept; --no-resume trains them again)\n", reused, a.out_dir);
   std::fflush(log);
+  on_stop_say(fmt::format("interrupted; the trainings finished so far are kept in {}/runs/: the same command trains the "
+                          "rest and writes the study",
+                          a.out_dir));
   const auto t0 = std::chrono::steady_clock::now();
   const bool live = !a.json && stdout_is_terminal();
   auto progress = [&](int done, int total) {
@@ -268,7 +271,7 @@ Runner add_study(CLI::App& app) {
   c->require_subcommand(1);
   auto* init = c->add_subcommand("init", "Train the five single-layer lecture variants over N seeds; mean ± std vs the lecture");
   init->add_option("--seeds", a->seeds, "Seeds per variant (the lecture's seed first)")->capture_default_str()->check(number_in(a->seeds, 1, 1000));
-  init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(a->jobs, 0));
+  init->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(number_in(a->jobs, 0, 256));
   init->add_option("--steps", a->steps, "Steps per training (default: the presets' 200,000)")->check(at_least(a->steps, 0));
   init->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   init->add_option("-o,--out", a->out_dir, "Folder for study.json, figures/ and runs/ (each finished training, kept for a rerun)")->capture_default_str();

@@ -124,12 +124,19 @@ int run_study_depth(const DepthArgs& a) {
                cell["seconds"].get<double>(), fmt_secs(el), fmt_secs(eta));
     std::fflush(stderr);
   };
+  on_stop_say(fmt::format("interrupted; the cells finished so far are kept in {}/cells/: the same command trains the rest "
+                          "and writes study.json and study.html",
+                          opt.out_dir));
   const depth::StudyOutput out = depth::run_depth_study(opt, progress);
   fmt::print(log, "\n{}", out.table);
   int failed = 0;
   for (const auto& c : out.study["cells"]) failed += c.value("status", std::string()) == "failed" ? 1 : 0;
   fmt::print(log, "\n{} cells, {} trained, {} failed, {} kept from an earlier run; {:.0f}s\nresults in {}/study.json, study.html and figures/\n",
              out.total, out.trained, failed, out.reused, out.study["seconds"].get<double>(), opt.out_dir);
+  if (failed > 0)  // after the results: the cells that ran are kept, and rerunning retrains only the failed ones
+    fmt::print(stderr, "makemore: error: {} of {} cells failed (their errors are above and in {}/study.json); fix the "
+                       "cause and run the same command again: it keeps the finished cells\n",
+               failed, out.total, opt.out_dir);
   if (a.json) {
     nlohmann::json j = out.study;
     for (auto& c : j["cells"]) {
@@ -138,7 +145,7 @@ int run_study_depth(const DepthArgs& a) {
     }
     fmt::print("{}\n", j.dump());
   }
-  return 0;
+  return failed > 0 ? 1 : 0;
 }
 
 }  // namespace
@@ -159,7 +166,7 @@ Runner add_study_depth(CLI::App& study) {
   a->width_opt = c->add_option("--width", a->width, "Units per hidden layer (default 64)");
   a->sgd_opt = c->add_option("--sgd-lr", a->sgd_lr, "SGD learning rate, x0.1 for the last quarter (default 0.1)");
   a->adam_opt = c->add_option("--adam-lr", a->adam_lr, "Adam learning rate, x0.1 for the last quarter (default 0.003)");
-  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(at_least(a->jobs, 0));
+  c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(number_in(a->jobs, 0, 256));
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   c->add_option("-o,--out", a->out_dir, "Folder for study.json, study.html, figures/ and cells/")->capture_default_str();
   c->add_flag("--no-resume", a->no_resume, "Retrain every cell (default: keep cells finished in DIR/cells/ with the same config)");

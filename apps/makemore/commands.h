@@ -61,6 +61,10 @@ Runner add_study_depth(CLI::App& study);     // a subcommand of `study`
 
 // Shared helpers.
 std::string default_words_path();  // data/names.txt near the cwd or the binary
+// Until the process ends, Ctrl-C or SIGTERM prints `message` (one line) and exits with 128 +
+// the signal: a study keeps each finished training on disk, so stopping it loses only the
+// ones in flight, and the message says how to go on.
+void on_stop_say(const std::string& message);
 bool stdout_is_terminal();
 
 }  // namespace mm::cli

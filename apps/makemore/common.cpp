@@ -1,7 +1,11 @@
 // Helpers shared by the subcommands.
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
+#include <string>
 
 #include "commands.h"
 
@@ -20,5 +24,23 @@ std::string default_words_path() {
 }
 
 bool stdout_is_terminal() { return isatty(STDOUT_FILENO) == 1; }
+
+namespace {
+char g_stop_message[1024];  // fixed storage: the handler may only call async-signal-safe code
+std::size_t g_stop_message_len = 0;
+extern "C" void say_and_exit(int sig) {
+  // write(2) and _exit(2) are async-signal-safe; the worker threads end with the process.
+  [[maybe_unused]] const ssize_t w = write(STDERR_FILENO, g_stop_message, g_stop_message_len);
+  _exit(128 + sig);
+}
+}  // namespace
+
+void on_stop_say(const std::string& message) {
+  const std::string line = "\nmakemore: " + message + "\n";
+  g_stop_message_len = std::min(line.size(), sizeof(g_stop_message));
+  std::memcpy(g_stop_message, line.data(), g_stop_message_len);
+  std::signal(SIGINT, say_and_exit);
+  std::signal(SIGTERM, say_and_exit);
+}
 
 }  // namespace mm::cli
