@@ -166,7 +166,11 @@ void parse_norm(const Ctx& c, const json& j, const std::string& where, NormOptio
   if (j.contains("beta_init")) n.beta_init = parse_init_ctx(c, j["beta_init"], where + ".beta_init");
 }
 
-LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where) {
+// Residual blocks inside residual blocks: each level is a C++ call in parsing, building and
+// every forward / backward, so an absurd nesting (thousands) would overflow the stack.
+constexpr int kMaxResidualNesting = 64;
+
+LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where, int nesting = 0) {
   if (!j.is_object()) c.fail(where, "must be an object like {\"type\": \"linear\", \"out\": 200}");
   if (!j.contains("type")) c.fail(where + ".type", fmt::format("missing; one of {}", kLayerTypes));
   LayerSpec s;
@@ -229,8 +233,11 @@ LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where) {
     check_keys(c, j, where, {"type", "layers"});
     if (!j.contains("layers") || !j["layers"].is_array() || j["layers"].empty())
       c.fail(where + ".layers", "must be a non-empty list of layers: the branch f of x + f(x)");
+    if (nesting >= kMaxResidualNesting)
+      c.fail(where, fmt::format("residual blocks nested more than {} deep; put blocks one after another instead",
+                                kMaxResidualNesting));
     for (std::size_t i = 0; i < j["layers"].size(); ++i)
-      s.layers.push_back(parse_layer(c, j["layers"][i], fmt::format("{}.layers[{}]", where, i)));
+      s.layers.push_back(parse_layer(c, j["layers"][i], fmt::format("{}.layers[{}]", where, i), nesting + 1));
   } else {
     c.fail(where + ".type", fmt::format("unknown layer '{}'; use {}", s.type, kLayerTypes));
   }

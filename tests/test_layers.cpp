@@ -274,6 +274,19 @@ TEST(LayersConfig, LeadingFlattenTakesTheContextAsASequence) {
   EXPECT_EQ(parse_error(base_config({{{"type", "flatten"}}, lin, kVocabOut})), "(no error)");
 }
 
+// Residual blocks nested thousands deep overflowed the stack (a segfault): refused by name.
+TEST(LayersConfig, ResidualNestingIsBounded) {
+  auto nested = [](int depth) {
+    json block = {{"type", "tanh"}};
+    for (int i = 0; i < depth; ++i) block = {{"type", "residual"}, {"layers", json::array({block})}};
+    return block;
+  };
+  EXPECT_EQ(parse_error(base_config({{{"type", "linear"}, {"out", 8}}, nested(64), kVocabOut})), "(no error)");
+  const std::string e = parse_error(base_config({{{"type", "linear"}, {"out", 8}}, nested(10000), kVocabOut}));
+  EXPECT_NE(e.find("residual blocks nested more than 64 deep"), std::string::npos) << e.substr(0, 300);
+  EXPECT_EQ(e.find('\n'), std::string::npos);
+}
+
 TEST(LayersConfig, RoundTripsThroughToJson) {
   const json layers = {
       {{"type", "linear"}, {"out", 64}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tanh"}}}},
