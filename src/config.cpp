@@ -130,8 +130,11 @@ InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, I
                                         kind));
   const bool xavier = s.kind == K::XavierNormal || s.kind == K::XavierUniform;
   if (xavier) s.gain = "linear";  // torch.nn.init.xavier_*'s default gain 1
+  if (s.kind == K::Constant && !obj.contains("value"))
+    c.fail(where + ".value", "missing; kind constant needs the value to fill with (e.g. \"value\": 0.5)");
   if (obj.contains("scale")) {
     if (s.kind == K::Lsuv) c.fail(where + ".scale", "not for kind lsuv (its data pass sets the scale)");
+    if (s.kind == K::Zeros) c.fail(where + ".scale", "has no effect on zeros; use kind constant with a value, or drop it");
     s.scale = get_num(c, obj["scale"], where + ".scale", -1e6, 1e6);
   }
   if (obj.contains("value")) {

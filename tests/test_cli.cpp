@@ -405,6 +405,19 @@ TEST(CliBadInput, WordFiles) {
   }
 }
 
+// A warmup longer than the run trains at a fraction of the rate the config names: said, not silent.
+TEST(CliBadInput, WarmupLongerThanTheRunIsNoted) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  json cfg = preset_json(dir, "lecture-kaiming");
+  cfg["train"]["lr"]["warmup"] = 1000000;
+  write_file(dir / "warm.json", cfg.dump(2));
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "warm.json", "--steps", "5", "-q", "--no-report"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("note: train.lr.warmup is 1000000 steps, longer than the run's 5: the learning rate only reaches 5e-06"),
+            std::string::npos) << r.err;
+}
+
 TEST(CliBadInput, ConfigFiles) {
   TempDir dir;
   const std::string words = write_names(dir);

@@ -242,6 +242,8 @@ TEST(LayersConfig, UnknownFieldsAndValuesAreRejected) {
       {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "kaiming"}, {"tol", 0.1}}}}, "model.layers[0].weight_init.tol: only for kind lsuv"},
       {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tahn"}}}}, "model.layers[0].weight_init.gain: unknown Kaiming gain 'tahn'"},
       {{{"type", "relux"}}, "use linear, batchnorm1d, layernorm, groupnorm, tanh, relu, gelu, flatten or residual"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "constant"}}}}, "model.layers[0].weight_init.value: missing; kind constant needs"},
+      {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "zeros"}, {"scale", 3}}}}, "model.layers[0].bias_init.scale: has no effect on zeros"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.layer.dump());

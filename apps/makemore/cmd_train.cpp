@@ -203,6 +203,10 @@ int run_train(const TrainArgs& a) {
     if (wl.empty_lines) fmt::print(stderr, "makemore: note: {}: skipped {} empty line(s)\n", input, wl.empty_lines);
     vocab = Vocab::from_words(wl.words);
   }
+  if (cfg.lr.warmup > cfg.steps)
+    fmt::print(stderr, "makemore: note: train.lr.warmup is {} steps, longer than the run's {}: the learning rate only "
+               "reaches {:.3g} of its schedule's\n", cfg.lr.warmup, cfg.steps,
+               static_cast<double>(cfg.steps) / static_cast<double>(cfg.lr.warmup));
   Splits splits = make_splits(wl.words, vocab, cfg.block_size, cfg.split_seed);
   require_nonempty_splits(splits, input, wl.words.size());
 
