@@ -849,7 +849,8 @@ TEST(CliInterrupt, ResumeRefusesWhatItCannotContinue) {
   ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "40", "-q"}).exit_code, 0);
   // A finished run: more steps are needed to continue it.
   expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "run"}), {"run", "already has 40 of its 40 steps", "--steps N"});
-  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "30"}), {"already has 40"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "30"}),
+                        {"--steps 30: the run in run already has 40 steps", "N counts all steps"});
   // The run's config and word list are the folder's own.
   const CliResult both = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--preset", "lecture-kaiming"});
   EXPECT_NE(both.exit_code, 0);

@@ -176,8 +176,12 @@ int run_train(const TrainArgs& a) {
     }
     if (a.steps >= 0) cfg.steps = a.steps;
     if (resume_step >= cfg.steps)
-      throw Error(fmt::format("{}: the run already has {} of its {} steps; pass --steps N with N > {} to train it further", dir,
-                              resume_step, cfg.steps, resume_step));
+      throw Error(a.steps >= 0 && a.steps < resume_step
+                      ? fmt::format("--steps {}: the run in {} already has {} steps; pass --steps N with N > {} to train it "
+                                    "further (N counts all steps, not the new ones)",
+                                    a.steps, dir, resume_step, resume_step)
+                      : fmt::format("{}: the run already has {} of its {} steps; pass --steps N with N > {} to train it further",
+                                    dir, resume_step, cfg.steps, resume_step));
     input = dir + "/" + kWordsFile;
     wl = load_run_words(dir, run);
     vocab = run.vocab;

@@ -37,7 +37,11 @@ CLI::Validator number_in(const T& /*option variable: its type*/, T lo, T hi = st
                                                                       : fmt::format("from {} to {}", lo, hi);
         return "must be " + kind + " " + range + ", got '" + text + "'";
       },
-      lo > 0 ? "POSITIVE" : "NONNEGATIVE");
+      // What --help shows after the type: the range the check enforces.
+      hi != std::numeric_limits<T>::max() ? fmt::format("{} to {}", lo, hi)
+      : lo == T(0)                        ? std::string("NONNEGATIVE")
+      : lo == T(1) && std::is_integral_v<T> ? std::string("POSITIVE")
+                                          : fmt::format("at least {}", lo));
 }
 // The common case: any value from lo up.
 template <class T, class L>
