@@ -5,12 +5,27 @@ Prints each tensor's name, shape and a few values, and the metadata. Needs only 
 library; uses numpy for the values if it is installed, and also cross-checks the file with the
 `safetensors` package when that happens to be importable. Not used by the tests.
 
-    python3 tools/read_checkpoint.py runs/model/model.safetensors
+    python3 tools/read_checkpoint.py runs/model/model.safetensors   (or the run folder)
+
+A damaged file is one line on stderr and exit status 1; makemore.cpp's checksum
+(metadata makemore.data_fnv1a64) is verified when present.
 """
 import json
 import math
+import os
+import signal
 import struct
 import sys
+
+CHECKSUM_KEY = "makemore.data_fnv1a64"  # written by makemore.cpp: FNV-1a 64 of the data section
+
+
+def fnv1a64(chunks):
+    h = 14695981039346656037
+    for chunk in chunks:
+        for byte in chunk:
+            h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
 
 
 def read_safetensors(path):
@@ -22,7 +37,12 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", blob[:8])
     if 8 + n > len(blob):
         raise ValueError(f"{path}: header length {n} exceeds the file size {len(blob)}")
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
+    try:
+        header = json.loads(blob[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: the header is not UTF-8 JSON ({e}); not a safetensors file, or a damaged one")
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the header is not a JSON object")
     data = blob[8 + n:]
     metadata = header.pop("__metadata__", None) or {}
     tensors = []
@@ -34,15 +54,27 @@ def read_safetensors(path):
         if end - begin != 4 * math.prod(shape) or end > len(data):
             raise ValueError(f"{path}: tensor {name!r} shape does not match its data_offsets")
         tensors.append((name, shape, data[begin:end]))
+    if CHECKSUM_KEY in metadata and fnv1a64(raw for _, _, raw in tensors) != metadata[CHECKSUM_KEY]:
+        raise ValueError(f"{path}: corrupt checkpoint (its values do not match the checksum written with them: "
+                         "the file was damaged after it was saved)")
     return metadata, tensors
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the output quietly
     if len(sys.argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     path = sys.argv[1]
-    metadata, tensors = read_safetensors(path)
+    if os.path.isdir(path):  # a run folder: its checkpoint
+        path = os.path.join(path, "model.safetensors")
+    try:
+        metadata, tensors = read_safetensors(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        prefix = "" if str(e).startswith(path) else f"{path}: "
+        print(f"read_checkpoint: {prefix}{detail}", file=sys.stderr)
+        return 1
     try:
         import numpy as np
     except ImportError:
