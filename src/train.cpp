@@ -86,11 +86,6 @@ TrainStats Trainer::run() {
       break;
     }
   }
-  if (!st.diverged && st.steps > start_ && !std::isfinite(probe_next_loss())) {
-    // The last update overflowed: no later step would have run to see it.
-    st.diverged = true;
-    st.diverged_step = st.steps;
-  }
   if (cfg_.steps == 0 && start_ == 0) {
     // No update, but the loss the lecture reads at initialization is still worth reporting:
     // the first minibatch's loss, as step 0 would see it. A train-mode forward moves the
@@ -125,6 +120,12 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
   trainer.set_stop_flag(control.stop);
   TrainOutcome out;
   out.stats = trainer.run();
+  if (!out.stats.diverged && out.stats.steps > trainer.first_step() && !std::isfinite(trainer.probe_next_loss())) {
+    // The last update overflowed: no later step ran to see it. (Here, not in run(): the probe's
+    // forward replaces the layers' cached outputs, which inspect reads after run().)
+    out.stats.diverged = true;
+    out.stats.diverged_step = out.stats.steps;
+  }
   if (out.stats.diverged) return out;
   if (!control.save_state_to.empty())
     save_train_state(control.save_state_to, trainer.optimizer(), gen, model,

@@ -48,8 +48,8 @@ class Trainer {
   Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen);
   void add_observer(Observer* o) { observers_.push_back(o); }
   // Runs cfg.steps steps (or until the loss is not finite, or until *stop turns true, checked
-  // before each step). Returns what happened. The parameters the last update left are checked
-  // with probe_next_loss(): an update that overflowed on the last step is a divergence too.
+  // before each step). Returns what happened. (train_and_evaluate also probes the parameters
+  // the last update left: an update that overflowed on the last step is a divergence too.)
   TrainStats run();
   void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
   // Continue a saved run: run() starts at `step` (the steps already done) and reports
@@ -61,7 +61,7 @@ class Trainer {
   float step(int64_t i);
   // The loss the next step would see with the parameters as they are, without taking it: the
   // minibatch stream, the minibatch and the BatchNorm running statistics are put back. Not
-  // finite: the last update diverged (run() then reports it; a checkpoint is not saved).
+  // finite: the last update diverged. Its forward replaces the layers' cached outputs.
   float probe_next_loss();
 
   Model& model() { return model_; }
