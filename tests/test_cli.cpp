@@ -40,7 +40,7 @@ using nlohmann::json;
 
 const std::vector<std::string> k_presets = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
                                             "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep",
-                                            "deep-residual-layernorm", "big-mlp"};
+                                            "deep-residual-layernorm", "big-mlp", "wavenet"};
 
 struct CliResult {
   int exit_code = -1;  // valid when !signaled

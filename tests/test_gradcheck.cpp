@@ -508,7 +508,7 @@ TEST(GradCheck, BackwardOverwritesGradients) {
 // the embedded list so a new preset cannot be left out.
 const char* const kPresets[] = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
                                 "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep",
-                                "deep-residual-layernorm", "big-mlp"};
+                                "deep-residual-layernorm", "big-mlp", "wavenet"};
 
 TEST(GradCheckModel, CoversEveryPreset) {
   std::vector<std::string> embedded, listed(std::begin(kPresets), std::end(kPresets));
