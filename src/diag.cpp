@@ -990,9 +990,10 @@ void RunDiagnostics::flush() {
     if (std::fflush(f) != 0) throw Error(fmt::format("{}/{}: cannot write ({})", dir_, file, std::strerror(errno)));
 }
 
-void keep_records_before(const std::string& path, int64_t before) {
+int64_t keep_records_before(const std::string& path, int64_t before) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return;
+  if (!in) return 0;
+  int64_t records = 0;
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
   std::string kept;
@@ -1001,11 +1002,14 @@ void keep_records_before(const std::string& path, int64_t before) {
     // A killed run can leave its last line torn: dropped. Any other line that is not a record
     // is kept, for the reader to report.
     if (j.is_discarded() && k + 1 == lines.size()) continue;
-    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() >= before) continue;
+    const bool record = j.is_object() && j.contains("step") && j["step"].is_number_integer();
+    if (record && j["step"].get<int64_t>() >= before) continue;
+    records += record ? 1 : 0;
     kept += lines[k] + "\n";
   }
   in.close();
   write_file_atomic(path, kept);
+  return records;
 }
 
 Report RunDiagnostics::write_inspect(const Model& model, const std::string& name, int vocab_size) {

@@ -843,6 +843,22 @@ TEST(CliInterrupt, SavesTheRunSoFar) {
   }
 }
 
+// A loss log cut short (an edit, a copy) before --resume: the continuation says where the gap is.
+TEST(CliInterrupt, ResumeNotesACutLossLog) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "40", "-q", "--no-report"}).exit_code, 0);
+  const auto lines = split_lines(read_file(dir / "run" / "metrics.jsonl"));
+  ASSERT_EQ(lines.size(), 40u);
+  std::string first10;
+  for (std::size_t k = 0; k < 10; ++k) first10 += lines[k] + "\n";
+  write_file(dir / "run" / "metrics.jsonl", first10);
+  const CliResult r = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--steps", "60", "-q", "--no-report"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.err.find("note: run/metrics.jsonl holds the losses of 10 of the 40 steps done"), std::string::npos) << r.err;
+  EXPECT_EQ(split_lines(read_file(dir / "run" / "metrics.jsonl")).size(), 30u);
+}
+
 TEST(CliInterrupt, ResumeRefusesWhatItCannotContinue) {
   TempDir dir;
   const std::string words = write_names(dir);

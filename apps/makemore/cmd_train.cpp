@@ -260,7 +260,10 @@ int run_train(const TrainArgs& a) {
     fs::remove(fs::path(dir) / kResultFile, ec);
     remove_report(dir);
     // A run killed after its last checkpoint may have logged later steps: they are run again.
-    for (const char* f : {kMetricsFile, kDiagnosticsFile, kUpdateRatioFile}) keep_records_before(dir + "/" + f, resume_step);
+    for (const char* f : {kDiagnosticsFile, kUpdateRatioFile}) keep_records_before(dir + "/" + f, resume_step);
+    if (const int64_t losses = keep_records_before(dir + "/" + kMetricsFile, resume_step); losses < resume_step)
+      fmt::print(stderr, "makemore: note: {}/{} holds the losses of {} of the {} steps done (the file was cut or edited); "
+                 "the loss curve and the loss log will have a gap there\n", dir, kMetricsFile, losses, resume_step);
   }
   write_file_atomic(dir + "/" + kConfigFile, cfg.to_json().dump(2) + "\n");
 

@@ -235,7 +235,8 @@ nlohmann::json report_json(const Report& r);
 nlohmann::json ratios_json(const UpdateRatios& u, const ParamStore& params);
 // A .jsonl file of {"step": ...} records cut to those of steps before `before` (a resumed run
 // appends from there; a run killed after its last checkpoint may have written later ones).
-void keep_records_before(const std::string& path, int64_t before);
+// Returns the number of records kept.
+int64_t keep_records_before(const std::string& path, int64_t before);
 // update_ratio.jsonl read back: the records of steps before `before`, in the order of params'
 // trainable parameters (NaN where a record has none). A missing file is no records; a line that
 // is not a record is an mm::Error naming the file and line.
