@@ -307,7 +307,21 @@ ReportResult write_report(const ReportOptions& opt) {
   ReportResult res;
   res.html_path = opt.out_file.empty() ? (dir / kReportFile).string() : opt.out_file;
 
-  const auto config = in.json_file(kConfigFile, "written by `makemore train`");
+  auto config = in.json_file(kConfigFile, "written by `makemore train`");
+  // The checkpoint carries the config it was trained with: a config.json edited afterwards
+  // must not describe the model (it showed "out": 100 for a 200-wide network).
+  if (config && fs::is_regular_file(dir / kCheckpointFile)) {
+    try {
+      const json saved = load_run(dir.string()).config.to_json();
+      if (saved != *config) {
+        in.missing.push_back(fmt::format("{}: differs from the config saved in {} (edited after training?); the report "
+                                         "shows the checkpoint's",
+                                         kConfigFile, kCheckpointFile));
+        config = saved;
+      }
+    } catch (const std::exception&) {  // a damaged checkpoint is reported by the samples section
+    }
+  }
   const auto result = in.json_file(kResultFile, "written when `makemore train` finishes");
   const auto inspect = in.json_file(kInspectFile, "written by `makemore train` unless --diag-every 0");
 

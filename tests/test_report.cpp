@@ -750,6 +750,20 @@ TEST(Report, TrainWritesTheReportWithSamplesUnlessNoReport) {
   EXPECT_TRUE(fs::is_regular_file(t / "b.html"));
   EXPECT_NE(read_file(t / "rlog").find("b.html"), std::string::npos);
   EXPECT_NE(sh(std::string(MM_BINARY) + " report -o " + (t / "nope").string() + " > /dev/null 2>&1"), 0);
+
+  // config.json edited after training: the report shows the checkpoint's config and says why.
+  std::string cfg = read_file(bare / "config.json");
+  const std::size_t at = cfg.find("\"out\": 200");
+  ASSERT_NE(at, std::string::npos) << cfg;
+  cfg.replace(at, 10, "\"out\": 100");
+  std::ofstream(bare / "config.json", std::ios::trunc) << cfg;
+  const mm::ReportResult edited = mm::write_report({bare.string(), "", 20, true});
+  ASSERT_FALSE(edited.missing.empty());
+  EXPECT_NE(edited.missing.front().find("config.json: differs from the config saved in model.safetensors"), std::string::npos)
+      << edited.missing.front();
+  const std::string page = read_file(edited.html_path);
+  EXPECT_NE(page.find("&quot;out&quot;: 200"), std::string::npos);
+  EXPECT_EQ(page.find("&quot;out&quot;: 100"), std::string::npos);
 }
 
 // ---- in a real browser ------------------------------------------------------------------------
