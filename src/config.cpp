@@ -98,7 +98,9 @@ std::string get_str(const Ctx& c, const json& j, const std::string& where) {
 
 // Where an initialization is used decides which schemes make sense: Xavier needs a matrix's
 // fan_in and fan_out, LSUV rescales a Linear's weight from its output.
-enum class InitUse { Vector, Matrix, LinearWeight };
+// A norm layer's gamma / beta have no fan_in: Kaiming and torch's Linear default (which scale
+// by the layer's fan_in) make sense for a Linear's bias but not there.
+enum class InitUse { Vector, Bias, Matrix, LinearWeight };
 
 InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, InitUse use = InitUse::Vector) {
   InitSpec s;
@@ -124,7 +126,11 @@ InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, I
   else c.fail(where + ".kind", fmt::format("unknown initialization '{}'; use {}", kind, kinds));
   if (s.kind == K::Lsuv && use != InitUse::LinearWeight)
     c.fail(where + ".kind", "lsuv is only for a linear layer's \"weight_init\" (it rescales that layer's output)");
-  if (needs_matrix(s.kind) && use == InitUse::Vector)
+  if (use == InitUse::Vector && (s.kind == K::Kaiming || s.kind == K::TorchLinear))
+    c.fail(where + ".kind", fmt::format("{} scales by a layer's fan_in, which a norm layer's gamma / beta do not have; "
+                                        "use ones, zeros, constant or normal",
+                                        kind));
+  if (needs_matrix(s.kind) && (use == InitUse::Vector || use == InitUse::Bias))
     c.fail(where + ".kind", fmt::format("{} needs a weight matrix (fan_in and fan_out); use it for a \"weight_init\" or "
                                         "\"embedding_init\"",
                                         kind));
@@ -192,7 +198,7 @@ LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where, int
                                               : InitSpec{InitSpec::Kind::TorchLinear};
     if (j.contains("bias_init")) {
       if (!s.bias) c.fail(where + ".bias_init", "given for a layer with \"bias\": false");
-      s.bias_init = parse_init_ctx(c, j["bias_init"], where + ".bias_init");
+      s.bias_init = parse_init_ctx(c, j["bias_init"], where + ".bias_init", InitUse::Bias);
     } else {
       s.bias_init = s.weight_init.kind == InitSpec::Kind::TorchLinear ? InitSpec{InitSpec::Kind::TorchLinearBias}
                                                                       : InitSpec{InitSpec::Kind::Zeros};

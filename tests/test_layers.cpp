@@ -244,6 +244,8 @@ TEST(LayersConfig, UnknownFieldsAndValuesAreRejected) {
       {{{"type", "relux"}}, "use linear, batchnorm1d, layernorm, groupnorm, tanh, relu, gelu, flatten or residual"},
       {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "constant"}}}}, "model.layers[0].weight_init.value: missing; kind constant needs"},
       {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "zeros"}, {"scale", 3}}}}, "model.layers[0].bias_init.scale: has no effect on zeros"},
+      {{{"type", "layernorm"}, {"gamma_init", "kaiming"}}, "model.layers[0].gamma_init.kind: kaiming scales by a layer's fan_in"},
+      {{{"type", "groupnorm"}, {"groups", 2}, {"beta_init", "torch-default"}}, "model.layers[0].beta_init.kind: torch-default scales by"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.layer.dump());
