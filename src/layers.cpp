@@ -6,10 +6,14 @@
 #include "makemore/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <fmt/format.h>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -126,27 +130,407 @@ void Linear::build(int in_time, int in_features, ParamStore& store, const std::s
   if (bias_) param_ids_.push_back(declare(store, prefix + "bias", 1, fan_out_, true, true, in_features, bias_init_));
 }
 
-void Linear::forward(const Mat& x, Mode) {
-  x_ = &x;
-  const int rows = static_cast<int>(x.rows());
-  out_.resize(rows, fan_out_);
-  gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_,
-       out_.data(), fan_out_);
-  if (bias_) {
-    // + b after the product, as the lecture's x @ W + b rounds (adding the bias first, as the
-    // product's starting value, saves a pass but moves lecture-original's final losses).
-    const float* __restrict b = store_->data(param_ids_[1]);
-    for (int r = 0; r < rows; ++r) {
-      float* __restrict o = out_.data() + static_cast<std::ptrdiff_t>(r) * fan_out_;
-      for (int c = 0; c < fan_out_; ++c) o[c] += b[c];
+namespace {
+bool simd_token_kernels() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+TokenLinear token_linear_default() {
+  const char* env = std::getenv("MAKEMORE_TOKEN_LINEAR");
+  if (env && (std::strcmp(env, "off") == 0 || std::strcmp(env, "0") == 0)) return TokenLinear::Off;
+  if (env && std::strcmp(env, "portable") == 0) return TokenLinear::Portable;
+  // Without the SIMD kernels the products through x (libxsmm or Eigen) are faster than the
+  // portable loops, so those are the default there; the portable loops are for the tests.
+  return simd_token_kernels() ? TokenLinear::Simd : TokenLinear::Off;
+}
+std::atomic<TokenLinear>& token_linear_ref() {
+  static std::atomic<TokenLinear> t{token_linear_default()};
+  return t;
+}
+
+// out = x + b, row by row: + b after the product, as the lecture's x @ W + b rounds (adding
+// the bias first, as the product's starting value, saves a pass but moves lecture-original's
+// final losses).
+void add_bias_rows(float* out, int rows, int cols, const float* __restrict b) {
+  for (int r = 0; r < rows; ++r) {
+    float* __restrict o = out + static_cast<std::ptrdiff_t>(r) * cols;
+    for (int c = 0; c < cols; ++c) o[c] += b[c];
+  }
+}
+
+// The token path's kernels, for one position j with n pairs (tokens tok[0..n)): E = n_embd,
+// N = fan_out, C the embedding table (V, E), Wj the E rows of W that position j meets.
+//   pairs_forward:  P (n, N)   = C[tok] @ Wj
+//   pairs_dweight:  dWj (E, N) = C[tok]^T @ G (n, N)      (overwrites)
+//   pairs_dembed:   D (n, E)   = G @ Wj^T
+//   gather_rows:    out[b] = sum over j of P[slot(b, j)] (+ bias), positions in order
+// Portable: plain loops, each sum in index order. Simd: the same sums with rows of N in
+// 16-float vectors (fused multiply-adds; pairs_dembed adds each dot product's 16 lanes in a
+// tree at the end).
+void pairs_forward_portable(const float* C, const int32_t* tok, int n, int E, const float* Wj, int N, float* P) {
+  for (int s = 0; s < n; ++s) {
+    const float* cs = C + static_cast<std::ptrdiff_t>(tok[s]) * E;
+    float* __restrict p = P + static_cast<std::ptrdiff_t>(s) * N;
+    std::fill_n(p, N, 0.0f);
+    for (int e = 0; e < E; ++e) {
+      const float a = cs[e];
+      const float* __restrict w = Wj + static_cast<std::ptrdiff_t>(e) * N;
+      for (int c = 0; c < N; ++c) p[c] += a * w[c];
+    }
+  }
+}
+void pairs_dweight_portable(const float* C, const int32_t* tok, const float* G, int n, int E, int N, float* dWj) {
+  for (int e = 0; e < E; ++e) {
+    float* __restrict d = dWj + static_cast<std::ptrdiff_t>(e) * N;
+    std::fill_n(d, N, 0.0f);
+    for (int s = 0; s < n; ++s) {
+      const float a = C[static_cast<std::ptrdiff_t>(tok[s]) * E + e];
+      const float* __restrict g = G + static_cast<std::ptrdiff_t>(s) * N;
+      for (int c = 0; c < N; ++c) d[c] += a * g[c];
+    }
+  }
+}
+void pairs_dembed_portable(const float* G, int n, int E, const float* Wj, int N, float* D) {
+  for (int s = 0; s < n; ++s)
+    for (int e = 0; e < E; ++e) {
+      const float* __restrict g = G + static_cast<std::ptrdiff_t>(s) * N;
+      const float* __restrict w = Wj + static_cast<std::ptrdiff_t>(e) * N;
+      // Eight partial sums (lane c % 8), then those in order: a fixed order the compiler can
+      // vectorize (one running sum cannot be reordered without -ffast-math).
+      float part[8] = {};
+      int c = 0;
+      for (; c + 8 <= N; c += 8)
+        for (int l = 0; l < 8; ++l) part[l] += g[c + l] * w[c + l];
+      for (int l = 0; c < N; ++c, ++l) part[l] += g[c] * w[c];
+      float acc = 0;
+      for (float p : part) acc += p;
+      D[s * E + e] = acc;
+    }
+}
+void gather_rows_portable(const float* P, const int32_t* row_slot, int rows, int T, int N, const float* bias, float* out) {
+  for (int b = 0; b < rows; ++b) {
+    float* __restrict o = out + static_cast<std::ptrdiff_t>(b) * N;
+    const int32_t* rs = row_slot + static_cast<std::ptrdiff_t>(b) * T;
+    const float* __restrict p = P + static_cast<std::ptrdiff_t>(rs[0]) * N;
+    for (int c = 0; c < N; ++c) o[c] = p[c];
+    for (int j = 1; j < T; ++j) {
+      const float* __restrict q = P + static_cast<std::ptrdiff_t>(rs[j]) * N;
+      for (int c = 0; c < N; ++c) o[c] += q[c];
+    }
+    if (bias)
+      for (int c = 0; c < N; ++c) o[c] += bias[c];
+  }
+}
+
+#if defined(__AVX512F__)
+template <int NV, class F>
+void with_nv(int nv, F&& f) {
+  if constexpr (NV > 0) {
+    if (nv == NV) f(std::integral_constant<int, NV>{});
+    else with_nv<NV - 1>(nv, f);
+  }
+}
+inline __mmask16 tail_mask(int left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+// Columns c0 .. c0 + 16 NV (the last vector masked) of P = C[tok] @ Wj for R pairs from s: each
+// load of Wj feeds R multiply-adds. (Inlined: out of line, GCC 12 spills the accumulators.)
+template <int NV, int R>
+__attribute__((always_inline)) inline void pairs_forward_rows(const float* C, const int32_t* tok, int s, int E,
+                                                              const float* Wj, int N, int c0, __mmask16 ml, float* P) {
+  __m512 acc[R][NV];
+  const float* cs[R];
+  for (int r = 0; r < R; ++r) {
+    cs[r] = C + static_cast<std::ptrdiff_t>(tok[s + r]) * E;
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int e = 0; e < E; ++e) {
+    const float* w = Wj + static_cast<std::ptrdiff_t>(e) * N + c0;
+    __m512 a[R];
+    for (int r = 0; r < R; ++r) a[r] = _mm512_set1_ps(cs[r][e]);
+    for (int v = 0; v < NV; ++v) {
+      const __m512 wv = v + 1 < NV ? _mm512_loadu_ps(w + 16 * v) : _mm512_maskz_loadu_ps(ml, w + 16 * v);
+      for (int r = 0; r < R; ++r) acc[r][v] = _mm512_fmadd_ps(a[r], wv, acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* p = P + static_cast<std::ptrdiff_t>(s + r) * N + c0;
+    for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(p + 16 * v, acc[r][v]);
+    _mm512_mask_storeu_ps(p + 16 * (NV - 1), ml, acc[r][NV - 1]);
+  }
+}
+template <int NV>
+void pairs_forward_block(const float* C, const int32_t* tok, int n, int E, const float* Wj, int N, int c0, float* P) {
+  const __mmask16 ml = tail_mask(N - c0 - 16 * (NV - 1));
+  int s = 0;
+  for (; s + 2 <= n; s += 2) pairs_forward_rows<NV, 2>(C, tok, s, E, Wj, N, c0, ml, P);
+  if (s < n) pairs_forward_rows<NV, 1>(C, tok, s, E, Wj, N, c0, ml, P);
+}
+// dWj rows e .. e + R over columns c0 .. c0 + 16 NV: each load of G feeds R multiply-adds.
+template <int NV, int R>
+__attribute__((always_inline)) inline void pairs_dweight_rows(const float* C, const int32_t* tok, const float* G, int n,
+                                                              int e, int E, int N, int c0, __mmask16 ml, float* dWj) {
+  __m512 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int s = 0; s < n; ++s) {
+    const float* cs = C + static_cast<std::ptrdiff_t>(tok[s]) * E + e;
+    const float* g = G + static_cast<std::ptrdiff_t>(s) * N + c0;
+    __m512 a[R];
+    for (int r = 0; r < R; ++r) a[r] = _mm512_set1_ps(cs[r]);
+    for (int v = 0; v < NV; ++v) {
+      const __m512 gv = v + 1 < NV ? _mm512_loadu_ps(g + 16 * v) : _mm512_maskz_loadu_ps(ml, g + 16 * v);
+      for (int r = 0; r < R; ++r) acc[r][v] = _mm512_fmadd_ps(a[r], gv, acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* d = dWj + static_cast<std::ptrdiff_t>(e + r) * N + c0;
+    for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(d + 16 * v, acc[r][v]);
+    _mm512_mask_storeu_ps(d + 16 * (NV - 1), ml, acc[r][NV - 1]);
+  }
+}
+template <int NV>
+void pairs_dweight_block(const float* C, const int32_t* tok, const float* G, int n, int E, int N, int c0, float* dWj) {
+  const __mmask16 ml = tail_mask(N - c0 - 16 * (NV - 1));
+  int e = 0;
+  for (; e + 2 <= E; e += 2) pairs_dweight_rows<NV, 2>(C, tok, G, n, e, E, N, c0, ml, dWj);
+  if (e < E) pairs_dweight_rows<NV, 1>(C, tok, G, n, e, E, N, c0, ml, dWj);
+}
+template <int NV>
+void gather_rows_block(const float* P, const int32_t* row_slot, int rows, int T, int N, int c0, const float* bias,
+                       float* out) {
+  const __mmask16 ml = tail_mask(N - c0 - 16 * (NV - 1));
+  __m512 bv[NV];
+  for (int v = 0; v < NV; ++v) bv[v] = bias ? _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, bias + c0 + 16 * v) : _mm512_setzero_ps();
+  for (int b = 0; b < rows; ++b) {
+    const int32_t* rs = row_slot + static_cast<std::ptrdiff_t>(b) * T;
+    __m512 acc[NV];
+    const float* p = P + static_cast<std::ptrdiff_t>(rs[0]) * N + c0;
+    for (int v = 0; v < NV; ++v) acc[v] = _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, p + 16 * v);
+    for (int j = 1; j < T; ++j) {
+      const float* q = P + static_cast<std::ptrdiff_t>(rs[j]) * N + c0;
+      for (int v = 0; v < NV; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, q + 16 * v));
+    }
+    if (bias)
+      for (int v = 0; v < NV; ++v) acc[v] = _mm512_add_ps(acc[v], bv[v]);
+    float* o = out + static_cast<std::ptrdiff_t>(b) * N + c0;
+    for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(o + 16 * v, acc[v]);
+    _mm512_mask_storeu_ps(o + 16 * (NV - 1), ml, acc[NV - 1]);
+  }
+}
+// Columns in blocks of up to MaxNV vectors, as evenly as the vectors allow (200 = 7 + 6).
+template <int MaxNV, class Block>
+void over_column_blocks(int N, Block block) {
+  const int vectors = (N + 15) / 16, blocks = (vectors + MaxNV - 1) / MaxNV;
+  for (int c0 = 0, k = 0; k < blocks; ++k) {
+    const int nv = (vectors - c0 / 16 + (blocks - k) - 1) / (blocks - k);
+    with_nv<MaxNV>(nv, [&](auto NV) { block(NV, c0); });
+    c0 += 16 * nv;
+  }
+}
+void pairs_forward_simd(const float* C, const int32_t* tok, int n, int E, const float* Wj, int N, float* P) {
+  over_column_blocks<7>(N, [&](auto NV, int c0) { pairs_forward_block<decltype(NV)::value>(C, tok, n, E, Wj, N, c0, P); });
+}
+void pairs_dweight_simd(const float* C, const int32_t* tok, const float* G, int n, int E, int N, float* dWj) {
+  over_column_blocks<7>(N, [&](auto NV, int c0) { pairs_dweight_block<decltype(NV)::value>(C, tok, G, n, E, N, c0, dWj); });
+}
+void gather_rows_simd(const float* P, const int32_t* row_slot, int rows, int T, int N, const float* bias, float* out) {
+  over_column_blocks<14>(N, [&](auto NV, int c0) { gather_rows_block<decltype(NV)::value>(P, row_slot, rows, T, N, c0, bias, out); });
+}
+
+// The 16 lane sums of a[0..16) as one vector (lane i = the sum of a[i]'s lanes): unpack and
+// add pairs of vectors, then pairs of 128-bit blocks; 15 x 3 instructions for 16 sums.
+inline __m512 lane_sums16(const __m512* a) {
+  __m512 l1[8], l2[4], l3[2];
+  for (int i = 0; i < 8; ++i)  // per 128-bit block: a0+a2, b0+b2, a1+a3, b1+b3
+    l1[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {  // per 128-bit block: the 4-lane sums of a, b, c, d
+    const __m512d x = _mm512_castps_pd(l1[2 * i]), y = _mm512_castps_pd(l1[2 * i + 1]);
+    l2[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  for (int i = 0; i < 2; ++i)  // blocks [u0+u1, u2+u3, w0+w1, w2+w3]
+    l3[i] = _mm512_add_ps(_mm512_shuffle_f32x4(l2[2 * i], l2[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_f32x4(l2[2 * i], l2[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(l3[0], l3[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(l3[0], l3[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Columns c0 .. c0 + 16 NV of the dot products D[s][e0 + i] = G[s] . Wj[e0 + i], i < m, added
+// into acc[i]: the block of G[s] is loaded once, each load of Wj feeds one multiply-add.
+template <int NV>
+__attribute__((always_inline)) inline void pairs_dembed_block(const float* g, const float* Wj, int N, int e0, int m,
+                                                              int c0, __m512* acc) {
+  const __mmask16 ml = tail_mask(N - c0 - 16 * (NV - 1));
+  __m512 gv[NV];
+  for (int v = 0; v < NV; ++v) gv[v] = _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, g + c0 + 16 * v);
+  for (int i = 0; i < m; ++i) {
+    const float* w = Wj + static_cast<std::ptrdiff_t>(e0 + i) * N + c0;
+    __m512 x = acc[i];
+    for (int v = 0; v < NV; ++v) x = _mm512_fmadd_ps(gv[v], _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, w + 16 * v), x);
+    acc[i] = x;
+  }
+}
+// D[s][e0 .. e0 + 16) for each pair s, then one lane tree for those (up to 16) dot products.
+void pairs_dembed_simd(const float* G, int n, int E, const float* Wj, int N, float* D) {
+  for (int s = 0; s < n; ++s) {
+    const float* g = G + static_cast<std::ptrdiff_t>(s) * N;
+    for (int e0 = 0; e0 < E; e0 += 16) {
+      const int m = std::min(16, E - e0);
+      __m512 acc[16];
+      for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+      over_column_blocks<8>(N, [&](auto NV, int c0) { pairs_dembed_block<decltype(NV)::value>(g, Wj, N, e0, m, c0, acc); });
+      _mm512_mask_storeu_ps(D + static_cast<std::ptrdiff_t>(s) * E + e0, tail_mask(m), lane_sums16(acc));
     }
   }
 }
 
+// G[row_slot[b][j]] = dout[b] for a pair's first row, += dout[b] for the others, b in order:
+// each block of a dout row is loaded once for its T pairs.
+template <int NV>
+void pair_sums_block(const float* dout, const int32_t* row_slot, const int32_t* first_row, int rows, int T, int N,
+                     int c0, float* G) {
+  const __mmask16 ml = tail_mask(N - c0 - 16 * (NV - 1));
+  for (int b = 0; b < rows; ++b) {
+    __m512 d[NV];
+    const float* src = dout + static_cast<std::ptrdiff_t>(b) * N + c0;
+    for (int v = 0; v < NV; ++v) d[v] = _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, src + 16 * v);
+    for (int j = 0; j < T; ++j) {
+      const int32_t s = row_slot[b * T + j];
+      float* g = G + static_cast<std::ptrdiff_t>(s) * N + c0;
+      if (first_row[s] == b) {
+        for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(g + 16 * v, d[v]);
+      } else {
+        for (int v = 0; v + 1 < NV; ++v) _mm512_storeu_ps(g + 16 * v, _mm512_add_ps(_mm512_loadu_ps(g + 16 * v), d[v]));
+      }
+      const __m512 last = first_row[s] == b ? d[NV - 1] : _mm512_add_ps(_mm512_maskz_loadu_ps(ml, g + 16 * (NV - 1)), d[NV - 1]);
+      _mm512_mask_storeu_ps(g + 16 * (NV - 1), ml, last);
+    }
+  }
+}
+void pair_sums_simd(const float* dout, const int32_t* row_slot, const int32_t* first_row, int rows, int T, int N, float* G) {
+  over_column_blocks<14>(N, [&](auto NV, int c0) { pair_sums_block<decltype(NV)::value>(dout, row_slot, first_row, rows, T, N, c0, G); });
+}
+#endif
+
+void pairs_forward(const float* C, const int32_t* tok, int n, int E, const float* Wj, int N, float* P) {
+#if defined(__AVX512F__)
+  if (token_linear() == TokenLinear::Simd) return pairs_forward_simd(C, tok, n, E, Wj, N, P);
+#endif
+  pairs_forward_portable(C, tok, n, E, Wj, N, P);
+}
+void pairs_dweight(const float* C, const int32_t* tok, const float* G, int n, int E, int N, float* dWj) {
+#if defined(__AVX512F__)
+  if (token_linear() == TokenLinear::Simd) return pairs_dweight_simd(C, tok, G, n, E, N, dWj);
+#endif
+  pairs_dweight_portable(C, tok, G, n, E, N, dWj);
+}
+void pairs_dembed(const float* G, int n, int E, const float* Wj, int N, float* D) {
+#if defined(__AVX512F__)
+  if (token_linear() == TokenLinear::Simd) return pairs_dembed_simd(G, n, E, Wj, N, D);
+#endif
+  pairs_dembed_portable(G, n, E, Wj, N, D);
+}
+void pair_sums_portable(const float* dout, const int32_t* row_slot, const int32_t* first_row, int rows, int T, int N, float* G) {
+  for (int b = 0; b < rows; ++b) {
+    const float* __restrict d = dout + static_cast<std::ptrdiff_t>(b) * N;
+    for (int j = 0; j < T; ++j) {
+      const int32_t s = row_slot[b * T + j];
+      float* __restrict g = G + static_cast<std::ptrdiff_t>(s) * N;
+      if (first_row[s] == b) std::copy_n(d, N, g);
+      else
+        for (int c = 0; c < N; ++c) g[c] += d[c];
+    }
+  }
+}
+void pair_sums(const float* dout, const int32_t* row_slot, const int32_t* first_row, int rows, int T, int N, float* G) {
+#if defined(__AVX512F__)
+  if (token_linear() == TokenLinear::Simd) return pair_sums_simd(dout, row_slot, first_row, rows, T, N, G);
+#endif
+  pair_sums_portable(dout, row_slot, first_row, rows, T, N, G);
+}
+void gather_rows(const float* P, const int32_t* row_slot, int rows, int T, int N, const float* bias, float* out) {
+#if defined(__AVX512F__)
+  if (token_linear() == TokenLinear::Simd) return gather_rows_simd(P, row_slot, rows, T, N, bias, out);
+#endif
+  gather_rows_portable(P, row_slot, rows, T, N, bias, out);
+}
+}  // namespace
+
+bool token_linear_available(TokenLinear t) { return t != TokenLinear::Simd || simd_token_kernels(); }
+void set_token_linear(TokenLinear t) {
+  if (!token_linear_available(t)) throw std::invalid_argument("the SIMD token kernels are not in this build (no AVX-512)");
+  token_linear_ref() = t;
+}
+TokenLinear token_linear() { return token_linear_ref().load(std::memory_order_relaxed); }
+
+void Linear::forward(const Mat& x, Mode) {
+  x_ = &x;
+  token_path_ = tokens_from_ && &x == &tokens_from_->out() && token_linear() != TokenLinear::Off && x.rows() > 0 &&
+                tokens_from_->tokens().size() == static_cast<std::size_t>(x.rows()) * static_cast<std::size_t>(in_features_ / tokens_from_->n_embd());
+  const int rows = static_cast<int>(x.rows());
+  out_.resize(rows, fan_out_);
+  if (token_path_) return forward_tokens(x);  // adds the bias itself
+  gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_,
+       out_.data(), fan_out_);
+  if (bias_) add_bias_rows(out_.data(), rows, fan_out_, store_->data(param_ids_[1]));
+}
+
+// out[b] = (sum over positions j of P[pair (j, token[b][j])]) + bias, P = C[v] @ W_j once per
+// distinct pair.
+void Linear::forward_tokens(const Mat& x) {
+  const Embedding& emb = *tokens_from_;
+  const int rows = static_cast<int>(x.rows()), E = emb.n_embd(), V = emb.vocab_size(), T = in_features_ / E,
+            N = fan_out_;
+  const int32_t* tok = emb.tokens().data();
+  const auto uT = static_cast<std::size_t>(T), uN = static_cast<std::size_t>(N), uE = static_cast<std::size_t>(E),
+             uV = static_cast<std::size_t>(V), uB = static_cast<std::size_t>(rows);
+  if (slot_of_.size() != uT * uV) slot_of_.assign(uT * uV, -1);
+  row_slot_.resize(uB * uT);
+  slot_token_.resize(std::min(uB, uV) * uT);
+  slot_first_row_.resize(slot_token_.size());
+  pos_begin_.resize(uT + 1);
+  int32_t P = 0;
+  for (std::size_t j = 0; j < uT; ++j) {
+    pos_begin_[j] = P;
+    int32_t* slot_of = slot_of_.data() + j * uV;
+    for (std::size_t b = 0; b < uB; ++b) {
+      // Branch-free: a new pair takes slot P (its token and first row are written either way).
+      const int32_t v = tok[b * uT + j], s = slot_of[v], fresh = s < 0, slot = fresh ? P : s;
+      slot_of[v] = slot;
+      slot_token_[static_cast<std::size_t>(P)] = v;
+      slot_first_row_[static_cast<std::size_t>(P)] = static_cast<int32_t>(b);
+      row_slot_[b * uT + j] = slot;
+      P += fresh;
+    }
+  }
+  pos_begin_[uT] = P;
+  // Put slot_of_ back to all -1 (the entries used only), so the next forward needs no T x V pass.
+  for (std::size_t j = 0; j < uT; ++j)
+    for (int32_t s = pos_begin_[j]; s < pos_begin_[j + 1]; ++s)
+      slot_of_[j * uV + static_cast<std::size_t>(slot_token_[static_cast<std::size_t>(s)])] = -1;
+
+  const float* C = store_->data(emb.weight_id());
+  const float* W = store_->data(param_ids_[0]);
+  pair_.resize(P, N);
+  for (std::size_t j = 0; j < uT; ++j) {
+    const int p0 = pos_begin_[j], n = pos_begin_[j + 1] - p0;
+    pairs_forward(C, slot_token_.data() + p0, n, E, W + j * uE * uN, N, pair_.data() + static_cast<std::size_t>(p0) * uN);
+  }
+  gather_rows(pair_.data(), row_slot_.data(), rows, T, N, bias_ ? store_->data(param_ids_[1]) : nullptr, out_.data());
+}
+
 void Linear::backward(const Mat& dout, Mat* dx) {
   const int rows = static_cast<int>(dout.rows());
-  gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_,
-       store_->grad(param_ids_[0]), fan_out_);
+  if (token_path_) {
+    backward_tokens(dout);
+  } else {
+    gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_,
+         store_->grad(param_ids_[0]), fan_out_);
+  }
   if (bias_) {
     // db = the column sums of dout, rows added in order, accumulated in registers (the same
     // bits as copying row 0 and adding the others; faster than that row loop).
@@ -156,6 +540,38 @@ void Linear::backward(const Mat& dout, Mat* dx) {
     dx->resize(rows, in_features_);
     gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_,
          dx->data(), in_features_);
+  }
+}
+
+// G[pair] = the dout rows of the examples that hold the pair, added in row order (the first
+// copied); then dW_j = C[pairs of j]^T G_j (every row of W belongs to one position) and
+// dC[v] = the sum over the pairs (j, v), j in order, of G[pair] @ W_j^T, written over the
+// embedding's gradient.
+void Linear::backward_tokens(const Mat& dout) {
+  const Embedding& emb = *tokens_from_;
+  const int rows = static_cast<int>(dout.rows()), E = emb.n_embd(), V = emb.vocab_size(), T = in_features_ / E,
+            N = fan_out_;
+  const auto uT = static_cast<std::size_t>(T), uN = static_cast<std::size_t>(N), uE = static_cast<std::size_t>(E);
+  const int P = pos_begin_[uT];
+  pair_.resize(P, N);
+  float* G = pair_.data();
+  pair_sums(dout.data(), row_slot_.data(), slot_first_row_.data(), rows, T, N, G);
+  const float* C = store_->data(emb.weight_id());
+  const float* W = store_->data(param_ids_[0]);
+  float* dW = store_->grad(param_ids_[0]);
+  dpair_.resize(P, E);
+  for (std::size_t j = 0; j < uT; ++j) {
+    const int p0 = pos_begin_[j], n = pos_begin_[j + 1] - p0;
+    const float* Gj = G + static_cast<std::size_t>(p0) * uN;
+    pairs_dweight(C, slot_token_.data() + p0, Gj, n, E, N, dW + j * uE * uN);
+    pairs_dembed(Gj, n, E, W + j * uE * uN, N, dpair_.data() + static_cast<std::size_t>(p0) * uE);
+  }
+  float* __restrict dC = store_->grad(emb.weight_id());
+  std::fill_n(dC, static_cast<std::size_t>(V) * uE, 0.0f);
+  for (int s = 0; s < P; ++s) {
+    float* __restrict dst = dC + static_cast<std::size_t>(slot_token_[static_cast<std::size_t>(s)]) * uE;
+    const float* __restrict src = dpair_.data() + static_cast<std::size_t>(s) * uE;
+    for (std::size_t e = 0; e < uE; ++e) dst[e] += src[e];
   }
 }
 

@@ -39,8 +39,12 @@ Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block
   // a stack that starts with a flatten takes them as a sequence (stack_takes_sequence).
   if (stack_takes_sequence(cfg.layers))
     stack_.build(block_size_, embedding_->out_features(), params_, "layers.");
-  else
+  else {
     stack_.build(1, block_size_ * embedding_->out_features(), params_, "layers.");
+    // The first Linear of a flattened context reads the embedding's tokens (Linear's token path).
+    if (auto* first = stack_.layers().empty() ? nullptr : dynamic_cast<Linear*>(stack_.layers()[0].get()))
+      first->read_tokens_from(embedding_.get());
+  }
   params_.finalize();
 }
 
@@ -139,8 +143,18 @@ float Model::loss(const int32_t* y) { return ce_.forward(stack_.out(), y); }
 
 void Model::backward() {
   ce_.backward(&dlogits_);
+  if (first_linear_took_tokens()) {
+    stack_.backward(dlogits_, nullptr);  // the first Linear writes the embedding's gradient
+    return;
+  }
   stack_.backward(dlogits_, &dflat_);
   embedding_->backward(dflat_, nullptr);
+}
+
+bool Model::first_linear_took_tokens() const {
+  if (stack_.layers().empty()) return false;
+  const auto* first = dynamic_cast<const Linear*>(stack_.layers()[0].get());
+  return first && first->took_token_path();
 }
 
 std::unique_ptr<Model> Model::clone() const {

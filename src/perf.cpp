@@ -171,11 +171,12 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     lap();
     ce.backward(&dlogits);
     lap();
+    const bool token_path = model.first_linear_took_tokens();  // layers[0] writes dC itself
     for (std::size_t i = L; i-- > 0;) {
-      layers[i]->backward(i + 1 == L ? dlogits : grads[i], i > 0 ? &grads[i - 1] : &dflat);
+      layers[i]->backward(i + 1 == L ? dlogits : grads[i], i > 0 ? &grads[i - 1] : (token_path ? nullptr : &dflat));
       lap();
     }
-    model.embedding().backward(dflat, nullptr);
+    if (!token_path) model.embedding().backward(dflat, nullptr);
     lap();
     if (cfg.clip_grad_norm > 0) clip_grad_norm(model.params().grads(), cfg.clip_grad_norm);
     opt.step(model.params().values(), model.params().grads(), cfg.lr_at(s));

@@ -69,6 +69,10 @@ class Embedding : public Layer {
   void forward(const Mat& x, Mode mode) override;
   void backward(const Mat& dout, Mat* dx) override;  // dout: (B, T * n_embd); dx: none (indices)
   int weight_id() const { return param_ids_[0]; }
+  int vocab_size() const { return vocab_; }
+  int n_embd() const { return n_embd_; }
+  // Token indices of the last forward_tokens(), (B, T) row-major.
+  const std::vector<int32_t>& tokens() const { return tokens_; }
 
  private:
   int vocab_, n_embd_;
@@ -90,7 +94,25 @@ class Flatten : public Layer {
   int n_;
 };
 
+// The token path of a Linear that reads the embedding's rows (see Linear::read_tokens_from),
+// process-wide: Off (every product through x itself, gemm.h), Portable (plain loops) or Simd
+// (AVX-512 kernels: the default where the build has them, Off otherwise). The
+// environment variable MAKEMORE_TOKEN_LINEAR=off|portable|simd sets the start value.
+enum class TokenLinear { Off, Portable, Simd };
+bool token_linear_available(TokenLinear t);
+void set_token_linear(TokenLinear t);  // throws std::invalid_argument for an unavailable one
+TokenLinear token_linear();
+
 // out = x @ weight + bias, weight (fan_in, fan_out) as the lecture stores it.
+//
+// When x is the embedding's output (the first layer of the lecture's MLPs), each row of x is
+// block_size rows of C side by side, so x @ W = sum over positions j of C[token_j] @ W_j, with
+// W_j the n_embd rows of W that position j meets. A minibatch holds few distinct (position,
+// token) pairs (names.txt: ~45 of 96 for batch 32; at most 3 x 27 for any chunk), so the token
+// path computes C[v] @ W_j once per distinct pair and adds those rows, and in backward sums
+// dout per pair first: dW_j = C_pairs^T G_j and dC[v] = sum_j G_j[v] @ W_j^T, which replaces
+// dx = dout W^T and the embedding's scatter-add. The same sums in another order: last-bit
+// differences from the plain path (tests/test_layers.cpp says how much).
 class Linear : public Layer {
  public:
   Linear(int fan_out, bool bias, InitSpec weight_init, InitSpec bias_init)
@@ -102,11 +124,27 @@ class Linear : public Layer {
   void backward(const Mat& dout, Mat* dx) override;
   int weight_id() const { return param_ids_[0]; }
   bool has_bias() const { return bias_; }
+  // Lets forward() take the token path whenever x is emb's output (Model sets this for a
+  // stack's first Linear). Then backward() also OVERWRITES emb's weight gradient, and the
+  // caller passes dx = nullptr and skips emb.backward(); a dx asked for is still written.
+  void read_tokens_from(const Embedding* emb) { tokens_from_ = emb; }
+  bool took_token_path() const { return token_path_; }  // by the last forward
 
  private:
+  void forward_tokens(const Mat& x);
+  void backward_tokens(const Mat& dout);
+
   int fan_out_;
   bool bias_;
   InitSpec weight_init_, bias_init_;
+  const Embedding* tokens_from_ = nullptr;
+  bool token_path_ = false;
+  // The token path's pairs: slot_of_[j * V + v] is pair (j, v)'s slot or -1; pairs are numbered
+  // position by position (pos_begin_[j] .. pos_begin_[j + 1]); row_slot_ is (B, T).
+  std::vector<int32_t> slot_of_, slot_token_, slot_first_row_, row_slot_, pos_begin_;
+  Mat pair_;  // (pairs, fan_out): forward C[v] @ W_j; backward G, the dout rows summed per pair
+  Mat dpair_; // (pairs, n_embd): G_j @ W_j^T
+  Mat wt_;    // (fan_out, fan_in): W transposed
 };
 
 struct BatchNormOptions {

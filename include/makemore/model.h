@@ -46,6 +46,9 @@ class Model {
   // Mean cross-entropy of the last forward's logits; needed before backward().
   float loss(const int32_t* y);
   void backward();  // overwrites every parameter gradient
+  // The last forward's first Linear computed from the tokens (Linear's token path): its
+  // backward then writes the embedding's gradient, and there is no dL/d(stack input).
+  bool first_linear_took_tokens() const;
 
   // Mean loss over a whole split in eval mode, in chunks (no batch statistics). With
   // threads() > 1 the chunks are shared among copies of the model; each chunk's sum is kept
