@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
-#include <unordered_map>
 #include <vector>
 
 #include "makemore/error.h"
@@ -52,25 +51,20 @@ struct KernelKey {
   int m, n, k, lda, ldb, ldc, flags;
   bool operator==(const KernelKey&) const = default;
 };
-
-struct KernelHash {
-  std::size_t operator()(const KernelKey& k) const noexcept {
-    std::size_t h = 1469598103934665603ull;
-    for (int v : {k.m, k.n, k.k, k.lda, k.ldb, k.ldc, k.flags}) h = (h ^ static_cast<std::size_t>(v)) * 1099511628211ull;
-    return h;
-  }
+struct Kernel {
+  KernelKey key;
+  libxsmm_smmfunction fn;
 };
 
-// A few shapes per layer, and up to ~3 x 27 per shape for the token path of the first Linear
-// (one per count of distinct tokens at a position): a hash map, not a list to scan.
 libxsmm_smmfunction dispatch(const KernelKey& key) {
-  thread_local std::unordered_map<KernelKey, libxsmm_smmfunction, KernelHash> cache;
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  thread_local std::vector<Kernel> cache;  // a handful of shapes per network
+  for (const auto& k : cache)
+    if (k.key == key) return k.fn;
   const float alpha = 1.0f, beta = (key.flags & 0x100) ? 1.0f : 0.0f;
   const int flags = key.flags & 0xff;
   libxsmm_smmfunction fn = libxsmm_smmdispatch(key.m, key.n, key.k, &key.lda, &key.ldb, &key.ldc, &alpha, &beta,
                                                &flags, nullptr);
-  cache.emplace(key, fn);
+  cache.push_back({key, fn});
   return fn;
 }
 
