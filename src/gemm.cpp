@@ -129,6 +129,8 @@ GemmBackend initial_backend() {
   if (env && std::strcmp(env, "eigen") == 0) return GemmBackend::Eigen;
   if (env && std::strcmp(env, "xsmm") == 0 && !gemm_backend_available(GemmBackend::Xsmm))
     throw Error("MAKEMORE_GEMM=xsmm: this build has no libxsmm (or the CPU is not supported); unset it or use eigen");
+  if (env && *env && std::strcmp(env, "xsmm") != 0)
+    throw Error(fmt::format("MAKEMORE_GEMM={}: unknown value; use eigen or xsmm (or unset it)", env));
   return gemm_backend_available(GemmBackend::Xsmm) ? GemmBackend::Xsmm : GemmBackend::Eigen;
 }
 

@@ -3,6 +3,7 @@
 // where the order of roundings matters for reproducing its numbers.
 #include "makemore/layers.h"
 
+#include "makemore/error.h"
 #include "makemore/gemm.h"
 
 #include <algorithm>
@@ -140,11 +141,19 @@ bool simd_token_kernels() {
 }
 TokenLinear token_linear_default() {
   const char* env = std::getenv("MAKEMORE_TOKEN_LINEAR");
-  if (env && (std::strcmp(env, "off") == 0 || std::strcmp(env, "0") == 0)) return TokenLinear::Off;
-  if (env && std::strcmp(env, "portable") == 0) return TokenLinear::Portable;
-  // Without the SIMD kernels the products through x (libxsmm or Eigen) are faster than the
-  // portable loops, so those are the default there; the portable loops are for the tests.
-  return simd_token_kernels() ? TokenLinear::Simd : TokenLinear::Off;
+  if (env == nullptr || *env == '\0') {
+    // Without the SIMD kernels the products through x (libxsmm or Eigen) are faster than the
+    // portable loops, so those are the default there; the portable loops are for the tests.
+    return simd_token_kernels() ? TokenLinear::Simd : TokenLinear::Off;
+  }
+  if (std::strcmp(env, "off") == 0) return TokenLinear::Off;
+  if (std::strcmp(env, "portable") == 0) return TokenLinear::Portable;
+  if (std::strcmp(env, "simd") == 0) {
+    if (!simd_token_kernels())
+      throw Error("MAKEMORE_TOKEN_LINEAR=simd: this build has no AVX-512 token kernels; unset it or use off or portable");
+    return TokenLinear::Simd;
+  }
+  throw Error(fmt::format("MAKEMORE_TOKEN_LINEAR={}: unknown value; use off, portable or simd (or unset it)", env));
 }
 std::atomic<TokenLinear>& token_linear_ref() {
   static std::atomic<TokenLinear> t{token_linear_default()};
@@ -466,6 +475,9 @@ void set_token_linear(TokenLinear t) {
   token_linear_ref() = t;
 }
 TokenLinear token_linear() { return token_linear_ref().load(std::memory_order_relaxed); }
+const char* token_linear_name(TokenLinear t) {
+  return t == TokenLinear::Off ? "off" : t == TokenLinear::Portable ? "portable" : "simd";
+}
 
 void Linear::forward(const Mat& x, Mode) {
   x_ = &x;

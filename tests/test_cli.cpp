@@ -893,6 +893,34 @@ TEST(CliInterrupt, ResumeRefusesWhatItCannotContinue) {
 
 // Command-line mistakes end like every other error: one "makemore: error:" line naming the
 // option, pointing at the right --help; help and version still print normally.
+// A kernel choice from the environment is checked before the command does anything: one
+// line, exit 1, and no run folder started.
+TEST(CliBadInput, KernelChoicesFromTheEnvironmentAreCheckedFirst) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  struct Case {
+    const char* var;
+    const char* value;
+    const char* message;
+  };
+  for (const Case& c : {Case{"MAKEMORE_TOKEN_LINEAR", "fast", "MAKEMORE_TOKEN_LINEAR=fast: unknown value; use off, portable or simd"},
+                        Case{"MAKEMORE_GEMM", "blas", "MAKEMORE_GEMM=blas: unknown value; use eigen or xsmm"}}) {
+    SCOPED_TRACE(c.var);
+    setenv(c.var, c.value, 1);
+    const CliResult r = run_cli(dir.path(), {"train", "-i", words, "--steps", "5", "-o", "run"});
+    unsetenv(c.var);
+    expect_one_line_error(r, {c.message});
+    EXPECT_FALSE(fs::exists(dir / "run"));
+  }
+  // Each valid value trains.
+  for (const char* v : {"off", "portable"}) {
+    setenv("MAKEMORE_TOKEN_LINEAR", v, 1);
+    const CliResult r = run_cli(dir.path(), {"train", "-i", words, "--steps", "5", "-o", std::string("run-") + v, "-q", "--no-report"});
+    unsetenv("MAKEMORE_TOKEN_LINEAR");
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+  }
+}
+
 TEST(CliBadInput, OptionErrorsAreOneLine) {
   TempDir dir;
   expect_one_line_error(run_cli(dir.path(), {"bench", "--steps", "0"}), {"--steps", "at least 1, got '0'", "`makemore bench --help`"});

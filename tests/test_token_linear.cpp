@@ -40,9 +40,7 @@ std::vector<TokenLinear> token_modes() {
   return m;
 }
 
-const char* name(TokenLinear t) {
-  return t == TokenLinear::Off ? "off" : t == TokenLinear::Portable ? "portable" : "simd";
-}
+const char* name(TokenLinear t) { return mm::token_linear_name(t); }
 
 mm::Config mlp(int block, int n_embd, int hidden, bool bias, bool batchnorm) {
   nlohmann::json layers = nlohmann::json::array();

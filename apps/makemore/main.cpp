@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "commands.h"
+#include "makemore/layers.h"
+#include "makemore/gemm.h"
 #include "makemore/error.h"
 
 int main(int argc, char** argv) {
@@ -64,6 +66,10 @@ int main(int argc, char** argv) {
     return e.get_exit_code();
   }
   try {
+    // The environment's kernel choices are read here, before any command writes a file: a bad
+    // MAKEMORE_GEMM or MAKEMORE_TOKEN_LINEAR is an error up front, not in the middle of a run.
+    (void)mm::gemm_backend();
+    (void)mm::token_linear();
     for (auto& [sub, run] : cmds)
       if (sub->parsed()) return run();
   } catch (const mm::Error& e) {

@@ -102,6 +102,7 @@ enum class TokenLinear { Off, Portable, Simd };
 bool token_linear_available(TokenLinear t);
 void set_token_linear(TokenLinear t);  // throws std::invalid_argument for an unavailable one
 TokenLinear token_linear();
+const char* token_linear_name(TokenLinear t);  // "off", "portable", "simd"
 
 // out = x @ weight + bias, weight (fan_in, fan_out) as the lecture stores it.
 //
