@@ -142,8 +142,9 @@ class Linear : public Layer {
   bool token_path_ = false;
   // The token path's pairs: slot_of_[j * V + v] is pair (j, v)'s slot or -1; pairs are numbered
   // position by position (pos_begin_[j] .. pos_begin_[j + 1]); row_slot_ is (B, T).
-  std::vector<int32_t> slot_of_, slot_token_, slot_first_row_, row_slot_, pos_begin_;
-  Mat pair_;  // (pairs, fan_out): forward C[v] @ W_j; backward G, the dout rows summed per pair
+  // slot_rows_[slot_row_begin_[s] ..] are pair s's rows, ascending (backward's sums per pair).
+  std::vector<int32_t> slot_of_, slot_token_, row_slot_, pos_begin_, slot_row_begin_, slot_cursor_, slot_rows_;
+  Mat pair_;  // (pairs, fan_out padded to 16): forward C[v] @ W_j; backward G, dout summed per pair
   Mat dpair_; // (pairs, n_embd): G_j @ W_j^T
   Mat wt_;    // (fan_out, fan_in): W transposed
 };
