@@ -176,6 +176,12 @@ int run_bench(const BenchArgs& a) {
       fmt::print("\n");
     }
   }
+  if (!a.json)
+    fmt::print("GFLOP/s and % peak count every Linear's three plain products (x W, x^T dout, dout W^T), the lecture's\n"
+               "work per step{}\n",
+               token_linear() == TokenLinear::Off ? "."
+                                                  : "; the first Linear's token path does that work with fewer multiply-adds\n"
+                                                    "(once per distinct (position, token) pair of the batch), so for it they are rates of equivalent work.");
   if (a.json)
     fmt::print("{}\n", nlohmann::json{{"threads", a.threads}, {"gemm", gemm_backend_name(gemm_backend())},
                                       {"token_linear", token_linear_name(token_linear())}, {"peak_gflops", peak},
