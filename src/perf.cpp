@@ -1,9 +1,10 @@
-// FLOP accounting and the FMA peak micro-benchmark.
+// FLOP accounting, the FMA peak micro-benchmark, and which processor it ran on.
 #include "makemore/perf.h"
 
 #include <sys/resource.h>
 
 #include <chrono>
+#include <fstream>
 
 #if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
@@ -30,6 +31,25 @@ double peak_memory_mb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
+
+std::string cpu_description() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, name, family, model;
+  auto value = [](const std::string& l) {
+    const auto colon = l.find(':');
+    std::string v = colon == std::string::npos ? "" : l.substr(colon + 1);
+    const auto b = v.find_first_not_of(" \t");
+    return b == std::string::npos ? std::string() : v.substr(b);
+  };
+  while (std::getline(in, line) && (name.empty() || family.empty() || model.empty())) {
+    if (line.rfind("model name", 0) == 0 && name.empty()) name = value(line);
+    else if (line.rfind("cpu family", 0) == 0 && family.empty()) family = value(line);
+    else if (line.rfind("model", 0) == 0 && line.rfind("model name", 0) != 0 && model.empty()) model = value(line);
+  }
+  if (name.empty()) return "unknown CPU";
+  if (!family.empty() && !model.empty()) name += ", family " + family + " model " + model;
+  return name;
 }
 
 const char* fma_vector_isa() {

@@ -337,6 +337,10 @@ TEST(CliBench, JsonReportsSpeed) {
   EXPECT_EQ(j["results"][0]["preset"], "lecture-batchnorm");
   EXPECT_GT(j["results"][0]["steps_per_sec"].get<double>(), 0.0);
   EXPECT_GT(j["results"][0]["eval_train_split_ms"].get<double>(), 0.0);
+  // The machine is named, so that numbers from two machines are not compared by mistake.
+  ASSERT_TRUE(j["cpu"].is_string());
+  EXPECT_FALSE(j["cpu"].get<std::string>().empty());
+  EXPECT_NE(r.err.find(j["cpu"].get<std::string>()), std::string::npos) << "the header (stderr with --json) names it too";
 }
 
 // --profile: every part of the step named once, the parts adding up to the total, the products'

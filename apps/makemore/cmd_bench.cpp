@@ -94,9 +94,10 @@ int run_bench(const BenchArgs& a) {
   const double peak = measure_fma_peak_gflops(0.3);
   FILE* log = a.json ? stderr : stdout;
   if (!torch_note.empty()) fmt::print(log, "note: {}\n", torch_note);
-  fmt::print(log, "{}; products via {}, the first Linear's token path {}; measured FMA peak {:.0f} GFLOP/s ({})\n",
-             a.threads == 1 ? std::string("one core") : fmt::format("{} threads", a.threads), gemm_backend_name(gemm_backend()),
-             token_linear_name(token_linear()), peak, fma_vector_isa());
+  const std::string cpu = cpu_description();
+  fmt::print(log, "{} of {}; products via {}, the first Linear's token path {}; measured FMA peak {:.0f} GFLOP/s ({})\n",
+             a.threads == 1 ? std::string("one core") : fmt::format("{} threads", a.threads), cpu,
+             gemm_backend_name(gemm_backend()), token_linear_name(token_linear()), peak, fma_vector_isa());
   nlohmann::json results = nlohmann::json::array();
   const bool with_torch = a.torch && torch_note.empty();
   if (!a.json) {
@@ -183,7 +184,7 @@ int run_bench(const BenchArgs& a) {
                                                   : "; the first Linear's token path does that work with fewer multiply-adds\n"
                                                     "(once per distinct (position, token) pair of the batch), so for it they are rates of equivalent work.");
   if (a.json)
-    fmt::print("{}\n", nlohmann::json{{"threads", a.threads}, {"gemm", gemm_backend_name(gemm_backend())},
+    fmt::print("{}\n", nlohmann::json{{"threads", a.threads}, {"cpu", cpu}, {"gemm", gemm_backend_name(gemm_backend())},
                                       {"token_linear", token_linear_name(token_linear())}, {"peak_gflops", peak},
                                       {"torch", with_torch}, {"results", results}}
                            .dump());

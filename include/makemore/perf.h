@@ -18,6 +18,9 @@ double step_matmul_flops(const Model& model, int batch);
 // vectors this build targets), measured for about `seconds`.
 double measure_fma_peak_gflops(double seconds = 0.2);
 const char* fma_vector_isa();
+// The processor as /proc/cpuinfo names it ("AMD EPYC, family 25 model 17"), so that numbers
+// from different machines are not compared by mistake; "unknown CPU" where it cannot be read.
+std::string cpu_description();
 
 // The process's peak resident memory so far, in MB (getrusage's ru_maxrss).
 double peak_memory_mb();
