@@ -141,8 +141,8 @@ void add_bias_rows(float* out, int rows, int cols, const float* __restrict b) {
 
 void Linear::forward(const Mat& x, Mode) {
   x_ = &x;
-  token_path_ = tokens_from_ && &x == &tokens_from_->out() && token_linear() != TokenLinear::Off && x.rows() > 0 &&
-                tokens_from_->tokens().size() == static_cast<std::size_t>(x.rows()) * static_cast<std::size_t>(in_features_ / tokens_from_->n_embd());
+  // x is the embedding's output, so its rows are the embedding's tokens' rows of C.
+  token_path_ = tokens_from_ && &x == &tokens_from_->out() && token_linear() != TokenLinear::Off && x.rows() > 0;
   const int rows = static_cast<int>(x.rows());
   out_.resize(rows, fan_out_);
   if (token_path_) return forward_tokens(x);  // adds the bias itself

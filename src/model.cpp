@@ -42,8 +42,8 @@ Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block
   else {
     stack_.build(1, block_size_ * embedding_->out_features(), params_, "layers.");
     // The first Linear of a flattened context reads the embedding's tokens (Linear's token path).
-    if (auto* first = stack_.layers().empty() ? nullptr : dynamic_cast<Linear*>(stack_.layers()[0].get()))
-      first->read_tokens_from(embedding_.get());
+    token_reader_ = stack_.layers().empty() ? nullptr : dynamic_cast<Linear*>(stack_.layers()[0].get());
+    if (token_reader_) token_reader_->read_tokens_from(embedding_.get());
   }
   params_.finalize();
 }
@@ -152,9 +152,7 @@ void Model::backward() {
 }
 
 bool Model::first_linear_took_tokens() const {
-  if (stack_.layers().empty()) return false;
-  const auto* first = dynamic_cast<const Linear*>(stack_.layers()[0].get());
-  return first && first->took_token_path();
+  return token_reader_ && token_reader_->took_token_path();
 }
 
 std::unique_ptr<Model> Model::clone() const {

@@ -40,8 +40,6 @@ std::vector<TokenLinear> token_modes() {
   return m;
 }
 
-const char* name(TokenLinear t) { return mm::token_linear_name(t); }
-
 mm::Config mlp(int block, int n_embd, int hidden, bool bias, bool batchnorm) {
   nlohmann::json layers = nlohmann::json::array();
   nlohmann::json first = {{"type", "linear"}, {"out", hidden}, {"bias", bias}, {"weight_init", {{"kind", "kaiming"}, {"gain", "tanh"}}}};
@@ -105,7 +103,7 @@ void compare_paths(const Shape& s, Mode mode) {
   const StepResult ref = run_step(cfg, TokenLinear::Off, x, y, mode, s.vocab);
   EXPECT_FALSE(ref.took);
   for (TokenLinear t : token_modes()) {
-    SCOPED_TRACE(name(t));
+    SCOPED_TRACE(mm::token_linear_name(t));
     const StepResult r = run_step(cfg, t, x, y, mode, s.vocab);
     EXPECT_TRUE(r.took);
     // The same sums in another order: float rounding only. Measured: logits and gradients

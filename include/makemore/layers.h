@@ -147,7 +147,6 @@ class Linear : public Layer {
   std::vector<int32_t> slot_of_, slot_token_, row_slot_, pos_begin_, slot_row_begin_, slot_cursor_, slot_rows_;
   Mat pair_;  // (pairs, fan_out padded to 16): forward C[v] @ W_j; backward G, dout summed per pair
   Mat dpair_; // (pairs, n_embd): G_j @ W_j^T
-  Mat wt_;    // (fan_out, fan_in): W transposed
 };
 
 struct BatchNormOptions {

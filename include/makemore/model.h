@@ -86,6 +86,7 @@ class Model {
   SoftmaxCrossEntropy ce_;
   Mat dlogits_;  // (B, vocab)
   Mat dflat_;    // (B, block_size * n_embd)
+  Linear* token_reader_ = nullptr;  // the stack's first Linear when it reads the embedding's tokens
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };
