@@ -352,4 +352,34 @@ std::string words_fingerprint(const std::vector<std::u32string>& words) {
   return fmt::format("{:016x}", h);
 }
 
+Dataset Dataset::from_words(std::vector<std::u32string> words, std::string source, const Vocab* fixed_vocab) {
+  Dataset d;
+  d.source_ = std::move(source);
+  d.words_ = std::move(words);
+  d.vocab_ = fixed_vocab ? *fixed_vocab : Vocab::from_words(d.words_);
+  d.fingerprint_ = words_fingerprint(d.words_);
+  return d;
+}
+
+Dataset Dataset::load(const std::string& path, const Vocab* fixed_vocab) {
+  WordList wl = load_words(path);
+  Dataset d = from_words(std::move(wl.words), path, fixed_vocab);
+  d.empty_lines_ = wl.empty_lines;
+  return d;
+}
+
+Splits Dataset::split(int block_size, uint64_t split_seed) const {
+  return make_splits(words_, vocab_, block_size, split_seed);
+}
+
+Splits Dataset::split_nonempty(int block_size, uint64_t split_seed) const {
+  Splits s = split(block_size, split_seed);
+  require_nonempty_splits(s, source_, words_.size());
+  return s;
+}
+
+std::string Dataset::empty_lines_note() const {
+  return empty_lines_ ? fmt::format("{}: skipped {} empty line(s)", source_, empty_lines_) : std::string();
+}
+
 }  // namespace mm

@@ -691,19 +691,20 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   const Grid& g = opt.grid;
   validate(g);
   if (opt.jobs < 1) throw Error(fmt::format("--jobs: {} must be at least 1", opt.jobs));
-  const WordList wl = load_words(opt.input.empty() ? "data/names.txt" : opt.input);
-  const Vocab vocab = Vocab::from_words(wl.words);
-  const Splits splits = make_splits(wl.words, vocab, 3, 42);
-  require_nonempty_splits(splits, wl.path, wl.words.size());
+  const std::vector<Cell> cells = build_cells(g);
+  const Dataset data = Dataset::load(opt.input);
+  const Vocab& vocab = data.vocab();
+  // Every cell reads the same data section (block size, split seed): the first cell's says what.
+  const Config data_cfg = parse_config(cell_config_json(cells.front(), g), "study depth cell " + cells.front().key());
+  const Splits splits = data.split_nonempty(data_cfg.block_size, data_cfg.split_seed);
   const double unigram = unigram_entropy(splits.train, vocab.size());
   // A rerun from another folder, with the same words under another path, still finds its cells.
-  const std::string words_hash = words_fingerprint(wl.words);
+  const std::string& words_hash = data.fingerprint();
 
   std::error_code ec;
   fs::create_directories(opt.out_dir + "/cells", ec);
   if (ec) throw Error(fmt::format("{}: cannot create the study folder ({}); pass a writable -o DIR", opt.out_dir, ec.message()));
 
-  const std::vector<Cell> cells = build_cells(g);
   std::vector<json> configs, results(cells.size());
   std::vector<std::size_t> todo;
   int reused = 0;
@@ -761,7 +762,7 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
     out.trained += status_of(r) == "trained" ? 1 : 0;
     cells_j.push_back(std::move(r));
   }
-  out.study = {{"study", "depth"},           {"input", wl.path}, {"words_fnv1a", words_hash},         {"grid", grid_j},
+  out.study = {{"study", "depth"},           {"input", data.source()}, {"words_fnv1a", words_hash},         {"grid", grid_j},
                {"unigram_entropy", unigram}, {"trained_margin", kTrainedMargin}, {"jobs", opt.jobs},
                {"seconds", seconds},         {"cells_reused", reused},   {"cells", std::move(cells_j)}};
   out.study["summary"] = summarize(out.study);

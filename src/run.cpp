@@ -63,21 +63,21 @@ void save_checkpoint(const std::string& path, const Model& model, const Config& 
   save_safetensors(path, f);
 }
 
-WordList load_run_words(const std::string& dir, const LoadedRun& run) {
+Dataset load_run_dataset(const std::string& dir, const LoadedRun& run) {
   const std::string path = dir + "/" + kWordsFile;
   struct stat st{};
   if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
     throw Error(fmt::format("{}: missing from the run folder (the word list it was trained on); retrain it with `makemore train -o {}`",
                             path, dir));
-  WordList wl = load_words(path);
-  if (Vocab::from_words(wl.words).chars() != run.vocab.chars())
+  Dataset data = Dataset::load(path);
+  if (data.vocab().chars() != run.vocab.chars())
     throw Error(fmt::format("{}: does not match the checkpoint's vocabulary; the run folder was modified, retrain it", path));
-  if (!run.words_fp.empty() && words_fingerprint(wl.words) != run.words_fp)
+  if (!run.words_fp.empty() && data.fingerprint() != run.words_fp)
     throw Error(fmt::format("{}: not the word list this run was trained on (its {} items differ from the ones the checkpoint "
                             "recorded), so its splits would be other examples; restore the file, or retrain with "
                             "`makemore train -i FILE -o {}`",
-                            path, wl.words.size(), dir));
-  return wl;
+                            path, data.size(), dir));
+  return data;
 }
 
 LoadedRun load_run(const std::string& dir) {

@@ -382,3 +382,49 @@ TEST(DataFingerprint, IsFnv1aOfTheLines) {
   EXPECT_NE(mm::words_fingerprint({U"ab", U"d"}), mm::words_fingerprint({U"ab", U"c"}));
   EXPECT_NE(mm::words_fingerprint({U"a", U"bc"}), mm::words_fingerprint({U"ab", U"c"}));
 }
+
+// ---- Dataset: the one loader every command uses ---------------------------------------------
+
+// A file and the same words in memory give the same vocabulary, fingerprint and splits; the
+// file's skipped lines become one notice naming it.
+TEST_F(DataFiles, DatasetFromFileMatchesWordsInMemory) {
+  const std::string path = write("ten.txt", "emma\n\nolivia\nava\nisabella\nsophia\n\nmia\ncharlotte\namelia\nharper\nevelyn\n");
+  const mm::Dataset file = mm::Dataset::load(path);
+  const mm::Dataset mem = mm::Dataset::from_words(
+      u32_words({"emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia", "harper", "evelyn"}), "in memory");
+  EXPECT_EQ(file.source(), path);
+  EXPECT_EQ(mem.source(), "in memory");
+  EXPECT_EQ(file.size(), 10u);
+  EXPECT_EQ(file.words(), mem.words());
+  EXPECT_EQ(file.vocab().chars(), mem.vocab().chars());
+  EXPECT_EQ(file.vocab().chars(), mm::Vocab::from_words(mem.words()).chars());
+  EXPECT_EQ(file.fingerprint(), mm::words_fingerprint(mem.words()));
+  EXPECT_EQ(file.empty_lines_note(), path + ": skipped 2 empty line(s)");
+  EXPECT_EQ(mem.empty_lines_note(), "");
+  const mm::Splits a = file.split(4, 7), b = mm::make_splits(mem.words(), mem.vocab(), 4, 7);
+  EXPECT_EQ(a.train_words, b.train_words);
+  EXPECT_EQ(a.test.x, b.test.x);
+  EXPECT_EQ(a.val.y, b.val.y);
+  EXPECT_EQ(a.train.block_size, 4);
+}
+
+// Fewer than 10 words leave a split empty: split() returns it, split_nonempty() names the source.
+TEST(DataDataset, SplitNonemptyNamesTheSource) {
+  const mm::Dataset d = mm::Dataset::from_words(u32_words({"a", "b", "c"}), "three.txt");
+  EXPECT_EQ(d.split(3, 42).val.size(), 0u);
+  try {
+    d.split_nonempty(3, 42);
+    FAIL() << "no error";
+  } catch (const mm::Error& e) {
+    EXPECT_STREQ(e.what(), "three.txt: too few items (3): the 80/10/10 split leaves the val split empty; use at least 10");
+  }
+}
+
+// A trained model's vocabulary is used as given; a word outside it fails when examples are built.
+TEST(DataDataset, FixedVocabularyIsUsedAsGiven) {
+  const mm::Dataset d = mm::Dataset::from_words(u32_words({"ab", "ba"}), "x", &lecture_vocab());
+  EXPECT_EQ(d.vocab().size(), 27);
+  EXPECT_EQ(d.split(2, 1).train.y.size() + d.split(2, 1).val.y.size() + d.split(2, 1).test.y.size(), 6u);
+  const mm::Dataset bad = mm::Dataset::from_words(u32_words({"a1"}), "x", &lecture_vocab());
+  EXPECT_THROW(bad.split(2, 1), mm::Error);
+}

@@ -35,9 +35,7 @@ float step0(const std::string& preset, const mm::Splits& splits) {
 
 TEST(Lecture, SplitSizesAndStep0LossesOfAllSixPresets) {
   if (!std::filesystem::exists(kNames)) GTEST_SKIP() << kNames << " missing; run scripts/setup.sh";
-  const mm::WordList wl = mm::load_words(kNames);
-  const mm::Vocab vocab = mm::Vocab::from_words(wl.words);
-  const mm::Splits splits = mm::make_splits(wl.words, vocab, 3, 42);
+  const mm::Splits splits = mm::Dataset::load(kNames).split(3, 42);
   EXPECT_EQ(static_cast<int>(splits.train.size()), mm::lecture::kSplitExamples[0]);
   EXPECT_EQ(static_cast<int>(splits.val.size()), mm::lecture::kSplitExamples[1]);
   EXPECT_EQ(static_cast<int>(splits.test.size()), mm::lecture::kSplitExamples[2]);
@@ -54,9 +52,9 @@ TEST(Lecture, SplitSizesAndStep0LossesOfAllSixPresets) {
 // and so the results, identical.
 TEST(Lecture, RepeatedTrainingsInOneProcessAreBitIdentical) {
   if (!std::filesystem::exists(kNames)) GTEST_SKIP() << kNames << " missing; run scripts/setup.sh";
-  const mm::WordList wl = mm::load_words(kNames);
-  const mm::Vocab vocab = mm::Vocab::from_words(wl.words);
-  const mm::Splits splits = mm::make_splits(wl.words, vocab, 3, 42);
+  const mm::Dataset data = mm::Dataset::load(kNames);
+  const mm::Vocab& vocab = data.vocab();
+  const mm::Splits splits = data.split(3, 42);
   mm::Config cfg = mm::load_preset("lecture-deep");
   cfg.steps = 30;
   std::vector<mm::FloatBuf> runs;
@@ -101,9 +99,9 @@ TEST(Lecture, ZeroStepRunReportsTheInitialLossAndKeepsTheInit) {
 // one never probed, and the probe sees exactly the loss the next step then computes.
 TEST(Lecture, ProbingTheNextLossChangesNothing) {
   NEED_DATA();
-  const mm::WordList wl = mm::load_words(kNames);
-  const mm::Vocab vocab = mm::Vocab::from_words(wl.words);
-  const mm::Splits splits = mm::make_splits(wl.words, vocab, 3, 42);
+  const mm::Dataset data = mm::Dataset::load(kNames);
+  const mm::Vocab& vocab = data.vocab();
+  const mm::Splits splits = data.split(3, 42);
   mm::Config cfg = mm::load_preset("lecture-deep");
   cfg.steps = 20;
   auto train = [&](bool probe, std::vector<float>* probes, std::vector<float>* losses) {

@@ -58,9 +58,9 @@ inline const Lecture* lecture_data() {
     const std::string path = std::string(MM_SOURCE_DIR) + "/data/names.txt";
     if (!std::filesystem::exists(path)) return std::unique_ptr<Lecture>();
     auto d = std::make_unique<Lecture>();
-    const mm::WordList wl = mm::load_words(path);
-    d->vocab = mm::Vocab::from_words(wl.words);
-    d->splits = mm::make_splits(wl.words, d->vocab, 3, 42);
+    const mm::Dataset words = mm::Dataset::load(path);
+    d->vocab = words.vocab();
+    d->splits = words.split(3, 42);
     return d;
   }();
   return data.get();

@@ -77,8 +77,8 @@ double torch_steps_per_sec(const std::string& dir, const std::string& preset, co
 
 int run_bench(const BenchArgs& a) {
   const std::string input = a.input.empty() ? default_words_path() : a.input;
-  const WordList wl = load_words(input);
-  const Vocab vocab = Vocab::from_words(wl.words);
+  const Dataset data = Dataset::load(input);
+  const Vocab& vocab = data.vocab();
   std::vector<std::string> names = a.presets;
   if (names.empty()) names = {"lecture-kaiming", "lecture-batchnorm", "lecture-deep"};
   std::vector<Config> cfgs;  // all names checked before the table header goes out
@@ -110,7 +110,7 @@ int run_bench(const BenchArgs& a) {
     const std::string& name = names[pi];
     Config cfg = cfgs[pi];
     cfg.steps = a.steps;
-    const Splits splits = make_splits(wl.words, vocab, cfg.block_size, cfg.split_seed);
+    const Splits splits = data.split(cfg.block_size, cfg.split_seed);
     double best = 0, flops = 0, eval_ms = 1e300, ts = 0;
     std::string why;
     // Best of N, ours and PyTorch's runs taking turns: the machine is shared and noisy, and a

@@ -55,8 +55,8 @@ int run_fidelity(const FidelityArgs& a) {
   FILE* log = a.json ? stderr : stdout;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string input = a.input.empty() ? default_words_path() : a.input;
-  const WordList wl = load_words(input);
-  const Vocab vocab = Vocab::from_words(wl.words);
+  const Dataset data = Dataset::load(input);
+  const Vocab& vocab = data.vocab();
   // What could fail at the end is checked before a minute of training: the output folder and
   // the study folder's summary.
   std::error_code ec;
@@ -87,10 +87,9 @@ int run_fidelity(const FidelityArgs& a) {
     }
   }
   const Config bn = load_preset("lecture-batchnorm");
-  const Splits splits = make_splits(wl.words, vocab, bn.block_size, bn.split_seed);
-  require_nonempty_splits(splits, input, wl.words.size());
+  const Splits splits = data.split_nonempty(bn.block_size, bn.split_seed);
   std::vector<Row> rows;
-  rows.push_back({"data", "words", lecture::kWords, static_cast<double>(wl.words.size()), 0, ""});
+  rows.push_back({"data", "words", lecture::kWords, static_cast<double>(data.size()), 0, ""});
   rows.push_back({"data", "vocabulary size", lecture::kVocab, static_cast<double>(vocab.size()), 0, ""});
   rows.push_back({"data", "train examples", lecture::kSplitExamples[0], static_cast<double>(splits.train.size()), 0, ""});
   rows.push_back({"data", "val examples", lecture::kSplitExamples[1], static_cast<double>(splits.val.size()), 0, ""});
@@ -109,7 +108,7 @@ int run_fidelity(const FidelityArgs& a) {
   jobs.push_back({cal, "lecture-batchnorm-calibrated", 0});
   // Trainings already done are used as they are: this command's own from an earlier run
   // (OUT/runs), or `study init`'s lecture-seed runs (STUDY/runs) when they have the same config.
-  const std::string words_hash = words_fingerprint(wl.words);
+  const std::string& words_hash = data.fingerprint();
   std::vector<std::string> kept_in{a.out_dir};
   if (!a.study_dir.empty()) kept_in.push_back(a.study_dir);
   StudyPlan plan = plan_study(jobs, kept_in, words_hash);

@@ -43,13 +43,12 @@ std::unique_ptr<Model> build_model(const Config& cfg, int vocab_size, const std:
 Report inspect_fresh(const InspectArgs& a, Config cfg, const std::string& input) {
   if (a.batch_size > 0) cfg.batch_size = a.batch_size;
   cfg = parse_config(cfg.to_json(), "command line");
-  const WordList wl = load_words(input);
-  const Vocab vocab = Vocab::from_words(wl.words);
-  const Splits splits = make_splits(wl.words, vocab, cfg.block_size, cfg.split_seed);
+  const Dataset data = Dataset::load(input);
+  const Splits splits = data.split(cfg.block_size, cfg.split_seed);
   if (splits.train.size() < 2)
-    throw Error(fmt::format("{}: too few items for a training split ({} items); use at least 10", input, wl.words.size()));
-  build_model(cfg, vocab.size(), a.config_path.empty() ? "preset " + cfg.name : a.config_path);  // names a bad config
-  return inspect_training(cfg, splits, vocab.size(), a.steps);
+    throw Error(fmt::format("{}: too few items for a training split ({} items); use at least 10", input, data.size()));
+  build_model(cfg, data.vocab().size(), a.config_path.empty() ? "preset " + cfg.name : a.config_path);  // names a bad config
+  return inspect_training(cfg, splits, data.vocab().size(), a.steps);
 }
 
 // A saved run: measure one minibatch (drawn from the run's seed) in train mode, no update. The
@@ -60,10 +59,10 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
   if (a.batch_size > 0) cfg.batch_size = a.batch_size;
   if (cfg.batch_size < 2) throw Error("--batch-size: use at least 2 (BatchNorm needs two rows)");
   const std::string input = input_arg.empty() ? a.run_dir + "/" + kWordsFile : input_arg;
-  const WordList wl = load_words(input);
+  const Dataset data = Dataset::load(input, &run.vocab);
   Splits splits;
   try {
-    splits = make_splits(wl.words, run.vocab, cfg.block_size, cfg.split_seed);
+    splits = data.split(cfg.block_size, cfg.split_seed);
   } catch (const Error& e) {  // a character the run never saw: name the file it came from
     throw Error(fmt::format("{}: {}; pass the run's own words (the default) or a list in its characters", input, e.what()));
   }

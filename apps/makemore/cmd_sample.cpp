@@ -17,8 +17,7 @@ namespace mm::cli {
 namespace {
 
 Splits run_splits(const std::string& dir, const LoadedRun& run) {
-  const WordList wl = load_run_words(dir, run);
-  return make_splits(wl.words, run.vocab, run.config.block_size, run.config.split_seed);
+  return load_run_dataset(dir, run).split(run.config.block_size, run.config.split_seed);
 }
 
 struct SampleArgs {

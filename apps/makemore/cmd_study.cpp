@@ -63,13 +63,12 @@ std::string mean_pm(const MeanStd& m) {
 int run_study_init(const StudyInitArgs& a) {
   FILE* log = a.json ? stderr : stdout;
   const std::string input = a.input.empty() ? default_words_path() : a.input;
-  const WordList wl = load_words(input);
-  const Vocab vocab = Vocab::from_words(wl.words);
+  const Dataset data = Dataset::load(input);
+  const Vocab& vocab = data.vocab();
   std::vector<StudyJob> jobs;
   std::vector<Config> base;
   for (const auto& v : lecture::kVariants) base.push_back(load_preset(v.preset));
-  const Splits splits = make_splits(wl.words, vocab, base[0].block_size, base[0].split_seed);
-  require_nonempty_splits(splits, input, wl.words.size());
+  const Splits splits = data.split_nonempty(base[0].block_size, base[0].split_seed);
   for (int s = 0; s < a.seeds; ++s)  // seed-major order: every variant's first seed finishes early
     for (const auto& cfg0 : base) {
       Config cfg = cfg0;
@@ -87,7 +86,7 @@ int run_study_init(const StudyInitArgs& a) {
   std::error_code ec;
   fs::create_directories(a.out_dir + "/runs", ec);
   if (ec) throw Error(fmt::format("{}: cannot create the study folder ({}); pass a writable -o DIR", a.out_dir, ec.message()));
-  const std::string words_hash = words_fingerprint(wl.words);
+  const std::string& words_hash = data.fingerprint();
   StudyPlan plan = plan_study(jobs, a.no_resume ? std::vector<std::string>{} : std::vector<std::string>{a.out_dir}, words_hash);
   const int reused = plan.kept();
   fmt::print(log, "study init: {} variants x {} seeds = {} trainings of {} steps, {} at a time\n", base.size(), a.seeds,

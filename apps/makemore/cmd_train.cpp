@@ -150,8 +150,7 @@ int run_train(const TrainArgs& a) {
 
   Config cfg;
   std::string input;
-  WordList wl;
-  Vocab vocab;
+  Dataset data;
   std::unique_ptr<Model> model_ptr;
   int64_t resume_step = 0, saved_diag_every = -1, saved_save_every = -1;
   if (a.resume) {
@@ -182,9 +181,8 @@ int run_train(const TrainArgs& a) {
                                     a.steps, dir, resume_step, resume_step)
                       : fmt::format("{}: the run already has {} of its {} steps; pass --steps N with N > {} to train it further",
                                     dir, resume_step, cfg.steps, resume_step));
-    input = dir + "/" + kWordsFile;
-    wl = load_run_words(dir, run);
-    vocab = run.vocab;
+    data = load_run_dataset(dir, run);
+    input = data.source();
   } else {
     cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
     if (a.steps >= 0) cfg.steps = a.steps;
@@ -203,16 +201,15 @@ int run_train(const TrainArgs& a) {
     if (a.lr >= 0) cfg_json["train"]["lr"] = a.lr;
     cfg = parse_config(cfg_json, "command line");  // re-validate after the overrides
     input = a.input.empty() ? default_words_path() : a.input;
-    wl = load_words(input);
-    if (wl.empty_lines) fmt::print(stderr, "makemore: note: {}: skipped {} empty line(s)\n", input, wl.empty_lines);
-    vocab = Vocab::from_words(wl.words);
+    data = Dataset::load(input);
+    if (const std::string note = data.empty_lines_note(); !note.empty()) fmt::print(stderr, "makemore: note: {}\n", note);
   }
   if (cfg.lr.warmup > cfg.steps)
     fmt::print(stderr, "makemore: note: train.lr.warmup is {} steps, longer than the run's {}: the learning rate only "
                "reaches {:.3g} of its schedule's\n", cfg.lr.warmup, cfg.steps,
                static_cast<double>(cfg.steps) / static_cast<double>(cfg.lr.warmup));
-  Splits splits = make_splits(wl.words, vocab, cfg.block_size, cfg.split_seed);
-  require_nonempty_splits(splits, input, wl.words.size());
+  const Vocab& vocab = data.vocab();
+  Splits splits = data.split_nonempty(cfg.block_size, cfg.split_seed);
 
   if (!a.resume) {
     // Build the network before touching the run folder: a config whose layers do not fit
@@ -253,7 +250,7 @@ int run_train(const TrainArgs& a) {
     for (const char* stale : {kResultFile, kCheckpointFile, kTrainStateFile}) fs::remove(fs::path(dir) / stale, ec);
     remove_report(dir);  // drawn again at the end, unless --no-report
     std::string words;
-    for (const auto& w : wl.words) words += to_utf8(w) + "\n";
+    for (const auto& w : data.words()) words += to_utf8(w) + "\n";
     write_file_atomic(dir + "/" + kWordsFile, words);
   } else {
     // The checkpoint and train state stay until the continued run replaces them.
@@ -269,7 +266,7 @@ int run_train(const TrainArgs& a) {
 
   Model& model = *model_ptr;
   fmt::print(log, "makemore: {} | {} words, vocabulary {} | examples train {} / val {} / test {} | {} parameters\n",
-             cfg.name, wl.words.size(), vocab.size(), splits.train.size(), splits.val.size(), splits.test.size(),
+             cfg.name, data.size(), vocab.size(), splits.train.size(), splits.val.size(), splits.test.size(),
              model.num_params());
   if (a.resume)
     fmt::print(log, "makemore: continuing from step {} to {}, batch {}, seed {} -> {}\n", resume_step, cfg.steps,
@@ -304,7 +301,7 @@ int run_train(const TrainArgs& a) {
     RunDiagnostics::remove_stale(dir);
   }
   std::optional<StopSignals> stop_signals(std::in_place);
-  const std::string words_fp = words_fingerprint(wl.words);
+  const std::string& words_fp = data.fingerprint();
   Checkpointer checkpointer(dir, save_every, diag_every, cfg, vocab, words_fp, metrics, diag.get());
   obs.push_back(&checkpointer);  // last: after this step's loss and diagnostics are recorded
   TrainControl control;

@@ -1,6 +1,8 @@
 // Words in, training examples out: reading a UTF-8 word list (one item per line), the
 // vocabulary of code points, the lecture's context windows, and the seeded 80/10/10 split.
-// Tokens are Unicode code points; index 0 is the boundary token, shown as '.'.
+// Tokens are Unicode code points; index 0 is the boundary token, shown as '.'. `Dataset` (at the
+// end) is the one owner every command and study goes through; the functions before it are its
+// parts, public so the tests can check each.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -64,6 +66,43 @@ std::string words_fingerprint(const std::vector<std::u32string>& words);
 // Throws mm::Error naming `input` when a split has no examples: a word list of fewer than 10
 // items leaves val or test empty, and a loss over no examples is no measurement.
 void require_nonempty_splits(const Splits& splits, const std::string& input, std::size_t items);
+
+// A word list ready for training: its words, vocabulary and fingerprint, and the lecture's
+// splits for any block size and split seed. Every command, study and run loads its data
+// through this, so what a word list becomes is decided in one place.
+class Dataset {
+ public:
+  // Reads a word file (load_words' checks and messages). fixed_vocab: the vocabulary of a
+  // trained model, used instead of the words' own (a word using another character is an error
+  // when the splits are built); null: the words' own.
+  static Dataset load(const std::string& path, const Vocab* fixed_vocab = nullptr);
+  // Words already in memory (stripped, non-empty); `source` names them in messages.
+  static Dataset from_words(std::vector<std::u32string> words, std::string source,
+                            const Vocab* fixed_vocab = nullptr);
+
+  const std::string& source() const { return source_; }  // the path, or the name given
+  const std::vector<std::u32string>& words() const { return words_; }
+  std::size_t size() const { return words_.size(); }
+  std::size_t empty_lines() const { return empty_lines_; }  // skipped by load()
+  const Vocab& vocab() const { return vocab_; }
+  const std::string& fingerprint() const { return fingerprint_; }  // words_fingerprint()
+
+  // random.seed(split_seed); random.shuffle(words); 80/10/10; examples of block_size tokens.
+  // A split may be empty (fewer than 10 words).
+  Splits split(int block_size, uint64_t split_seed) const;
+  // The same, but a split with no examples is an mm::Error naming source() (a loss over no
+  // examples is no measurement).
+  Splits split_nonempty(int block_size, uint64_t split_seed) const;
+  // "SOURCE: skipped N empty line(s)", or "" when there were none: a notice the front end shows.
+  std::string empty_lines_note() const;
+
+ private:
+  std::string source_;
+  std::vector<std::u32string> words_;
+  std::size_t empty_lines_ = 0;
+  Vocab vocab_;
+  std::string fingerprint_;
+};
 
 std::string to_utf8(const std::u32string& s);
 std::string to_utf8(char32_t c);

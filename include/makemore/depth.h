@@ -75,7 +75,7 @@ Status classify(bool diverged, double val_loss, double unigram, double margin = 
 struct Options {
   Grid grid;
   std::string out_dir = "study-depth";
-  std::string input;   // word list
+  std::string input;   // word list (required: the CLI passes its default)
   int jobs = 2;
   bool resume = true;  // keep cells finished with the same config (DIR/cells/KEY.json)
 };

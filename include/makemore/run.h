@@ -37,8 +37,9 @@ struct LoadedRun {
 };
 // Loads DIR/model.safetensors; checks every tensor's name and shape against the config.
 LoadedRun load_run(const std::string& dir);
-// DIR/words.txt, the word list the run was trained on, checked against the run's vocabulary.
-WordList load_run_words(const std::string& dir, const LoadedRun& run);
+// DIR/words.txt, the word list the run was trained on, checked against the run's vocabulary and
+// fingerprint; its vocabulary is the checkpoint's.
+Dataset load_run_dataset(const std::string& dir, const LoadedRun& run);
 
 // Writes text to path through a temporary file and a rename.
 void write_file_atomic(const std::string& path, const std::string& text);
