@@ -16,6 +16,7 @@
 
 #include "makemore/checkpoint.h"
 #include "makemore/error.h"
+#include "makemore/version.h"
 
 namespace mm {
 
@@ -59,6 +60,7 @@ void save_checkpoint(const std::string& path, const Model& model, const Config& 
   f.metadata["config"] = cfg.to_json().dump();
   f.metadata["vocab"] = to_utf8(vocab.chars());
   f.metadata["step"] = std::to_string(step);
+  f.metadata["makemore_version"] = version_string();
   if (!words_fp.empty()) f.metadata["words_fnv1a64"] = words_fp;
   save_safetensors(path, f);
 }

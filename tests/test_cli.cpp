@@ -26,7 +26,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "makemore/checkpoint.h"
 #include "makemore/data.h"
+#include "makemore/version.h"
 
 #include "test_util.h"
 
@@ -1205,4 +1207,20 @@ TEST(CliEndToEnd, ZeroStepRunInspectsTheInitialization) {
   bool overconfident = false;
   for (const auto& f : inspect.at("findings")) overconfident |= f.at("id") == "overconfident-output";
   EXPECT_TRUE(overconfident) << inspect.at("findings").dump();
+}
+
+// One version everywhere: --version, result.json and the checkpoint's metadata name the same
+// build (the release number from CMakeLists.txt, plus the commit in a git checkout).
+TEST(CliVersion, VersionResultAndCheckpointAgree) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult v = run_cli(dir.path(), {"--version"});
+  ASSERT_EQ(v.exit_code, 0) << describe(v);
+  const std::string version = mm::version_string();
+  EXPECT_EQ(version.rfind(MM_PROJECT_VERSION, 0), 0u) << version;
+  EXPECT_EQ(split_lines(v.out).at(0), "makemore.cpp " + version);
+  const CliResult tr = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "3", "-q", "--no-report"});
+  ASSERT_EQ(tr.exit_code, 0) << describe(tr);
+  EXPECT_EQ(json::parse(read_file(dir / "run" / "result.json")).at("makemore_version"), version);
+  EXPECT_EQ(mm::load_safetensors((dir / "run" / "model.safetensors").string()).metadata.at("makemore_version"), version);
 }

@@ -25,6 +25,7 @@
 #include "makemore/report.h"
 #include "makemore/run.h"
 #include "makemore/train.h"
+#include "makemore/version.h"
 
 namespace mm::cli {
 
@@ -349,7 +350,8 @@ int run_train(const TrainArgs& a) {
                             {"seed", cfg.seed},
                             {"vocab_size", vocab.size()},
                             {"params", model.num_params()},
-                            {"run_dir", dir}};
+                            {"run_dir", dir},
+                            {"makemore_version", version_string()}};
       write_file_atomic(dir + "/" + kResultFile, result.dump(2) + "\n");
       kept = fmt::format("; the model of step {} is kept in {}/{} (its losses in {}/{})", last.step, dir, kCheckpointFile, dir,
                          kResultFile);
@@ -386,7 +388,8 @@ int run_train(const TrainArgs& a) {
       {"vocab_size", vocab.size()},
       {"params", model.num_params()},
       {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}},
-      {"run_dir", dir}};
+      {"run_dir", dir},
+      {"makemore_version", version_string()}};
   if (interrupted) {
     result["interrupted"] = true;
     result["steps_planned"] = cfg.steps;
