@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 
+#include "makemore/atomic_file.h"
 #include "makemore/error.h"
 
 namespace mm {
@@ -70,39 +71,6 @@ std::string printable(const std::string& s) {
   return out;
 }
 
-// Closes the descriptor and unlinks the temp file unless the save got as far as the rename.
-class TempFile {
- public:
-  explicit TempFile(std::string temp_path) : path_(std::move(temp_path)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  int& fd() { return fd_; }
-  const std::string& path() const { return path_; }
-  void commit() { committed_ = true; }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-void write_all(int fd, const char* bytes, size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, bytes, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(path + ": cannot write checkpoint (" + errno_text(errno) +
-                  "); check free disk space and permissions");
-    }
-    bytes += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 // Reads exactly `size` bytes; false when the file ends first (it shrank after fstat).
 bool read_all(int fd, char* bytes, size_t size, const std::string& path) {
   while (size > 0) {
@@ -127,16 +95,6 @@ std::optional<int64_t> element_count(const std::vector<int64_t>& shape) {
     count *= d;
   }
   return count;
-}
-
-void fsync_parent_dir(const std::string& path) {
-  // Best effort: makes the rename itself durable; some filesystems refuse fsync on directories.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return;
-  (void)::fsync(dfd);
-  ::close(dfd);
 }
 
 struct ParsedEntry {
@@ -242,31 +200,11 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   char len_bytes[8];
   std::memcpy(len_bytes, &header_len, 8);
 
-  TempFile temp(path + ".tmp." + std::to_string(::getpid()));
-  temp.fd() = ::open(temp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (temp.fd() < 0)
-    throw Error(path + ": cannot create checkpoint (" + errno_text(errno) +
-                "); check that the directory exists and is writable");
-  write_all(temp.fd(), len_bytes, 8, path);
-  write_all(temp.fd(), header_text.data(), header_text.size(), path);
-  for (const auto& t : file.tensors)
-    write_all(temp.fd(), reinterpret_cast<const char*>(t.data.data()),
-              t.data.size() * sizeof(float), path);
-  // Data must be on disk before the rename makes it the checkpoint, or a crash could leave an
-  // empty file under the real name.
-  if (::fsync(temp.fd()) != 0)
-    throw Error(path + ": cannot write checkpoint (" + errno_text(errno) +
-                "); check free disk space");
-  const int fd = temp.fd();
-  temp.fd() = -1;
-  if (::close(fd) != 0)
-    throw Error(path + ": cannot write checkpoint (" + errno_text(errno) +
-                "); check free disk space");
-  if (std::rename(temp.path().c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot move checkpoint into place (" + errno_text(errno) +
-                "); check that the path is not a directory and is writable");
-  temp.commit();
-  fsync_parent_dir(path);
+  AtomicFile out(path);  // temp file beside it, fsync, rename: never half a checkpoint
+  out.write(len_bytes, 8);
+  out.write(header_text);
+  for (const auto& t : file.tensors) out.write(t.data.data(), t.data.size() * sizeof(float));
+  out.commit();
 }
 
 TensorFile load_safetensors(const std::string& path) {

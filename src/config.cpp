@@ -587,4 +587,23 @@ Config load_config_file(const std::string& path) {
   return parse_config(parse_json_text(text, path), path);
 }
 
+Config apply_overrides(const Config& base, const TrainOverrides& o, const std::string& source) {
+  Config cfg = base;
+  if (o.steps >= 0) cfg.steps = o.steps;
+  if (o.seed >= 0) cfg.seed = static_cast<uint64_t>(o.seed);
+  if (o.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(o.split_seed);
+  if (o.batch_size > 0) cfg.batch_size = o.batch_size;
+  bool has_bn = false;
+  for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.type == "batchnorm1d"; });
+  if (o.batch_size == 1 && has_bn)  // named as typed, not as the config field it overrides
+    throw Error(fmt::format("--batch-size 1: {} has BatchNorm1d, which normalizes over the batch and needs at least 2 "
+                            "examples; use --batch-size 2 or more (the lecture uses 32)",
+                            source));
+  if (o.calibrate) cfg.calibrate_batchnorm = true;
+  json j = cfg.to_json();
+  if (!o.optimizer.empty()) j["train"]["optimizer"] = o.optimizer;
+  if (o.lr >= 0) j["train"]["lr"] = o.lr;
+  return parse_config(j, "command line");
+}
+
 }  // namespace mm

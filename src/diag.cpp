@@ -961,13 +961,8 @@ std::string format_report(const Report& r) {
 
 // ---- the run folder -------------------------------------------------------------------------
 RunDiagnostics::RunDiagnostics(const std::string& dir, DiagOptions opt, bool append) : dir_(dir), obs_(opt) {
-  auto open = [append](const std::string& path) {
-    FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
-    if (!f) throw Error(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
-    return f;
-  };
-  snap_ = open(dir + "/" + kDiagnosticsFile);
-  ratio_ = open(dir + "/" + kUpdateRatioFile);
+  snap_ = open_log(dir + "/" + kDiagnosticsFile, append);
+  ratio_ = open_log(dir + "/" + kUpdateRatioFile, append);
   obs_.on_snapshot = [this](const Snapshot& s) {
     fmt::print(snap_, "{}\n", snapshot_json(s, false).dump());
   };
@@ -982,15 +977,21 @@ RunDiagnostics::~RunDiagnostics() {
 }
 
 void RunDiagnostics::remove_stale(const std::string& dir) {
-  for (const char* f : {kDiagnosticsFile, kUpdateRatioFile, kInspectFile}) std::remove((dir + "/" + f).c_str());
+  for (const char* f : {kDiagnosticsFile, kUpdateRatioFile, kInspectFile}) remove_file(dir + "/" + f);
 }
 
 void RunDiagnostics::flush() {
+  // Onto the disk, not only out of the buffer: a train state saved next counts these records.
   for (auto [f, file] : {std::pair{snap_, kDiagnosticsFile}, std::pair{ratio_, kUpdateRatioFile}})
-    if (std::fflush(f) != 0) throw Error(fmt::format("{}/{}: cannot write ({})", dir_, file, std::strerror(errno)));
+    fsync_file(f, dir_ + "/" + file);
 }
 
 int64_t keep_records_before(const std::string& path, int64_t before) {
+  // A link is not the run's own log: it goes (the link, not its target), and the log starts anew.
+  if (is_symlink(path)) {
+    remove_file(path);
+    return 0;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return 0;
   int64_t records = 0;

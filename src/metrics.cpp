@@ -1,4 +1,5 @@
-// metrics.jsonl: written through a large stdio buffer so the step loop never waits on disk.
+// metrics.jsonl: written through a large stdio buffer so the step loop never waits on disk; the
+// file is opened without following a symbolic link (atomic_file.h). The progress display.
 #include "makemore/metrics.h"
 
 #include <fmt/format.h>
@@ -8,13 +9,13 @@
 #include <cstring>
 #include <fstream>
 
+#include "makemore/atomic_file.h"
 #include "makemore/error.h"
 
 namespace mm {
 
 MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path), buf_(1 << 20) {
-  f_ = std::fopen(path.c_str(), append ? "a" : "w");
-  if (!f_) throw Error(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
+  f_ = open_log(path, append);
   std::setvbuf(f_, buf_.data(), _IOFBF, buf_.size());
 }
 
@@ -33,6 +34,35 @@ void MetricsWriter::on_end(Trainer&) { flush(); }
 
 void MetricsWriter::flush() {
   if (f_ && std::fflush(f_) != 0) throw Error(fmt::format("{}: cannot write ({})", path_, std::strerror(errno)));
+}
+
+void MetricsWriter::sync() {
+  if (f_) fsync_file(f_, path_);
+}
+
+void ProgressLog::on_begin(Trainer& t) {
+  start_ = t.first_step();
+  t0_ = last_ = std::chrono::steady_clock::now();
+}
+
+void ProgressLog::after_forward(Trainer&, int64_t step, float loss) {
+  if (!live_) {
+    if (step % 10000 == 0) fmt::print(out_, "{:7d}/{:7d}: {:.4f}\n", step, total_, loss);
+    return;
+  }
+  if ((step & 255) != 0 && step + 1 != total_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_ < std::chrono::milliseconds(100) && step + 1 != total_) return;
+  last_ = now;
+  const double el = std::chrono::duration<double>(now - t0_).count();
+  const double rate = el > 0 ? static_cast<double>(step + 1 - start_) / el : 0;
+  const double eta = rate > 0 ? static_cast<double>(total_ - step - 1) / rate : 0;
+  fmt::print(out_, "\r  step {:>7}/{} | loss {:.4f} | {:>8.0f} steps/s | ETA {:5.1f}s ", step + 1, total_, loss, rate, eta);
+  std::fflush(out_);
+}
+
+void ProgressLog::on_end(Trainer&) {
+  if (live_) fmt::print(out_, "\n");
 }
 
 std::vector<float> read_losses(const std::string& path) {

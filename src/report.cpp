@@ -662,6 +662,8 @@ ReportResult write_report(const ReportOptions& opt) {
   if (opt.write_figures) {
     const fs::path fdir = dir / kFiguresDir;
     std::error_code ec;
+    // A link there would send the figures, and the removal of stale ones, outside the run folder.
+    if (is_symlink(fdir.string())) remove_file(fdir.string());
     // Figures of an earlier run in this folder that this one does not draw (another network,
     // --diag-every 0) would sit beside the new ones as if they were its own.
     std::set<std::string> current;
@@ -670,10 +672,7 @@ ReportResult write_report(const ReportOptions& opt) {
       const std::string ext = e.path().extension().string();
       if ((ext == ".svg" || ext == ".png") && !current.count(e.path().filename().string())) fs::remove(e.path(), ec);
     }
-    if (!figs.empty()) {
-      fs::create_directories(fdir, ec);
-      if (ec) throw Error(fmt::format("{}: cannot create the figures folder ({})", fdir.string(), ec.message()));
-    }
+    if (!figs.empty()) real_subdir(dir.string(), kFiguresDir);
     for (const auto& f : figs)
       write_file_atomic((fdir / f.file()).string(),
                         f.png.empty() ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + f.svg + "\n" : f.png);
@@ -686,6 +685,8 @@ ReportResult write_report(const ReportOptions& opt) {
 void remove_report(const std::string& run_dir) {
   std::error_code ec;
   fs::remove(fs::path(run_dir) / kReportFile, ec);
+  const std::string figures = run_dir + "/" + kFiguresDir;
+  if (is_symlink(figures)) return remove_file(figures);  // the link only: its target is not ours
   for (const auto& e : fs::directory_iterator(fs::path(run_dir) / kFiguresDir, ec)) {
     const std::string ext = e.path().extension().string();
     if (ext == ".svg" || ext == ".png") fs::remove(e.path(), ec);

@@ -127,9 +127,7 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
     out.stats.diverged_step = out.stats.steps;
   }
   if (out.stats.diverged) return out;
-  if (!control.save_state_to.empty())
-    save_train_state(control.save_state_to, trainer.optimizer(), gen, model,
-                     {out.stats.steps, out.stats.initial_loss, control.diag_every, control.save_every});
+  if (control.on_trained) control.on_trained(trainer, out.stats);
   if (cfg.calibrate_batchnorm) model.calibrate(splits.train);
   const auto e0 = std::chrono::steady_clock::now();
   out.losses.train = model.evaluate(splits.train);

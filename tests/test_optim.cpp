@@ -514,7 +514,9 @@ TEST(OptimTrainer, StoppedAndResumedRunIsBitIdentical) {
     mm::Model first(cfg, L->vocab.size());
     mm::TrainControl c1;
     c1.stop = &stop;
-    c1.save_state_to = state;
+    c1.on_trained = [&](mm::Trainer& t, const mm::TrainStats& st) {
+      mm::save_train_state(state, t.optimizer(), t.generator(), t.model(), {st.steps, st.initial_loss});
+    };
     const mm::TrainOutcome part = mm::train_and_evaluate(first, cfg, L->splits, {&stopper}, c1);
     EXPECT_TRUE(part.stats.interrupted);
     ASSERT_EQ(part.stats.steps, 25);

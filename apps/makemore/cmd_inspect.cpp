@@ -54,12 +54,12 @@ Report inspect_fresh(const InspectArgs& a, Config cfg, const std::string& input)
 // A saved run: measure one minibatch (drawn from the run's seed) in train mode, no update. The
 // initial loss comes from re-initializing the same config, which redraws the same weights.
 Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
-  LoadedRun run = load_run(a.run_dir);
-  Config cfg = run.config;
+  Run run = Run::open(a.run_dir);
+  Config cfg = run.config();
   if (a.batch_size > 0) cfg.batch_size = a.batch_size;
   if (cfg.batch_size < 2) throw Error("--batch-size: use at least 2 (BatchNorm needs two rows)");
   const std::string input = input_arg.empty() ? a.run_dir + "/" + kWordsFile : input_arg;
-  const Dataset data = Dataset::load(input, &run.vocab);
+  const Dataset data = Dataset::load(input, &run.vocab());
   Splits splits;
   try {
     splits = data.split(cfg.block_size, cfg.split_seed);
@@ -67,7 +67,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
     throw Error(fmt::format("{}: {}; pass the run's own words (the default) or a list in its characters", input, e.what()));
   }
   if (splits.train.size() < 2) throw Error(fmt::format("{}: too few items for a training split", input));
-  Model& model = *run.model;
+  Model& model = run.model();
 
   const auto B = static_cast<std::size_t>(cfg.batch_size), T = static_cast<std::size_t>(cfg.block_size);
   auto draw = [&](TorchGenerator& gen, std::vector<int32_t>& xb, std::vector<int32_t>& yb) {
@@ -84,7 +84,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
 
   Report r;
   r.name = cfg.name;
-  r.vocab_size = run.vocab.size();
+  r.vocab_size = run.vocab().size();
   r.expected_loss = std::log(static_cast<double>(r.vocab_size));
   {
     auto fresh = build_model(cfg, r.vocab_size, a.run_dir + "/" + kConfigFile);
@@ -106,12 +106,12 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
   draw(gen, xb, yb);
   model.forward(xb.data(), static_cast<int>(B), Mode::Train);
   const float loss = model.loss(yb.data());
-  obs.capture_forward(model, run.step, loss);
+  obs.capture_forward(model, run.step(), loss);
   model.backward();
-  obs.capture_backward(model, run.step);
-  obs.capture_update(model, run.step, cfg.lr_at(run.step), false);
+  obs.capture_backward(model, run.step());
+  obs.capture_update(model, run.step(), cfg.lr_at(run.step()), false);
   r.snapshot = *obs.last();
-  r.steps_trained = run.step;
+  r.steps_trained = run.step();
   r.findings = diagnose(r, model);
   return r;
 }

@@ -1,4 +1,4 @@
-// `makemore sample` and `makemore eval`: use a finished run folder.
+// `makemore sample` and `makemore eval`: use a finished run folder, opened through run.h's Run.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -16,10 +16,6 @@ namespace mm::cli {
 
 namespace {
 
-Splits run_splits(const std::string& dir, const LoadedRun& run) {
-  return load_run_dataset(dir, run).split(run.config.block_size, run.config.split_seed);
-}
-
 struct SampleArgs {
   std::string dir = "out";
   int n = 20;
@@ -30,16 +26,16 @@ struct SampleArgs {
 };
 
 int run_sample(const SampleArgs& a) {
-  LoadedRun run = load_run(a.dir);
-  Splits splits = run_splits(a.dir, run);
+  Run run = Run::open(a.dir);
+  const Splits& splits = run.splits();
   std::unordered_set<std::u32string> train(splits.train_words.begin(), splits.train_words.end());
   SampleOptions opt;
   opt.count = a.n;
   opt.temperature = a.temperature;
   opt.top_k = a.top_k;
   // The lecture samples from a generator seeded 2147483647 + 10.
-  TorchGenerator gen(a.seed >= 0 ? static_cast<uint64_t>(a.seed) : run.config.seed + 10);
-  const auto words = sample_words(*run.model, run.vocab, opt, gen);
+  TorchGenerator gen(a.seed >= 0 ? static_cast<uint64_t>(a.seed) : run.config().seed + 10);
+  const auto words = sample_words(run.model(), run.vocab(), opt, gen);
   int fresh = 0, cut = 0;
   nlohmann::json items = nlohmann::json::array();
   for (const auto& w : words) {
@@ -68,16 +64,15 @@ struct EvalArgs {
 };
 
 int run_eval(const EvalArgs& a) {
-  LoadedRun run = load_run(a.dir);
-  Splits splits = run_splits(a.dir, run);
-  const bool calibrate = a.calibrate && run.model->has_running_stats();
+  Run run = Run::open(a.dir);
+  const bool calibrate = a.calibrate && run.model().has_running_stats();
   if (a.calibrate && !calibrate)
     fmt::print(stderr, "makemore: note: --calibrate: {} has no BatchNorm layer; nothing to calibrate\n", a.dir);
-  if (calibrate) run.model->calibrate(splits.train);
-  SplitLosses l{run.model->evaluate(splits.train), run.model->evaluate(splits.val), run.model->evaluate(splits.test)};
+  const SplitLosses l = run.evaluate(calibrate);
+  const Splits& splits = run.splits();
   if (a.json) {
     fmt::print("{}\n", nlohmann::json{{"train_loss", l.train}, {"val_loss", l.val}, {"test_loss", l.test},
-                                      {"step", run.step}, {"calibrated", calibrate},
+                                      {"step", run.step()}, {"calibrated", calibrate},
                                       {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}}}
                            .dump());
   } else {

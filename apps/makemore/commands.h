@@ -1,6 +1,7 @@
 // The `makemore` command's subcommands: each registers its options on the CLI11 app and runs
 // as a thin call into the library.
 #pragma once
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -70,5 +71,18 @@ std::string default_words_path();  // data/names.txt near the cwd or the binary
 // ones in flight, and the message says how to go on.
 void on_stop_say(const std::string& message);
 bool stdout_is_terminal();
+
+// While alive, Ctrl-C (SIGINT) or SIGTERM raises flag() (a training polls it between steps:
+// it saves what is done and ends) and says so on stderr; a second signal ends the process at
+// once. Destroyed: the signals end the process as usual again.
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  const std::atomic<bool>* flag() const;
+  static int last_signal();  // the signal that raised the flag (0: none)
+};
 
 }  // namespace mm::cli

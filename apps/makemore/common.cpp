@@ -26,6 +26,34 @@ std::string default_words_path() {
 bool stdout_is_terminal() { return isatty(STDOUT_FILENO) == 1; }
 
 namespace {
+std::atomic<bool> g_stop{false};
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+  g_stop.store(true, std::memory_order_relaxed);
+  std::signal(sig, SIG_DFL);
+  static const char msg[] = "\nmakemore: stopping: saving what is done first (press again to quit at once)\n";
+  [[maybe_unused]] const ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);  // async-signal-safe
+}
+}  // namespace
+
+StopSignals::StopSignals() {
+  static_assert(std::atomic<bool>::is_always_lock_free);
+  g_stop.store(false);
+  g_stop_signal = 0;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+StopSignals::~StopSignals() {
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+const std::atomic<bool>* StopSignals::flag() const { return &g_stop; }
+int StopSignals::last_signal() { return static_cast<int>(g_stop_signal); }
+
+namespace {
 char g_stop_message[1024];  // fixed storage: the handler may only call async-signal-safe code
 std::size_t g_stop_message_len = 0;
 extern "C" void say_and_exit(int sig) {

@@ -103,4 +103,15 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& sourc
 InitSpec parse_init(const nlohmann::json& j, const std::string& where);
 nlohmann::json init_to_json(const InitSpec& spec);
 
+// What `train` may change on a preset or config file (negative or empty: keep), applied and
+// then validated again as a whole; `source` names the preset or file in errors.
+struct TrainOverrides {
+  int64_t steps = -1, seed = -1, split_seed = -1;
+  int batch_size = -1;
+  std::string optimizer;  // a type name: that optimizer with PyTorch's defaults
+  double lr = -1;         // a constant learning rate
+  bool calibrate = false;
+};
+Config apply_overrides(const Config& cfg, const TrainOverrides& o, const std::string& source);
+
 }  // namespace mm

@@ -1,6 +1,7 @@
 // Observers that record the loss: metrics.jsonl in the run folder (one JSON object per step),
-// and the lecture's printed log ("  10000/ 200000: 2.0322").
+// and the lecture's printed log ("  10000/ 200000: 2.0322") or a live progress line.
 #pragma once
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -17,7 +18,8 @@ class MetricsWriter : public Observer {
   void after_forward(Trainer&, int64_t step, float loss) override;
   void after_update(Trainer&, int64_t step, double lr) override;
   void on_end(Trainer&) override;
-  void flush();  // what is written so far onto disk (a periodic checkpoint's loss log)
+  void flush();  // what is written so far out of the buffer
+  void sync();   // ... and onto the disk (before a train state that counts these steps)
 
  private:
   std::string path_;
@@ -31,6 +33,22 @@ class LossRecorder : public Observer {
  public:
   void after_forward(Trainer&, int64_t, float loss) override { losses.push_back(loss); }
   std::vector<float> losses;
+};
+
+// On a terminal (live): one line redrawn in place (step, loss, steps/s, ETA). Otherwise the
+// lecture's log line every 10k steps (and the last step).
+class ProgressLog : public Observer {
+ public:
+  ProgressLog(std::FILE* out, bool live, int64_t total) : out_(out), live_(live), total_(total) {}
+  void on_begin(Trainer& t) override;
+  void after_forward(Trainer&, int64_t step, float loss) override;
+  void on_end(Trainer&) override;
+
+ private:
+  std::FILE* out_;
+  bool live_;
+  int64_t total_, start_ = 0;
+  std::chrono::steady_clock::time_point t0_, last_;
 };
 
 // Reads metrics.jsonl back: the loss of each step, in order.

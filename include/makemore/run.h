@@ -1,27 +1,34 @@
-// The run folder: everything a training leaves behind, so eval / sample / inspect / report
-// work from it alone. config.json (resolved), words.txt (the word list used), model.safetensors
-// (parameters, BatchNorm buffers, vocabulary and config in its metadata), metrics.jsonl (loss
-// per step), train_state.safetensors (generator and optimizer state: `train --resume` continues
-// the run exactly), result.json (written last: its presence means the run completed or was
-// interrupted and saved).
+// The run folder and its one owner, `Run`: everything a training leaves behind, so eval /
+// sample / inspect / report work from it alone, and every rule about it (when a folder may be
+// replaced, how a run continues, what is saved when, what result.json holds) in one place that
+// any front end (the CLI, a Python module, a cluster runner) calls. docs/run-folder.md lists the
+// files, their schemas and the lifecycle. Writing a file is atomic_file.h's; the training step
+// is train.h's; drawing the report is report.h's.
 #pragma once
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "makemore/atomic_file.h"
 #include "makemore/config.h"
 #include "makemore/data.h"
 #include "makemore/model.h"
+#include "makemore/train.h"
 
 namespace mm {
 
-inline constexpr const char* kCheckpointFile = "model.safetensors";
-inline constexpr const char* kConfigFile = "config.json";
-inline constexpr const char* kWordsFile = "words.txt";
-inline constexpr const char* kMetricsFile = "metrics.jsonl";
-inline constexpr const char* kResultFile = "result.json";
+inline constexpr const char* kCheckpointFile = "model.safetensors";  // parameters, config, vocabulary
+inline constexpr const char* kConfigFile = "config.json";            // the resolved config
+inline constexpr const char* kWordsFile = "words.txt";               // the word list trained on
+inline constexpr const char* kMetricsFile = "metrics.jsonl";         // {"step", "loss", "lr"} per step
+inline constexpr const char* kResultFile = "result.json";            // written once, when the run ends
 inline constexpr const char* kTrainStateFile = "train_state.safetensors";  // what `train --resume` needs
+inline constexpr const char* kLockFile = ".lock";  // flock'd by the process writing the folder
 
 // words_fp: words_fingerprint() of the word list trained on (metadata "words_fnv1a64"), so that
 // a run folder whose words.txt was replaced is refused instead of evaluated on other splits.
@@ -41,8 +48,93 @@ LoadedRun load_run(const std::string& dir);
 // fingerprint; its vocabulary is the checkpoint's.
 Dataset load_run_dataset(const std::string& dir, const LoadedRun& run);
 
-// Writes text to path through a temporary file and a rename.
-void write_file_atomic(const std::string& path, const std::string& text);
 nlohmann::json read_json_file(const std::string& path);
+
+// How a training records itself and what it says along the way.
+struct RunSettings {
+  int64_t diag_every = -1;  // diagnostics every N steps, 0 off; -1: a resumed run's own, else 1000
+  int64_t save_every = -1;  // checkpoint + train state every N steps, 0 only at the end; -1: likewise, 10000
+  int threads = 1;          // recorded in result.json (set_threads() is the caller's)
+  bool report = true;       // draw report.html when the run completes
+  // A notice for the user (a warmup longer than the run, a cut loss log); null: dropped.
+  std::function<void(const std::string&)> note;
+};
+
+// What a front end hands a training while it runs.
+struct TrainHooks {
+  const std::atomic<bool>* stop = nullptr;  // polled between steps: raised, the run saves and ends
+  std::vector<Observer*> observers;         // a progress line, a Python callback: after the loss log
+  // Called once result.json is written (the run is safe on disk), before the report: the CLI
+  // restores its signal handlers here, so a Ctrl-C during the report ends the process at once.
+  std::function<void()> on_saved;
+};
+
+// What a training call did; `json` is exactly what result.json holds (docs/run-folder.md).
+struct RunResult {
+  TrainStats stats;
+  SplitLosses losses;
+  double eval_seconds = 0;
+  int64_t resumed_from = 0;  // steps done before this call (0: a new run)
+  bool stopped_late = false;  // the stop flag rose after the last step: complete and saved, no report
+  nlohmann::json json;        // result.json as written; null when a divergence left nothing to describe
+  std::string report_path;    // report.html, when drawn
+  std::string report_error;   // why it was not drawn (the run itself is complete and saved)
+  std::string divergence;     // diverged: one line saying where, what is kept, and the fix
+};
+
+class Run {
+ public:
+  // A new run of `cfg` on `data` in `dir`. The network is built first (a config whose layers
+  // do not fit is an mm::Error naming `config_source`); then the folder is created and locked.
+  // A folder holding a run that did not finish (stopped or killed: `resume` continues it) is
+  // refused unless `overwrite`; a finished or diverged one is replaced. Nothing is trained yet.
+  static Run create(const std::string& dir, const Config& cfg, const Dataset& data, const std::string& config_source,
+                    bool overwrite, RunSettings settings = {});
+  // The run in `dir`, continued with its own config and words: to `steps` steps in all (-1: its
+  // own). A run whose steps are all done but whose result.json is missing (killed in its final
+  // evaluation) is finished: train() evaluates and reports without training.
+  static Run resume(const std::string& dir, int64_t steps = -1, RunSettings settings = {});
+  // A saved run, read-only (no lock): its checkpoint now, words.txt when first asked for.
+  static Run open(const std::string& dir);
+
+  Run(Run&&) noexcept;
+  Run& operator=(Run&&) noexcept;
+  ~Run();
+
+  // Trains (create / resume only), saving every save_every steps; ends finished, interrupted
+  // (stop raised: the steps so far saved and evaluated) or diverged (the last good checkpoint
+  // evaluated and kept, `divergence` says so). Writes result.json once, then the report.
+  RunResult train(const TrainHooks& hooks = {});
+
+  const std::string& dir() const { return dir_; }
+  const Config& config() const { return config_; }
+  const Vocab& vocab() const { return vocab_; }
+  Model& model() { return *model_; }
+  int64_t step() const { return step_; }  // steps done: the checkpoint's, or the train state's
+  bool finishing() const { return finishing_; }  // resume of a run with all steps done
+  const Dataset& data();
+  const Splits& splits();
+  std::optional<nlohmann::json> result() const;  // result.json; nullopt when absent
+  std::vector<float> losses() const;             // metrics.jsonl, one loss per step
+  // The split losses of the model as it is (calibrate: first set BatchNorm statistics from the
+  // training split, when it has any).
+  SplitLosses evaluate(bool calibrate = false);
+
+ private:
+  Run();
+  friend class RunTraining;
+  struct Writer;  // what a writing run holds: the lock, its settings, where it resumed
+  void record_divergence(RunResult& r);
+  std::string dir_;
+  Config config_;
+  Vocab vocab_;
+  std::unique_ptr<Model> model_;
+  int64_t step_ = 0;
+  bool finishing_ = false;
+  std::string words_fp_;
+  std::optional<Dataset> data_;
+  std::optional<Splits> splits_;
+  std::unique_ptr<Writer> writer_;
+};
 
 }  // namespace mm

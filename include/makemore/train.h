@@ -114,8 +114,9 @@ struct TrainOutcome {
 struct TrainControl {
   const std::atomic<bool>* stop = nullptr;  // raised: stop before the next step
   std::string resume_from;    // a train state file: the model is already loaded; continue
-  std::string save_state_to;  // write the train state here when the loop ends (not diverged)
-  int64_t diag_every = -1, save_every = -1;  // saved with the state (TrainState)
+  // Called when the loop ends without diverging (finished or stopped), before calibration and
+  // evaluation: where a run folder saves its train state (run.cpp).
+  std::function<void(Trainer&, const TrainStats&)> on_trained;
 };
 // An interrupted run (stop raised) is still evaluated: what it learned so far can be saved.
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
