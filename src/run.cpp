@@ -261,6 +261,7 @@ Run::~Run() = default;
 
 Run Run::create(const std::string& dir, const Config& cfg, const Dataset& data, const std::string& config_source,
                 bool overwrite, RunSettings settings) {
+  if (const std::string n = data.empty_lines_note(); !n.empty()) note(settings, n);
   warmup_note(cfg, settings);
   Run run;
   run.dir_ = dir;
@@ -272,6 +273,8 @@ Run Run::create(const std::string& dir, const Config& cfg, const Dataset& data, 
   // Built before the folder is touched: a config whose layers do not fit together (a flatten
   // that does not divide block_size) fails here, naming the config.
   run.model_ = build_model(cfg, run.vocab_.size(), config_source);
+  if (cfg.calibrate_batchnorm && !run.model_->has_running_stats())
+    note(settings, fmt::format("--calibrate: {} has no BatchNorm layer; nothing to calibrate", config_source));
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -379,6 +382,8 @@ Run Run::open(const std::string& dir) {
   run.step_ = loaded.step;
   return run;
 }
+
+bool Run::resumed() const { return writer_ && writer_->resumed; }
 
 const Dataset& Run::data() {
   if (!data_) data_ = load_words_of(dir_, vocab_, words_fp_);
@@ -617,6 +622,27 @@ RunResult Run::train(const TrainHooks& hooks) {
     }
   }
   return r;
+}
+
+std::string describe_data(Run& run) {
+  const Splits& sp = run.splits();
+  return fmt::format("{} | {} words, vocabulary {} | examples train {} / val {} / test {} | {} parameters", run.config().name,
+                     run.data().size(), run.vocab().size(), sp.train.size(), sp.val.size(), sp.test.size(),
+                     run.model().num_params());
+}
+
+std::string describe_result(const Run& run, const RunResult& r) {
+  const int V = run.vocab().size();
+  std::string s;
+  if (!r.stats.interrupted || r.stats.steps > 0)
+    s += fmt::format("initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", r.stats.initial_loss, V, std::log(static_cast<double>(V)));
+  s += fmt::format("train {:.4f}\nval {:.4f}\ntest {:.4f}\n", r.losses.train, r.losses.val, r.losses.test);
+  if (run.resumed()) s += fmt::format("steps {} to {}: ", r.resumed_from, r.stats.steps);
+  s += fmt::format("{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run "
+                   "saved in {}\n",
+                   r.stats.steps - r.resumed_from, r.stats.seconds, r.stats.steps_per_sec, 1e3 * r.eval_seconds,
+                   peak_memory_mb(), run.dir());
+  return s;
 }
 
 }  // namespace mm

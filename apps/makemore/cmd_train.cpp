@@ -4,7 +4,6 @@
 // the stop flag the library polls between steps.
 #include <fmt/format.h>
 
-#include <cmath>
 #include <cstdio>
 #include <optional>
 
@@ -12,7 +11,6 @@
 #include "makemore/error.h"
 #include "makemore/metrics.h"
 #include "makemore/parallel.h"
-#include "makemore/perf.h"
 #include "makemore/presets.h"
 #include "makemore/run.h"
 
@@ -32,12 +30,8 @@ Run open_run(const TrainArgs& a) {
   const Config base = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
   const std::string source = a.config_path.empty() ? "preset " + base.name : a.config_path;
   const Config cfg = apply_overrides(base, a.o, source);
-  const Dataset data = Dataset::load(a.input.empty() ? default_words_path() : a.input);
-  if (const std::string note = data.empty_lines_note(); !note.empty()) a.settings.note(note);
-  Run run = Run::create(a.out_dir, cfg, data, source, a.overwrite, a.settings);
-  if (cfg.calibrate_batchnorm && !run.model().has_running_stats())
-    a.settings.note(fmt::format("--calibrate: {} has no BatchNorm layer; nothing to calibrate", source));
-  return run;
+  return Run::create(a.out_dir, cfg, Dataset::load(a.input.empty() ? default_words_path() : a.input), source, a.overwrite,
+                     a.settings);
 }
 
 int run_train(const TrainArgs& a) {
@@ -45,11 +39,8 @@ int run_train(const TrainArgs& a) {
   set_threads(a.settings.threads);
   Run run = open_run(a);
   const Config& cfg = run.config();
-  const Splits& sp = run.splits();
   const std::string& dir = run.dir();
-  const int V = run.vocab().size();
-  fmt::print(log, "makemore: {} | {} words, vocabulary {} | examples train {} / val {} / test {} | {} parameters\n", cfg.name,
-             run.data().size(), V, sp.train.size(), sp.val.size(), sp.test.size(), run.model().num_params());
+  fmt::print(log, "makemore: {}\n", describe_data(run));
   if (a.resume)
     fmt::print(log, "makemore: continuing from step {} to {}, batch {}, seed {} -> {}\n", run.step(), cfg.steps, cfg.batch_size,
                cfg.seed, dir);
@@ -63,14 +54,8 @@ int run_train(const TrainArgs& a) {
   if (!a.quiet) hooks.observers.push_back(&progress);
   const RunResult r = run.train(hooks);
   if (!r.divergence.empty()) throw Error(r.divergence);
-  const bool interrupted = r.stats.interrupted;
-  if (!interrupted || r.stats.steps > 0)
-    fmt::print(log, "initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", r.stats.initial_loss, V, std::log(static_cast<double>(V)));
-  fmt::print(log, "train {:.4f}\nval {:.4f}\ntest {:.4f}\n", r.losses.train, r.losses.val, r.losses.test);
-  if (a.resume) fmt::print(log, "steps {} to {}: ", r.resumed_from, r.stats.steps);
-  fmt::print(log, "{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run saved in {}\n",
-             r.stats.steps - r.resumed_from, r.stats.seconds, r.stats.steps_per_sec, 1e3 * r.eval_seconds, peak_memory_mb(), dir);
-  if (interrupted)
+  fmt::print(log, "{}", describe_result(run, r));
+  if (r.stats.interrupted)
     fmt::print(stderr, "makemore: interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, "
                "`makemore report -o {}`); `makemore train --resume -o {}` continues it\n", r.stats.steps, cfg.steps, dir, dir, dir, dir);
   else if (r.stopped_late)
@@ -81,7 +66,7 @@ int run_train(const TrainArgs& a) {
   else if (!r.report_error.empty())
     fmt::print(stderr, "makemore: warning: report not written: {}\n", r.report_error);
   if (a.json) fmt::print("{}\n", r.json.dump());
-  return interrupted || r.stopped_late ? 128 + StopSignals::last_signal() : 0;
+  return r.stats.interrupted || r.stopped_late ? 128 + StopSignals::last_signal() : 0;
 }
 
 }  // namespace
@@ -121,12 +106,11 @@ Runner add_train(CLI::App& app) {
   auto* r = c->add_flag("--resume", a->resume,
                         "Continue the run in -o DIR (stopped by Ctrl-C, or finished: with --steps N to train further) "
                         "with its own config and word list; the same bits as a run never stopped");
-  auto* ow = c->add_flag("--overwrite", a->overwrite,
+  c->add_flag("--overwrite", a->overwrite,
                          "Replace a run in -o DIR that did not finish (stopped or killed: --resume continues it); a "
                          "finished run is replaced without it");
-  r->excludes(ow);
-  for (const char* other : {"--preset", "--config", "--input", "--seed", "--split-seed", "--batch-size", "--optimizer", "--lr",
-                            "--calibrate"})
+  for (const char* other : {"--overwrite", "--preset", "--config", "--input", "--seed", "--split-seed", "--batch-size",
+                            "--optimizer", "--lr", "--calibrate"})
     r->excludes(c->get_option(other));
   return [a] {
     a->settings.report = !a->no_report;

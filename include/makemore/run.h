@@ -82,6 +82,13 @@ struct RunResult {
   std::string divergence;     // diverged: one line saying where, what is kept, and the fix
 };
 
+class Run;
+// What a front end prints around a training: before it, "NAME | N words, vocabulary V | examples
+// train / val / test | P parameters"; after it, the initial and split losses and the steps taken
+// with their speed, as the lecture's notebook reports them (lines ending in a newline).
+std::string describe_data(Run& run);
+std::string describe_result(const Run& run, const RunResult& r);
+
 class Run {
  public:
   // A new run of `cfg` on `data` in `dir`. The network is built first (a config whose layers
@@ -112,6 +119,7 @@ class Run {
   Model& model() { return *model_; }
   int64_t step() const { return step_; }  // steps done: the checkpoint's, or the train state's
   bool finishing() const { return finishing_; }  // resume of a run with all steps done
+  bool resumed() const;                          // opened by resume()
   const Dataset& data();
   const Splits& splits();
   std::optional<nlohmann::json> result() const;  // result.json; nullopt when absent
