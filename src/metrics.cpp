@@ -40,6 +40,10 @@ void MetricsWriter::sync() {
   if (f_) fsync_file(f_, path_);
 }
 
+void StepCallback::after_update(Trainer& t, int64_t step, double) {
+  if ((every_ > 0 && (step + 1) % every_ == 0) || step + 1 == t.config().steps) fn_(step, loss_);
+}
+
 void ProgressLog::on_begin(Trainer& t) {
   start_ = t.first_step();
   t0_ = last_ = std::chrono::steady_clock::now();

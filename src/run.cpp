@@ -408,6 +408,11 @@ SplitLosses Run::evaluate(bool calibrate) {
   return {model_->evaluate(s.train), model_->evaluate(s.val), model_->evaluate(s.test)};
 }
 
+std::vector<std::u32string> Run::sample(const SampleOptions& opt, std::optional<uint64_t> seed) {
+  TorchGenerator gen(seed ? *seed : config_.seed + 10);
+  return sample_words(*model_, vocab_, opt, gen);
+}
+
 // ---- training ------------------------------------------------------------------------------
 
 namespace {

@@ -22,6 +22,7 @@
 #include "makemore/atomic_file.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/metrics.h"
 #include "makemore/presets.h"
 #include "makemore/report.h"
 #include "makemore/run.h"
@@ -184,6 +185,32 @@ TEST(RunLife, FinishedRunWritesOneResultSchemaAndOpens) {
   ASSERT_TRUE(opened.result().has_value());
   EXPECT_EQ(*opened.result(), res);
   EXPECT_NE(error_of([&] { opened.train(); }).find("opened to read"), std::string::npos);
+  // Sampling: the lecture's default seed (the run's + 10), and a seed makes it repeatable.
+  mm::SampleOptions so;
+  so.count = 5;
+  const auto a = opened.sample(so), b = opened.sample(so, opened.config().seed + 10), c = opened.sample(so, 7);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a.size(), 5u);
+  EXPECT_NE(a, c);
+}
+
+// A front end follows a training through a callback every N steps (and the last).
+TEST(RunLife, StepCallbackSeesEveryNthStepAndTheLast) {
+  TempDir dir;
+  mm::Run run = mm::Run::create((dir / "run").string(), small_config(25), made_up_words(), "test", false, quiet(0, 0));
+  std::vector<int64_t> steps;
+  std::vector<float> losses;
+  mm::StepCallback cb(10, [&](int64_t step, float loss) {
+    steps.push_back(step);
+    losses.push_back(loss);
+  });
+  mm::TrainHooks hooks;
+  hooks.observers.push_back(&cb);
+  run.train(hooks);
+  EXPECT_EQ(steps, (std::vector<int64_t>{9, 19, 24}));
+  const std::vector<float> logged = run.losses();
+  ASSERT_EQ(logged.size(), 25u);
+  EXPECT_EQ(losses, (std::vector<float>{logged[9], logged[19], logged[24]}));
 }
 
 // The stop flag: the step in flight finishes, the run so far is saved and evaluated, result.json

@@ -33,9 +33,7 @@ int run_sample(const SampleArgs& a) {
   opt.count = a.n;
   opt.temperature = a.temperature;
   opt.top_k = a.top_k;
-  // The lecture samples from a generator seeded 2147483647 + 10.
-  TorchGenerator gen(a.seed >= 0 ? static_cast<uint64_t>(a.seed) : run.config().seed + 10);
-  const auto words = sample_words(run.model(), run.vocab(), opt, gen);
+  const auto words = run.sample(opt, a.seed >= 0 ? std::optional<uint64_t>(a.seed) : std::nullopt);
   int fresh = 0, cut = 0;
   nlohmann::json items = nlohmann::json::array();
   for (const auto& w : words) {

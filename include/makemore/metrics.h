@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,20 @@ class ProgressLog : public Observer {
   bool live_;
   int64_t total_, start_ = 0;
   std::chrono::steady_clock::time_point t0_, last_;
+};
+
+// Calls fn(step, loss) after every `every`-th step's update (and the last step's): how a front
+// end (a Python callback, a notebook's plot) follows a training without writing an Observer.
+class StepCallback : public Observer {
+ public:
+  StepCallback(int64_t every, std::function<void(int64_t step, float loss)> fn) : every_(every), fn_(std::move(fn)) {}
+  void after_forward(Trainer&, int64_t, float loss) override { loss_ = loss; }
+  void after_update(Trainer& t, int64_t step, double) override;
+
+ private:
+  int64_t every_;
+  std::function<void(int64_t, float)> fn_;
+  float loss_ = 0;
 };
 
 // Reads metrics.jsonl back: the loss of each step, in order.

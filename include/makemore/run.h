@@ -18,6 +18,7 @@
 #include "makemore/config.h"
 #include "makemore/data.h"
 #include "makemore/model.h"
+#include "makemore/sample.h"
 #include "makemore/train.h"
 
 namespace mm {
@@ -127,6 +128,9 @@ class Run {
   // The split losses of the model as it is (calibrate: first set BatchNorm statistics from the
   // training split, when it has any).
   SplitLosses evaluate(bool calibrate = false);
+  // Words drawn from the model, from a generator seeded `seed` (none: the run's seed + 10, as
+  // the lecture samples).
+  std::vector<std::u32string> sample(const SampleOptions& opt, std::optional<uint64_t> seed = std::nullopt);
 
  private:
   Run();
