@@ -726,6 +726,24 @@ TEST(CliInterrupt, SavesTheRunSoFar) {
   }
 }
 
+// A run killed in its final evaluation (here: its result.json gone) is refused as unfinished by
+// a new `train`, and `train --resume` finishes it without training, exit 0 (test_run.cpp kills
+// one there for real).
+TEST(CliInterrupt, ResumeFinishesARunKilledInItsFinalEvaluation) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "30", "-q", "--no-report"}).exit_code, 0);
+  const json done = json::parse(read_file(dir / "run" / "result.json"));
+  fs::remove(dir / "run" / "result.json");
+  expect_one_line_error(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "30"}),
+                        {"run: holds a run that did not finish", "--resume"});
+  const CliResult fin = run_cli(dir.path(), {"train", "--resume", "-o", "run", "--json"});
+  ASSERT_EQ(fin.exit_code, 0) << describe(fin);
+  EXPECT_NE(fin.err.find("all 30 steps were done; finishing the run"), std::string::npos) << fin.err;
+  EXPECT_EQ(last_json_line(fin).at("val_loss"), done.at("val_loss"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "report.html"));
+}
+
 // --resume takes the run's own config and words: the options that would change them are refused
 // by CLI11, and a folder that is not a run is one line (what resume checks: test_run.cpp).
 TEST(CliInterrupt, ResumeOptions) {

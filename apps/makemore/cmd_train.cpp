@@ -41,7 +41,9 @@ int run_train(const TrainArgs& a) {
   const Config& cfg = run.config();
   const std::string& dir = run.dir();
   fmt::print(log, "makemore: {}\n", describe_data(run));
-  if (a.resume)
+  if (run.finishing())
+    fmt::print(log, "makemore: all {} steps were done; finishing the run (evaluation, result, report) -> {}\n", cfg.steps, dir);
+  else if (a.resume)
     fmt::print(log, "makemore: continuing from step {} to {}, batch {}, seed {} -> {}\n", run.step(), cfg.steps, cfg.batch_size,
                cfg.seed, dir);
   else
