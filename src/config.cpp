@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "makemore/error.h"
+#include "makemore/layer_kinds.h"
 
 namespace mm {
 
@@ -100,7 +101,7 @@ std::string get_str(const Ctx& c, const json& j, const std::string& where) {
 // fan_in and fan_out, LSUV rescales a Linear's weight from its output.
 // A norm layer's gamma / beta have no fan_in: Kaiming and torch's Linear default (which scale
 // by the layer's fan_in) make sense for a Linear's bias but not there.
-enum class InitUse { Vector, Bias, Matrix, LinearWeight };
+using InitUse = LayerOptionReader::InitUse;
 
 InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, InitUse use = InitUse::Vector) {
   InitSpec s;
@@ -162,160 +163,6 @@ InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, I
   if (obj.contains("tol")) s.lsuv_tol = get_num(c, obj["tol"], where + ".tol", 1e-6, 1);
   if (obj.contains("max_iter")) s.lsuv_max_iter = static_cast<int>(get_int(c, obj["max_iter"], where + ".max_iter", 1, 1000));
   return s;
-}
-
-constexpr const char* kLayerTypes = "linear, batchnorm1d, layernorm, groupnorm, tanh, relu, gelu, flatten or residual";
-
-void parse_norm(const Ctx& c, const json& j, const std::string& where, NormOptions& n) {
-  if (j.contains("eps")) n.eps = get_num(c, j["eps"], where + ".eps", 0, 1);
-  if (j.contains("affine")) n.affine = get_bool(c, j["affine"], where + ".affine");
-  for (const char* key : {"gamma_init", "beta_init"})
-    if (j.contains(key) && !n.affine) c.fail(where + "." + key, "given for a layer with \"affine\": false (no gamma / beta)");
-  if (j.contains("gamma_init")) n.gamma_init = parse_init_ctx(c, j["gamma_init"], where + ".gamma_init");
-  if (j.contains("beta_init")) n.beta_init = parse_init_ctx(c, j["beta_init"], where + ".beta_init");
-}
-
-// Residual blocks inside residual blocks: each level is a C++ call in parsing, building and
-// every forward / backward, so an absurd nesting (thousands) would overflow the stack.
-constexpr int kMaxResidualNesting = 64;
-
-LayerSpec parse_layer(const Ctx& c, const json& j, const std::string& where, int nesting = 0) {
-  if (!j.is_object()) c.fail(where, "must be an object like {\"type\": \"linear\", \"out\": 200}");
-  if (!j.contains("type")) c.fail(where + ".type", fmt::format("missing; one of {}", kLayerTypes));
-  LayerSpec s;
-  s.type = get_str(c, j["type"], where + ".type");
-  if (s.type == "linear") {
-    check_keys(c, j, where, {"type", "out", "bias", "weight_init", "bias_init"});
-    if (!j.contains("out")) c.fail(where + ".out", "missing; the number of outputs, or \"vocab\"");
-    if (j["out"].is_string()) {
-      if (j["out"] != "vocab") c.fail(where + ".out", "must be a positive integer or \"vocab\"");
-      s.out_is_vocab = true;
-    } else {
-      s.out = static_cast<int>(get_int(c, j["out"], where + ".out", 1, 1 << 20));
-    }
-    if (j.contains("bias")) s.bias = get_bool(c, j["bias"], where + ".bias");
-    s.weight_init = j.contains("weight_init") ? parse_init_ctx(c, j["weight_init"], where + ".weight_init", InitUse::LinearWeight)
-                                              : InitSpec{InitSpec::Kind::TorchLinear};
-    if (j.contains("bias_init")) {
-      if (!s.bias) c.fail(where + ".bias_init", "given for a layer with \"bias\": false");
-      s.bias_init = parse_init_ctx(c, j["bias_init"], where + ".bias_init", InitUse::Bias);
-    } else {
-      s.bias_init = s.weight_init.kind == InitSpec::Kind::TorchLinear ? InitSpec{InitSpec::Kind::TorchLinearBias}
-                                                                      : InitSpec{InitSpec::Kind::Zeros};
-    }
-    if (s.bias_init.kind == InitSpec::Kind::TorchLinear) s.bias_init.kind = InitSpec::Kind::TorchLinearBias;
-  } else if (s.type == "batchnorm1d") {
-    check_keys(c, j, where, {"type", "eps", "momentum", "unbiased", "running", "gamma_init", "beta_init"});
-    if (j.contains("eps")) s.bn.eps = get_num(c, j["eps"], where + ".eps", 0, 1);
-    if (j.contains("momentum")) s.bn.momentum = get_num(c, j["momentum"], where + ".momentum", 0, 1);
-    if (j.contains("unbiased")) s.bn.unbiased = get_bool(c, j["unbiased"], where + ".unbiased");
-    if (j.contains("running")) {
-      const std::string r = get_str(c, j["running"], where + ".running");
-      if (r != "std" && r != "var") c.fail(where + ".running", "must be \"var\" (BatchNorm1d) or \"std\" (the notebook's cells 6-10)");
-      s.bn.running_std = r == "std";
-    }
-    if (j.contains("gamma_init")) s.bn.gamma_init = parse_init_ctx(c, j["gamma_init"], where + ".gamma_init");
-    if (j.contains("beta_init")) s.bn.beta_init = parse_init_ctx(c, j["beta_init"], where + ".beta_init");
-  } else if (s.type == "tanh") {
-    check_keys(c, j, where, {"type"});
-  } else if (s.type == "flatten") {
-    check_keys(c, j, where, {"type", "n"});
-    if (j.contains("n")) s.flatten_n = static_cast<int>(get_int(c, j["n"], where + ".n", 1, 1 << 16));
-  } else if (s.type == "layernorm") {
-    check_keys(c, j, where, {"type", "eps", "affine", "gamma_init", "beta_init"});
-    parse_norm(c, j, where, s.norm);
-  } else if (s.type == "groupnorm") {
-    check_keys(c, j, where, {"type", "groups", "eps", "affine", "gamma_init", "beta_init"});
-    if (!j.contains("groups")) c.fail(where + ".groups", "missing; the number of groups, a divisor of the layer's input width");
-    s.norm.groups = static_cast<int>(get_int(c, j["groups"], where + ".groups", 1, 1 << 20));
-    parse_norm(c, j, where, s.norm);
-  } else if (s.type == "relu") {
-    check_keys(c, j, where, {"type"});
-  } else if (s.type == "gelu") {
-    check_keys(c, j, where, {"type", "approximate"});
-    if (j.contains("approximate")) {
-      const std::string a = get_str(c, j["approximate"], where + ".approximate");
-      if (a != "none" && a != "tanh") c.fail(where + ".approximate", fmt::format("must be \"none\" (erf, the default) or \"tanh\", got \"{}\"", a));
-      s.gelu_tanh = a == "tanh";
-    }
-  } else if (s.type == "residual") {
-    check_keys(c, j, where, {"type", "layers"});
-    if (!j.contains("layers") || !j["layers"].is_array() || j["layers"].empty())
-      c.fail(where + ".layers", "must be a non-empty list of layers: the branch f of x + f(x)");
-    if (nesting >= kMaxResidualNesting)
-      c.fail(where, fmt::format("residual blocks nested more than {} deep; put blocks one after another instead",
-                                kMaxResidualNesting));
-    for (std::size_t i = 0; i < j["layers"].size(); ++i)
-      s.layers.push_back(parse_layer(c, j["layers"][i], fmt::format("{}.layers[{}]", where, i), nesting + 1));
-  } else {
-    c.fail(where + ".type", fmt::format("unknown layer '{}'; use {}", s.type, kLayerTypes));
-  }
-  return s;
-}
-
-// Follows (time, features) through the layers as Model will build them, so that shape errors
-// name the config field. features -1: unknown here (a linear with "out": "vocab"); those cases
-// are checked again when the model is built (Residual::build, GroupNorm::build).
-void check_shapes(const Ctx& c, const std::vector<LayerSpec>& specs, const std::string& where, int& time, int& features) {
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    const LayerSpec& s = specs[i];
-    const std::string at = fmt::format("{}[{}]", where, i);
-    if (s.type == "linear") {
-      features = s.out_is_vocab ? -1 : s.out;
-    } else if (s.type == "flatten") {
-      const int n = s.flatten_n == 0 ? time : s.flatten_n;
-      if (time % n != 0) c.fail(at + ".n", fmt::format("the time length {} is not divisible by {}", time, n));
-      time /= n;
-      if (features > 0) features *= n;
-    } else if (s.type == "groupnorm") {
-      if (features > 0 && features % s.norm.groups != 0)
-        c.fail(at + ".groups", fmt::format("{} features cannot be split into {} equal groups; use a divisor of {}",
-                                           features, s.norm.groups, features));
-    } else if (s.type == "residual") {
-      int t = time, f = features;
-      check_shapes(c, s.layers, at + ".layers", t, f);
-      if (t != time)
-        c.fail(at + ".layers", fmt::format("residual branch changes the time length from {} to {} (a flatten inside); "
-                                           "its output shape must equal its input's", time, t));
-      if (features > 0 && f > 0 && f != features)
-        c.fail(at + ".layers", fmt::format("residual branch maps {} features to {}; its output width must equal its "
-                                           "input ({})", features, f, features));
-    }
-  }
-}
-
-json layer_to_json(const LayerSpec& s) {
-  json j{{"type", s.type}};
-  if (s.type == "linear") {
-    j["out"] = s.out_is_vocab ? json("vocab") : json(s.out);
-    j["bias"] = s.bias;
-    j["weight_init"] = init_to_json(s.weight_init);
-    if (s.bias) j["bias_init"] = init_to_json(s.bias_init);
-  } else if (s.type == "batchnorm1d") {
-    j["eps"] = s.bn.eps;
-    j["momentum"] = s.bn.momentum;
-    j["unbiased"] = s.bn.unbiased;
-    j["running"] = s.bn.running_std ? "std" : "var";
-    j["gamma_init"] = init_to_json(s.bn.gamma_init);
-    j["beta_init"] = init_to_json(s.bn.beta_init);
-  } else if (s.type == "flatten") {
-    if (s.flatten_n) j["n"] = s.flatten_n;
-  } else if (s.type == "layernorm" || s.type == "groupnorm") {
-    if (s.type == "groupnorm") j["groups"] = s.norm.groups;
-    j["eps"] = s.norm.eps;
-    j["affine"] = s.norm.affine;
-    if (s.norm.affine) {
-      j["gamma_init"] = init_to_json(s.norm.gamma_init);
-      j["beta_init"] = init_to_json(s.norm.beta_init);
-    }
-  } else if (s.type == "gelu") {
-    j["approximate"] = s.gelu_tanh ? "tanh" : "none";
-  } else if (s.type == "residual") {
-    json inner = json::array();
-    for (const auto& l : s.layers) inner.push_back(layer_to_json(l));
-    j["layers"] = inner;
-  }
-  return j;
 }
 
 OptimizerSpec parse_optimizer(const Ctx& c, const json& j) {
@@ -429,13 +276,69 @@ json lr_to_json(const LrSchedule& s) {
   return j;
 }
 
+// The logits must have one column per token: the last Linear's out is the vocabulary, and only
+// the kinds that may follow the output layer (the lecture's last BatchNorm1d) come after it.
+void check_output_layer(const Ctx& c, const std::vector<LayerSpec>& layers) {
+  std::size_t last = layers.size();
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].kind->is(LayerRole::Matmul)) last = i;
+  if (last == layers.size() || !layers[last].out_is_vocab)
+    c.fail("model.layers", "the last linear layer must have \"out\": \"vocab\" (one logit per token)");
+  std::string may;
+  for (const LayerKind* k : layer_kinds())
+    if (k->traits.after_output) may += (may.empty() ? "" : " or ") + std::string(k->name);
+  for (std::size_t i = last + 1; i < layers.size(); ++i)
+    if (!layers[i].kind->traits.after_output)
+      c.fail(fmt::format("model.layers[{}]", i), fmt::format("only {} may follow the output linear layer", may));
+}
+
 }  // namespace
 
 void for_each_spec(const std::vector<LayerSpec>& specs, const std::function<void(const LayerSpec&)>& fn) {
   for (const auto& s : specs) {
     fn(s);
-    if (s.type == "residual") for_each_spec(s.layers, fn);
+    for_each_spec(s.layers, fn);
   }
+}
+
+bool stack_takes_sequence(const std::vector<LayerSpec>& layers) {
+  return !layers.empty() && layers.front().kind->traits.takes_sequence;
+}
+
+// ---- a layer's options, for its registry entry (layer_kinds.h) --------------------------------
+int64_t LayerOptionReader::integer(const char* key, int64_t lo, int64_t hi) const {
+  return get_int(Ctx{source_}, j_[key], field(key), lo, hi);
+}
+double LayerOptionReader::number(const char* key, double lo, double hi) const {
+  return get_num(Ctx{source_}, j_[key], field(key), lo, hi);
+}
+bool LayerOptionReader::boolean(const char* key) const { return get_bool(Ctx{source_}, j_[key], field(key)); }
+std::string LayerOptionReader::string(const char* key) const { return get_str(Ctx{source_}, j_[key], field(key)); }
+InitSpec LayerOptionReader::init(const char* key, InitUse use) const {
+  return parse_init_ctx(Ctx{source_}, j_[key], field(key), use);
+}
+void LayerOptionReader::fail(const std::string& at, const std::string& what) const { Ctx{source_}.fail(at, what); }
+
+std::vector<LayerSpec> LayerOptionReader::layers(const char* key) const {
+  std::vector<LayerSpec> out;
+  for (std::size_t i = 0; i < j_[key].size(); ++i)
+    out.push_back(parse_layer_spec(j_[key][i], fmt::format("{}.{}[{}]", where_, key, i), source_, nesting_ + 1));
+  return out;
+}
+
+LayerSpec parse_layer_spec(const json& j, const std::string& where, const std::string& source, int nesting) {
+  const Ctx c{source};
+  if (!j.is_object()) c.fail(where, "must be an object like {\"type\": \"linear\", \"out\": 200}");
+  if (!j.contains("type")) c.fail(where + ".type", fmt::format("missing; one of {}", layer_kind_names()));
+  const std::string type = get_str(c, j["type"], where + ".type");
+  LayerSpec s;
+  s.kind = find_layer_kind(type);
+  if (!s.kind) c.fail(where + ".type", fmt::format("unknown layer '{}'; use {}", type, layer_kind_names()));
+  std::set<std::string> keys(s.kind->keys.begin(), s.kind->keys.end());
+  keys.insert("type");
+  check_keys(c, j, where, std::move(keys));
+  if (s.kind->parse) s.kind->parse(LayerOptionReader(j, where, source, nesting), s);
+  return s;
 }
 
 InitSpec parse_init(const json& j, const std::string& where) {
@@ -488,20 +391,13 @@ Config parse_config(const json& j, const std::string& source) {
   if (!m.contains("layers") || !m["layers"].is_array() || m["layers"].empty())
     c.fail("model.layers", "must be a non-empty list of layers ending in a Linear with \"out\": \"vocab\"");
   for (std::size_t i = 0; i < m["layers"].size(); ++i)
-    cfg.layers.push_back(parse_layer(c, m["layers"][i], fmt::format("model.layers[{}]", i)));
+    cfg.layers.push_back(parse_layer_spec(m["layers"][i], fmt::format("model.layers[{}]", i), source));
   // The logits must have one column per token: the last Linear's out is the vocabulary.
-  int last_linear = -1;
-  for (std::size_t i = 0; i < cfg.layers.size(); ++i)
-    if (cfg.layers[i].type == "linear") last_linear = static_cast<int>(i);
-  if (last_linear < 0 || !cfg.layers[static_cast<std::size_t>(last_linear)].out_is_vocab)
-    c.fail("model.layers", "the last linear layer must have \"out\": \"vocab\" (one logit per token)");
-  for (std::size_t i = static_cast<std::size_t>(last_linear) + 1; i < cfg.layers.size(); ++i)
-    if (cfg.layers[i].type != "batchnorm1d")
-      c.fail(fmt::format("model.layers[{}]", i), "only batchnorm1d may follow the output linear layer");
+  check_output_layer(c, cfg.layers);
   {
     const bool seq = stack_takes_sequence(cfg.layers);
     int time = seq ? cfg.block_size : 1, features = seq ? cfg.n_embd : cfg.block_size * cfg.n_embd;
-    check_shapes(c, cfg.layers, "model.layers", time, features);
+    check_layer_shapes(cfg.layers, "model.layers", source, time, features);
     if (time != 1)
       c.fail("model.layers", fmt::format("the layers leave {} positions per example at the output; flatten them to one "
                                          "before the output linear (a {{\"type\": \"flatten\"}} without n merges all)",
@@ -518,15 +414,18 @@ Config parse_config(const json& j, const std::string& source) {
     if (t.contains("lr")) cfg.lr = parse_lr(c, t["lr"]);
     if (t.contains("clip_grad_norm")) cfg.clip_grad_norm = get_num(c, t["clip_grad_norm"], "train.clip_grad_norm", 0, 1e9);
   }
-  bool has_bn = false;
-  for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.type == "batchnorm1d"; });
-  if (has_bn && cfg.batch_size < 2) c.fail("train.batch_size", "must be at least 2 with BatchNorm1d (it needs batch statistics)");
+  const LayerKind* batch_stats = nullptr;
+  for_each_spec(cfg.layers, [&](const LayerSpec& l) {
+    if (l.kind->traits.running_stats) batch_stats = l.kind;
+  });
+  if (batch_stats && cfg.batch_size < 2)
+    c.fail("train.batch_size", fmt::format("must be at least 2 with {} (it needs batch statistics)", batch_stats->class_name));
   return cfg;
 }
 
 json Config::to_json() const {
   json layers_j = json::array();
-  for (const auto& l : layers) layers_j.push_back(layer_to_json(l));
+  for (const auto& l : layers) layers_j.push_back(layer_spec_json(l));
   return json{{"name", name},
               {"description", description},
               {"data", {{"block_size", block_size}, {"split_seed", split_seed}}},
@@ -594,7 +493,7 @@ Config apply_overrides(const Config& base, const TrainOverrides& o, const std::s
   if (o.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(o.split_seed);
   if (o.batch_size > 0) cfg.batch_size = o.batch_size;
   bool has_bn = false;
-  for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.type == "batchnorm1d"; });
+  for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.kind->traits.running_stats; });
   if (o.batch_size == 1 && has_bn)  // named as typed, not as the config field it overrides
     throw Error(fmt::format("--batch-size 1: {} has BatchNorm1d, which normalizes over the batch and needs at least 2 "
                             "examples; use --batch-size 2 or more (the lecture uses 32)",

@@ -17,6 +17,7 @@
 #include "makemore/config.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/layer_kinds.h"
 #include "makemore/model.h"
 #include "makemore/plot.h"
 #include "makemore/run.h"
@@ -228,17 +229,15 @@ json cell_header(const Cell& c) {
 json init_stats(const Snapshot& s, const Cell& c) {
   std::vector<int> idx = block_outputs(c);
   bool known = !idx.empty() && idx.back() < static_cast<int>(s.layers.size());
+  const auto is_block = [](const LayerDiag& d) { return d.kind && d.kind->is(LayerRole::Block); };
   for (std::size_t k = 0; known && k < idx.size(); ++k) {
-    const std::string& t = s.layers[static_cast<std::size_t>(idx[k])].type;
-    known = (c.residual && k > 0) ? t.find("esidual") != std::string::npos : t == "Tanh";
+    const LayerDiag& d = s.layers[static_cast<std::size_t>(idx[k])];
+    known = (c.residual && k > 0) ? is_block(d) : d.bounded();
   }
   if (!known) {
     idx.clear();
-    for (const auto& d : s.layers) {
-      std::string t = d.type;
-      std::transform(t.begin(), t.end(), t.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-      if (t == "tanh" || t.find("residual") != std::string::npos) idx.push_back(d.index);
-    }
+    for (const auto& d : s.layers)
+      if (d.bounded() || is_block(d)) idx.push_back(d.index);
   }
   json blocks = json::array();
   for (int i : idx) {
@@ -246,7 +245,7 @@ json init_stats(const Snapshot& s, const Cell& c) {
     blocks.push_back({{"layer", d.index}, {"type", d.type}, {"act_mean", num_or_null(d.out.mean)},
                       {"act_std", num_or_null(d.out.std)},
                       // |t| > 0.97 means saturated only for a tanh: a residual block's x + f(x) is unbounded.
-                      {"saturated_pct", d.type == "Tanh" ? num_or_null(d.saturated_pct) : json(nullptr)},
+                      {"saturated_pct", d.bounded() ? num_or_null(d.saturated_pct) : json(nullptr)},
                       {"grad_std", d.has_grad ? num_or_null(d.grad.std) : json(nullptr)}});
   }
   std::vector<const ParamDiag*> weights;
@@ -443,7 +442,8 @@ std::string fmt_num(double v, int prec = 3) { return std::isfinite(v) ? fmt::for
 // A block's saturated % at init for the tables: "n/a" unless its output is a Tanh's (a cell
 // file written before residual outputs stored null still has a number there).
 std::string saturation_text(const json& block) {
-  if (block.value("type", std::string()) != "Tanh") return "n/a";
+  const LayerKind* kind = find_layer_kind_by_class(block.value("type", std::string()));
+  if (!kind || !kind->bounded()) return "n/a";
   return fmt_num(num_of(block.value("saturated_pct", json())), 1);
 }
 

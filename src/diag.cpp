@@ -14,6 +14,7 @@
 #include <limits>
 
 #include "makemore/error.h"
+#include "makemore/layer_kinds.h"
 #include "makemore/run.h"
 
 namespace mm {
@@ -167,21 +168,27 @@ Histogram histogram(const float* x, std::size_t n, int bins, double lo, double h
   return h;
 }
 
-int count_dead_columns(const Mat& t, float threshold) {
+SaturationScale SaturationScale::of(double lo, double hi) {
+  return {static_cast<float>((lo + hi) / 2), static_cast<float>(2 / (hi - lo))};
+}
+
+int count_dead_columns(const Mat& t, float threshold, SaturationScale s) {
   if (t.rows() == 0) return 0;
   std::vector<char> dead(static_cast<std::size_t>(t.cols()), 1);
   for (Eigen::Index r = 0; r < t.rows(); ++r)
     for (Eigen::Index c = 0; c < t.cols(); ++c)
-      if (!(std::fabs(t(r, c)) > threshold)) dead[static_cast<std::size_t>(c)] = 0;
+      if (!(std::fabs((t(r, c) - s.center) * s.scale) > threshold)) dead[static_cast<std::size_t>(c)] = 0;
   return static_cast<int>(std::count(dead.begin(), dead.end(), 1));
 }
 
-double fraction_beyond(const float* x, std::size_t n, float threshold) {
+double fraction_beyond(const float* x, std::size_t n, float threshold, SaturationScale s) {
   if (n == 0) return 0;
   std::size_t k = 0;
-  for (std::size_t i = 0; i < n; ++i) k += std::fabs(x[i]) > threshold ? 1 : 0;
+  for (std::size_t i = 0; i < n; ++i) k += std::fabs((x[i] - s.center) * s.scale) > threshold ? 1 : 0;
   return static_cast<double>(k) / static_cast<double>(n);
 }
+
+bool LayerDiag::bounded() const { return kind && kind->bounded(); }
 
 // ---- layers inside blocks -------------------------------------------------------------------
 namespace {
@@ -216,23 +223,30 @@ std::vector<InnerLayer> inner_layers(const Model& model) {
   return out;
 }
 
-// A layer's output statistics (and for a Tanh, its pre-activation's and dead units).
+// The scale saturation is measured on: the layer's bounds, or [-1, 1] (|out|) when it has none.
+SaturationScale saturation_scale(const LayerKind& k) {
+  return k.traits.bounds ? SaturationScale::of(k.traits.bounds->lo, k.traits.bounds->hi) : SaturationScale{};
+}
+
+// A layer's output statistics (and for a bounded activation, its pre-activation's and dead units).
 LayerDiag layer_diag(const Layer& l, const Mat* pre, int index, std::string name, int bins) {
   const Mat& o = l.out();
   const auto n = static_cast<std::size_t>(o.size());
   LayerDiag d;
+  d.kind = &l.kind();
   d.index = index;
   d.name = std::move(name);
   d.type = l.type();
   d.describe = l.describe();
   d.units = static_cast<int>(o.cols());
   d.out = moments(o.data(), n);
-  d.saturated_pct = 100.0 * fraction_beyond(o.data(), n, 0.97f);
-  d.sat99_pct = 100.0 * fraction_beyond(o.data(), n, 0.99f);
-  const bool tanh = d.type == "Tanh";
-  d.hist = tanh ? histogram(o.data(), n, bins, -1.0, 1.0) : histogram(o.data(), n, bins);
-  if (tanh) {
-    d.dead_units = count_dead_columns(o);
+  const SaturationScale sat = saturation_scale(*d.kind);
+  d.saturated_pct = 100.0 * fraction_beyond(o.data(), n, 0.97f, sat);
+  d.sat99_pct = 100.0 * fraction_beyond(o.data(), n, 0.99f, sat);
+  const auto& bounds = d.kind->traits.bounds;
+  d.hist = bounds ? histogram(o.data(), n, bins, bounds->lo, bounds->hi) : histogram(o.data(), n, bins);
+  if (bounds) {
+    d.dead_units = count_dead_columns(o, 0.99f, sat);
     if (pre) {
       d.has_pre = true;
       d.pre = moments(pre->data(), static_cast<std::size_t>(pre->size()));
@@ -299,15 +313,17 @@ void DiagObserver::capture_forward(Model& model, int64_t step, float loss) {
     const Layer& l = *layers[i];
     const Mat& pre = i == 0 ? model.stack_input() : layers[i - 1]->out();
     LayerDiag d = layer_diag(l, &pre, static_cast<int>(i), std::to_string(i), opt_.bins);
-    if (d.type == "Tanh" && s.saturation_map.layer < 0) {
+    if (d.bounded() && s.saturation_map.layer < 0) {
       const Mat& o = l.out();
       const auto n = static_cast<std::size_t>(o.size());
+      const SaturationScale sat = saturation_scale(*d.kind);
       auto& m = s.saturation_map;
       m.layer = d.index;
+      m.type = d.type;
       m.rows = static_cast<int>(o.rows());
       m.cols = static_cast<int>(o.cols());
       m.bits.resize(n);
-      for (std::size_t k = 0; k < n; ++k) m.bits[k] = std::fabs(o.data()[k]) > 0.99f ? '1' : '0';
+      for (std::size_t k = 0; k < n; ++k) m.bits[k] = std::fabs((o.data()[k] - sat.center) * sat.scale) > 0.99f ? '1' : '0';
     }
     s.layers.push_back(std::move(d));
   }
@@ -408,12 +424,15 @@ void DiagObserver::sample_pass(Model& model) {
   if (!twin_) twin_ = std::make_unique<Model>(*cfg, model.vocab_size());
   twin_->params().values() = model.params().values();
   twin_->params().buffers() = model.params().buffers();
-  twin_->forward(sample_x_.data(), static_cast<int>(n), Mode::Train);
+  // A generator of its own, so a stochastic layer's draws here leave the run's stream alone.
+  TorchGenerator gen(static_cast<uint64_t>(current_->step));
+  twin_->forward(sample_x_.data(), static_cast<int>(n), ForwardContext(Mode::Train, &gen));
   const auto& layers = twin_->stack().layers();
   auto sampled = [](LayerDiag& d, const Mat& o) {
-    if (d.type != "Tanh") return;
-    d.dead_units_sample = count_dead_columns(o);
-    d.sat99_pct_sample = 100.0 * fraction_beyond(o.data(), static_cast<std::size_t>(o.size()), 0.99f);
+    if (!d.bounded()) return;
+    const SaturationScale sat = saturation_scale(*d.kind);
+    d.dead_units_sample = count_dead_columns(o, 0.99f, sat);
+    d.sat99_pct_sample = 100.0 * fraction_beyond(o.data(), static_cast<std::size_t>(o.size()), 0.99f, sat);
   };
   for (LayerDiag& d : current_->layers) sampled(d, layers[static_cast<std::size_t>(d.index)]->out());
   const auto inner = inner_layers(*twin_);
@@ -442,15 +461,31 @@ const Linear* feeding_linear(const std::vector<std::unique_ptr<Layer>>& seq, std
                              bool* through_bn) {
   *through_bn = false;
   for (std::size_t k = i; k-- > 0;) {
-    const std::string t = seq[k]->type();
-    if (t == "Linear") {
+    if (const auto* lin = dynamic_cast<const Linear*>(seq[k].get())) {
       *at = k;
-      return static_cast<const Linear*>(seq[k].get());
+      return lin;
     }
-    if (t == "BatchNorm1d" || t == "LayerNorm" || t == "GroupNorm") *through_bn = true;
-    if (t == "Tanh" || t == "Residual") break;  // a residual's output is not one Linear's
+    const LayerKind& kind = seq[k]->kind();
+    if (kind.is(LayerRole::Normalization)) *through_bn = true;
+    // another activation reshapes the distribution; a residual's output is not one Linear's
+    if (kind.is(LayerRole::Activation) || kind.is(LayerRole::Block)) break;
   }
   return nullptr;
+}
+
+// A gain as the lecture writes it: 5/3, 1, or decimals.
+std::string gain_text(double g) {
+  for (int q = 1; q <= 12; ++q)
+    if (const double p = g * q; std::fabs(p - std::round(p)) < 1e-9)
+      return q == 1 ? fmt::format("{}", std::lround(p)) : fmt::format("{}/{}", std::lround(p), q);
+  return fmt::format("{:.3f}", g);
+}
+
+// Where a bounded activation counts as saturated (|u| > 0.99 in diag.h's terms), in its own units.
+std::string saturated_range(const LayerTraits::Bounds& b) {
+  if (b.lo == -b.hi) return fmt::format("beyond |{:g}|", 0.99 * b.hi);
+  const double margin = 0.005 * (b.hi - b.lo);
+  return fmt::format("below {:g} or above {:g}", b.lo + margin, b.hi - margin);
 }
 
 // Where a snapshot layer sits: its sequence and position (the stack, or a block's branch),
@@ -477,16 +512,16 @@ Place place_of(const Model& model, const LayerDiag& d) {
   return p;
 }
 
-// The layers whose output std should stay put across depth: the Tanh layers, or when there
-// are fewer than two of them the Linear layers before the logits.
+// The layers whose output std should stay put across depth: the bounded activations, or when
+// there are fewer than two of them the Linear layers before the logits.
 std::vector<const LayerDiag*> depth_layers(const Snapshot& s) {
   std::vector<const LayerDiag*> out;
   for (const LayerDiag* d : layers_in_order(s))  // those inside residual blocks too
-    if (d->type == "Tanh") out.push_back(d);
+    if (d->bounded()) out.push_back(d);
   if (out.size() >= 2) return out;
   out.clear();
   for (std::size_t i = 0; i + 1 < s.layers.size(); ++i)
-    if (s.layers[i].type == "Linear") out.push_back(&s.layers[i]);
+    if (s.layers[i].kind && s.layers[i].kind->is(LayerRole::Matmul)) out.push_back(&s.layers[i]);
   return out;
 }
 
@@ -501,7 +536,7 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
   if (r.initial_loss && *r.initial_loss > r.expected_loss + doctor::kOverconfidentExcess) {
     int last_linear = -1;
     for (std::size_t i = 0; i < layers.size(); ++i)
-      if (layers[i]->type() == "Linear") last_linear = static_cast<int>(i);
+      if (dynamic_cast<const Linear*>(layers[i].get())) last_linear = static_cast<int>(i);
     Finding f;
     f.id = "overconfident-output";
     f.layer = last_linear;
@@ -532,10 +567,13 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
     out.push_back(std::move(f));
   }
 
-  // 2. Saturated tanh units (and 3. dead ones): 1 - t^2 ~ 0 blocks the gradient.
+  // 2. Saturated units of a bounded activation (and 3. dead ones): a local gradient near 0
+  // (tanh's 1 - t^2) blocks the gradient.
   for (const LayerDiag* dp : layers_in_order(s)) {
     const LayerDiag& d = *dp;
-    if (d.type != "Tanh") continue;
+    if (!d.bounded()) continue;
+    const LayerKind& act = *d.kind;
+    const double gain = act.traits.kaiming_gain.value_or(1.0);
     const bool sampled = d.sat99_pct_sample >= 0;
     const double pct = sampled ? d.sat99_pct_sample : d.sat99_pct;
     bool through_bn = false;
@@ -549,32 +587,34 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
       const std::string w = param_name(model, L, 0);
       const ParamDiag* pw = find_param(s, w);
       cure = fmt::format(
-          "initialize {} with the Kaiming scale gain/sqrt(fan_in) = (5/3)/sqrt({}) = {:.3f}{} (config: \"weight_init\": "
-          "{{\"kind\": \"kaiming\", \"gain\": \"tanh\"}}){}, or put a BatchNorm1d between layer {} and the Tanh",
-          w, fan_in, (5.0 / 3.0) / std::sqrt(static_cast<double>(fan_in)),
-          pw ? fmt::format(" instead of its std {:.3f}", pw->data.std) : "",
+          "initialize {} with the Kaiming scale gain/sqrt(fan_in) = ({})/sqrt({}) = {:.3f}{} (config: \"weight_init\": "
+          "{{\"kind\": \"kaiming\", \"gain\": \"{}\"}}){}, or put a BatchNorm1d between layer {} and the {}",
+          w, gain_text(gain), fan_in, gain / std::sqrt(static_cast<double>(fan_in)),
+          pw ? fmt::format(" instead of its std {:.3f}", pw->data.std) : "", act.traits.kaiming_gain ? act.name : "linear",
           L.has_bias() ? fmt::format(" and shrink its bias {} by 0.01 (\"bias_init\": {{\"kind\": \"normal\", \"scale\": 0.01}})",
                                      param_name(model, L, 1))
                        : "",
-          where.prefix + std::to_string(lin_at));
+          where.prefix + std::to_string(lin_at), d.type);
     } else if (through_bn) {
       cure = "the pre-activation passes a normalization layer (BatchNorm1d, LayerNorm or GroupNorm) whose gamma / "
              "beta set its scale: lower the learning rate, or check that gamma has not grown large";
     } else {
-      cure = "scale down the pre-activation: initialize the layer feeding this Tanh with gain/sqrt(fan_in), gain 5/3";
+      cure = fmt::format("scale down the pre-activation: initialize the layer feeding this {} with gain/sqrt(fan_in), gain {}",
+                         d.type, gain_text(gain));
     }
     if (pct > doctor::kSaturatedPct) {
       Finding f;
       f.id = "saturated-activations";
       f.layer = d.index;
       f.message = fmt::format(
-          "{}: {:.1f}% of the activations are beyond |0.99|, where the local gradient 1 - t^2 < 0.02: those units "
+          "{}: {:.1f}% of the activations are {}, where the local gradient is below 2% of its peak: those units "
           "pass almost no gradient back, so the layers before them learn slowly",
-          layer_label(d), pct);
-      f.evidence = fmt::format("{:.1f}% of the {}x{} minibatch activations beyond |0.99|", d.sat99_pct,
-                               d.units > 0 ? (d.out.n + d.out.nonfinite) / d.units : 0, d.units);
+          layer_label(d), pct, saturated_range(*act.traits.bounds));
+      f.evidence = fmt::format("{:.1f}% of the {}x{} minibatch activations {}", d.sat99_pct,
+                               d.units > 0 ? (d.out.n + d.out.nonfinite) / d.units : 0, d.units,
+                               saturated_range(*act.traits.bounds));
       if (sampled) f.evidence += fmt::format(", {:.1f}% over the larger sample", d.sat99_pct_sample);
-      if (d.has_pre) f.evidence += fmt::format("; pre-activation mean {:+.2f}, std {:.2f} (tanh saturates beyond |2.65|)", d.pre.mean, d.pre.std);
+      if (d.has_pre) f.evidence += fmt::format("; pre-activation mean {:+.2f}, std {:.2f}", d.pre.mean, d.pre.std);
       f.fix = cure;
       out.push_back(std::move(f));
     }
@@ -583,9 +623,9 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
       f.id = "dead-units";
       f.layer = d.index;
       f.message = fmt::format(
-          "{}: {} of {} units are beyond |0.99| for every example of the sample (a whole white column in the "
+          "{}: {} of {} units are {} for every example of the sample (a whole white column in the "
           "saturation map): their gradient is ~0 for all inputs, so they never learn",
-          layer_label(d), d.dead_units_sample, d.units);
+          layer_label(d), d.dead_units_sample, d.units, saturated_range(*act.traits.bounds));
       f.evidence = fmt::format("{} dead over the sample, {} over the {}-example minibatch", d.dead_units_sample,
                                d.dead_units, s.batch);
       f.fix = cure + (r.steps_trained > 0 ? "; if they died during training, lower the learning rate" : "");
@@ -594,12 +634,13 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
   }
 
   // 4. Gradients and activations across depth.
-  std::vector<const LayerDiag*> tanhs;  // in order of depth, those inside residual blocks too
+  std::vector<const LayerDiag*> tanhs;  // bounded activations in order of depth, those inside residual blocks too
   for (const LayerDiag* d : layers_in_order(s))
-    if (d->type == "Tanh") tanhs.push_back(d);
+    if (d->bounded()) tanhs.push_back(d);
   if (tanhs.size() >= 2 && tanhs.front()->has_grad && tanhs.back()->has_grad) {
     const LayerDiag& a = *tanhs.front();
     const LayerDiag& b = *tanhs.back();
+    const std::string acts = a.kind == b.kind ? fmt::format("{} layer", a.kind->name) : "bounded activation";
     const std::string ev = fmt::format("gradient std {:.3e} at {} vs {:.3e} at {}", a.grad.std, layer_label(a), b.grad.std,
                                        layer_label(b));
     const std::string cure =
@@ -607,15 +648,15 @@ std::vector<Finding> diagnose(const Report& r, const Model& model) {
         "\"kaiming\", \"gain\": \"tanh\"}), or put a BatchNorm1d after each Linear";
     if (a.grad.std * doctor::kDepthFactor < b.grad.std) {
       out.push_back({"vanishing-gradients", -1,
-                     fmt::format("the gradient shrinks {:.0f}x on its way back from the last to the first tanh layer: "
+                     fmt::format("the gradient shrinks {:.0f}x on its way back from the last to the first {}: "
                                  "the early layers barely learn",
-                                 b.grad.std / std::max(a.grad.std, 1e-300)),
+                                 b.grad.std / std::max(a.grad.std, 1e-300), acts),
                      ev, cure});
     } else if (a.grad.std > doctor::kDepthFactor * b.grad.std) {
       out.push_back({"exploding-gradients", -1,
-                     fmt::format("the gradient grows {:.0f}x on its way back from the last to the first tanh layer: "
+                     fmt::format("the gradient grows {:.0f}x on its way back from the last to the first {}: "
                                  "the early layers take steps far larger than the late ones",
-                                 a.grad.std / std::max(b.grad.std, 1e-300)),
+                                 a.grad.std / std::max(b.grad.std, 1e-300), acts),
                      ev, cure + " (a gain above 5/3 amplifies each layer)"});
     }
   }
@@ -806,7 +847,7 @@ nlohmann::json snapshot_json(const Snapshot& s, bool with_saturation_map) {
   }
   if (with_saturation_map) {
     const auto& m = s.saturation_map;
-    j["saturation_map"] = m.layer >= 0 ? json{{"layer", m.layer}, {"rows", m.rows}, {"cols", m.cols}, {"bits", m.bits}}
+    j["saturation_map"] = m.layer >= 0 ? json{{"layer", m.layer}, {"type", m.type}, {"rows", m.rows}, {"cols", m.cols}, {"bits", m.bits}}
                                        : json(nullptr);
   }
   return j;
@@ -906,14 +947,15 @@ std::string format_report(const Report& r) {
   }
 
   const auto in_order = layers_in_order(s);
-  line("\n--- activation distribution (Tanh layers; |t| > 0.97 saturated, as the lecture's cell 15)");
+  line("\n--- activation distribution (bounded activations; |t| > 0.97 saturated, t the output on [-1, 1], as the "
+       "lecture's cell 15)");
   for (const LayerDiag* d : in_order)
-    if (d->type == "Tanh")
+    if (d->bounded())
       line(fmt::format("layer {} ({:>10}): mean {:+.2f}, std {:.2f}, saturated: {:.2f}%", layer_name(*d), d->type, d->out.mean,
                        d->out.std, d->saturated_pct));
   line("--- saturation beyond |0.99| and dead units (|t| > 0.99 for every example)");
   for (const LayerDiag* d : in_order)
-    if (d->type == "Tanh")
+    if (d->bounded())
       line(fmt::format("layer {} ({:>10}): pre-activation mean {:+.2f} std {:.2f} | |t|>0.99 {:.2f}% | dead {} of {}{}",
                        layer_name(*d), d->type, d->pre.mean, d->pre.std, d->sat99_pct, d->dead_units, d->units,
                        d->dead_units_sample >= 0
@@ -921,7 +963,7 @@ std::string format_report(const Report& r) {
                            : std::string()));
   line("--- gradient distribution (cell 16)");
   for (const LayerDiag* d : in_order)
-    if (d->type == "Tanh" && d->has_grad)
+    if (d->bounded() && d->has_grad)
       line(fmt::format("layer {} ({:>10}): mean {:+f}, std {:e}", layer_name(*d), d->type, d->grad.mean, d->grad.std));
   line("--- weights gradient distribution (cell 17)");
   for (const auto& p : s.params) {
@@ -935,7 +977,7 @@ std::string format_report(const Report& r) {
       if (p.update_data_log10) line(fmt::format("{:<24} {:+.3f}", p.name, *p.update_data_log10));
   }
 
-  line("\n--- histograms (output | tanh pre-activation | gradient of the output), ranges in brackets");
+  line("\n--- histograms (output | pre-activation of a bounded activation | gradient of the output), ranges in brackets");
   auto range = [](const Histogram& h) { return fmt::format("[{:+.2g}, {:+.2g}]", h.lo, h.hi); };
   for (const LayerDiag* dp : in_order) {
     const LayerDiag& d = *dp;

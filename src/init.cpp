@@ -9,17 +9,22 @@
 #include <fmt/format.h>
 
 #include "makemore/error.h"
+#include "makemore/layer_kinds.h"
 
 namespace mm {
 
+// A nonlinearity's gain is a trait of its layer kind (the registry's); "identity" is torch's
+// other name for no nonlinearity.
 double kaiming_gain(const std::string& name) {
-  if (name == "linear" || name == "identity" || name == "sigmoid") return 1.0;
-  if (name == "tanh") return 5.0 / 3.0;
-  if (name == "relu") return std::sqrt(2.0);
+  if (const LayerKind* k = find_layer_kind(name); k && k->traits.kaiming_gain) return *k->traits.kaiming_gain;
+  if (name == "identity") return 1.0;
   char* end = nullptr;
   double v = std::strtod(name.c_str(), &end);
   if (!name.empty() && end && *end == '\0' && std::isfinite(v) && v > 0) return v;
-  throw Error(fmt::format("unknown Kaiming gain '{}'; use linear, tanh, relu, sigmoid or a positive number", name));
+  std::string names;
+  for (const LayerKind* k : layer_kinds())
+    if (k->traits.kaiming_gain) names += std::string(k->name) + ", ";
+  throw Error(fmt::format("unknown Kaiming gain '{}'; use {}identity or a positive number", name, names));
 }
 
 namespace {

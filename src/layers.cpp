@@ -5,6 +5,7 @@
 #include "makemore/layers.h"
 
 #include "makemore/gemm.h"
+#include "makemore/layer_kinds.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +18,11 @@
 #endif
 
 namespace mm {
+
+using nlohmann::json;
+using InitUse = LayerOptionReader::InitUse;
+
+std::string Layer::type() const { return kind().class_name; }
 
 namespace {
 void column_sums(const float* __restrict x, Eigen::Index n, Eigen::Index C, float* __restrict sum);  // below
@@ -66,7 +72,7 @@ void Embedding::forward_tokens(const int32_t* tokens, int batch, int block_size)
   for (std::size_t r = 0; r < n; ++r) std::copy_n(C + static_cast<std::size_t>(tokens_[r]) * width, width, out + r * width);
 }
 
-void Embedding::forward(const Mat& x, Mode) {
+void Embedding::forward(const Mat& x, const ForwardContext&) {
   std::vector<int32_t> tok(static_cast<std::size_t>(x.size()));
   for (std::size_t i = 0; i < tok.size(); ++i) tok[i] = static_cast<int32_t>(x.data()[i]);
   forward_tokens(tok.data(), static_cast<int>(x.rows()), static_cast<int>(x.cols()));
@@ -87,6 +93,13 @@ void Embedding::backward(const Mat& dout, Mat* dx) {
   if (dx && x_) dx->setZero(x_->rows(), x_->cols());  // token indices have no gradient
 }
 
+// Not a config kind: the model's first layer (layer_kinds() leaves it out).
+const LayerKind& Embedding::kind() const {
+  static const LayerKind k{.name = "embedding", .class_name = "Embedding", .summary = "rows of C for the tokens",
+                           .traits = {.role = LayerRole::Gather}};
+  return k;
+}
+
 // ---- Flatten -----------------------------------------------------------------------------
 void Flatten::build(int in_time, int in_features, ParamStore& store, const std::string&) {
   store_ = &store;
@@ -100,7 +113,7 @@ void Flatten::build(int in_time, int in_features, ParamStore& store, const std::
 }
 
 // (B*T, C) row-major is the same memory as (B*T/n, n*C): copy without reordering.
-void Flatten::forward(const Mat& x, Mode) {
+void Flatten::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   const Eigen::Index rows = x.rows() * x.cols() / out_features_;
   out_.resize(rows, out_features_);
@@ -112,6 +125,35 @@ void Flatten::backward(const Mat& dout, Mat* dx) {
   dx->resize(x_->rows(), x_->cols());
   std::copy(dout.data(), dout.data() + dout.size(), dx->data());
 }
+
+namespace {
+const LayerKind& flatten_kind() {
+  static const LayerKind k{
+      .name = "flatten",
+      .class_name = "Flatten",
+      .summary = "n consecutive positions side by side (FlattenConsecutive); without n, all of them",
+      .traits = {.role = LayerRole::Gather, .takes_sequence = true},
+      .keys = {"n"},
+      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
+        if (r.has("n")) s.flatten_n = static_cast<int>(r.integer("n", 1, 1 << 16));
+      },
+      .write = [](const LayerSpec& s, json& j) {
+        if (s.flatten_n) j["n"] = s.flatten_n;
+      },
+      .shape = [](const LayerSpec& s, ShapeCheck& c) {
+        const int n = s.flatten_n == 0 ? c.time : s.flatten_n;
+        if (c.time % n != 0) c.fail("n", fmt::format("the time length {} is not divisible by {}", c.time, n));
+        c.time /= n;
+        if (c.features > 0) c.features *= n;
+      },
+      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Flatten>(s.flatten_n); },
+      .examples = {"{}", R"({"n": 2})"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& Flatten::kind() const { return flatten_kind(); }
+std::string Flatten::type() const { return n_ == 0 ? "Flatten" : "FlattenConsecutive"; }
 
 // ---- Linear ------------------------------------------------------------------------------
 std::string Linear::describe() const {
@@ -139,7 +181,7 @@ void add_bias_rows(float* out, int rows, int cols, const float* __restrict b) {
 }
 }  // namespace
 
-void Linear::forward(const Mat& x, Mode) {
+void Linear::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   // x is the embedding's output, so its rows are the embedding's tokens' rows of C.
   token_path_ = tokens_from_ && &x == &tokens_from_->out() && token_linear() != TokenLinear::Off && x.rows() > 0;
@@ -170,6 +212,52 @@ void Linear::backward(const Mat& dout, Mat* dx) {
          dx->data(), in_features_);
   }
 }
+
+namespace {
+void parse_linear(const LayerOptionReader& r, LayerSpec& s) {
+  if (!r.has("out")) r.fail(r.field("out"), "missing; the number of outputs, or \"vocab\"");
+  if (r.at("out").is_string()) {
+    if (r.at("out") != "vocab") r.fail(r.field("out"), "must be a positive integer or \"vocab\"");
+    s.out_is_vocab = true;
+  } else {
+    s.out = static_cast<int>(r.integer("out", 1, 1 << 20));
+  }
+  if (r.has("bias")) s.bias = r.boolean("bias");
+  s.weight_init = r.has("weight_init") ? r.init("weight_init", InitUse::LinearWeight) : InitSpec{InitSpec::Kind::TorchLinear};
+  if (r.has("bias_init")) {
+    if (!s.bias) r.fail(r.field("bias_init"), "given for a layer with \"bias\": false");
+    s.bias_init = r.init("bias_init", InitUse::Bias);
+  } else {
+    s.bias_init = s.weight_init.kind == InitSpec::Kind::TorchLinear ? InitSpec{InitSpec::Kind::TorchLinearBias}
+                                                                    : InitSpec{InitSpec::Kind::Zeros};
+  }
+  if (s.bias_init.kind == InitSpec::Kind::TorchLinear) s.bias_init.kind = InitSpec::Kind::TorchLinearBias;
+}
+
+const LayerKind& linear_kind() {
+  static const LayerKind k{
+      .name = "linear",
+      .class_name = "Linear",
+      .summary = "out = x @ weight + bias",
+      .traits = {.role = LayerRole::Matmul, .kaiming_gain = 1.0},
+      .keys = {"out", "bias", "weight_init", "bias_init"},
+      .parse = parse_linear,
+      .write = [](const LayerSpec& s, json& j) {
+        j["out"] = s.out_is_vocab ? json("vocab") : json(s.out);
+        j["bias"] = s.bias;
+        j["weight_init"] = init_to_json(s.weight_init);
+        if (s.bias) j["bias_init"] = init_to_json(s.bias_init);
+      },
+      .shape = [](const LayerSpec& s, ShapeCheck& c) { c.features = s.out_is_vocab ? -1 : s.out; },
+      .make = [](const LayerSpec& s, const LayerBuild& b) -> std::unique_ptr<Layer> {
+        return std::make_unique<Linear>(s.out_is_vocab ? b.vocab_size : s.out, s.bias, s.weight_init, s.bias_init);
+      },
+      .examples = {R"({"out": 4})", R"({"out": 5, "bias": false})"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& Linear::kind() const { return linear_kind(); }
 
 // ---- BatchNorm1d -------------------------------------------------------------------------
 namespace {
@@ -337,7 +425,8 @@ void BatchNorm1d::build(int in_time, int in_features, ParamStore& store, const s
   param_ids_ = {gamma_, beta_};
 }
 
-void BatchNorm1d::forward(const Mat& x, Mode mode) {
+void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
+  const Mode mode = ctx.mode;
   x_ = &x;
   last_mode_ = mode;
   const Eigen::Index n = x.rows(), C = x.cols();
@@ -457,6 +546,44 @@ void BatchNorm1d::calibrate_end() {
   }
 }
 
+namespace {
+void parse_batchnorm(const LayerOptionReader& r, LayerSpec& s) {
+  if (r.has("eps")) s.bn.eps = r.number("eps", 0, 1);
+  if (r.has("momentum")) s.bn.momentum = r.number("momentum", 0, 1);
+  if (r.has("unbiased")) s.bn.unbiased = r.boolean("unbiased");
+  if (r.has("running")) {
+    const std::string v = r.string("running");
+    if (v != "std" && v != "var") r.fail(r.field("running"), "must be \"var\" (BatchNorm1d) or \"std\" (the notebook's cells 6-10)");
+    s.bn.running_std = v == "std";
+  }
+  if (r.has("gamma_init")) s.bn.gamma_init = r.init("gamma_init", InitUse::Vector);
+  if (r.has("beta_init")) s.bn.beta_init = r.init("beta_init", InitUse::Vector);
+}
+
+const LayerKind& batchnorm_kind() {
+  static const LayerKind k{
+      .name = "batchnorm1d",
+      .class_name = "BatchNorm1d",
+      .summary = "each feature normalized over the batch; running statistics for evaluation",
+      .traits = {.role = LayerRole::Normalization, .running_stats = true, .after_output = true},
+      .keys = {"eps", "momentum", "unbiased", "running", "gamma_init", "beta_init"},
+      .parse = parse_batchnorm,
+      .write = [](const LayerSpec& s, json& j) {
+        j["eps"] = s.bn.eps;
+        j["momentum"] = s.bn.momentum;
+        j["unbiased"] = s.bn.unbiased;
+        j["running"] = s.bn.running_std ? "std" : "var";
+        j["gamma_init"] = init_to_json(s.bn.gamma_init);
+        j["beta_init"] = init_to_json(s.bn.beta_init);
+      },
+      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<BatchNorm1d>(s.bn); },
+      .examples = {"{}", R"({"eps": 0, "momentum": 0.001, "running": "std"})"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& BatchNorm1d::kind() const { return batchnorm_kind(); }
+
 // ---- Tanh --------------------------------------------------------------------------------
 void Tanh::build(int in_time, int in_features, ParamStore& store, const std::string&) {
   store_ = &store;
@@ -464,7 +591,7 @@ void Tanh::build(int in_time, int in_features, ParamStore& store, const std::str
   in_features_ = out_features_ = in_features;
 }
 
-void Tanh::forward(const Mat& x, Mode) {
+void Tanh::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   out_.resize(x.rows(), x.cols());
   out_.array() = x.array().tanh();
@@ -476,6 +603,20 @@ void Tanh::backward(const Mat& dout, Mat* dx) {
   dx->resize(dout.rows(), dout.cols());
   dx->array() = dout.array() * (1.0f - out_.array().square());
 }
+
+namespace {
+const LayerKind& tanh_kind() {
+  static const LayerKind k{.name = "tanh",
+                           .class_name = "Tanh",
+                           .summary = "tanh(x), bounded to [-1, 1]",
+                           .traits = {.role = LayerRole::Activation, .bounds = LayerTraits::Bounds{-1.0, 1.0}, .kaiming_gain = 5.0 / 3.0},
+                           .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Tanh>(); },
+                           .examples = {"{}"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& Tanh::kind() const { return tanh_kind(); }
 
 // ---- GroupNorm / LayerNorm ---------------------------------------------------------------
 std::string GroupNorm::describe() const {
@@ -504,7 +645,7 @@ void GroupNorm::build(int in_time, int in_features, ParamStore& store, const std
 
 // Per row r and group g of K = C/G features: mu = mean, v = biased variance (sums in double),
 // xhat = (x - mu) / sqrt(v + eps), out = gamma * xhat + beta.
-void GroupNorm::forward(const Mat& x, Mode) {
+void GroupNorm::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   const Eigen::Index n = x.rows(), C = x.cols(), G = opt_.groups, K = C / G;
   xhat_.resize(n, C);
@@ -565,6 +706,69 @@ void GroupNorm::backward(const Mat& dout, Mat* dx) {
   }
 }
 
+namespace {
+void parse_norm(const LayerOptionReader& r, NormOptions& n) {
+  if (r.has("eps")) n.eps = r.number("eps", 0, 1);
+  if (r.has("affine")) n.affine = r.boolean("affine");
+  for (const char* key : {"gamma_init", "beta_init"})
+    if (r.has(key) && !n.affine) r.fail(r.field(key), "given for a layer with \"affine\": false (no gamma / beta)");
+  if (r.has("gamma_init")) n.gamma_init = r.init("gamma_init", InitUse::Vector);
+  if (r.has("beta_init")) n.beta_init = r.init("beta_init", InitUse::Vector);
+}
+
+void write_norm(const LayerSpec& s, json& j) {
+  j["eps"] = s.norm.eps;
+  j["affine"] = s.norm.affine;
+  if (s.norm.affine) {
+    j["gamma_init"] = init_to_json(s.norm.gamma_init);
+    j["beta_init"] = init_to_json(s.norm.beta_init);
+  }
+}
+
+const LayerKind& layernorm_kind() {
+  static const LayerKind k{
+      .name = "layernorm",
+      .class_name = "LayerNorm",
+      .summary = "each row normalized over its features",
+      .traits = {.role = LayerRole::Normalization},
+      .keys = {"eps", "affine", "gamma_init", "beta_init"},
+      .parse = [](const LayerOptionReader& r, LayerSpec& s) { parse_norm(r, s.norm); },
+      .write = write_norm,
+      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<LayerNorm>(s.norm); },
+      .examples = {"{}", R"({"affine": false, "eps": 0.001})"}};
+  return k;
+}
+
+const LayerKind& groupnorm_kind() {
+  static const LayerKind k{
+      .name = "groupnorm",
+      .class_name = "GroupNorm",
+      .summary = "each row normalized over groups of consecutive features",
+      .traits = {.role = LayerRole::Normalization},
+      .keys = {"groups", "eps", "affine", "gamma_init", "beta_init"},
+      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
+        if (!r.has("groups")) r.fail(r.field("groups"), "missing; the number of groups, a divisor of the layer's input width");
+        s.norm.groups = static_cast<int>(r.integer("groups", 1, 1 << 20));
+        parse_norm(r, s.norm);
+      },
+      .write = [](const LayerSpec& s, json& j) {
+        j["groups"] = s.norm.groups;
+        write_norm(s, j);
+      },
+      .shape = [](const LayerSpec& s, ShapeCheck& c) {
+        if (c.features > 0 && c.features % s.norm.groups != 0)
+          c.fail("groups", fmt::format("{} features cannot be split into {} equal groups; use a divisor of {}", c.features,
+                                       s.norm.groups, c.features));
+      },
+      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<GroupNorm>(s.norm); },
+      .examples = {R"({"groups": 3})", R"({"groups": 2, "affine": false})", R"({"groups": 6, "eps": 0.1})"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& GroupNorm::kind() const { return groupnorm_kind(); }
+const LayerKind& LayerNorm::kind() const { return layernorm_kind(); }
+
 // ---- ReLU --------------------------------------------------------------------------------
 void ReLU::build(int in_time, int in_features, ParamStore& store, const std::string&) {
   store_ = &store;
@@ -572,7 +776,7 @@ void ReLU::build(int in_time, int in_features, ParamStore& store, const std::str
   in_features_ = out_features_ = in_features;
 }
 
-void ReLU::forward(const Mat& x, Mode) {
+void ReLU::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   out_.resize(x.rows(), x.cols());
   out_.array() = x.array().max(0.0f);
@@ -584,6 +788,20 @@ void ReLU::backward(const Mat& dout, Mat* dx) {
   dx->resize(dout.rows(), dout.cols());
   dx->array() = (x_->array() > 0.0f).select(dout.array(), 0.0f);
 }
+
+namespace {
+const LayerKind& relu_kind() {
+  static const LayerKind k{.name = "relu",
+                           .class_name = "ReLU",
+                           .summary = "max(x, 0)",
+                           .traits = {.role = LayerRole::Activation, .kaiming_gain = 1.4142135623730951},  // sqrt 2
+                           .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<ReLU>(); },
+                           .examples = {"{}"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& ReLU::kind() const { return relu_kind(); }
 
 // ---- GELU --------------------------------------------------------------------------------
 namespace {
@@ -601,7 +819,7 @@ void GELU::build(int in_time, int in_features, ParamStore& store, const std::str
 
 // exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
 // tanh:  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-void GELU::forward(const Mat& x, Mode) {
+void GELU::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   out_.resize(x.rows(), x.cols());
   const float* in = x.data();
@@ -635,6 +853,30 @@ void GELU::backward(const Mat& dout, Mat* dx) {
   }
 }
 
+namespace {
+const LayerKind& gelu_kind() {
+  static const LayerKind k{
+      .name = "gelu",
+      .class_name = "GELU",
+      .summary = "x Phi(x), exact (erf) or its tanh approximation",
+      .traits = {.role = LayerRole::Activation},
+      .keys = {"approximate"},
+      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
+        if (!r.has("approximate")) return;
+        const std::string a = r.string("approximate");
+        if (a != "none" && a != "tanh")
+          r.fail(r.field("approximate"), fmt::format("must be \"none\" (erf, the default) or \"tanh\", got \"{}\"", a));
+        s.gelu_tanh = a == "tanh";
+      },
+      .write = [](const LayerSpec& s, json& j) { j["approximate"] = s.gelu_tanh ? "tanh" : "none"; },
+      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<GELU>(s.gelu_tanh); },
+      .examples = {"{}", R"({"approximate": "tanh"})"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& GELU::kind() const { return gelu_kind(); }
+
 // ---- Sequential --------------------------------------------------------------------------
 void Sequential::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
   store_ = &store;
@@ -651,11 +893,11 @@ void Sequential::build(int in_time, int in_features, ParamStore& store, const st
   grads_.resize(layers_.size());
 }
 
-void Sequential::forward(const Mat& x, Mode mode) {
+void Sequential::forward(const Mat& x, const ForwardContext& ctx) {
   x_ = &x;
   const Mat* in = &x;
   for (auto& l : layers_) {
-    l->forward(*in, mode);
+    l->forward(*in, ctx);
     in = &l->out();
   }
 }
@@ -673,6 +915,13 @@ std::vector<Layer*> Sequential::children() {
   std::vector<Layer*> out;
   for (auto& l : layers_) out.push_back(l.get());
   return out;
+}
+
+// Not a config kind: the model's stack and a residual's branch.
+const LayerKind& Sequential::kind() const {
+  static const LayerKind k{.name = "sequential", .class_name = "Sequential", .summary = "its layers in order",
+                           .traits = {.role = LayerRole::Block}};
+  return k;
 }
 
 // ---- Residual ----------------------------------------------------------------------------
@@ -696,9 +945,9 @@ void Residual::build(int in_time, int in_features, ParamStore& store, const std:
                             where_, in_features, branch_.out_features(), in_features));
 }
 
-void Residual::forward(const Mat& x, Mode mode) {
+void Residual::forward(const Mat& x, const ForwardContext& ctx) {
   x_ = &x;
-  branch_.forward(x, mode);
+  branch_.forward(x, ctx);
   out_.resize(x.rows(), x.cols());
   out_ = x + branch_.out();
 }
@@ -709,6 +958,72 @@ void Residual::backward(const Mat& dout, Mat* dx) {
   if (!dx) return;
   dx->resize(dout.rows(), dout.cols());
   *dx = dout + dbranch_;
+}
+
+namespace {
+// Residual blocks inside residual blocks: each level is a C++ call in parsing, building and
+// every forward / backward, so an absurd nesting (thousands) would overflow the stack.
+constexpr int kMaxResidualNesting = 64;
+
+void parse_residual(const LayerOptionReader& r, LayerSpec& s) {
+  if (!r.has("layers") || !r.at("layers").is_array() || r.at("layers").empty())
+    r.fail(r.field("layers"), "must be a non-empty list of layers: the branch f of x + f(x)");
+  if (r.nesting() >= kMaxResidualNesting)
+    r.fail(r.where(), fmt::format("residual blocks nested more than {} deep; put blocks one after another instead",
+                                  kMaxResidualNesting));
+  s.layers = r.layers("layers");
+}
+
+void residual_shape(const LayerSpec& s, ShapeCheck& c) {
+  int t = c.time, f = c.features;
+  check_layer_shapes(s.layers, c.where + ".layers", *c.source, t, f);
+  if (t != c.time)
+    c.fail("layers", fmt::format("residual branch changes the time length from {} to {} (a flatten inside); its output "
+                                 "shape must equal its input's",
+                                 c.time, t));
+  if (c.features > 0 && f > 0 && f != c.features)
+    c.fail("layers", fmt::format("residual branch maps {} features to {}; its output width must equal its input ({})",
+                                 c.features, f, c.features));
+}
+
+std::unique_ptr<Layer> make_residual(const LayerSpec& s, const LayerBuild& b) {
+  auto r = std::make_unique<Residual>(b.where + ".layers");
+  for (std::size_t i = 0; i < s.layers.size(); ++i) {
+    const LayerSpec& inner = s.layers[i];
+    r->add(inner.kind->make(inner, LayerBuild{b.vocab_size, fmt::format("{}.layers[{}]", b.where, i)}));
+  }
+  return r;
+}
+
+const LayerKind& residual_kind() {
+  static const LayerKind k{
+      .name = "residual",
+      .class_name = "Residual",
+      .summary = "x + f(x), f a list of layers that keeps the width",
+      .traits = {.role = LayerRole::Block},
+      .keys = {"layers"},
+      .parse = parse_residual,
+      .write = [](const LayerSpec& s, json& j) {
+        json inner = json::array();
+        for (const auto& l : s.layers) inner.push_back(layer_spec_json(l));
+        j["layers"] = inner;
+      },
+      .shape = residual_shape,
+      .make = make_residual,
+      .examples = {R"({"layers": [{"type": "linear", "out": 6}, {"type": "layernorm"}, {"type": "tanh"}]})"}};
+  return k;
+}
+}  // namespace
+
+const LayerKind& Residual::kind() const { return residual_kind(); }
+
+// ---- the registry -------------------------------------------------------------------------
+// Every kind a config can name, in the order listings and error messages show them.
+const std::vector<const LayerKind*>& layer_kinds() {
+  static const std::vector<const LayerKind*> kinds{&linear_kind(),  &batchnorm_kind(), &layernorm_kind(),
+                                                   &groupnorm_kind(), &tanh_kind(),      &relu_kind(),
+                                                   &gelu_kind(),    &flatten_kind(),   &residual_kind()};
+  return kinds;
 }
 
 // ---- SoftmaxCrossEntropy -----------------------------------------------------------------

@@ -6,28 +6,13 @@
 
 #include <fmt/format.h>
 
+#include "makemore/layer_kinds.h"
 #include "makemore/parallel.h"
 
 namespace mm {
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size, const std::string& where) {
-  if (s.type == "linear") return std::make_unique<Linear>(s.out_is_vocab ? vocab_size : s.out, s.bias, s.weight_init, s.bias_init);
-  if (s.type == "batchnorm1d") return std::make_unique<BatchNorm1d>(s.bn);
-  if (s.type == "tanh") return std::make_unique<Tanh>();
-  if (s.type == "flatten") return std::make_unique<Flatten>(s.flatten_n);
-  if (s.type == "layernorm") return std::make_unique<LayerNorm>(s.norm);
-  if (s.type == "groupnorm") return std::make_unique<GroupNorm>(s.norm);
-  if (s.type == "relu") return std::make_unique<ReLU>();
-  if (s.type == "gelu") return std::make_unique<GELU>(s.gelu_tanh);
-  if (s.type == "residual") {
-    auto r = std::make_unique<Residual>(where + ".layers");
-    for (std::size_t i = 0; i < s.layers.size(); ++i)
-      r->add(make_layer(s.layers[i], vocab_size, fmt::format("{}.layers[{}]", where, i)));
-    return r;
-  }
-  throw std::invalid_argument(fmt::format("{}: unknown layer type '{}'; use linear, batchnorm1d, layernorm, groupnorm, "
-                                          "tanh, relu, gelu, flatten or residual",
-                                          where, s.type));
+  return s.kind->make(s, LayerBuild{vocab_size, where});
 }
 
 Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block_size_(cfg.block_size), config_(cfg) {
@@ -67,7 +52,7 @@ void collect_layers(Layer* l, std::vector<Layer*>& out) {
 }
 
 bool is_lsuv_linear(const Layer& l, const ParamStore& ps) {
-  return l.type() == "Linear" && ps.info(l.param_ids()[0]).init.kind == InitSpec::Kind::Lsuv;
+  return dynamic_cast<const Linear*>(&l) && ps.info(l.param_ids()[0]).init.kind == InitSpec::Kind::Lsuv;
 }
 }  // namespace
 
@@ -115,7 +100,7 @@ std::vector<Model::LsuvLayer> Model::lsuv(const Examples& train, TorchGenerator&
     LsuvLayer r;
     r.weight = params_.info(w).name;
     for (;;) {
-      forward(xb.data(), batch, Mode::Train);
+      forward(xb.data(), batch, ForwardContext(Mode::Train, &gen));
       r.variance = variance(l->out());
       if (std::fabs(r.variance - 1.0) < spec.lsuv_tol || r.rescales >= spec.lsuv_max_iter || !(r.variance > 0) ||
           !std::isfinite(r.variance))
@@ -133,9 +118,9 @@ std::vector<Model::LsuvLayer> Model::lsuv(const Examples& train, TorchGenerator&
 
 const Mat& Model::logits() const { return stack_.out(); }
 
-const Mat& Model::forward(const int32_t* x, int batch, Mode mode) {
+const Mat& Model::forward(const int32_t* x, int batch, const ForwardContext& ctx) {
   embedding_->forward_tokens(x, batch, block_size_);
-  stack_.forward(embedding_->out(), mode);
+  stack_.forward(embedding_->out(), ctx);
   return stack_.out();
 }
 

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "makemore/layer_kinds.h"
 #include "makemore/optim.h"
 #include "makemore/rng.h"
 
@@ -20,7 +21,7 @@ namespace mm {
 double step_matmul_flops(const Model& model, int batch) {
   double flops = 0;
   for (const Layer* l : model.all_layers()) {  // Linears inside residual blocks included
-    if (l->type() != "Linear") continue;
+    if (!l->kind().is(LayerRole::Matmul)) continue;
     const double rows = static_cast<double>(batch) * (l->in_time() > 0 ? l->in_time() : 1);
     flops += 3.0 * 2.0 * rows * l->in_features() * l->out_features();
   }
@@ -133,13 +134,7 @@ double thread_ns() {
   return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-std::string kind_of(const std::string& type) {
-  if (type == "Linear") return "matmul";
-  if (type == "BatchNorm1d" || type == "LayerNorm" || type == "GroupNorm") return "normalization";
-  if (type == "Tanh" || type == "ReLU" || type == "GELU") return "activation";
-  if (type == "Embedding" || type == "Flatten" || type == "FlattenConsecutive") return "gather";
-  return "other";
-}
+std::string kind_of(const Layer& l) { return role_name(l.kind().traits.role); }
 }  // namespace
 
 StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train, int64_t steps) {
@@ -183,7 +178,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     lap();
     const Mat* in = &model.embedding().out();
     for (auto& l : layers) {
-      l->forward(*in, Mode::Train);
+      l->forward(*in, ForwardContext(Mode::Train, &gen));
       in = &l->out();
       lap();
     }
@@ -210,10 +205,10 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   };
   add("minibatch gather (randint + rows)", "gather");
   add("embedding forward (rows of C, flattened)", "gather");
-  for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(layers[i]->type()));
+  for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(*layers[i]));
   add("softmax + cross-entropy forward", "softmax");
   add("softmax + cross-entropy backward", "softmax");
-  for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(layers[i]->type()));
+  for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(*layers[i]));
   add("embedding backward (scatter-add)", "gather");
   add(fmt::format("{} update{}", cfg.optimizer.type, cfg.clip_grad_norm > 0 ? " (+ clipping)" : ""), "optimizer");
   return prof;

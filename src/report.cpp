@@ -25,6 +25,7 @@
 #include "makemore/data.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/layer_kinds.h"
 #include "makemore/plot.h"
 #include "makemore/rng.h"
 #include "makemore/run.h"
@@ -136,10 +137,10 @@ std::optional<plot::Histogram> parse_hist(const json& h, std::string label) {
   return out;
 }
 
-bool is_tanh(const json& layer) {
-  std::string t = str(layer, "type");
-  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return t == "tanh";
+// A bounded activation (Tanh, Sigmoid): the registry's traits of the class name the JSON records.
+bool is_bounded(const json& layer) {
+  const LayerKind* k = find_layer_kind_by_class(str(layer, "type"));
+  return k && k->bounded();
 }
 
 std::string layer_name(const json& layer) {
@@ -169,7 +170,7 @@ std::vector<json> layers_in_order(const json& snapshot) {
 std::vector<json> plotted_layers(const json& snapshot) {
   std::vector<json> all = layers_in_order(snapshot), tanh;
   for (const auto& l : all)
-    if (is_tanh(l)) tanh.push_back(l);
+    if (is_bounded(l)) tanh.push_back(l);
   return tanh.empty() ? all : tanh;
 }
 
@@ -465,7 +466,7 @@ ReportResult write_report(const ReportOptions& opt) {
     pre_c.x_label = "pre-activation (input to tanh)";
     if (inspect)
       for (const auto& l : layers_in_order(*inspect)) {
-        if (!is_tanh(l)) continue;
+        if (!is_bounded(l)) continue;
         if (auto h = parse_hist(l.value("hist", json()), fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}% ({})", layer_name(l),
                                                                      num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"),
                                                                      kSaturatedText)))
@@ -510,7 +511,7 @@ ReportResult write_report(const ReportOptions& opt) {
                  fmt::format("{}: white where {}; rows = examples in the batch ({}), columns = units ({}). {:.1f}% white "
                              "(the saturated percentages elsewhere on this page count {}); a fully white column is a dead "
                              "unit that never learns.",
-                             layer_name(json{{"index", m.value("layer", json())}, {"type", "Tanh"}}), kMapText, r, c,
+                             layer_name(json{{"index", m.value("layer", json())}, {"type", m.value("type", "Tanh")}}), kMapText, r, c,
                              bits.empty() ? 0.0 : 100.0 * static_cast<double>(white) / static_cast<double>(bits.size()),
                              kSaturatedText),
                  "", plot::encode_png(plot::saturation_image(r, c, bits, scale))};
@@ -538,7 +539,7 @@ ReportResult write_report(const ReportOptions& opt) {
       for (const auto& l : plotted_layers(*snap)) {
         const std::string ln = layer_name(l);
         std::string lbl = fmt::format("{}: mean {:+.2f}, std {:.2f}", ln, num(l, "out_mean"), num(l, "out_std"));
-        if (is_tanh(l)) lbl += fmt::format(", saturated {:.2f}% ({})", num(l, "saturated_pct"), kSaturatedText);
+        if (is_bounded(l)) lbl += fmt::format(", saturated {:.2f}% ({})", num(l, "saturated_pct"), kSaturatedText);
         if (auto h = parse_hist(l.value("hist", json()), lbl)) act.hists.push_back(*h);
         if (auto h = parse_hist(l.value("grad_hist", json()),
                                 fmt::format("{}: mean {:+.6f}, std {:.3e}", ln, num(l, "grad_mean"), num(l, "grad_std"))))
@@ -546,8 +547,8 @@ ReportResult write_report(const ReportOptions& opt) {
         // Saturation and dead units are counted for every layer, but only a Tanh's are bounded by 1.
         table += fmt::format("<tr><td class=\"l\">{}</td><td>{:+.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:+.2e}</td><td>{:.3e}</td></tr>",
                              esc(ln), num(l, "out_mean"), num(l, "out_std"),
-                             is_tanh(l) ? fmt_num(num(l, "saturated_pct"), "{:.2f}%") : "n/a",
-                             is_tanh(l) ? fmt_num(num(l, "dead_units"), "{:.0f}") : "n/a",
+                             is_bounded(l) ? fmt_num(num(l, "saturated_pct"), "{:.2f}%") : "n/a",
+                             is_bounded(l) ? fmt_num(num(l, "dead_units"), "{:.0f}") : "n/a",
                              num(l, "grad_mean"), num(l, "grad_std"));
       }
     const std::string why = snap ? "the layers carry no histograms" : "neither diagnostics.jsonl nor inspect.json is in the run folder";

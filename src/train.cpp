@@ -36,7 +36,7 @@ void Trainer::draw_batch() {
 
 float Trainer::step(int64_t i) {
   draw_batch();
-  model_.forward(xb_.data(), static_cast<int>(ix_.size()), Mode::Train);
+  model_.forward(xb_.data(), static_cast<int>(ix_.size()), ForwardContext(Mode::Train, &gen_));
   const float loss = model_.loss(yb_.data());
   for (auto* o : observers_) o->after_forward(*this, i, loss);
   model_.backward();
@@ -55,7 +55,7 @@ float Trainer::probe_next_loss() {
   const auto ix = ix_;
   const auto xb = xb_, yb = yb_;
   draw_batch();
-  model_.forward(xb_.data(), static_cast<int>(ix_.size()), Mode::Train);
+  model_.forward(xb_.data(), static_cast<int>(ix_.size()), ForwardContext(Mode::Train, &gen_));
   const float loss = model_.loss(yb_.data());
   model_.params().buffers() = buffers;
   gen_ = gen;
@@ -92,7 +92,7 @@ TrainStats Trainer::run() {
     // BatchNorm running statistics, so they are put back: a 0-step run saves the init.
     const FloatBuf saved = model_.params().buffers();
     draw_batch();
-    model_.forward(xb_.data(), static_cast<int>(ix_.size()), Mode::Train);
+    model_.forward(xb_.data(), static_cast<int>(ix_.size()), ForwardContext(Mode::Train, &gen_));
     st.initial_loss = st.last_loss = model_.loss(yb_.data());
     model_.params().buffers() = saved;
   }

@@ -23,6 +23,7 @@
 #include "makemore/depth.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/layer_kinds.h"
 #include "makemore/model.h"
 #include "makemore/rng.h"
 
@@ -90,13 +91,13 @@ TEST(DepthGrid, CellConfigsParseForTheAvailableAxes) {
         ASSERT_EQ(cfg.layers.size(), per * static_cast<std::size_t>(depth) + 1);
         for (int b = 0; b < depth; ++b) {
           const auto& lin = cfg.layers[per * static_cast<std::size_t>(b)];
-          EXPECT_EQ(lin.type, "linear");
+          EXPECT_EQ(lin.kind, mm::find_layer_kind("linear"));
           EXPECT_EQ(lin.out, 64);
           EXPECT_EQ(lin.bias, norm == "none");  // a bias before a norm layer is wasted
           if (norm == "batch") {
-            EXPECT_EQ(cfg.layers[per * b + 1].type, "batchnorm1d");
+            EXPECT_EQ(cfg.layers[per * b + 1].kind, mm::find_layer_kind("batchnorm1d"));
           }
-          EXPECT_EQ(cfg.layers[per * b + per - 1].type, "tanh");
+          EXPECT_EQ(cfg.layers[per * b + per - 1].kind, mm::find_layer_kind("tanh"));
         }
         EXPECT_TRUE(cfg.layers.back().out_is_vocab);
         EXPECT_EQ(cfg.n_embd, 10);
@@ -110,7 +111,7 @@ TEST(DepthGrid, CellConfigsParseForTheAvailableAxes) {
         // And it builds: the stack has one Tanh per hidden layer.
         mm::Model m(cfg, 27);
         int tanhs = 0;
-        for (const auto& l : m.stack().layers()) tanhs += l->type() == "Tanh" ? 1 : 0;
+        for (const auto& l : m.stack().layers()) tanhs += dynamic_cast<const mm::Tanh*>(l.get()) ? 1 : 0;
         EXPECT_EQ(tanhs, depth);
       }
 }

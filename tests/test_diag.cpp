@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "makemore/diag.h"
+#include "makemore/layer_kinds.h"
 #include "makemore/layers.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
@@ -231,7 +232,7 @@ TEST(DiagDoctor, DeadUnitsOnAConstructedNetwork) {
   cfg.layers[0].bias_init = mm::InitSpec{mm::InitSpec::Kind::Normal, 1000.0};
   const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
   const mm::LayerDiag& t = r.snapshot.layers[1];
-  ASSERT_EQ(t.type, "Tanh");
+  ASSERT_EQ(t.kind, mm::find_layer_kind("tanh"));
   EXPECT_GT(t.dead_units_sample, 195);  // a bias within 2.65 of 0 is ~0.2% likely per unit
   EXPECT_EQ(t.dead_units_sample, t.dead_units);
   EXPECT_TRUE(has(r, "dead-units")) << ids(r);
@@ -273,7 +274,7 @@ TEST(DiagDoctor, DeepNetworkAfter1000StepsLikeTheLecture) {
   const double want_grad[] = {2.640702e-03, 2.245584e-03, 2.045740e-03, 1.983133e-03, 1.952382e-03};
   int k = 0;
   for (const auto& d : r.snapshot.layers) {
-    if (d.type != "Tanh") continue;
+    if (d.kind != mm::find_layer_kind("tanh")) continue;
     ASSERT_LT(k, 5);
     EXPECT_EQ(d.index, 2 + 3 * k);
     EXPECT_GT(d.out.std, 0.60);
@@ -394,7 +395,7 @@ TEST(DiagDoctor, LooksInsideResidualBlocks) {
   const mm::LayerDiag& t = r.snapshot.inner[1];
   EXPECT_EQ(t.name, "2.1");
   EXPECT_EQ(t.index, 2);
-  ASSERT_EQ(t.type, "Tanh");
+  ASSERT_EQ(t.kind, mm::find_layer_kind("tanh"));
   auto& block = dynamic_cast<mm::Residual&>(*model->stack().layers()[2]);
   const mm::Mat& out = block.branch().layers()[1]->out();
   const mm::Mat& pre = block.branch().layers()[0]->out();
@@ -451,7 +452,7 @@ TEST(DiagDoctor, AcrossDepthIncludesTanhInsideResidualBlocks) {
   const mm::Config cfg = mm::parse_config(j, "test.json");
   const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
   int top_tanh = 0;
-  for (const auto& d : r.snapshot.layers) top_tanh += d.type == "Tanh";
+  for (const auto& d : r.snapshot.layers) top_tanh += d.kind == mm::find_layer_kind("tanh");
   ASSERT_EQ(top_tanh, 1);  // alone, the stack's own Tanh layers could not show it
   EXPECT_TRUE(has(r, "exploding-gradients")) << ids(r);
   for (const auto& f : r.findings) {

@@ -16,6 +16,7 @@
 #include "makemore/data.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/layer_kinds.h"
 #include "makemore/model.h"
 #include "makemore/train.h"
 
@@ -241,7 +242,7 @@ TEST(LayersConfig, UnknownFieldsAndValuesAreRejected) {
       {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "lsuv"}, {"gain", "tanh"}}}}, "model.layers[0].weight_init.gain: only for kind kaiming, xavier"},
       {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "kaiming"}, {"tol", 0.1}}}}, "model.layers[0].weight_init.tol: only for kind lsuv"},
       {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tahn"}}}}, "model.layers[0].weight_init.gain: unknown Kaiming gain 'tahn'"},
-      {{{"type", "relux"}}, "use linear, batchnorm1d, layernorm, groupnorm, tanh, relu, gelu, flatten or residual"},
+      {{{"type", "relux"}}, "model.layers[0].type: unknown layer 'relux'; use " + mm::layer_kind_names()},
       {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "constant"}}}}, "model.layers[0].weight_init.value: missing; kind constant needs"},
       {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "zeros"}, {"scale", 3}}}}, "model.layers[0].bias_init.scale: has no effect on zeros"},
       {{{"type", "layernorm"}, {"gamma_init", "kaiming"}}, "model.layers[0].gamma_init.kind: kaiming scales by a layer's fan_in"},
@@ -389,7 +390,7 @@ TEST(Lsuv, EveryLayerEndsWithUnitOutputVariance) {
   const double tol[] = {0.1, 0.1, 0.01};
   std::size_t k = 0;
   for (mm::Layer* l : layers) {
-    if (l->type() != "Linear" || model.params().info(l->param_ids()[0]).init.kind != mm::InitSpec::Kind::Lsuv) continue;
+    if (!dynamic_cast<const mm::Linear*>(l) || model.params().info(l->param_ids()[0]).init.kind != mm::InitSpec::Kind::Lsuv) continue;
     const mm::Moments m = mm::moments(l->out().data(), static_cast<std::size_t>(l->out().size()));
     const double var = m.std * m.std;
     SCOPED_TRACE(report[k].weight);

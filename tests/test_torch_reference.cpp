@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "makemore/layer_kinds.h"
 #include "makemore/model.h"
 #include "makemore/presets.h"
 
@@ -60,7 +61,7 @@ mm::Config fixture_config(const json& fx) {
   mm::Config cfg = mm::load_preset(fx["preset"].get<std::string>());
   const int n_hidden = fx["n_hidden"].get<int>();
   for (auto& layer : cfg.layers)
-    if (layer.type == "linear" && !layer.out_is_vocab) layer.out = n_hidden;
+    if (layer.kind->is(mm::LayerRole::Matmul) && !layer.out_is_vocab) layer.out = n_hidden;
   return cfg;
 }
 

@@ -92,7 +92,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
     fresh->init(gen, splits.train);
     std::vector<int32_t> xb, yb;
     draw(gen, xb, yb);
-    fresh->forward(xb.data(), static_cast<int>(B), Mode::Train);
+    fresh->forward(xb.data(), static_cast<int>(B), ForwardContext(Mode::Train, &gen));
     r.initial_loss = fresh->loss(yb.data());
   }
 
@@ -104,7 +104,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
   TorchGenerator gen(cfg.seed ^ 0x5eedULL);  // a minibatch other than the first of training
   std::vector<int32_t> xb, yb;
   draw(gen, xb, yb);
-  model.forward(xb.data(), static_cast<int>(B), Mode::Train);
+  model.forward(xb.data(), static_cast<int>(B), ForwardContext(Mode::Train, &gen));
   const float loss = model.loss(yb.data());
   obs.capture_forward(model, run.step(), loss);
   model.backward();

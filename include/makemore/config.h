@@ -13,9 +13,12 @@
 
 namespace mm {
 
+struct LayerKind;  // layer_kinds.h
+
+// One configured layer: its kind (a registry entry) and the options of the kinds that have
+// them; each kind's entry reads, writes and uses its own (src/layers.cpp).
 struct LayerSpec {
-  // "linear", "batchnorm1d", "tanh", "flatten", "layernorm", "groupnorm", "relu", "gelu", "residual"
-  std::string type;
+  const LayerKind* kind = nullptr;
   int out = 0;               // linear: fan_out; 0 with out_is_vocab
   bool out_is_vocab = false; // linear: "out": "vocab"
   bool bias = true;
@@ -33,9 +36,7 @@ void for_each_spec(const std::vector<LayerSpec>& specs, const std::function<void
 // A stack that starts with a flatten receives the embedding as a sequence: block_size rows of
 // n_embd per example, so {"type": "flatten", "n": 2} merges pairs of positions (the WaveNet of
 // makemore part 5). Otherwise the context arrives flattened: one row of block_size * n_embd.
-inline bool stack_takes_sequence(const std::vector<LayerSpec>& layers) {
-  return !layers.empty() && layers.front().type == "flatten";
-}
+bool stack_takes_sequence(const std::vector<LayerSpec>& layers);
 
 // The learning rate at each step (docs/optim.md has the formulas). kind Step: the lecture's
 // piecewise constant schedule, values[i] from boundaries[i-1] on; kind Cosine: from max down to

@@ -55,33 +55,44 @@ struct Histogram {
 };
 Histogram histogram(const float* x, std::size_t n, int bins, double lo = 0, double hi = 0);
 
-// Columns of a (rows, cols) matrix where |x| > threshold in every row: the lecture's
+// Where a bounded activation saturates: |u| > threshold for u = (x - center) * scale, its output
+// mapped from [lo, hi] onto [-1, 1] (a tanh's own value, 2s - 1 for a sigmoid), so one threshold
+// means the same share of the peak local gradient for every bounded kind: 1 - u^2 is tanh's
+// 1 - t^2 and sigmoid's 4 s (1 - s). The default is a tanh's [-1, 1].
+struct SaturationScale {
+  float center = 0.0f, scale = 1.0f;
+  static SaturationScale of(double lo, double hi);
+};
+// Columns of a (rows, cols) matrix where |u| > threshold in every row: the lecture's
 // "whole column white" in the saturation map, units that pass no gradient for any example.
-int count_dead_columns(const Mat& t, float threshold = 0.99f);
-double fraction_beyond(const float* x, std::size_t n, float threshold);  // share of |x| > t
+int count_dead_columns(const Mat& t, float threshold = 0.99f, SaturationScale s = {});
+double fraction_beyond(const float* x, std::size_t n, float threshold, SaturationScale s = {});  // share of |u| > t
 
 // ---- a snapshot of one step -----------------------------------------------------------------
-// Saturation fields are computed for every layer, but only mean something for bounded
-// outputs (Tanh); dead units are counted for Tanh layers only (0 elsewhere).
+// Saturation fields are computed for every layer, but only mean something for a bounded
+// activation (its kind's traits: Tanh, Sigmoid), where they are taken on the output mapped onto
+// [-1, 1]; dead units are counted for bounded activations only (0 elsewhere).
 struct LayerDiag {
+  const LayerKind* kind = nullptr;  // the layer's registry entry (its traits)
+  bool bounded() const;             // a bounded activation
   int index = 0;          // position in model.stack(), as the lecture numbers its layers; for a
                           // layer inside a block (a Residual's branch), the block's position
   std::string name;       // "2", or "2.1" for layer 1 of the branch of stack layer 2
-  std::string type;       // "Linear", "BatchNorm1d", "Tanh" ...
+  std::string type;       // "Linear", "BatchNorm1d", "Tanh" ...: kind's class name, as JSON records it
   std::string describe;   // "Linear(30, 100, bias=False)"
   int units = 0;          // output features
   Moments out;
-  double saturated_pct = 0;  // % of |out| > 0.97 (the lecture's cell 15)
-  double sat99_pct = 0;      // % of |out| > 0.99
-  int dead_units = 0;        // units with |out| > 0.99 for every row of the minibatch
+  double saturated_pct = 0;  // % of |u| > 0.97 (the lecture's cell 15: |out| for a Tanh)
+  double sat99_pct = 0;      // % of |u| > 0.99
+  int dead_units = 0;        // units with |u| > 0.99 for every row of the minibatch
   // Over the larger sample (train mode, batch statistics); -1 when not measured.
   int dead_units_sample = -1;
   double sat99_pct_sample = -1;
-  Histogram hist;         // of the output; [-1, 1] for Tanh
+  Histogram hist;         // of the output; over its bounds for a bounded activation
   bool has_grad = false;  // dL/d(out) was recorded (after a backward)
   Moments grad;
   Histogram grad_hist;
-  bool has_pre = false;   // Tanh: its input, the pre-activation
+  bool has_pre = false;   // a bounded activation: its input, the pre-activation
   Moments pre;
   Histogram pre_hist;
 };
@@ -99,7 +110,8 @@ struct ParamDiag {
 
 struct SaturationMap {
   int layer = -1, rows = 0, cols = 0;
-  std::string bits;  // row-major '0' / '1', '1' where |h| > 0.99
+  std::string type;  // the layer's class name ("Tanh"); files written before it was recorded: Tanh
+  std::string bits;  // row-major '0' / '1', '1' where |u| > 0.99
 };
 
 struct Snapshot {
@@ -111,7 +123,7 @@ struct Snapshot {
   std::vector<LayerDiag> layers;  // model.stack()'s layers
   std::vector<LayerDiag> inner;   // the layers inside its blocks (Residual branches), in forward order
   std::vector<ParamDiag> params;
-  SaturationMap saturation_map;  // first Tanh layer
+  SaturationMap saturation_map;  // first bounded activation
 };
 
 // The snapshot's layers in forward order: each stack layer followed by the layers inside it.

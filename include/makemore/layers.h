@@ -1,6 +1,8 @@
 // The lecture's layers with explicit forward and backward: Embedding, Flatten, Linear,
 // BatchNorm1d, Tanh, Sequential; and beyond the lecture LayerNorm, GroupNorm, ReLU, GELU and
-// Residual (x + f(x)). Activations are (rows, features) row-major matrices; a
+// Residual (x + f(x)). Kinds that no other code needs by C++ type (Sigmoid, Dropout) are only
+// in src/layers.cpp; every kind a config names has a registry entry (layer_kinds.h), which is
+// what the rest of the system asks about a layer. Activations are (rows, features) row-major matrices; a
 // sequence (B, T, C) is stored as (B*T, C), which is the same memory as (B, T*C), so Flatten
 // only reinterprets. Backward contract: backward() OVERWRITES the layer's parameter gradients
 // (the lecture zeroes them every step; each layer is used once per step) and writes dx when
@@ -11,16 +13,29 @@
 #include <vector>
 
 #include "makemore/params.h"
+#include "makemore/rng.h"
 #include "makemore/tensor.h"
 
 namespace mm {
 
 enum class Mode { Train, Eval };
 
+// What a forward pass may use besides its input: the mode, and the run's generator, from which a
+// stochastic layer (Dropout) draws in training so that the seed determines the run. Made from a
+// Mode alone where nothing may draw (evaluation, sampling).
+struct ForwardContext {
+  ForwardContext(Mode m, TorchGenerator* g = nullptr) : mode(m), gen(g) {}
+  Mode mode;
+  TorchGenerator* gen;
+};
+
+struct LayerKind;  // layer_kinds.h: a kind's registry entry
+
 class Layer {
  public:
   virtual ~Layer() = default;
-  virtual std::string type() const = 0;  // the lecture's class name: "Linear", "Tanh" ...
+  virtual const LayerKind& kind() const = 0;  // its registry entry: name, traits
+  virtual std::string type() const;           // the lecture's class name: "Linear", "Tanh" ...
   virtual std::string describe() const { return type(); }
 
   // Declares parameters (prefix like "layers.0.") and fixes the output shape given the input's
@@ -28,7 +43,7 @@ class Layer {
   virtual void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) = 0;
 
   // x is (rows, in_features). Keeps a pointer to x for backward: x must outlive the step.
-  virtual void forward(const Mat& x, Mode mode) = 0;
+  virtual void forward(const Mat& x, const ForwardContext& ctx) = 0;
   // dout is (rows, out_features). Overwrites parameter gradients; writes dx if non-null.
   virtual void backward(const Mat& dout, Mat* dx) = 0;
 
@@ -62,11 +77,11 @@ class Layer {
 class Embedding : public Layer {
  public:
   Embedding(int vocab_size, int n_embd, InitSpec init) : vocab_(vocab_size), n_embd_(n_embd), init_(init) {}
-  std::string type() const override { return "Embedding"; }
+  const LayerKind& kind() const override;
   std::string describe() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
   void forward_tokens(const int32_t* tokens, int batch, int block_size);
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;  // dout: (B, T * n_embd); dx: none (indices)
   int weight_id() const { return param_ids_[0]; }
   int vocab_size() const { return vocab_; }
@@ -85,9 +100,10 @@ class Embedding : public Layer {
 class Flatten : public Layer {
  public:
   explicit Flatten(int n = 0) : n_(n) {}
-  std::string type() const override { return n_ == 0 ? "Flatten" : "FlattenConsecutive"; }
+  const LayerKind& kind() const override;
+  std::string type() const override;  // "FlattenConsecutive" with n, as part 5 names it
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
 
  private:
@@ -119,10 +135,10 @@ class Linear : public Layer {
  public:
   Linear(int fan_out, bool bias, InitSpec weight_init, InitSpec bias_init)
       : fan_out_(fan_out), bias_(bias), weight_init_(weight_init), bias_init_(bias_init) {}
-  std::string type() const override { return "Linear"; }
+  const LayerKind& kind() const override;
   std::string describe() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
   int weight_id() const { return param_ids_[0]; }
   bool has_bias() const { return bias_; }
@@ -164,10 +180,10 @@ struct BatchNormOptions {
 class BatchNorm1d : public Layer {
  public:
   explicit BatchNorm1d(BatchNormOptions opt) : opt_(opt) {}
-  std::string type() const override { return "BatchNorm1d"; }
+  const LayerKind& kind() const override;
   std::string describe() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
   bool has_running_stats() const override { return true; }
   void calibrate_begin() override;
@@ -188,9 +204,9 @@ class BatchNorm1d : public Layer {
 
 class Tanh : public Layer {
  public:
-  std::string type() const override { return "Tanh"; }
+  const LayerKind& kind() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;  // dx = dout * (1 - out^2)
 };
 
@@ -209,10 +225,10 @@ struct NormOptions {
 class GroupNorm : public Layer {
  public:
   explicit GroupNorm(NormOptions opt) : opt_(opt) {}
-  std::string type() const override { return "GroupNorm"; }
+  const LayerKind& kind() const override;
   std::string describe() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
   const NormOptions& options() const { return opt_; }
 
@@ -227,7 +243,7 @@ class GroupNorm : public Layer {
 class LayerNorm : public GroupNorm {
  public:
   explicit LayerNorm(NormOptions opt) : GroupNorm(with_one_group(opt)) {}
-  std::string type() const override { return "LayerNorm"; }
+  const LayerKind& kind() const override;
   std::string describe() const override;
 
  private:
@@ -239,9 +255,9 @@ class LayerNorm : public GroupNorm {
 
 class ReLU : public Layer {
  public:
-  std::string type() const override { return "ReLU"; }
+  const LayerKind& kind() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;  // dx = dout where x > 0, else 0 (torch's)
 };
 
@@ -249,10 +265,10 @@ class ReLU : public Layer {
 class GELU : public Layer {
  public:
   explicit GELU(bool tanh_approx = false) : tanh_(tanh_approx) {}
-  std::string type() const override { return "GELU"; }
+  const LayerKind& kind() const override;
   std::string describe() const override { return tanh_ ? "GELU(approximate='tanh')" : "GELU"; }
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
   bool tanh_approx() const { return tanh_; }
 
@@ -263,10 +279,10 @@ class GELU : public Layer {
 // Runs its children in order; owns the intermediate gradients.
 class Sequential : public Layer {
  public:
-  std::string type() const override { return "Sequential"; }
+  const LayerKind& kind() const override;
   void add(std::unique_ptr<Layer> layer) { layers_.push_back(std::move(layer)); }
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
   const Mat& out() const override { return layers_.empty() ? *x_ : layers_.back()->out(); }
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
@@ -287,11 +303,11 @@ class Residual : public Layer {
  public:
   // where: the config path, for the width-mismatch error ("model.layers[3].layers").
   explicit Residual(std::string where = "residual") : where_(std::move(where)) {}
-  std::string type() const override { return "Residual"; }
+  const LayerKind& kind() const override;
   std::string describe() const override;
   void add(std::unique_ptr<Layer> layer) { branch_.add(std::move(layer)); }
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
-  void forward(const Mat& x, Mode mode) override;
+  void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
   Sequential& branch() { return branch_; }
   const Sequential& branch() const { return branch_; }

@@ -41,8 +41,9 @@ class Model {
   std::vector<LsuvLayer> lsuv(const Examples& train, TorchGenerator& gen);
   bool has_lsuv() const;
 
-  // x: (batch, block_size) token indices. Returns the logits (batch, vocab).
-  const Mat& forward(const int32_t* x, int batch, Mode mode);
+  // x: (batch, block_size) token indices. Returns the logits (batch, vocab). In training, ctx
+  // carries the generator a stochastic layer draws from (the run's: Trainer passes it).
+  const Mat& forward(const int32_t* x, int batch, const ForwardContext& ctx);
   // Mean cross-entropy of the last forward's logits; needed before backward().
   float loss(const int32_t* y);
   void backward();  // overwrites every parameter gradient
