@@ -618,6 +618,44 @@ const LayerKind& tanh_kind() {
 
 const LayerKind& Tanh::kind() const { return tanh_kind(); }
 
+// ---- Sigmoid -----------------------------------------------------------------------------
+namespace {
+// torch.sigmoid: 1 / (1 + exp(-x)), bounded to [0, 1], so the doctor measures its saturation.
+// Nothing needs its C++ type: its registry entry is all the rest of the system sees.
+class Sigmoid final : public Layer {
+ public:
+  const LayerKind& kind() const override;
+  void build(int in_time, int in_features, ParamStore& store, const std::string&) override {
+    store_ = &store;
+    in_time_ = out_time_ = in_time;
+    in_features_ = out_features_ = in_features;
+  }
+  void forward(const Mat& x, const ForwardContext&) override {
+    x_ = &x;
+    out_.resize(x.rows(), x.cols());
+    out_.array() = 1.0f / (1.0f + (-x.array()).exp());
+  }
+  // d sigmoid(x)/dx = s (1 - s): the cached output is all backward needs.
+  void backward(const Mat& dout, Mat* dx) override {
+    if (!dx) return;
+    dx->resize(dout.rows(), dout.cols());
+    dx->array() = dout.array() * out_.array() * (1.0f - out_.array());
+  }
+};
+
+const LayerKind& sigmoid_kind() {
+  static const LayerKind k{.name = "sigmoid",
+                           .class_name = "Sigmoid",
+                           .summary = "1 / (1 + exp(-x)), bounded to [0, 1]",
+                           .traits = {.role = LayerRole::Activation, .bounds = LayerTraits::Bounds{0.0, 1.0}, .kaiming_gain = 1.0},
+                           .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Sigmoid>(); },
+                           .examples = {"{}"}};
+  return k;
+}
+
+const LayerKind& Sigmoid::kind() const { return sigmoid_kind(); }
+}  // namespace
+
 // ---- GroupNorm / LayerNorm ---------------------------------------------------------------
 std::string GroupNorm::describe() const {
   return fmt::format("GroupNorm({}, {}, eps={}{})", opt_.groups, in_features_, opt_.eps, opt_.affine ? "" : ", affine=False");
@@ -1020,9 +1058,9 @@ const LayerKind& Residual::kind() const { return residual_kind(); }
 // ---- the registry -------------------------------------------------------------------------
 // Every kind a config can name, in the order listings and error messages show them.
 const std::vector<const LayerKind*>& layer_kinds() {
-  static const std::vector<const LayerKind*> kinds{&linear_kind(),  &batchnorm_kind(), &layernorm_kind(),
-                                                   &groupnorm_kind(), &tanh_kind(),      &relu_kind(),
-                                                   &gelu_kind(),    &flatten_kind(),   &residual_kind()};
+  static const std::vector<const LayerKind*> kinds{&linear_kind(), &batchnorm_kind(), &layernorm_kind(), &groupnorm_kind(),
+                                                   &tanh_kind(),   &sigmoid_kind(),   &relu_kind(),      &gelu_kind(),
+                                                   &flatten_kind(), &residual_kind()};
   return kinds;
 }
 

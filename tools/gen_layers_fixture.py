@@ -3,8 +3,8 @@
 
 usage: /usr/bin/python3 tools/gen_layers_fixture.py [OUT]   (default: tests/data/torch/layers.json)
 
-For each new layer (LayerNorm, GroupNorm, ReLU, GELU both forms, Residual around
-Linear + LayerNorm + Tanh, and a nested Residual) one fixed random input x (rows, C), random
+For each layer beyond the lecture (LayerNorm, GroupNorm, ReLU, GELU both forms, Residual around
+Linear + LayerNorm + Tanh, a nested Residual, Sigmoid) one fixed random input x (rows, C), random
 parameters (gamma near 1, beta / bias near 0), and a random projection R: the file records
 torch's out = layer(x), and the gradients of L = sum(out * R) w.r.t. x and every parameter.
 Parameters are named as makemore.cpp names them when the layer is built with the prefix
@@ -130,6 +130,8 @@ def main():
             {'type': 'linear', 'out': C}, {'type': 'relu'},
             {'type': 'residual', 'layers': [{'type': 'layernorm'}, {'type': 'gelu', 'approximate': 'tanh'}]},
             {'type': 'groupnorm', 'groups': 3}]}, nested, g),
+        # New cases go last: each draws from g, so the cases above keep their values.
+        case('sigmoid', {'type': 'sigmoid'}, lambda b: torch.sigmoid, g),
     ]
     lines = ['{', '  "generator": "tools/gen_layers_fixture.py, torch %s",' % torch.__version__, '  "cases": [']
     for i, (name, spec, x, params, R, out, dx, grads) in enumerate(cases):
