@@ -915,6 +915,74 @@ const LayerKind& gelu_kind() {
 
 const LayerKind& GELU::kind() const { return gelu_kind(); }
 
+// ---- Dropout -----------------------------------------------------------------------------
+namespace {
+// torch.nn.Dropout(p): in training each unit is kept with probability 1 - p and scaled by
+// 1 / (1 - p) (inverted dropout: the expected output is x, and evaluation is the identity). The
+// mask is drawn from the run's generator (ForwardContext::gen), one torch.rand value per unit in
+// row-major order, kept where u < 1 - p (torch's bernoulli_(1 - p)), so a seed fixes the run.
+// With p = 0 nothing is drawn.
+class Dropout final : public Layer {
+ public:
+  explicit Dropout(double p) : p_(p) {}
+  const LayerKind& kind() const override;
+  std::string describe() const override { return fmt::format("Dropout(p={})", p_); }
+  void build(int in_time, int in_features, ParamStore& store, const std::string&) override {
+    store_ = &store;
+    in_time_ = out_time_ = in_time;
+    in_features_ = out_features_ = in_features;
+  }
+  void forward(const Mat& x, const ForwardContext& ctx) override {
+    x_ = &x;
+    dropped_ = ctx.mode == Mode::Train && p_ > 0;
+    if (!dropped_) {
+      out_ = x;
+      return;
+    }
+    if (!ctx.gen)
+      throw std::logic_error("Dropout in training draws its mask from the run's generator: pass it in the ForwardContext");
+    mask_.resize(x.rows(), x.cols());
+    ctx.gen->rand(mask_.data(), static_cast<std::size_t>(mask_.size()));
+    const float keep = static_cast<float>(1.0 - p_), scale = static_cast<float>(1.0 / (1.0 - p_));
+    for (Eigen::Index i = 0; i < mask_.size(); ++i) mask_.data()[i] = mask_.data()[i] < keep ? scale : 0.0f;
+    out_.resize(x.rows(), x.cols());
+    out_.array() = x.array() * mask_.array();
+  }
+  // out = x * m with m in {0, 1/(1-p)} fixed by the forward: dx = dout * m (dout in evaluation).
+  void backward(const Mat& dout, Mat* dx) override {
+    if (!dx) return;
+    dx->resize(dout.rows(), dout.cols());
+    if (dropped_) dx->array() = dout.array() * mask_.array();
+    else *dx = dout;
+  }
+
+ private:
+  double p_;
+  bool dropped_ = false;  // the last forward drew a mask
+  Mat mask_;              // (rows, features): 0 or 1/(1-p)
+};
+
+const LayerKind& dropout_kind() {
+  static const LayerKind k{
+      .name = "dropout",
+      .class_name = "Dropout",
+      .summary = "zeroes each unit with probability p in training, scales the rest by 1/(1-p)",
+      .traits = {.role = LayerRole::Regularization, .stochastic = true},
+      .keys = {"p"},
+      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
+        if (!r.has("p")) return;
+        s.dropout_p = r.number("p", 0, 1);
+        if (s.dropout_p >= 1) r.fail(r.field("p"), "must be below 1 (p = 1 would drop every unit); torch's default is 0.5");
+      },
+      .write = [](const LayerSpec& s, json& j) { j["p"] = s.dropout_p; },
+      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Dropout>(s.dropout_p); },
+      .examples = {R"({"p": 0.5})", R"({"p": 0.1})"}};
+  return k;
+}
+
+const LayerKind& Dropout::kind() const { return dropout_kind(); }
+}  // namespace
+
 // ---- Sequential --------------------------------------------------------------------------
 void Sequential::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
   store_ = &store;
@@ -1060,7 +1128,7 @@ const LayerKind& Residual::kind() const { return residual_kind(); }
 const std::vector<const LayerKind*>& layer_kinds() {
   static const std::vector<const LayerKind*> kinds{&linear_kind(), &batchnorm_kind(), &layernorm_kind(), &groupnorm_kind(),
                                                    &tanh_kind(),   &sigmoid_kind(),   &relu_kind(),      &gelu_kind(),
-                                                   &flatten_kind(), &residual_kind()};
+                                                   &dropout_kind(), &flatten_kind(),  &residual_kind()};
   return kinds;
 }
 

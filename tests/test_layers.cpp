@@ -484,4 +484,81 @@ TEST(LayersModel, CalibrateReachesABatchNormInsideAResidual) {
   }
 }
 
+// ---- dropout ---------------------------------------------------------------------------------
+
+// In training each unit is 0 or x / (1 - p), dropped with probability ~p, its mask the next
+// rows * cols torch.rand values of the generator passed in; in evaluation it is the identity.
+TEST(Dropout, InvertedScalingFromTheGivenGeneratorAndIdentityInEval) {
+  const mm::Config cfg = config_with_first({{"type", "dropout"}, {"p", 0.25}});
+  mm::ParamStore store;
+  auto layer = mm::make_layer(cfg.layers[0], 27, "model.layers[0]");
+  layer->build(1, 40, store, "layers.0.");
+  store.finalize();
+  std::mt19937 rng(41);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Mat x(50, 40);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = nd(rng);
+  mm::TorchGenerator gen(7), expect_gen(7);
+  layer->forward(x, mm::ForwardContext(mm::Mode::Train, &gen));
+  std::vector<float> u(static_cast<std::size_t>(x.size()));
+  expect_gen.rand(u.data(), u.size());
+  EXPECT_EQ(gen.state(), expect_gen.state()) << "one draw per unit, from the context's generator";
+  const float scale = 1.0f / 0.75f;
+  int dropped = 0;
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    const float o = layer->out().data()[i];
+    const bool keep = u[static_cast<std::size_t>(i)] < 0.75f;
+    ASSERT_EQ(o, keep ? x.data()[i] * scale : 0.0f) << i;
+    dropped += keep ? 0 : 1;
+  }
+  // 2,000 units, p = 0.25: 500 expected, std 19.4; 5 std either side
+  EXPECT_NEAR(dropped, 500, 97);
+  Mat dx;
+  layer->backward(Mat::Ones(x.rows(), x.cols()), &dx);
+  for (Eigen::Index i = 0; i < x.size(); ++i) EXPECT_EQ(dx.data()[i], layer->out().data()[i] == 0.0f ? 0.0f : scale);
+
+  mm::TorchGenerator untouched(7);
+  layer->forward(x, mm::ForwardContext(mm::Mode::Eval, &untouched));
+  EXPECT_TRUE(layer->out() == x);
+  EXPECT_EQ(untouched.state(), mm::TorchGenerator(7).state()) << "evaluation draws nothing";
+}
+
+// The mask comes from the run's generator: a seed fixes the whole training, and dropout does
+// change it (the same network with p = 0 draws nothing and trains differently).
+TEST(Dropout, TheSeedDeterminesATrainingRun) {
+  const mm::Vocab* vocab = nullptr;
+  const mm::Splits splits = synthetic_splits(&vocab, 3);
+  auto losses = [&](double p, uint64_t seed) {
+    const json layers = {{{"type", "linear"}, {"out", 32}}, {{"type", "tanh"}}, {{"type", "dropout"}, {"p", p}}, kVocabOut};
+    json j = base_config(layers);
+    j["train"] = {{"batch_size", 16}, {"steps", 20}, {"seed", seed}};
+    const mm::Config cfg = mm::parse_config(j, "dropout.json");
+    mm::Model model(cfg, vocab->size());
+    mm::TorchGenerator gen(cfg.seed);
+    model.init(gen);
+    mm::Trainer trainer(model, cfg, splits.train, gen);
+    std::vector<float> out;
+    for (int64_t i = 0; i < cfg.steps; ++i) out.push_back(trainer.step(i));
+    return out;
+  };
+  EXPECT_EQ(losses(0.5, 3), losses(0.5, 3));
+  EXPECT_NE(losses(0.5, 3), losses(0.5, 4));
+  EXPECT_NE(losses(0.5, 3), losses(0.0, 3));
+}
+
+TEST(Dropout, ConfigRefusesAProbabilityOfOneOrMore) {
+  for (const double p : {1.0, 1.5, -0.1}) {
+    SCOPED_TRACE(p);
+    try {
+      config_with_first({{"type", "dropout"}, {"p", p}});
+      ADD_FAILURE() << "accepted";
+    } catch (const mm::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("test.json: model.layers[0].p: must be"), std::string::npos) << e.what();
+    }
+  }
+  const mm::Config cfg = config_with_first({{"type", "dropout"}});
+  EXPECT_EQ(cfg.layers[0].dropout_p, 0.5);  // torch's default
+  EXPECT_EQ(mm::parse_config(cfg.to_json(), "again").to_json(), cfg.to_json());
+}
+
 }  // namespace

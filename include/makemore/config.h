@@ -28,6 +28,7 @@ struct LayerSpec {
   int flatten_n = 0;         // flatten: consecutive steps to merge (0 = all)
   NormOptions norm;          // layernorm (groups 1), groupnorm
   bool gelu_tanh = false;    // gelu: "approximate": "tanh"
+  double dropout_p = 0.5;    // dropout: the chance of zeroing a unit in training (torch's default)
   std::vector<LayerSpec> layers;  // residual: the branch f of x + f(x)
 };
 
