@@ -487,7 +487,7 @@ class RunTraining {
       // No step ran, so nothing was observed: measure the network as initialized, as `makemore
       // inspect` does (the same config and seed draw the same weights and first minibatch).
       write_file_atomic(path(kInspectFile),
-                        report_json(inspect_training(run_.config(), run_.splits(), run_.vocab().size(), 0)).dump(1) + "\n");
+                        diagnosis_json(inspect_training(run_.config(), run_.splits(), run_.vocab().size(), 0)).dump(1) + "\n");
     } else if (diag_ && stepped) {
       diag_->write_inspect(t.model(), run_.config().name, run_.vocab().size());
     }

@@ -21,7 +21,7 @@
 
 namespace {
 
-using mm::Report;
+using mm::Diagnosis;
 
 // Two-pass mean and unbiased std in double: the reference the one-pass code must match.
 void two_pass(const std::vector<float>& x, double* mean, double* sd) {
@@ -113,19 +113,19 @@ TEST(DiagStats, LossBuckets) {
 
 // ---- on the lecture's data ----------------------------------------------------------------
 
-bool has(const Report& r, const std::string& id) {
+bool has(const Diagnosis& r, const std::string& id) {
   for (const auto& f : r.findings)
     if (f.id == id) return true;
   return false;
 }
 
-std::string ids(const Report& r) {
+std::string ids(const Diagnosis& r) {
   std::string s;
   for (const auto& f : r.findings) s += f.id + " ";
   return s;
 }
 
-Report inspect(const std::string& preset, int64_t steps) {
+Diagnosis inspect(const std::string& preset, int64_t steps) {
   const mm_test::Lecture* L = mm_test::lecture_data();
   return mm::inspect_training(mm::load_preset(preset), L->splits, L->vocab.size(), steps);
 }
@@ -214,7 +214,7 @@ TEST(DiagObserver, RecordsNothingWhenNotAsked) {
 TEST(DiagObserver, UpdateRatioIsWhatSgdApplied) {
   NEED_DATA();
   // For SGD the applied update is -lr * grad: std(update) / std(data) = lr * grad std / data std.
-  const Report r = inspect("lecture-kaiming", 3);
+  const Diagnosis r = inspect("lecture-kaiming", 3);
   ASSERT_TRUE(r.snapshot.updated);
   for (const auto& p : r.snapshot.params) {
     ASSERT_TRUE(p.update_data_log10.has_value()) << p.name;
@@ -230,7 +230,7 @@ TEST(DiagDoctor, DeadUnitsOnAConstructedNetwork) {
   mm::Config cfg = mm::load_preset("lecture-fix-tanh");
   cfg.layers[0].weight_init = mm::InitSpec{mm::InitSpec::Kind::Normal, 1e-3};
   cfg.layers[0].bias_init = mm::InitSpec{mm::InitSpec::Kind::Normal, 1000.0};
-  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
+  const Diagnosis r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
   const mm::LayerDiag& t = r.snapshot.layers[1];
   ASSERT_EQ(t.kind, mm::find_layer_kind("tanh"));
   EXPECT_GT(t.dead_units_sample, 195);  // a bias within 2.65 of 0 is ~0.2% likely per unit
@@ -241,7 +241,7 @@ TEST(DiagDoctor, DeadUnitsOnAConstructedNetwork) {
 
 TEST(DiagDoctor, LecturePresetsAtInit) {
   NEED_DATA();
-  const Report orig = inspect("lecture-original", 0);
+  const Diagnosis orig = inspect("lecture-original", 0);
   EXPECT_NEAR(*orig.initial_loss, 27.8817, 1e-3);
   EXPECT_TRUE(has(orig, "overconfident-output")) << ids(orig);
   EXPECT_TRUE(has(orig, "saturated-activations")) << ids(orig);
@@ -249,12 +249,12 @@ TEST(DiagDoctor, LecturePresetsAtInit) {
   EXPECT_NEAR(orig.snapshot.layers[1].sat99_pct, 100.0 * 3901 / 6400, 0.05);
   EXPECT_NEAR(orig.snapshot.layers[1].sat99_pct_sample, 62.4, 4.0);
 
-  const Report soft = inspect("lecture-fix-softmax", 0);
+  const Diagnosis soft = inspect("lecture-fix-softmax", 0);
   EXPECT_FALSE(has(soft, "overconfident-output")) << ids(soft);
   EXPECT_TRUE(has(soft, "saturated-activations")) << ids(soft);
 
   for (const char* p : {"lecture-fix-tanh", "lecture-kaiming", "lecture-batchnorm"}) {
-    const Report r = inspect(p, 0);
+    const Diagnosis r = inspect(p, 0);
     EXPECT_FALSE(has(r, "overconfident-output")) << p << ": " << ids(r);
     EXPECT_FALSE(has(r, "saturated-activations")) << p << ": " << ids(r);
     EXPECT_TRUE(r.findings.empty()) << p << ": " << ids(r);
@@ -268,7 +268,7 @@ TEST(DiagDoctor, LecturePresetsAtInit) {
 //   weight (30, 100) grad:data ratio 4.881088e-02; weight (100, 27) 1.160105e-01
 TEST(DiagDoctor, DeepNetworkAfter1000StepsLikeTheLecture) {
   NEED_DATA();
-  const Report r = inspect("lecture-deep", 1000);
+  const Diagnosis r = inspect("lecture-deep", 1000);
   EXPECT_NEAR(*r.initial_loss, 3.2870, 1e-3);
   const double want_sat[] = {2.78, 2.56, 2.25, 1.69, 1.88};
   const double want_grad[] = {2.640702e-03, 2.245584e-03, 2.045740e-03, 1.983133e-03, 1.952382e-03};
@@ -306,7 +306,7 @@ TEST(DiagDoctor, UpdateRatioFlagsATinyLearningRate) {
   mm::Config cfg = mm::load_preset("lecture-kaiming");
   cfg.lr.values = {1e-5};
   cfg.lr.boundaries.clear();
-  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 50);
+  const Diagnosis r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 50);
   EXPECT_TRUE(has(r, "update-ratio")) << ids(r);
   for (const auto& f : r.findings) {
     if (f.id != "update-ratio") continue;
@@ -319,7 +319,7 @@ TEST(DiagDoctor, UpdateRatioFlagsATinyLearningRate) {
 // it ~40x for that one weight.
 TEST(DiagDoctor, UpdateRatioOfOneWeightDoesNotMoveTheLearningRate) {
   NEED_DATA();
-  const Report r = mm::inspect_training(mm::load_preset("lecture-kaiming"), L->splits, L->vocab.size(), 3000);
+  const Diagnosis r = mm::inspect_training(mm::load_preset("lecture-kaiming"), L->splits, L->vocab.size(), 3000);
   EXPECT_TRUE(has(r, "update-ratio")) << ids(r);  // the output layer's fast updates are still reported
   for (const auto& f : r.findings) {
     if (f.id != "update-ratio") continue;
@@ -330,8 +330,8 @@ TEST(DiagDoctor, UpdateRatioOfOneWeightDoesNotMoveTheLearningRate) {
 
 TEST(DiagJson, KeysPresent) {
   NEED_DATA();
-  const Report r = inspect("lecture-batchnorm", 2);
-  const nlohmann::json j = mm::report_json(r);
+  const Diagnosis r = inspect("lecture-batchnorm", 2);
+  const nlohmann::json j = mm::diagnosis_json(r);
   for (const char* k : {"expected_loss", "initial_loss", "layers", "params", "findings", "saturation_map", "step"})
     EXPECT_TRUE(j.contains(k)) << k;
   ASSERT_EQ(j["layers"].size(), r.snapshot.layers.size());
@@ -356,14 +356,14 @@ TEST(DiagJson, KeysPresent) {
   EXPECT_EQ(m["bits"].get<std::string>().size(), 32u * 200u);
   EXPECT_EQ(j["step"], 2);
   // At initialization there is no update to report.
-  const nlohmann::json j0 = mm::report_json(inspect("lecture-batchnorm", 0));
+  const nlohmann::json j0 = mm::diagnosis_json(inspect("lecture-batchnorm", 0));
   for (const auto& p : j0["params"]) EXPECT_FALSE(p.contains("update_data_log10"));
   EXPECT_TRUE(j0["healthy"].get<bool>());
 }
 
 TEST(DiagText, LectureFormat) {
   NEED_DATA();
-  const std::string t = mm::format_report(inspect("lecture-original", 0));
+  const std::string t = mm::format_diagnosis(inspect("lecture-original", 0));
   EXPECT_NE(t.find("layer 1 (      Tanh): mean "), std::string::npos) << t;
   EXPECT_NE(t.find("weight  (30, 200) | mean "), std::string::npos) << t;
   EXPECT_NE(t.find("[overconfident-output]"), std::string::npos) << t;
@@ -389,7 +389,7 @@ TEST(DiagDoctor, LooksInsideResidualBlocks) {
     {"type": "linear", "out": "vocab", "weight_init": {"kind": "normal", "scale": 0.01}}])");
   const mm::Config cfg = mm::parse_config(j, "test.json");
   std::unique_ptr<mm::Model> model;
-  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0, &model);
+  const Diagnosis r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0, &model);
   ASSERT_EQ(r.snapshot.layers.size(), 4u);
   ASSERT_EQ(r.snapshot.inner.size(), 2u);
   const mm::LayerDiag& t = r.snapshot.inner[1];
@@ -422,7 +422,7 @@ TEST(DiagDoctor, LooksInsideResidualBlocks) {
       EXPECT_NE(f.fix.find("(5/3)/sqrt(100)"), std::string::npos) << f.fix;
     }
   EXPECT_TRUE(found) << ids(r);
-  EXPECT_NE(mm::format_report(r).find("layer 2.1 (      Tanh)"), std::string::npos);
+  EXPECT_NE(mm::format_diagnosis(r).find("layer 2.1 (      Tanh)"), std::string::npos);
   const nlohmann::json js = mm::snapshot_json(r.snapshot, false);
   ASSERT_TRUE(js.contains("inner_layers"));
   EXPECT_EQ(js["inner_layers"][1]["name"], "2.1");
@@ -450,7 +450,7 @@ TEST(DiagDoctor, AcrossDepthIncludesTanhInsideResidualBlocks) {
     l["layers"] = inner;
   }
   const mm::Config cfg = mm::parse_config(j, "test.json");
-  const Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
+  const Diagnosis r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 0);
   int top_tanh = 0;
   for (const auto& d : r.snapshot.layers) top_tanh += d.kind == mm::find_layer_kind("tanh");
   ASSERT_EQ(top_tanh, 1);  // alone, the stack's own Tanh layers could not show it
@@ -461,7 +461,7 @@ TEST(DiagDoctor, AcrossDepthIncludesTanhInsideResidualBlocks) {
     }
   }
 
-  const Report ok = inspect("deep-residual-layernorm", 0);
+  const Diagnosis ok = inspect("deep-residual-layernorm", 0);
   for (const char* id : {"vanishing-gradients", "exploding-gradients", "activations-collapse", "activations-explode"})
     EXPECT_FALSE(has(ok, id)) << id << ": " << ids(ok);
 }

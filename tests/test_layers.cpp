@@ -445,7 +445,7 @@ TEST(LayersModel, InspectTreatsAResidualBlockAsOneLayer) {
   json j = base_config(layers);
   j["train"] = {{"batch_size", 16}};
   const mm::Config cfg = mm::parse_config(j, "res.json");
-  const mm::Report r = mm::inspect_training(cfg, splits, vocab->size(), 5);
+  const mm::Diagnosis r = mm::inspect_training(cfg, splits, vocab->size(), 5);
   ASSERT_EQ(r.snapshot.layers.size(), 5u);
   EXPECT_EQ(r.snapshot.layers[2].type, "Residual");
   EXPECT_TRUE(r.snapshot.layers[2].has_grad);
@@ -454,7 +454,7 @@ TEST(LayersModel, InspectTreatsAResidualBlockAsOneLayer) {
   bool nested_param = false;
   for (const auto& p : r.snapshot.params) nested_param |= p.name == "layers.2.layers.1.weight";
   EXPECT_TRUE(nested_param);
-  EXPECT_FALSE(mm::format_report(r).empty());
+  EXPECT_FALSE(mm::format_diagnosis(r).empty());
 }
 
 TEST(LayersModel, CalibrateReachesABatchNormInsideAResidual) {

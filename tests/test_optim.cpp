@@ -406,7 +406,7 @@ TEST(OptimTrainer, InspectUsesTheConfiguredSchedule) {
   NEED_DATA();
   const mm::Config cfg = config_with({{"optimizer", "adam"}, {"steps", 1000},
                                       {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"min", 0.001}}}});
-  const mm::Report r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 10);
+  const mm::Diagnosis r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 10);
   EXPECT_DOUBLE_EQ(r.snapshot.lr, cfg.lr_at(10));
   EXPECT_GT(r.snapshot.lr, 0.0099);
   EXPECT_TRUE(r.snapshot.updated);

@@ -150,7 +150,7 @@ int run_fidelity(const FidelityArgs& a) {
   }
   // The deep network after 1,000 steps: the statistics the lecture prints (cells 15-17).
   {
-    const Report deep = inspect_training(load_preset("lecture-deep"), splits, vocab.size(), 1000);
+    const Diagnosis deep = inspect_training(load_preset("lecture-deep"), splits, vocab.size(), 1000);
     const std::string sec = "lecture-deep after 1,000 steps (cells 15-17)";
     for (const auto& l : deep.snapshot.layers) {
       if (l.index != 2) continue;

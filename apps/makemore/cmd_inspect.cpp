@@ -40,7 +40,7 @@ std::unique_ptr<Model> build_model(const Config& cfg, int vocab_size, const std:
 }
 
 // Preset or config: the library trains `steps` steps and measures the next one.
-Report inspect_fresh(const InspectArgs& a, Config cfg, const std::string& input) {
+Diagnosis inspect_fresh(const InspectArgs& a, Config cfg, const std::string& input) {
   if (a.batch_size > 0) cfg.batch_size = a.batch_size;
   cfg = parse_config(cfg.to_json(), "command line");
   const Dataset data = Dataset::load(input);
@@ -53,7 +53,7 @@ Report inspect_fresh(const InspectArgs& a, Config cfg, const std::string& input)
 
 // A saved run: measure one minibatch (drawn from the run's seed) in train mode, no update. The
 // initial loss comes from re-initializing the same config, which redraws the same weights.
-Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
+Diagnosis inspect_run(const InspectArgs& a, const std::string& input_arg) {
   Run run = Run::open(a.run_dir);
   Config cfg = run.config();
   if (a.batch_size > 0) cfg.batch_size = a.batch_size;
@@ -82,7 +82,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
     }
   };
 
-  Report r;
+  Diagnosis r;
   r.name = cfg.name;
   r.vocab_size = run.vocab().size();
   r.expected_loss = std::log(static_cast<double>(r.vocab_size));
@@ -118,7 +118,7 @@ Report inspect_run(const InspectArgs& a, const std::string& input_arg) {
 
 int run_inspect(const InspectArgs& a) {
   const std::string input = a.input.empty() ? default_words_path() : a.input;
-  Report r;
+  Diagnosis r;
   if (!a.run_dir.empty()) {
     if (a.steps > 0)
       throw Error("--steps trains a fresh network; it does not apply to a saved run (-o DIR); use --preset or --config");
@@ -129,9 +129,9 @@ int run_inspect(const InspectArgs& a) {
     r = inspect_fresh(a, cfg, input);
   }
   if (a.json) {
-    fmt::print("{}\n", report_json(r).dump());
+    fmt::print("{}\n", diagnosis_json(r).dump());
   } else {
-    fmt::print("{}", format_report(r));
+    fmt::print("{}", format_diagnosis(r));
   }
   return 0;
 }
