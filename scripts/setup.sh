@@ -8,6 +8,8 @@ pkgs=(g++ cmake ninja-build pkgconf libeigen3-dev libcli11-dev nlohmann-json3-de
       libgtest-dev libbenchmark-dev libxsmm-dev ca-certificates curl)
 if [ "${MM_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch libopenblas0-pthread); fi
 if [ "${MM_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
+# The house style checker (tools/format.sh --check), run by CI.
+if [ "${MM_WITH_CLANG_FORMAT:-0}" = 1 ]; then pkgs+=(clang-format git); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -6,11 +6,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cctype>
 #include <cerrno>
@@ -31,8 +30,7 @@ namespace {
 std::string errno_text(int err) { return std::strerror(err); }
 
 [[noreturn]] void fail_write(const std::string& path, int err) {
-  throw Error(fmt::format("{}: cannot write ({}); check free disk space and that the folder is writable", path,
-                          errno_text(err)));
+  throw Error(fmt::format("{}: cannot write ({}); check free disk space and that the folder is writable", path, errno_text(err)));
 }
 
 // 16 hex digits nobody can guess: a temp file's name must not be plantable in advance.
@@ -138,7 +136,7 @@ int remove_temp_files(const std::string& dir) {
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     if (!is_temp_name(name)) continue;
-    struct stat st{};
+    struct stat st {};
     if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if ((S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && ::unlinkat(dfd, name.c_str(), 0) == 0) ++removed;
   }
@@ -147,17 +145,16 @@ int remove_temp_files(const std::string& dir) {
 }
 
 bool is_symlink(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
 }
 
 std::string real_subdir(const std::string& dir, const std::string& name) {
   const std::string path = dir + "/" + name;
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return path;
-    if (!S_ISLNK(st.st_mode))
-      throw Error(fmt::format("{}: not a folder; remove it (this program writes its files there)", path));
+    if (!S_ISLNK(st.st_mode)) throw Error(fmt::format("{}: not a folder; remove it (this program writes its files there)", path));
     // A link would send our writes (and the removal of stale figures) to wherever it points.
     if (::unlink(path.c_str()) != 0) fail_write(path, errno);
   } else if (errno != ENOENT) {
@@ -170,7 +167,7 @@ std::string real_subdir(const std::string& dir, const std::string& name) {
 }
 
 void remove_file(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return;
     fail_write(path, errno);
@@ -184,9 +181,10 @@ std::FILE* open_log(const std::string& path, bool append) {
   if (append) {
     fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0 && errno == ELOOP)
-      throw Error(fmt::format("{}: is a symbolic link; a run folder's files must be its own, not links (remove the link "
-                              "and train again)",
-                              path));
+      throw Error(
+          fmt::format("{}: is a symbolic link; a run folder's files must be its own, not links (remove the link "
+                      "and train again)",
+                      path));
   } else {
     remove_file(path);  // a link there is removed, so the new file cannot land in its target
     fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);

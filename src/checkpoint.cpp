@@ -25,8 +25,7 @@
 namespace mm {
 
 // The data section is raw host floats; safetensors mandates little-endian.
-static_assert(std::endian::native == std::endian::little,
-              "checkpoint I/O assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
 static_assert(sizeof(float) == 4);
 
 namespace {
@@ -62,11 +61,9 @@ std::string errno_text(int err) { return std::strerror(err); }
 // Names echoed from a corrupt header may hold newlines or be huge; keep the message one short line.
 std::string printable(const std::string& s) {
   size_t cut = std::min<size_t>(s.size(), 64);
-  while (cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80)
-    --cut;  // UTF-8 boundary
+  while (cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;  // UTF-8 boundary
   std::string out;
-  for (char c : s.substr(0, cut))
-    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  for (char c : s.substr(0, cut)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   if (cut < s.size()) out += "...";
   return out;
 }
@@ -117,8 +114,7 @@ bool as_u64(const nlohmann::ordered_json& v, uint64_t& out) {
   return false;
 }
 
-ParsedEntry parse_entry(const std::string& path, const std::string& name,
-                        const nlohmann::ordered_json& v, uint64_t data_size) {
+ParsedEntry parse_entry(const std::string& path, const std::string& name, const nlohmann::ordered_json& v, uint64_t data_size) {
   const std::string where = "tensor \"" + printable(name) + "\"";
   if (!v.is_object()) throw_corrupt(path, where + " is not a JSON object");
   const auto dtype = v.find("dtype");
@@ -128,8 +124,7 @@ ParsedEntry parse_entry(const std::string& path, const std::string& name,
     throw_corrupt(path, where + " lacks dtype, shape or data_offsets");
   if (!dtype->is_string()) throw_corrupt(path, where + " dtype is not a string");
   if (dtype->get<std::string>() != "F32")
-    throw_corrupt(path, where + " has dtype " + printable(dtype->get<std::string>()) +
-                            ", only F32 is supported");
+    throw_corrupt(path, where + " has dtype " + printable(dtype->get<std::string>()) + ", only F32 is supported");
 
   ParsedEntry entry;
   entry.name = name;
@@ -140,17 +135,14 @@ ParsedEntry parse_entry(const std::string& path, const std::string& name,
       throw_corrupt(path, where + " shape has an entry that is not a non-negative integer");
     entry.shape.push_back(static_cast<int64_t>(dim));
   }
-  if (!offsets->is_array() || offsets->size() != 2 || !as_u64((*offsets)[0], entry.begin) ||
-      !as_u64((*offsets)[1], entry.end))
+  if (!offsets->is_array() || offsets->size() != 2 || !as_u64((*offsets)[0], entry.begin) || !as_u64((*offsets)[1], entry.end))
     throw_corrupt(path, where + " data_offsets is not a pair of non-negative integers");
   if (entry.begin > entry.end || entry.end > data_size)
-    throw_corrupt(path, where + " data_offsets [" + std::to_string(entry.begin) + ", " +
-                            std::to_string(entry.end) + "] lie outside the " +
-                            std::to_string(data_size) + "-byte data section");
+    throw_corrupt(path, where + " data_offsets [" + std::to_string(entry.begin) + ", " + std::to_string(entry.end) +
+                            "] lie outside the " + std::to_string(data_size) + "-byte data section");
   // The byte range is already bounded by the file, so an overflowing shape cannot match it.
   const auto count = element_count(entry.shape);
-  if (!count || static_cast<uint64_t>(*count) > data_size / 4 ||
-      static_cast<uint64_t>(*count) * 4 != entry.end - entry.begin)
+  if (!count || static_cast<uint64_t>(*count) > data_size / 4 || static_cast<uint64_t>(*count) * 4 != entry.end - entry.begin)
     throw_corrupt(path, where + " shape does not match its data_offsets");
   return entry;
 }
@@ -180,19 +172,17 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
                   "\" (duplicate or reserved name); give every tensor a unique name");
     const auto count = element_count(t.shape);
     if (!count || static_cast<uint64_t>(*count) != t.data.size())
-      throw Error(path + ": cannot save tensor \"" + printable(t.name) +
-                  "\": shape does not match its " + std::to_string(t.data.size()) + " values");
+      throw Error(path + ": cannot save tensor \"" + printable(t.name) + "\": shape does not match its " +
+                  std::to_string(t.data.size()) + " values");
     const uint64_t bytes = t.data.size() * sizeof(float);
-    header[t.name] = {
-        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string header_text;
   try {
     header_text = header.dump();
   } catch (const nlohmann::json::exception&) {
-    throw Error(path +
-                ": cannot save checkpoint: a tensor name or metadata string is not valid UTF-8");
+    throw Error(path + ": cannot save checkpoint: a tensor name or metadata string is not valid UTF-8");
   }
   // Padding keeps the data section 8-byte aligned, as the safetensors reference writer does.
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
@@ -210,8 +200,7 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
 TensorFile load_safetensors(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT)
-      throw Error(path + ": no such checkpoint; train first with `makemore train -o DIR`");
+    if (errno == ENOENT) throw Error(path + ": no such checkpoint; train first with `makemore train -o DIR`");
     throw Error(path + ": cannot open checkpoint (" + errno_text(errno) + "); check permissions");
   }
   struct FdCloser {
@@ -220,28 +209,22 @@ TensorFile load_safetensors(const std::string& path) {
   } closer{fd};
 
   struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    throw Error(path + ": cannot read checkpoint (" + errno_text(errno) + ")");
-  if (!S_ISREG(st.st_mode))
-    throw Error(path + ": is not a regular file; pass the checkpoint file, not a directory");
+  if (::fstat(fd, &st) != 0) throw Error(path + ": cannot read checkpoint (" + errno_text(errno) + ")");
+  if (!S_ISREG(st.st_mode)) throw Error(path + ": is not a regular file; pass the checkpoint file, not a directory");
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8)
-    throw_corrupt(path, "file is " + std::to_string(file_size) +
-                            " bytes, shorter than the 8-byte header length");
+    throw_corrupt(path, "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
 
   char len_bytes[8];
   if (!read_all(fd, len_bytes, 8, path)) throw_corrupt(path, "file ended early");
   uint64_t header_len = 0;
   std::memcpy(&header_len, len_bytes, 8);
   if (header_len > max_header_bytes)
-    throw_corrupt(path,
-                  "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
+    throw_corrupt(path, "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
   if (header_len > file_size - 8)
-    throw_corrupt(path, "header length " + std::to_string(header_len) + " exceeds the file size " +
-                            std::to_string(file_size));
+    throw_corrupt(path, "header length " + std::to_string(header_len) + " exceeds the file size " + std::to_string(file_size));
   std::string header_text(header_len, '\0');
-  if (!read_all(fd, header_text.data(), header_text.size(), path))
-    throw_corrupt(path, "file ended early");
+  if (!read_all(fd, header_text.data(), header_text.size(), path)) throw_corrupt(path, "file ended early");
   const uint64_t data_size = file_size - 8 - header_len;
 
   // Duplicate top-level keys would silently drop a tensor, so the parser callback flags them.
@@ -250,10 +233,9 @@ TensorFile load_safetensors(const std::string& path) {
   nlohmann::ordered_json header;
   try {
     header = nlohmann::ordered_json::parse(
-        header_text, [&](int depth, nlohmann::ordered_json::parse_event_t event,
-                         nlohmann::ordered_json& parsed) {
-          if (depth == 1 && event == nlohmann::ordered_json::parse_event_t::key &&
-              parsed.is_string() && !keys.insert(parsed.get<std::string>()).second)
+        header_text, [&](int depth, nlohmann::ordered_json::parse_event_t event, nlohmann::ordered_json& parsed) {
+          if (depth == 1 && event == nlohmann::ordered_json::parse_event_t::key && parsed.is_string() &&
+              !keys.insert(parsed.get<std::string>()).second)
             duplicate = true;
           return true;
         });
@@ -270,8 +252,7 @@ TensorFile load_safetensors(const std::string& path) {
       if (value.is_null()) continue;  // the reference implementation writes null for "no metadata"
       if (!value.is_object()) throw_corrupt(path, "__metadata__ is not a JSON object");
       for (const auto& [mk, mv] : value.items()) {
-        if (!mv.is_string())
-          throw_corrupt(path, "metadata value for \"" + printable(mk) + "\" is not a string");
+        if (!mv.is_string()) throw_corrupt(path, "metadata value for \"" + printable(mk) + "\" is not a string");
         result.metadata[mk] = mv.get<std::string>();
       }
       continue;
@@ -285,16 +266,13 @@ TensorFile load_safetensors(const std::string& path) {
   });
   uint64_t expected = 0;
   for (const auto& e : entries) {
-    if (e.begin < expected)
-      throw_corrupt(path, "tensor \"" + printable(e.name) + "\" overlaps the previous tensor");
-    if (e.begin > expected)
-      throw_corrupt(path, "gap in the data section before tensor \"" + printable(e.name) + "\"");
+    if (e.begin < expected) throw_corrupt(path, "tensor \"" + printable(e.name) + "\" overlaps the previous tensor");
+    if (e.begin > expected) throw_corrupt(path, "gap in the data section before tensor \"" + printable(e.name) + "\"");
     expected = e.end;
   }
   if (expected != data_size)
-    throw_corrupt(path, "data section is " + std::to_string(data_size) +
-                            " bytes but the tensors use " + std::to_string(expected) +
-                            "; the file is truncated or has trailing bytes");
+    throw_corrupt(path, "data section is " + std::to_string(data_size) + " bytes but the tensors use " +
+                            std::to_string(expected) + "; the file is truncated or has trailing bytes");
 
   // Every byte count below was checked against the real file size, so these allocations are
   // bounded.
@@ -304,14 +282,14 @@ TensorFile load_safetensors(const std::string& path) {
     t.name = std::move(e.name);
     t.shape = std::move(e.shape);
     t.data.resize((e.end - e.begin) / 4);
-    if (!read_all(fd, reinterpret_cast<char*>(t.data.data()), e.end - e.begin, path))
-      throw_corrupt(path, "file ended early");
+    if (!read_all(fd, reinterpret_cast<char*>(t.data.data()), e.end - e.begin, path)) throw_corrupt(path, "file ended early");
     result.tensors.push_back(std::move(t));
   }
   if (auto it = result.metadata.find(checksum_key); it != result.metadata.end()) {
     DataHash hash;
     for (const auto& t : result.tensors) hash.add(t.data);  // data order: the section's bytes
-    if (hash.hex() != it->second) throw_corrupt(path, "its values do not match the checksum written with them: the file was damaged after it was saved");
+    if (hash.hex() != it->second)
+      throw_corrupt(path, "its values do not match the checksum written with them: the file was damaged after it was saved");
     result.metadata.erase(it);
   }
   return result;

@@ -3,6 +3,7 @@
 #include "makemore/config.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,7 +13,6 @@
 #include <numbers>
 #include <set>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "makemore/error.h"
 #include "makemore/layer_kinds.h"
@@ -66,8 +66,8 @@ void check_keys(const Ctx& c, const json& j, const std::string& where, std::set<
 }
 
 int64_t get_int(const Ctx& c, const json& j, const std::string& where, int64_t lo, int64_t hi) {
-  if (!j.is_number_integer() && !(j.is_number_float() && std::floor(j.get<double>()) == j.get<double>() &&
-                                   std::fabs(j.get<double>()) < 9e15))
+  if (!j.is_number_integer() &&
+      !(j.is_number_float() && std::floor(j.get<double>()) == j.get<double>() && std::fabs(j.get<double>()) < 9e15))
     c.fail(where, fmt::format("must be an integer, got {}", j.dump()));
   const int64_t v = j.is_number_integer() ? j.get<int64_t>() : static_cast<int64_t>(j.get<double>());
   if (v < lo || v > hi) c.fail(where, fmt::format("must be between {} and {}, got {}", lo, hi, v));
@@ -115,16 +115,26 @@ InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, I
   if (!obj.contains("kind")) c.fail(where + ".kind", fmt::format("missing; one of {}", kinds));
   kind = get_str(c, obj["kind"], where + ".kind");
   using K = InitSpec::Kind;
-  if (kind == "zeros") s.kind = K::Zeros;
-  else if (kind == "ones") s.kind = K::Ones;
-  else if (kind == "constant") s.kind = K::Constant;
-  else if (kind == "normal") s.kind = K::Normal;
-  else if (kind == "kaiming") s.kind = K::Kaiming;
-  else if (kind == "torch-default") s.kind = K::TorchLinear;
-  else if (kind == "xavier-normal") s.kind = K::XavierNormal;
-  else if (kind == "xavier-uniform") s.kind = K::XavierUniform;
-  else if (kind == "lsuv") s.kind = K::Lsuv;
-  else c.fail(where + ".kind", fmt::format("unknown initialization '{}'; use {}", kind, kinds));
+  if (kind == "zeros")
+    s.kind = K::Zeros;
+  else if (kind == "ones")
+    s.kind = K::Ones;
+  else if (kind == "constant")
+    s.kind = K::Constant;
+  else if (kind == "normal")
+    s.kind = K::Normal;
+  else if (kind == "kaiming")
+    s.kind = K::Kaiming;
+  else if (kind == "torch-default")
+    s.kind = K::TorchLinear;
+  else if (kind == "xavier-normal")
+    s.kind = K::XavierNormal;
+  else if (kind == "xavier-uniform")
+    s.kind = K::XavierUniform;
+  else if (kind == "lsuv")
+    s.kind = K::Lsuv;
+  else
+    c.fail(where + ".kind", fmt::format("unknown initialization '{}'; use {}", kind, kinds));
   if (s.kind == K::Lsuv && use != InitUse::LinearWeight)
     c.fail(where + ".kind", "lsuv is only for a linear layer's \"weight_init\" (it rescales that layer's output)");
   if (use == InitUse::Vector && (s.kind == K::Kaiming || s.kind == K::TorchLinear))
@@ -168,15 +178,19 @@ InitSpec parse_init_ctx(const Ctx& c, const json& j, const std::string& where, I
 OptimizerSpec parse_optimizer(const Ctx& c, const json& j) {
   const std::string w = "train.optimizer";
   const json obj = j.is_string() ? json{{"type", j}} : j;
-  if (!obj.is_object()) c.fail(w, "must be a name (\"sgd\", \"rmsprop\", \"adam\", \"adamw\") or an object like {\"type\": \"adam\"}");
+  if (!obj.is_object())
+    c.fail(w, "must be a name (\"sgd\", \"rmsprop\", \"adam\", \"adamw\") or an object like {\"type\": \"adam\"}");
   if (!obj.contains("type")) c.fail(w + ".type", "missing; one of sgd, rmsprop, adam, adamw");
   const std::string type = get_str(c, obj["type"], w + ".type");
   if (type != "sgd" && type != "rmsprop" && type != "adam" && type != "adamw")
     c.fail(j.is_string() ? w : w + ".type", fmt::format("unknown optimizer '{}'; use sgd, rmsprop, adam or adamw", type));
   OptimizerSpec s = OptimizerSpec::defaults(type);
-  if (type == "sgd") check_keys(c, obj, w, {"type", "momentum", "dampening", "nesterov", "weight_decay"});
-  else if (type == "rmsprop") check_keys(c, obj, w, {"type", "alpha", "eps", "momentum", "centered", "weight_decay"});
-  else check_keys(c, obj, w, {"type", "betas", "eps", "weight_decay", "amsgrad"});
+  if (type == "sgd")
+    check_keys(c, obj, w, {"type", "momentum", "dampening", "nesterov", "weight_decay"});
+  else if (type == "rmsprop")
+    check_keys(c, obj, w, {"type", "alpha", "eps", "momentum", "centered", "weight_decay"});
+  else
+    check_keys(c, obj, w, {"type", "betas", "eps", "weight_decay", "amsgrad"});
   if (obj.contains("momentum")) s.momentum = get_num(c, obj["momentum"], w + ".momentum", 0, 1);
   if (obj.contains("dampening")) s.dampening = get_num(c, obj["dampening"], w + ".dampening", 0, 1);
   if (obj.contains("nesterov")) s.nesterov = get_bool(c, obj["nesterov"], w + ".nesterov");
@@ -191,7 +205,8 @@ OptimizerSpec parse_optimizer(const Ctx& c, const json& j) {
   if (obj.contains("weight_decay")) s.weight_decay = get_num(c, obj["weight_decay"], w + ".weight_decay", 0, 1e6);
   if (obj.contains("betas")) {
     const json& b = obj["betas"];
-    if (!b.is_array() || b.size() != 2) c.fail(w + ".betas", fmt::format("must be a list of two numbers like [0.9, 0.999], got {}", b.dump()));
+    if (!b.is_array() || b.size() != 2)
+      c.fail(w + ".betas", fmt::format("must be a list of two numbers like [0.9, 0.999], got {}", b.dump()));
     s.beta1 = get_num(c, b[0], w + ".betas[0]", 0, 1);
     s.beta2 = get_num(c, b[1], w + ".betas[1]", 0, 1);
     if (s.beta1 >= 1) c.fail(w + ".betas[0]", fmt::format("must be below 1, got {}", b[0].dump()));
@@ -230,11 +245,14 @@ LrSchedule parse_lr(const Ctx& c, const json& lr) {
     return s;
   }
   if (!lr.is_object())
-    c.fail("train.lr", fmt::format("must be a number or an object like {{\"values\": [0.1, 0.01], \"boundaries\": [100000]}}, got {}", lr.dump()));
+    c.fail("train.lr",
+           fmt::format("must be a number or an object like {{\"values\": [0.1, 0.01], \"boundaries\": [100000]}}, got {}",
+                       lr.dump()));
   std::string kind = "step";
   if (lr.contains("schedule")) {
     kind = get_str(c, lr["schedule"], "train.lr.schedule");
-    if (kind != "step" && kind != "cosine") c.fail("train.lr.schedule", fmt::format("unknown schedule '{}'; use step or cosine", kind));
+    if (kind != "step" && kind != "cosine")
+      c.fail("train.lr.schedule", fmt::format("unknown schedule '{}'; use step or cosine", kind));
   }
   if (lr.contains("warmup")) s.warmup = get_int(c, lr["warmup"], "train.lr.warmup", 0, int64_t{1} << 40);
   if (kind == "cosine") {
@@ -259,7 +277,8 @@ LrSchedule parse_lr(const Ctx& c, const json& lr) {
       s.boundaries.push_back(get_int(c, lr["boundaries"][i], fmt::format("train.lr.boundaries[{}]", i), 1, int64_t{1} << 40));
   }
   if (s.boundaries.size() + 1 != s.values.size())
-    c.fail("train.lr", fmt::format("{} values need {} boundaries, got {}", s.values.size(), s.values.size() - 1, s.boundaries.size()));
+    c.fail("train.lr",
+           fmt::format("{} values need {} boundaries, got {}", s.values.size(), s.values.size() - 1, s.boundaries.size()));
   for (std::size_t i = 1; i < s.boundaries.size(); ++i)
     if (s.boundaries[i] <= s.boundaries[i - 1]) c.fail("train.lr.boundaries", "must be increasing");
   return s;
@@ -351,15 +370,35 @@ json init_to_json(const InitSpec& s) {
   using K = InitSpec::Kind;
   json j;
   switch (s.kind) {
-    case K::Zeros: j["kind"] = "zeros"; break;
-    case K::Ones: j["kind"] = "ones"; break;
-    case K::Constant: j["kind"] = "constant"; j["value"] = s.value; break;
-    case K::Normal: j["kind"] = "normal"; break;
-    case K::Kaiming: j["kind"] = "kaiming"; j["gain"] = s.gain; break;
+    case K::Zeros:
+      j["kind"] = "zeros";
+      break;
+    case K::Ones:
+      j["kind"] = "ones";
+      break;
+    case K::Constant:
+      j["kind"] = "constant";
+      j["value"] = s.value;
+      break;
+    case K::Normal:
+      j["kind"] = "normal";
+      break;
+    case K::Kaiming:
+      j["kind"] = "kaiming";
+      j["gain"] = s.gain;
+      break;
     case K::TorchLinear:
-    case K::TorchLinearBias: j["kind"] = "torch-default"; break;
-    case K::XavierNormal: j["kind"] = "xavier-normal"; j["gain"] = s.gain; break;
-    case K::XavierUniform: j["kind"] = "xavier-uniform"; j["gain"] = s.gain; break;
+    case K::TorchLinearBias:
+      j["kind"] = "torch-default";
+      break;
+    case K::XavierNormal:
+      j["kind"] = "xavier-normal";
+      j["gain"] = s.gain;
+      break;
+    case K::XavierUniform:
+      j["kind"] = "xavier-uniform";
+      j["gain"] = s.gain;
+      break;
     case K::Lsuv:
       j["kind"] = "lsuv";
       j["batch"] = s.lsuv_batch;
@@ -387,7 +426,8 @@ Config parse_config(const json& j, const std::string& source) {
   const json& m = j["model"];
   check_keys(c, m, "model", {"n_embd", "embedding_init", "layers"});
   if (m.contains("n_embd")) cfg.n_embd = static_cast<int>(get_int(c, m["n_embd"], "model.n_embd", 1, 1 << 16));
-  if (m.contains("embedding_init")) cfg.embedding_init = parse_init_ctx(c, m["embedding_init"], "model.embedding_init", InitUse::Matrix);
+  if (m.contains("embedding_init"))
+    cfg.embedding_init = parse_init_ctx(c, m["embedding_init"], "model.embedding_init", InitUse::Matrix);
   if (!m.contains("layers") || !m["layers"].is_array() || m["layers"].empty())
     c.fail("model.layers", "must be a non-empty list of layers ending in a Linear with \"out\": \"vocab\"");
   for (std::size_t i = 0; i < m["layers"].size(); ++i)
@@ -410,7 +450,8 @@ Config parse_config(const json& j, const std::string& source) {
     if (t.contains("batch_size")) cfg.batch_size = static_cast<int>(get_int(c, t["batch_size"], "train.batch_size", 1, 1 << 20));
     if (t.contains("seed")) cfg.seed = get_seed(c, t["seed"], "train.seed");
     if (t.contains("optimizer")) cfg.optimizer = parse_optimizer(c, t["optimizer"]);
-    if (t.contains("calibrate_batchnorm")) cfg.calibrate_batchnorm = get_bool(c, t["calibrate_batchnorm"], "train.calibrate_batchnorm");
+    if (t.contains("calibrate_batchnorm"))
+      cfg.calibrate_batchnorm = get_bool(c, t["calibrate_batchnorm"], "train.calibrate_batchnorm");
     if (t.contains("lr")) cfg.lr = parse_lr(c, t["lr"]);
     if (t.contains("clip_grad_norm")) cfg.clip_grad_norm = get_num(c, t["clip_grad_norm"], "train.clip_grad_norm", 0, 1e9);
   }
@@ -446,8 +487,10 @@ json parse_json_text(const std::string& text, const std::string& source) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   const json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-    else if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+    if (event == json::parse_event_t::object_start)
+      open_objects.emplace_back();
+    else if (event == json::parse_event_t::object_end && !open_objects.empty())
+      open_objects.pop_back();
     else if (event == json::parse_event_t::key && !open_objects.empty() && parsed.is_string() &&
              !open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
       duplicate = parsed.get<std::string>();
@@ -462,19 +505,25 @@ json parse_json_text(const std::string& text, const std::string& source) {
     // e.byte is 1-based; turn it into line:column for the user.
     std::size_t line = 1, col = 1;
     for (std::size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
     }
     std::string what = e.what();
     const auto pos = what.find("syntax error");
     if (pos != std::string::npos) what = what.substr(pos);
-    throw Error(fmt::format("{}:{}:{}: invalid JSON ({}); fix the file or start from `makemore presets show NAME`",
-                            source, line, col, what));
+    throw Error(fmt::format("{}:{}:{}: invalid JSON ({}); fix the file or start from `makemore presets show NAME`", source, line,
+                            col, what));
   }
 }
 
 Config load_config_file(const std::string& path) {
-  struct stat st{};
-  if (stat(path.c_str(), &st) != 0) throw Error(fmt::format("{}: no such config file; pass an existing file with --config FILE", path));
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw Error(fmt::format("{}: no such config file; pass an existing file with --config FILE", path));
   if (S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: is a directory, not a config file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot read ({})", path, std::strerror(errno)));
@@ -495,9 +544,10 @@ Config apply_overrides(const Config& base, const TrainOverrides& o, const std::s
   bool has_bn = false;
   for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.kind->traits.running_stats; });
   if (o.batch_size == 1 && has_bn)  // named as typed, not as the config field it overrides
-    throw Error(fmt::format("--batch-size 1: {} has BatchNorm1d, which normalizes over the batch and needs at least 2 "
-                            "examples; use --batch-size 2 or more (the lecture uses 32)",
-                            source));
+    throw Error(
+        fmt::format("--batch-size 1: {} has BatchNorm1d, which normalizes over the batch and needs at least 2 "
+                    "examples; use --batch-size 2 or more (the lecture uses 32)",
+                    source));
   if (o.calibrate) cfg.calibrate_batchnorm = true;
   json j = cfg.to_json();
   if (!o.optimizer.empty()) j["train"]["optimizer"] = o.optimizer;

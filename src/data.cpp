@@ -47,11 +47,26 @@ std::string code_point_name(char32_t c) {
 // at the edge of a line is an editor artifact, never part of a name.
 bool is_strippable(char32_t c) {
   switch (c) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D:
-    case 0x1C: case 0x1D: case 0x1E: case 0x1F: case 0x20:
-    case 0x85: case 0xA0: case 0x1680:
-    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-    case 0x200B: case 0xFEFF:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x1C:
+    case 0x1D:
+    case 0x1E:
+    case 0x1F:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+    case 0x200B:
+    case 0xFEFF:
       return true;
     default:
       return c >= 0x2000 && c <= 0x200A;
@@ -99,10 +114,8 @@ std::string read_file_bytes(const std::string& path) {
     throw Error(path + ": cannot read (" + lower_strerror(ec.value()) +
                 "); check its permissions or pass another word list with -i FILE");
   }
-  if (!std::filesystem::exists(st))
-    throw Error(path + ": no such file; pass an existing word list with -i FILE");
-  if (std::filesystem::is_directory(st))
-    throw Error(path + ": is a directory, not a file; pass a word list with -i FILE");
+  if (!std::filesystem::exists(st)) throw Error(path + ": no such file; pass an existing word list with -i FILE");
+  if (std::filesystem::is_directory(st)) throw Error(path + ": is a directory, not a file; pass a word list with -i FILE");
 
   errno = 0;
   std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
@@ -135,8 +148,7 @@ WordList load_words(const std::string& path) {
   // called binary, not blamed for whichever invalid byte happens to come first.
   for (const Line& line : lines) {
     if (line.text.find('\0') != std::string_view::npos) {
-      throw Error(path + ": looks like a binary file (NUL byte on line " +
-                  std::to_string(line.number) + "); " + kTextFix);
+      throw Error(path + ": looks like a binary file (NUL byte on line " + std::to_string(line.number) + "); " + kTextFix);
     }
   }
 
@@ -148,8 +160,8 @@ WordList load_words(const std::string& path) {
     std::size_t bad = 0;
     if (!from_utf8(std::string(line.text), &decoded, &bad)) {
       throw Error(path + ":" + std::to_string(line.number) + ": invalid UTF-8 byte " +
-                  hex_byte(static_cast<unsigned char>(line.text[bad])) + " at column " +
-                  std::to_string(bad + 1) + "; " + kTextFix);
+                  hex_byte(static_cast<unsigned char>(line.text[bad])) + " at column " + std::to_string(bad + 1) + "; " +
+                  kTextFix);
     }
     std::u32string word = strip(decoded);
     if (word.empty()) {
@@ -158,8 +170,7 @@ WordList load_words(const std::string& path) {
       out.words.push_back(std::move(word));
     }
   }
-  if (out.words.empty())
-    throw Error(path + ": no items (only empty lines); it must hold one item per line");
+  if (out.words.empty()) throw Error(path + ": no items (only empty lines); it must hold one item per line");
   return out;
 }
 
@@ -177,9 +188,8 @@ Vocab Vocab::from_chars(const std::u32string& chars) {
   // encode() binary-searches, and a reordered list would silently remap a checkpoint's tokens.
   for (std::size_t i = 1; i < chars.size(); ++i) {
     if (!(chars[i - 1] < chars[i])) {
-      throw Error("vocabulary characters must be distinct and in ascending order (" +
-                  code_point_name(chars[i]) + " at index " + std::to_string(i + 1) +
-                  "); the stored vocabulary is damaged");
+      throw Error("vocabulary characters must be distinct and in ascending order (" + code_point_name(chars[i]) + " at index " +
+                  std::to_string(i + 1) + "); the stored vocabulary is damaged");
     }
   }
   Vocab v;
@@ -202,10 +212,8 @@ char32_t Vocab::decode(int index) const {
 
 std::string Vocab::token_utf8(int index) const { return to_utf8(decode(index)); }
 
-Examples build_examples(const std::vector<std::u32string>& words, const Vocab& vocab,
-                        int block_size) {
-  if (block_size < 1)
-    throw Error("block_size must be at least 1 (got " + std::to_string(block_size) + ")");
+Examples build_examples(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size) {
+  if (block_size < 1) throw Error("block_size must be at least 1 (got " + std::to_string(block_size) + ")");
   Examples ex;
   ex.block_size = block_size;
   std::size_t total = 0;
@@ -221,8 +229,7 @@ Examples build_examples(const std::vector<std::u32string>& words, const Vocab& v
       if (i < w.size()) {
         ix = vocab.encode(w[i]);
         if (ix < 0) {
-          throw Error("word \"" + to_utf8(w) + "\" has the character '" + to_utf8(w[i]) + "' (" +
-                      code_point_name(w[i]) +
+          throw Error("word \"" + to_utf8(w) + "\" has the character '" + to_utf8(w[i]) + "' (" + code_point_name(w[i]) +
                       ") that is not in the vocabulary; the model only knows the characters "
                       "of its training words");
         }
@@ -236,8 +243,7 @@ Examples build_examples(const std::vector<std::u32string>& words, const Vocab& v
   return ex;
 }
 
-Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size,
-                   uint64_t split_seed) {
+Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size, uint64_t split_seed) {
   std::vector<std::u32string> shuffled = words;
   PyRandom rng(split_seed);
   rng.shuffle(shuffled);
@@ -337,10 +343,13 @@ bool from_utf8(const std::string& s, std::u32string* out, std::size_t* bad_offse
 }
 
 void require_nonempty_splits(const Splits& splits, const std::string& input, std::size_t items) {
-  const char* empty = splits.train.size() == 0 ? "train" : splits.val.size() == 0 ? "val" : splits.test.size() == 0 ? "test" : nullptr;
+  const char* empty = splits.train.size() == 0  ? "train"
+                      : splits.val.size() == 0  ? "val"
+                      : splits.test.size() == 0 ? "test"
+                                                : nullptr;
   if (empty)
-    throw Error(fmt::format("{}: too few items ({}): the 80/10/10 split leaves the {} split empty; use at least 10", input,
-                            items, empty));
+    throw Error(fmt::format("{}: too few items ({}): the 80/10/10 split leaves the {} split empty; use at least 10", input, items,
+                            empty));
 }
 
 std::string words_fingerprint(const std::vector<std::u32string>& words) {
@@ -368,9 +377,7 @@ Dataset Dataset::load(const std::string& path, const Vocab* fixed_vocab) {
   return d;
 }
 
-Splits Dataset::split(int block_size, uint64_t split_seed) const {
-  return make_splits(words_, vocab_, block_size, split_seed);
-}
+Splits Dataset::split(int block_size, uint64_t split_seed) const { return make_splits(words_, vocab_, block_size, split_seed); }
 
 Splits Dataset::split_nonempty(int block_size, uint64_t split_seed) const {
   Splits s = split(block_size, split_seed);

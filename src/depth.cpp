@@ -51,11 +51,13 @@ std::string join(const std::vector<std::string>& v) {
 
 void check_names(const std::vector<std::string>& got, const std::vector<std::string>& allowed, const char* option,
                  const char* example) {
-  if (got.empty()) throw Error(fmt::format("{}: empty; give one or more of {} (e.g. {} {})", option, join(allowed), option, example));
+  if (got.empty())
+    throw Error(fmt::format("{}: empty; give one or more of {} (e.g. {} {})", option, join(allowed), option, example));
   std::set<std::string> seen;
   for (const auto& v : got) {
     if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
-      throw Error(fmt::format("{}: unknown value '{}'; use one or more of {} (e.g. {} {})", option, v, join(allowed), option, example));
+      throw Error(
+          fmt::format("{}: unknown value '{}'; use one or more of {} (e.g. {} {})", option, v, join(allowed), option, example));
     if (!seen.insert(v).second) throw Error(fmt::format("{}: '{}' given twice; list each value once", option, v));
   }
 }
@@ -67,7 +69,8 @@ void validate(const Grid& g) {
   std::set<int> seen;
   for (int d : g.depths) {
     if (d < 1 || d > kMaxDepth)
-      throw Error(fmt::format("--depths: {} is out of range; hidden layers must be from 1 to {} (e.g. --depths 3,10)", d, kMaxDepth));
+      throw Error(
+          fmt::format("--depths: {} is out of range; hidden layers must be from 1 to {} (e.g. --depths 3,10)", d, kMaxDepth));
     if (!seen.insert(d).second) throw Error(fmt::format("--depths: {} given twice; list each depth once", d));
   }
   check_names(g.inits, kInits, "--inits", "kaiming,normal");
@@ -137,8 +140,10 @@ json init_json(const std::string& init, double extra_scale) {
 json hidden_block(const Cell& c, int width) {
   json b = json::array();
   b.push_back({{"type", "linear"}, {"out", width}, {"bias", c.norm == "none"}, {"weight_init", init_json(c.init, 1.0)}});
-  if (c.norm == "batch") b.push_back({{"type", "batchnorm1d"}});
-  else if (c.norm == "layer") b.push_back({{"type", "layernorm"}});
+  if (c.norm == "batch")
+    b.push_back({{"type", "batchnorm1d"}});
+  else if (c.norm == "layer")
+    b.push_back({{"type", "layernorm"}});
   b.push_back({{"type", "tanh"}});
   return b;
 }
@@ -164,8 +169,10 @@ json cell_config_json(const Cell& c, const Grid& g) {
   for (auto& l : hidden_block(c, g.width)) layers.push_back(l);
   for (int b = 1; b < c.depth; ++b) {
     json blk = hidden_block(c, g.width);
-    if (c.residual) layers.push_back({{"type", "residual"}, {"layers", blk}});
-    else for (auto& l : blk) layers.push_back(l);
+    if (c.residual)
+      layers.push_back({{"type", "residual"}, {"layers", blk}});
+    else
+      for (auto& l : blk) layers.push_back(l);
   }
   layers.push_back({{"type", "linear"}, {"out", "vocab"}, {"bias", true}, {"weight_init", init_json(c.init, 0.1)}});
   return {{"name", "depth-" + c.key()},
@@ -193,10 +200,14 @@ double unigram_entropy(const Examples& train, int vocab_size) {
 
 const char* status_name(Status s) {
   switch (s) {
-    case Status::Trained: return "trained";
-    case Status::Stuck: return "stuck";
-    case Status::Diverged: return "diverged";
-    case Status::Failed: return "failed";
+    case Status::Trained:
+      return "trained";
+    case Status::Stuck:
+      return "stuck";
+    case Status::Diverged:
+      return "diverged";
+    case Status::Failed:
+      return "failed";
   }
   return "failed";
 }
@@ -219,7 +230,7 @@ json num_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); 
 double num_of(const json& j) { return j.is_number() ? j.get<double>() : NAN; }
 
 json cell_header(const Cell& c) {
-  return {{"key", c.key()}, {"depth", c.depth}, {"init", c.init}, {"norm", c.norm}, {"residual", c.residual},
+  return {{"key", c.key()},           {"depth", c.depth},           {"init", c.init}, {"norm", c.norm}, {"residual", c.residual},
           {"optimizer", c.optimizer}, {"seed_index", c.seed_index}, {"seed", c.seed}};
 }
 
@@ -242,7 +253,9 @@ json init_stats(const Snapshot& s, const Cell& c) {
   json blocks = json::array();
   for (int i : idx) {
     const LayerDiag& d = s.layers[static_cast<std::size_t>(i)];
-    blocks.push_back({{"layer", d.index}, {"type", d.type}, {"act_mean", num_or_null(d.out.mean)},
+    blocks.push_back({{"layer", d.index},
+                      {"type", d.type},
+                      {"act_mean", num_or_null(d.out.mean)},
                       {"act_std", num_or_null(d.out.std)},
                       // |t| > 0.97 means saturated only for a tanh: a residual block's x + f(x) is unbounded.
                       {"saturated_pct", d.bounded() ? num_or_null(d.saturated_pct) : json(nullptr)},
@@ -253,8 +266,10 @@ json init_stats(const Snapshot& s, const Cell& c) {
     if (!p.is_1d && p.name.rfind("layers.", 0) == 0 && p.name.size() > 7 && p.name.ends_with(".weight")) weights.push_back(&p);
   json w = json::array();
   for (std::size_t k = 0; k < weights.size(); ++k)
-    w.push_back({{"name", weights[k]->name}, {"grad_data", num_or_null(weights[k]->grad_data_ratio)},
-                 {"grad_std", num_or_null(weights[k]->grad.std)}, {"output_layer", k + 1 == weights.size()}});
+    w.push_back({{"name", weights[k]->name},
+                 {"grad_data", num_or_null(weights[k]->grad_data_ratio)},
+                 {"grad_std", num_or_null(weights[k]->grad.std)},
+                 {"output_layer", k + 1 == weights.size()}});
   return {{"loss", num_or_null(s.loss)}, {"blocks", blocks}, {"weights", w}};
 }
 
@@ -309,7 +324,10 @@ struct Group {
     int k = 0;
     for (const auto* c : cells) {
       const double v = c->contains(field) ? num_of((*c)[field]) : NAN;
-      if (std::isfinite(v)) { s += v; ++k; }
+      if (std::isfinite(v)) {
+        s += v;
+        ++k;
+      }
     }
     return k ? s / k : NAN;
   }
@@ -371,8 +389,12 @@ std::ptrdiff_t position(const json& list, const json& v) {
 
 RowKey row_key(const json& grid, int depth, const std::string& init, const std::string& norm, bool residual,
                const std::string& opt, int seed_index) {
-  return {depth, position(grid["inits"], init), position(grid["norms"], norm), position(grid["residual"], residual),
-          position(grid["optimizers"], opt), seed_index};
+  return {depth,
+          position(grid["inits"], init),
+          position(grid["norms"], norm),
+          position(grid["residual"], residual),
+          position(grid["optimizers"], opt),
+          seed_index};
 }
 
 RowKey row_key(const json& grid, const json& cell) {
@@ -416,15 +438,24 @@ json summarize(const json& study) {
             if (it == groups.end()) continue;
             ++present;
             const Group& g = it->second;
-            if (g.count("failed")) { ++failed; by_init[init] = "failed"; continue; }
+            if (g.count("failed")) {
+              ++failed;
+              by_init[init] = "failed";
+              continue;
+            }
             if (g.count("trained") == g.n()) ++trained;
             const double e = g.effective_val(unigram);
             lo = std::min(lo, e);
             hi = std::max(hi, e);
             by_init[init] = {{"val_loss", num_or_null(g.mean_of("val_loss"))}, {"status", g.label()}};
           }
-          rows.push_back({{"depth", d}, {"inits", present}, {"trained_inits", trained}, {"failed_inits", failed},
-                          {"best_val", num_or_null(lo)}, {"spread", num_or_null(hi - lo)}, {"by_init", by_init}});
+          rows.push_back({{"depth", d},
+                          {"inits", present},
+                          {"trained_inits", trained},
+                          {"failed_inits", failed},
+                          {"best_val", num_or_null(lo)},
+                          {"spread", num_or_null(hi - lo)},
+                          {"by_init", by_init}});
         }
         panels.push_back({{"norm", norm}, {"residual", res}, {"optimizer", opt}, {"depths", rows}});
       }
@@ -474,8 +505,8 @@ std::string format_table(const json& study) {
   const auto groups = group_cells(study["cells"]);
   const int seeds = study["grid"]["seeds"].get<int>();
   std::string o;
-  o += fmt::format("{:>5} {:<15} {:<6} {:<4} {:<5} | {:>7} {:>7} {:<16} | {:>15} {:>7} | {:>19}\n", "depth", "init", "norm", "res",
-                   "opt", "train", "val", fmt::format("({} seed{})", seeds, seeds > 1 ? "s" : ""), "act std 1st/last",
+  o += fmt::format("{:>5} {:<15} {:<6} {:<4} {:<5} | {:>7} {:>7} {:<16} | {:>15} {:>7} | {:>19}\n", "depth", "init", "norm",
+                   "res", "opt", "train", "val", fmt::format("({} seed{})", seeds, seeds > 1 ? "s" : ""), "act std 1st/last",
                    "sat%", "grad std 1st/last");
   std::vector<const Group*> rows;
   for (const auto& [k, g] : groups) rows.push_back(&g);
@@ -495,10 +526,11 @@ std::string format_table(const json& study) {
                      last ? saturation_text(*last) : "-", std::isfinite(grad.first) ? fmt::format("{:.2e}", grad.first) : "-",
                      std::isfinite(grad.second) ? fmt::format("{:.2e}", grad.second) : "-");
   }
-  o += fmt::format("\ntrained: val loss < unigram entropy {:.4f} - {:.1f} = {:.4f} nats (the loss of predicting character "
-                   "frequencies)\nsat%: share of the last hidden block's tanh outputs with |t| > 0.97 at init; n/a when that block is "
-                   "residual (x + f(x) is not a tanh output, not bounded)\n",
-                   unigram, study["trained_margin"].get<double>(), unigram - study["trained_margin"].get<double>());
+  o += fmt::format(
+      "\ntrained: val loss < unigram entropy {:.4f} - {:.1f} = {:.4f} nats (the loss of predicting character "
+      "frequencies)\nsat%: share of the last hidden block's tanh outputs with |t| > 0.97 at init; n/a when that block is "
+      "residual (x + f(x) is not a tanh output, not bounded)\n",
+      unigram, study["trained_margin"].get<double>(), unigram - study["trained_margin"].get<double>());
   o += "\nHow much the initialization matters, per panel and depth: inits trained, and the spread of val loss over "
        "inits\n(a val loss above the unigram entropy, or a diverged run, counts as the unigram entropy):\n";
   for (const auto& p : study["summary"]) {
@@ -551,15 +583,23 @@ void write_outputs(const std::string& out_dir, const json& study) {
           h.y_categories.push_back(std::to_string(d));
           for (const auto& init : inits) {
             auto it = groups.find(GroupKey{d, init, norm, res, opt});
-            if (it == groups.end()) { h.values.push_back(NAN); h.cell_text.push_back("-"); continue; }
+            if (it == groups.end()) {
+              h.values.push_back(NAN);
+              h.cell_text.push_back("-");
+              continue;
+            }
             const Group& g = it->second;
             const std::string lab = g.label();
             const double v = g.mean_of("val_loss");
             h.values.push_back(lab == "failed" ? NAN : v);
-            if (lab == "failed" || !std::isfinite(v)) h.cell_text.push_back(lab == "failed" ? "failed" : "diverged");
-            else if (lab == "trained") h.cell_text.push_back(fmt::format("{:.2f}", v));
-            else if (lab == "stuck") h.cell_text.push_back(fmt::format("{:.2f} stuck", v));
-            else h.cell_text.push_back(fmt::format("{:.2f} ({})", v, lab.substr(0, lab.find(' '))));
+            if (lab == "failed" || !std::isfinite(v))
+              h.cell_text.push_back(lab == "failed" ? "failed" : "diverged");
+            else if (lab == "trained")
+              h.cell_text.push_back(fmt::format("{:.2f}", v));
+            else if (lab == "stuck")
+              h.cell_text.push_back(fmt::format("{:.2f} stuck", v));
+            else
+              h.cell_text.push_back(fmt::format("{:.2f} ({})", v, lab.substr(0, lab.find(' '))));
           }
         }
         heatmaps.emplace_back(panel_file(norm, res, opt), plot::render_svg(h));
@@ -609,7 +649,8 @@ void write_outputs(const std::string& out_dir, const json& study) {
   std::string html =
       "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>makemore study depth</title>"
       "<style>body{font-family:sans-serif;max-width:1500px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
-      "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}td.l{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:8px}"
+      "td,th{border:1px solid #ccc;padding:3px "
+      "7px;text-align:right}td.l{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:8px}"
       ".trained{background:#e6f4e6}.stuck{background:#fbeee0}.diverged,.failed{background:#f6dcdc}</style></head><body>";
   html += fmt::format(
       "<h1>Depth study: does initialization still matter?</h1><p>{} cells: hidden layers {} of width {}, inits {}, norms {}, "
@@ -625,9 +666,11 @@ void write_outputs(const std::string& out_dir, const json& study) {
       "<b>Diverged</b>: the loss became non-finite. <b>Failed</b>: the cell's config or training raised an error (shown in "
       "the table).</p>",
       unigram, margin, unigram - margin);
-  html += "<h2>How much the initialization matters</h2><p>Per panel and depth: inits that trained (all seeds), and the "
-          "spread (max - min) of val loss over inits, a val loss above the unigram entropy (or a diverged run) counting as the unigram entropy.</p>"
-          "<table><tr><th>panel</th>";
+  html +=
+      "<h2>How much the initialization matters</h2><p>Per panel and depth: inits that trained (all seeds), and the "
+      "spread (max - min) of val loss over inits, a val loss above the unigram entropy (or a diverged run) counting as the "
+      "unigram entropy.</p>"
+      "<table><tr><th>panel</th>";
   for (int d : depths) html += fmt::format("<th>depth {}</th>", d);
   html += "</tr>";
   for (const auto& p : study["summary"]) {
@@ -646,13 +689,15 @@ void write_outputs(const std::string& out_dir, const json& study) {
   for (const auto& [f, svg] : heatmaps) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
   html += "</div><h2>Activation and gradient std across depth at initialization</h2><div class=\"figs\">";
   for (const auto& [f, svg] : curves) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
-  html += "</div><h2>Every cell</h2><p>The act std, saturated % and grad std columns are of the first minibatch at "
-          "initialization (step 0), at the first and the last hidden block's output: its Tanh, or with residual on, the "
-          "residual block's x + f(x). <b>saturated %</b>: share of the last block's outputs with |t| &gt; 0.97 (the "
-          "lecture's threshold) where that output is a Tanh's; n/a for a residual block: x + f(x) is not bounded by 1, "
-          "so its share beyond 0.97 is not saturation.</p><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
-          "<th>seed</th><th>step-0 loss</th><th>train</th><th>val</th><th>status</th><th>act std first / last</th>"
-          "<th>saturated % last (|t| &gt; 0.97)</th><th>grad std first / last</th><th>s</th></tr>";
+  html +=
+      "</div><h2>Every cell</h2><p>The act std, saturated % and grad std columns are of the first minibatch at "
+      "initialization (step 0), at the first and the last hidden block's output: its Tanh, or with residual on, the "
+      "residual block's x + f(x). <b>saturated %</b>: share of the last block's outputs with |t| &gt; 0.97 (the "
+      "lecture's threshold) where that output is a Tanh's; n/a for a residual block: x + f(x) is not bounded by 1, "
+      "so its share beyond 0.97 is not "
+      "saturation.</p><table><tr><th>depth</th><th>init</th><th>norm</th><th>residual</th><th>optimizer</th>"
+      "<th>seed</th><th>step-0 loss</th><th>train</th><th>val</th><th>status</th><th>act std first / last</th>"
+      "<th>saturated % last (|t| &gt; 0.97)</th><th>grad std first / last</th><th>s</th></tr>";
   std::vector<const json*> rows;
   for (const auto& c : study["cells"]) rows.push_back(&c);
   std::stable_sort(rows.begin(), rows.end(), [&](const json* a, const json* b) { return row_key(grid, *a) < row_key(grid, *b); });
@@ -671,15 +716,16 @@ void write_outputs(const std::string& out_dir, const json& study) {
     }
     html += fmt::format(
         "<tr class=\"{}\"><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>"
-        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{} / {}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{} / {}</td><td>{}</td><td>{} / "
+        "{}</td><td>{}</td></tr>",
         st, c["depth"].get<int>(), xml_escape(c["init"].get<std::string>()), xml_escape(c["norm"].get<std::string>()),
         c["residual"].get<bool>() ? "on" : "off", xml_escape(c["optimizer"].get<std::string>()), c["seed_index"].get<int>(),
         fmt_num(c.contains("initial_loss") ? num_of(c["initial_loss"]) : NAN),
         fmt_num(c.contains("train_loss") ? num_of(c["train_loss"]) : NAN),
         fmt_num(c.contains("val_loss") ? num_of(c["val_loss"]) : NAN),
         xml_escape(st == "failed" && c.contains("error") ? "failed: " + c["error"].get<std::string>() : st), fmt_num(a0),
-        fmt_num(a1), s1, std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-",
-        std::isfinite(g1) ? fmt::format("{:.2e}", g1) : "-", fmt_num(num_of(c["seconds"]), 1));
+        fmt_num(a1), s1, std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-", std::isfinite(g1) ? fmt::format("{:.2e}", g1) : "-",
+        fmt_num(num_of(c["seconds"]), 1));
   }
   html += "</table></body></html>\n";
   write_file_atomic(out_dir + "/study.html", html);
@@ -747,8 +793,8 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  json grid_j{{"depths", g.depths},   {"inits", g.inits},   {"norms", g.norms},         {"residual", g.residual},
-              {"optimizers", g.optimizers}, {"seeds", g.seeds}, {"steps", g.steps},   {"width", g.width},
+  json grid_j{{"depths", g.depths},         {"inits", g.inits},   {"norms", g.norms},     {"residual", g.residual},
+              {"optimizers", g.optimizers}, {"seeds", g.seeds},   {"steps", g.steps},     {"width", g.width},
               {"batch_size", g.batch_size}, {"sgd_lr", g.sgd_lr}, {"adam_lr", g.adam_lr}, {"seed", g.seed}};
   // study.json lists the cells as the tables do, not in the order they trained.
   std::vector<std::size_t> order(results.size());
@@ -762,9 +808,10 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
     out.trained += status_of(r) == "trained" ? 1 : 0;
     cells_j.push_back(std::move(r));
   }
-  out.study = {{"study", "depth"},           {"input", data.source()}, {"words_fnv1a", words_hash},         {"grid", grid_j},
-               {"unigram_entropy", unigram}, {"trained_margin", kTrainedMargin}, {"jobs", opt.jobs},
-               {"seconds", seconds},         {"cells_reused", reused},   {"cells", std::move(cells_j)}};
+  out.study = {
+      {"study", "depth"},           {"input", data.source()},           {"words_fnv1a", words_hash}, {"grid", grid_j},
+      {"unigram_entropy", unigram}, {"trained_margin", kTrainedMargin}, {"jobs", opt.jobs},          {"seconds", seconds},
+      {"cells_reused", reused},     {"cells", std::move(cells_j)}};
   out.study["summary"] = summarize(out.study);
   out.reused = reused;
   out.total = total;

@@ -1,12 +1,11 @@
 // Diagnostics as JSON (diag_io.h): what diagnostics.jsonl, update_ratio.jsonl and inspect.json
 // hold, as the report and the plots read them.
-#include "makemore/diag_io.h"
-
 #include <fmt/format.h>
 
 #include <cmath>
 #include <fstream>
 
+#include "makemore/diag_io.h"
 #include "makemore/error.h"
 
 namespace mm {
@@ -67,8 +66,9 @@ nlohmann::json snapshot_json(const Snapshot& s, bool with_saturation_map) {
   }
   if (with_saturation_map) {
     const auto& m = s.saturation_map;
-    j["saturation_map"] = m.layer >= 0 ? json{{"layer", m.layer}, {"type", m.type}, {"rows", m.rows}, {"cols", m.cols}, {"bits", m.bits}}
-                                       : json(nullptr);
+    j["saturation_map"] = m.layer >= 0
+                              ? json{{"layer", m.layer}, {"type", m.type}, {"rows", m.rows}, {"cols", m.cols}, {"bits", m.bits}}
+                              : json(nullptr);
   }
   return j;
 }
@@ -93,7 +93,8 @@ std::vector<UpdateRatios> read_update_ratios(const std::string& path, const Para
     const json j = json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("ratios") ||
         !j["ratios"].is_object())
-      throw Error(fmt::format("{}:{}: not an update-ratio record; delete the file to continue without the earlier ratios", path, n));
+      throw Error(
+          fmt::format("{}:{}: not an update-ratio record; delete the file to continue without the earlier ratios", path, n));
     UpdateRatios u;
     u.step = j["step"].get<int64_t>();
     if (u.step >= before) break;

@@ -1,7 +1,5 @@
 // A run folder's diagnostics files (diag_io.h): the observer streaming diagnostics.jsonl and
 // update_ratio.jsonl, inspect.json at the end, and cutting the .jsonl files back for a resume.
-#include "makemore/diag_io.h"
-
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -9,8 +7,9 @@
 #include <cstring>
 #include <fstream>
 
-#include "makemore/error.h"
 #include "makemore/atomic_file.h"
+#include "makemore/diag_io.h"
+#include "makemore/error.h"
 
 namespace mm {
 
@@ -19,12 +18,8 @@ using nlohmann::json;
 RunDiagnostics::RunDiagnostics(const std::string& dir, DiagOptions opt, bool append) : dir_(dir), obs_(opt) {
   snap_ = open_log(dir + "/" + kDiagnosticsFile, append);
   ratio_ = open_log(dir + "/" + kUpdateRatioFile, append);
-  obs_.on_snapshot = [this](const Snapshot& s) {
-    fmt::print(snap_, "{}\n", snapshot_json(s, false).dump());
-  };
-  obs_.on_ratios = [this](const UpdateRatios& u, const ParamStore& ps) {
-    fmt::print(ratio_, "{}\n", ratios_json(u, ps).dump());
-  };
+  obs_.on_snapshot = [this](const Snapshot& s) { fmt::print(snap_, "{}\n", snapshot_json(s, false).dump()); };
+  obs_.on_ratios = [this](const UpdateRatios& u, const ParamStore& ps) { fmt::print(ratio_, "{}\n", ratios_json(u, ps).dump()); };
 }
 
 RunDiagnostics::~RunDiagnostics() {

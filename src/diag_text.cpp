@@ -1,10 +1,10 @@
 // A diagnosis as text (diag_io.h): the lecture's printed tables, unicode histograms and the
 // doctor's findings, as `makemore inspect` prints them.
-#include "makemore/diag_io.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
+
+#include "makemore/diag_io.h"
 
 namespace mm {
 
@@ -49,8 +49,9 @@ std::string format_diagnosis(const Diagnosis& r) {
   }
 
   const auto in_order = layers_in_order(s);
-  line("\n--- activation distribution (bounded activations; |t| > 0.97 saturated, t the output on [-1, 1], as the "
-       "lecture's cell 15)");
+  line(
+      "\n--- activation distribution (bounded activations; |t| > 0.97 saturated, t the output on [-1, 1], as the "
+      "lecture's cell 15)");
   for (const LayerDiag* d : in_order)
     if (d->bounded())
       line(fmt::format("layer {} ({:>10}): mean {:+.2f}, std {:.2f}, saturated: {:.2f}%", layer_name(*d), d->type, d->out.mean,
@@ -90,8 +91,8 @@ std::string format_diagnosis(const Diagnosis& r) {
 
   line("");
   if (r.findings.empty()) {
-    line("healthy: no findings (initial loss, saturation, dead units, gradient and activation scale across depth"
-         + std::string(r.steps_trained > 0 && !r.ratios.empty() ? ", update:data" : "") + " all look as the lecture wants them)");
+    line("healthy: no findings (initial loss, saturation, dead units, gradient and activation scale across depth" +
+         std::string(r.steps_trained > 0 && !r.ratios.empty() ? ", update:data" : "") + " all look as the lecture wants them)");
   } else {
     line(fmt::format("findings ({}):", r.findings.size()));
     for (const auto& f : r.findings) {

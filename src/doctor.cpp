@@ -148,10 +148,10 @@ std::vector<Finding> overconfident_output(const Exam& e) {
   }
   const std::string w = param_name(e.model, *last, 0);
   const ParamDiag* pw = find_param(r.snapshot, w);
-  f.fix = fmt::format("scale the last layer's weights {} by about 0.01{} so the logits start near 0 and the loss "
-                      "near {:.2f}: in the config, its \"weight_init\": {{\"kind\": \"normal\", \"scale\": 0.01}}",
-                      w, pw ? fmt::format(" (std {:.3g} -> {:.3g})", pw->data.std, pw->data.std * 0.01) : "",
-                      r.expected_loss);
+  f.fix = fmt::format(
+      "scale the last layer's weights {} by about 0.01{} so the logits start near 0 and the loss "
+      "near {:.2f}: in the config, its \"weight_init\": {{\"kind\": \"normal\", \"scale\": 0.01}}",
+      w, pw ? fmt::format(" (std {:.3g} -> {:.3g})", pw->data.std, pw->data.std * 0.01) : "", r.expected_loss);
   if (last->has_bias())
     f.fix += fmt::format(" and zero its bias {}: \"bias_init\": {{\"kind\": \"zeros\"}}", param_name(e.model, *last, 1));
   return {f};
@@ -192,8 +192,8 @@ std::vector<Finding> dead_units(const Exam& e) {
         "{}: {} of {} units are {} for every example of the sample (a whole white column in the "
         "saturation map): their gradient is ~0 for all inputs, so they never learn",
         layer_label(d), d.dead_units_sample, d.units, saturated_range(*d.kind->traits.bounds));
-    f.evidence = fmt::format("{} dead over the sample, {} over the {}-example minibatch", d.dead_units_sample,
-                             d.dead_units, e.d.snapshot.batch);
+    f.evidence = fmt::format("{} dead over the sample, {} over the {}-example minibatch", d.dead_units_sample, d.dead_units,
+                             e.d.snapshot.batch);
     f.fix = saturation_cure(e, d) + (e.d.steps_trained > 0 ? "; if they died during training, lower the learning rate" : "");
     out.push_back(std::move(f));
   }
@@ -258,8 +258,7 @@ std::string activation_evidence(const LayerDiag& a, const LayerDiag& b) {
 std::vector<Finding> activations_collapse(const Exam& e) {
   const auto dl = depth_layers(e);
   if (dl.size() < 2 || !(dl.back()->out.std * doctor::kDepthFactor < dl.front()->out.std)) return {};
-  return {{"activations-collapse", -1,
-           "the activations shrink toward zero with depth: the deep layers see almost constant input",
+  return {{"activations-collapse", -1, "the activations shrink toward zero with depth: the deep layers see almost constant input",
            activation_evidence(*dl.front(), *dl.back()),
            "raise the weight scale to gain / sqrt(fan_in) (gain 5/3 for tanh, 1 for linear), or put a BatchNorm1d "
            "after each Linear"}};
@@ -296,9 +295,12 @@ RatioCheck check_ratios(const Exam& e) {
     if (w.count() == 0) continue;
     ++c.checked;
     const double m = w.mean();
-    if (m < doctor::kUpdateLow) c.low.push_back(fmt::format("{} {:.2f}", p.name, m));
-    else if (m > doctor::kUpdateHigh) c.high.push_back(fmt::format("{} {:.2f}", p.name, m));
-    else continue;
+    if (m < doctor::kUpdateLow)
+      c.low.push_back(fmt::format("{} {:.2f}", p.name, m));
+    else if (m > doctor::kUpdateHigh)
+      c.high.push_back(fmt::format("{} {:.2f}", p.name, m));
+    else
+      continue;
     c.bad.push_back(m);
   }
   return c;
@@ -338,8 +340,8 @@ std::vector<Finding> update_ratio(const Exam& e) {
                        "scale): the network {}",
                        med < -3 ? "tiny" : "large", med < -3 ? "learns too slowly" : "may be unstable"),
            ratio_evidence(c, "too slow: ", "too fast: "),
-           fmt::format("set the learning rate to about {:.3g} (now {:.3g}: x10^({:.1f}))", lr * std::pow(10.0, -3.0 - med),
-                       lr, -3.0 - med)}};
+           fmt::format("set the learning rate to about {:.3g} (now {:.3g}: x10^({:.1f}))", lr * std::pow(10.0, -3.0 - med), lr,
+                       -3.0 - med)}};
 }
 
 }  // namespace
@@ -384,9 +386,10 @@ Diagnosis inspect_training(const Config& cfg_in, const Splits& splits, int vocab
   trainer.add_observer(&obs);
   const TrainStats st = trainer.run();
   if (st.diverged || !obs.last())
-    throw Error(fmt::format("training diverged at step {} (loss is not finite) before step {} could be measured; "
-                            "inspect fewer steps or lower the learning rate",
-                            st.diverged_step, steps));
+    throw Error(
+        fmt::format("training diverged at step {} (loss is not finite) before step {} could be measured; "
+                    "inspect fewer steps or lower the learning rate",
+                    st.diverged_step, steps));
   Diagnosis r;
   r.name = cfg.name;
   r.vocab_size = vocab_size;

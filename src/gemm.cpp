@@ -6,13 +6,14 @@
 // weight), A and C are transposed instead.
 #include "makemore/gemm.h"
 
+#include <fmt/format.h>
+
 #include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/format.h>
 #include <vector>
 
 #include "makemore/error.h"
@@ -31,19 +32,25 @@ using Stride = Eigen::OuterStride<>;
 using CMap = Eigen::Map<const RowMajor, 0, Stride>;
 using MMap = Eigen::Map<RowMajor, 0, Stride>;
 
-void gemm_eigen(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
-                int ldc, bool accumulate) {
+void gemm_eigen(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+                bool accumulate) {
   MMap c(C, M, N, Stride(ldc));
   const CMap a(A, opa == Op::N ? M : K, opa == Op::N ? K : M, Stride(lda));
   const CMap b(B, opb == Op::N ? K : N, opb == Op::N ? N : K, Stride(ldb));
   auto run = [&](const auto& x, const auto& y) {
-    if (accumulate) c.noalias() += x * y;
-    else c.noalias() = x * y;
+    if (accumulate)
+      c.noalias() += x * y;
+    else
+      c.noalias() = x * y;
   };
-  if (opa == Op::N && opb == Op::N) run(a, b);
-  else if (opa == Op::T && opb == Op::N) run(a.transpose(), b);
-  else if (opa == Op::N && opb == Op::T) run(a, b.transpose());
-  else run(a.transpose(), b.transpose());
+  if (opa == Op::N && opb == Op::N)
+    run(a, b);
+  else if (opa == Op::T && opb == Op::N)
+    run(a.transpose(), b);
+  else if (opa == Op::N && opb == Op::T)
+    run(a, b.transpose());
+  else
+    run(a.transpose(), b.transpose());
 }
 
 #ifdef MAKEMORE_WITH_XSMM
@@ -62,8 +69,7 @@ libxsmm_smmfunction dispatch(const KernelKey& key) {
     if (k.key == key) return k.fn;
   const float alpha = 1.0f, beta = (key.flags & 0x100) ? 1.0f : 0.0f;
   const int flags = key.flags & 0xff;
-  libxsmm_smmfunction fn = libxsmm_smmdispatch(key.m, key.n, key.k, &key.lda, &key.ldb, &key.ldc, &alpha, &beta,
-                                               &flags, nullptr);
+  libxsmm_smmfunction fn = libxsmm_smmdispatch(key.m, key.n, key.k, &key.lda, &key.ldb, &key.ldc, &alpha, &beta, &flags, nullptr);
   cache.push_back({key, fn});
   return fn;
 }

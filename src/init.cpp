@@ -3,10 +3,11 @@
 // lecture's seed reproduces the notebook's weights.
 #include "makemore/init.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <vector>
-#include <fmt/format.h>
 
 #include "makemore/error.h"
 #include "makemore/layer_kinds.h"
@@ -77,8 +78,7 @@ void init_fill(const InitSpec& spec, int fan_in, int rows, int cols, float* out,
       std::vector<float> t(n);
       torch_uniform(t.data(), n, bound, gen);  // torch's weight is (fan_out, fan_in) = (cols, rows)
       for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < cols; ++c)
-          out[static_cast<std::size_t>(r) * cols + c] = t[static_cast<std::size_t>(c) * rows + r];
+        for (int c = 0; c < cols; ++c) out[static_cast<std::size_t>(r) * cols + c] = t[static_cast<std::size_t>(c) * rows + r];
       break;
     }
     case K::TorchLinearBias:
@@ -117,24 +117,30 @@ bool needs_matrix(InitSpec::Kind kind) {
 std::string describe(const InitSpec& spec) {
   using K = InitSpec::Kind;
   switch (spec.kind) {
-    case K::Zeros: return "zeros";
-    case K::Ones: return spec.scale == 1.0 ? "ones" : fmt::format("ones * {}", spec.scale);
-    case K::Constant: return fmt::format("constant {}", spec.value);
-    case K::Normal: return spec.scale == 1.0 ? "N(0,1)" : fmt::format("N(0,1) * {}", spec.scale);
+    case K::Zeros:
+      return "zeros";
+    case K::Ones:
+      return spec.scale == 1.0 ? "ones" : fmt::format("ones * {}", spec.scale);
+    case K::Constant:
+      return fmt::format("constant {}", spec.value);
+    case K::Normal:
+      return spec.scale == 1.0 ? "N(0,1)" : fmt::format("N(0,1) * {}", spec.scale);
     case K::Kaiming: {
       std::string s = fmt::format("kaiming(gain {})", spec.gain);
       if (spec.scale != 1.0) s += fmt::format(" * {}", spec.scale);
       return s;
     }
     case K::TorchLinear:
-    case K::TorchLinearBias: return "torch-default U(-1/sqrt(fan_in), 1/sqrt(fan_in))";
+    case K::TorchLinearBias:
+      return "torch-default U(-1/sqrt(fan_in), 1/sqrt(fan_in))";
     case K::XavierNormal:
     case K::XavierUniform: {
       std::string s = fmt::format("{}(gain {})", spec.kind == K::XavierNormal ? "xavier-normal" : "xavier-uniform", spec.gain);
       if (spec.scale != 1.0) s += fmt::format(" * {}", spec.scale);
       return s;
     }
-    case K::Lsuv: return fmt::format("lsuv(N(0,1)/sqrt(fan_in), then unit output variance on {} examples)", spec.lsuv_batch);
+    case K::Lsuv:
+      return fmt::format("lsuv(N(0,1)/sqrt(fan_in), then unit output variance on {} examples)", spec.lsuv_batch);
   }
   return "?";
 }

@@ -11,12 +11,18 @@ namespace mm {
 
 const char* role_name(LayerRole role) {
   switch (role) {
-    case LayerRole::Matmul: return "matmul";
-    case LayerRole::Normalization: return "normalization";
-    case LayerRole::Activation: return "activation";
-    case LayerRole::Gather: return "gather";
-    case LayerRole::Block: return "block";
-    case LayerRole::Regularization: return "regularization";
+    case LayerRole::Matmul:
+      return "matmul";
+    case LayerRole::Normalization:
+      return "normalization";
+    case LayerRole::Activation:
+      return "activation";
+    case LayerRole::Gather:
+      return "gather";
+    case LayerRole::Block:
+      return "block";
+    case LayerRole::Regularization:
+      return "regularization";
   }
   return "other";
 }
@@ -51,8 +57,8 @@ void ShapeCheck::fail(const char* key, const std::string& what) const {
   throw Error(fmt::format("{}: {}{}{}: {}", source ? *source : std::string("config"), where, *key ? "." : "", key, what));
 }
 
-void check_layer_shapes(const std::vector<LayerSpec>& specs, const std::string& where, const std::string& source,
-                        int& time, int& features) {
+void check_layer_shapes(const std::vector<LayerSpec>& specs, const std::string& where, const std::string& source, int& time,
+                        int& features) {
   for (std::size_t i = 0; i < specs.size(); ++i) {
     if (!specs[i].kind->shape) continue;
     ShapeCheck c{time, features, fmt::format("{}[{}]", where, i), &source};

@@ -4,14 +4,15 @@
 // (its kernels and the pair table) is in token_linear.cpp.
 #include "makemore/layers.h"
 
-#include "makemore/gemm.h"
-#include "makemore/layer_kinds.h"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
-#include <fmt/format.h>
 #include <limits>
 #include <stdexcept>
+
+#include "makemore/gemm.h"
+#include "makemore/layer_kinds.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -27,8 +28,8 @@ std::string Layer::type() const { return kind().class_name; }
 namespace {
 void column_sums(const float* __restrict x, Eigen::Index n, Eigen::Index C, float* __restrict sum);  // below
 
-int declare(ParamStore& store, const std::string& name, int rows, int cols, bool is_1d, bool trainable,
-            int fan_in, InitSpec init) {
+int declare(ParamStore& store, const std::string& name, int rows, int cols, bool is_1d, bool trainable, int fan_in,
+            InitSpec init) {
   ParamInfo p;
   p.name = name;
   p.rows = rows;
@@ -95,7 +96,9 @@ void Embedding::backward(const Mat& dout, Mat* dx) {
 
 // Not a config kind: the model's first layer (layer_kinds() leaves it out).
 const LayerKind& Embedding::kind() const {
-  static const LayerKind k{.name = "embedding", .class_name = "Embedding", .summary = "rows of C for the tokens",
+  static const LayerKind k{.name = "embedding",
+                           .class_name = "Embedding",
+                           .summary = "rows of C for the tokens",
                            .traits = {.role = LayerRole::Gather}};
   return k;
 }
@@ -128,26 +131,31 @@ void Flatten::backward(const Mat& dout, Mat* dx) {
 
 namespace {
 const LayerKind& flatten_kind() {
-  static const LayerKind k{
-      .name = "flatten",
-      .class_name = "Flatten",
-      .summary = "n consecutive positions side by side (FlattenConsecutive); without n, all of them",
-      .traits = {.role = LayerRole::Gather, .takes_sequence = true},
-      .keys = {"n"},
-      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
-        if (r.has("n")) s.flatten_n = static_cast<int>(r.integer("n", 1, 1 << 16));
-      },
-      .write = [](const LayerSpec& s, json& j) {
-        if (s.flatten_n) j["n"] = s.flatten_n;
-      },
-      .shape = [](const LayerSpec& s, ShapeCheck& c) {
-        const int n = s.flatten_n == 0 ? c.time : s.flatten_n;
-        if (c.time % n != 0) c.fail("n", fmt::format("the time length {} is not divisible by {}", c.time, n));
-        c.time /= n;
-        if (c.features > 0) c.features *= n;
-      },
-      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Flatten>(s.flatten_n); },
-      .examples = {"{}", R"({"n": 2})"}};
+  static const LayerKind k{.name = "flatten",
+                           .class_name = "Flatten",
+                           .summary = "n consecutive positions side by side (FlattenConsecutive); without n, all of them",
+                           .traits = {.role = LayerRole::Gather, .takes_sequence = true},
+                           .keys = {"n"},
+                           .parse =
+                               [](const LayerOptionReader& r, LayerSpec& s) {
+                                 if (r.has("n")) s.flatten_n = static_cast<int>(r.integer("n", 1, 1 << 16));
+                               },
+                           .write =
+                               [](const LayerSpec& s, json& j) {
+                                 if (s.flatten_n) j["n"] = s.flatten_n;
+                               },
+                           .shape =
+                               [](const LayerSpec& s, ShapeCheck& c) {
+                                 const int n = s.flatten_n == 0 ? c.time : s.flatten_n;
+                                 if (c.time % n != 0)
+                                   c.fail("n", fmt::format("the time length {} is not divisible by {}", c.time, n));
+                                 c.time /= n;
+                                 if (c.features > 0) c.features *= n;
+                               },
+                           .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> {
+                             return std::make_unique<Flatten>(s.flatten_n);
+                           },
+                           .examples = {"{}", R"({"n": 2})"}};
   return k;
 }
 }  // namespace
@@ -188,8 +196,8 @@ void Linear::forward(const Mat& x, const ForwardContext&) {
   const int rows = static_cast<int>(x.rows());
   out_.resize(rows, fan_out_);
   if (token_path_) return forward_tokens(x);  // adds the bias itself
-  gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_,
-       out_.data(), fan_out_);
+  gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_, out_.data(),
+       fan_out_);
   if (bias_) add_bias_rows(out_.data(), rows, fan_out_, store_->data(param_ids_[1]));
 }
 
@@ -198,8 +206,8 @@ void Linear::backward(const Mat& dout, Mat* dx) {
   if (token_path_) {
     backward_tokens(dout);
   } else {
-    gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_,
-         store_->grad(param_ids_[0]), fan_out_);
+    gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_, store_->grad(param_ids_[0]),
+         fan_out_);
   }
   if (bias_) {
     // db = the column sums of dout, rows added in order, accumulated in registers (the same
@@ -208,8 +216,8 @@ void Linear::backward(const Mat& dout, Mat* dx) {
   }
   if (dx) {
     dx->resize(rows, in_features_);
-    gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_,
-         dx->data(), in_features_);
+    gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_, dx->data(),
+         in_features_);
   }
 }
 
@@ -235,24 +243,25 @@ void parse_linear(const LayerOptionReader& r, LayerSpec& s) {
 }
 
 const LayerKind& linear_kind() {
-  static const LayerKind k{
-      .name = "linear",
-      .class_name = "Linear",
-      .summary = "out = x @ weight + bias",
-      .traits = {.role = LayerRole::Matmul, .kaiming_gain = 1.0},
-      .keys = {"out", "bias", "weight_init", "bias_init"},
-      .parse = parse_linear,
-      .write = [](const LayerSpec& s, json& j) {
-        j["out"] = s.out_is_vocab ? json("vocab") : json(s.out);
-        j["bias"] = s.bias;
-        j["weight_init"] = init_to_json(s.weight_init);
-        if (s.bias) j["bias_init"] = init_to_json(s.bias_init);
-      },
-      .shape = [](const LayerSpec& s, ShapeCheck& c) { c.features = s.out_is_vocab ? -1 : s.out; },
-      .make = [](const LayerSpec& s, const LayerBuild& b) -> std::unique_ptr<Layer> {
-        return std::make_unique<Linear>(s.out_is_vocab ? b.vocab_size : s.out, s.bias, s.weight_init, s.bias_init);
-      },
-      .examples = {R"({"out": 4})", R"({"out": 5, "bias": false})"}};
+  static const LayerKind k{.name = "linear",
+                           .class_name = "Linear",
+                           .summary = "out = x @ weight + bias",
+                           .traits = {.role = LayerRole::Matmul, .kaiming_gain = 1.0},
+                           .keys = {"out", "bias", "weight_init", "bias_init"},
+                           .parse = parse_linear,
+                           .write =
+                               [](const LayerSpec& s, json& j) {
+                                 j["out"] = s.out_is_vocab ? json("vocab") : json(s.out);
+                                 j["bias"] = s.bias;
+                                 j["weight_init"] = init_to_json(s.weight_init);
+                                 if (s.bias) j["bias_init"] = init_to_json(s.bias_init);
+                               },
+                           .shape = [](const LayerSpec& s, ShapeCheck& c) { c.features = s.out_is_vocab ? -1 : s.out; },
+                           .make = [](const LayerSpec& s, const LayerBuild& b) -> std::unique_ptr<Layer> {
+                             return std::make_unique<Linear>(s.out_is_vocab ? b.vocab_size : s.out, s.bias, s.weight_init,
+                                                             s.bias_init);
+                           },
+                           .examples = {R"({"out": 4})", R"({"out": 5, "bias": false})"}};
   return k;
 }
 }  // namespace
@@ -284,14 +293,30 @@ template <class Term>
 void column_reduce(Eigen::Index n, Eigen::Index C, float* __restrict out, Term term) {
   for (Eigen::Index c0 = 0; c0 < C; c0 += 128) {
     switch ((std::min<Eigen::Index>(C - c0, 128) + 15) / 16) {
-      case 1: column_pass<1>(n, c0, C, out, term); break;
-      case 2: column_pass<2>(n, c0, C, out, term); break;
-      case 3: column_pass<3>(n, c0, C, out, term); break;
-      case 4: column_pass<4>(n, c0, C, out, term); break;
-      case 5: column_pass<5>(n, c0, C, out, term); break;
-      case 6: column_pass<6>(n, c0, C, out, term); break;
-      case 7: column_pass<7>(n, c0, C, out, term); break;
-      default: column_pass<8>(n, c0, C, out, term); break;
+      case 1:
+        column_pass<1>(n, c0, C, out, term);
+        break;
+      case 2:
+        column_pass<2>(n, c0, C, out, term);
+        break;
+      case 3:
+        column_pass<3>(n, c0, C, out, term);
+        break;
+      case 4:
+        column_pass<4>(n, c0, C, out, term);
+        break;
+      case 5:
+        column_pass<5>(n, c0, C, out, term);
+        break;
+      case 6:
+        column_pass<6>(n, c0, C, out, term);
+        break;
+      case 7:
+        column_pass<7>(n, c0, C, out, term);
+        break;
+      default:
+        column_pass<8>(n, c0, C, out, term);
+        break;
     }
   }
 }
@@ -329,8 +354,8 @@ void column_centered_squares(const float* __restrict x, const float* __restrict 
 }
 
 // dgamma[c] = sum of d * xhat, dbeta[c] = sum of d over the rows, in order.
-void grad_sums(const float* __restrict d, const float* __restrict xhat, Eigen::Index n, Eigen::Index C,
-               float* __restrict dgamma, float* __restrict dbeta) {
+void grad_sums(const float* __restrict d, const float* __restrict xhat, Eigen::Index n, Eigen::Index C, float* __restrict dgamma,
+               float* __restrict dbeta) {
 #if defined(__AVX512F__)
   column_reduce(n, C, dgamma, [d, xhat, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
     return _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, d + r * C + c), _mm512_maskz_loadu_ps(m, xhat + r * C + c), acc);
@@ -349,8 +374,8 @@ void grad_sums(const float* __restrict d, const float* __restrict xhat, Eigen::I
 
 // Row kernels with non-aliasing pointers, so the compiler vectorizes them over the features.
 void normalize_row(const float* __restrict x, const float* __restrict mean, const float* __restrict inv,
-                   const float* __restrict gamma, const float* __restrict beta, float* __restrict xhat,
-                   float* __restrict out, Eigen::Index C) {
+                   const float* __restrict gamma, const float* __restrict beta, float* __restrict xhat, float* __restrict out,
+                   Eigen::Index C) {
 #if defined(__AVX512F__)
   // 16 features at a time, the last block masked (the compiler's own loop ends in scalars).
   for (Eigen::Index c = 0; c < C; c += 16) {
@@ -358,7 +383,8 @@ void normalize_row(const float* __restrict x, const float* __restrict mean, cons
     const __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + c), _mm512_maskz_loadu_ps(m, mean + c)),
                                    _mm512_maskz_loadu_ps(m, inv + c));
     _mm512_mask_storeu_ps(xhat + c, m, h);
-    _mm512_mask_storeu_ps(out + c, m, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, gamma + c), h, _mm512_maskz_loadu_ps(m, beta + c)));
+    _mm512_mask_storeu_ps(out + c, m,
+                          _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, gamma + c), h, _mm512_maskz_loadu_ps(m, beta + c)));
   }
 #else
   for (Eigen::Index c = 0; c < C; ++c) {
@@ -369,14 +395,12 @@ void normalize_row(const float* __restrict x, const float* __restrict mean, cons
 #endif
 }
 void normalize_row_out(const float* __restrict x, const float* __restrict mean, const float* __restrict inv,
-                       const float* __restrict gamma, const float* __restrict beta, float* __restrict out,
-                       Eigen::Index C) {
+                       const float* __restrict gamma, const float* __restrict beta, float* __restrict out, Eigen::Index C) {
   for (Eigen::Index c = 0; c < C; ++c) out[c] = gamma[c] * ((x[c] - mean[c]) * inv[c]) + beta[c];
 }
 // var /= div; inv = 1 / sqrt(var + eps); the running statistics' moving averages.
 void bn_statistics(float* __restrict var, float* __restrict inv, float* __restrict rmean, float* __restrict rstat,
-                   const float* __restrict mean, float div, float eps, float keep, float m, bool running_std,
-                   Eigen::Index C) {
+                   const float* __restrict mean, float div, float eps, float keep, float m, bool running_std, Eigen::Index C) {
   for (Eigen::Index c = 0; c < C; ++c) var[c] /= div;
   // the divisor, for now (Eigen's sqrt: vectorized, where std::sqrt's errno path is not)
   Eigen::Map<Eigen::ArrayXf>(inv, C) = (Eigen::Map<const Eigen::ArrayXf>(var, C) + eps).sqrt();
@@ -418,10 +442,10 @@ void BatchNorm1d::build(int in_time, int in_features, ParamStore& store, const s
   in_features_ = out_features_ = in_features;
   gamma_ = declare(store, prefix + "gamma", 1, in_features, true, true, in_features, opt_.gamma_init);
   beta_ = declare(store, prefix + "beta", 1, in_features, true, true, in_features, opt_.beta_init);
-  running_mean_ = declare(store, prefix + "running_mean", 1, in_features, true, false, in_features,
-                          InitSpec{InitSpec::Kind::Zeros});
-  running_stat_ = declare(store, prefix + (opt_.running_std ? "running_std" : "running_var"), 1, in_features,
-                          true, false, in_features, InitSpec{InitSpec::Kind::Ones});
+  running_mean_ =
+      declare(store, prefix + "running_mean", 1, in_features, true, false, in_features, InitSpec{InitSpec::Kind::Zeros});
+  running_stat_ = declare(store, prefix + (opt_.running_std ? "running_std" : "running_var"), 1, in_features, true, false,
+                          in_features, InitSpec{InitSpec::Kind::Ones});
   param_ids_ = {gamma_, beta_};
 }
 
@@ -553,7 +577,8 @@ void parse_batchnorm(const LayerOptionReader& r, LayerSpec& s) {
   if (r.has("unbiased")) s.bn.unbiased = r.boolean("unbiased");
   if (r.has("running")) {
     const std::string v = r.string("running");
-    if (v != "std" && v != "var") r.fail(r.field("running"), "must be \"var\" (BatchNorm1d) or \"std\" (the notebook's cells 6-10)");
+    if (v != "std" && v != "var")
+      r.fail(r.field("running"), "must be \"var\" (BatchNorm1d) or \"std\" (the notebook's cells 6-10)");
     s.bn.running_std = v == "std";
   }
   if (r.has("gamma_init")) s.bn.gamma_init = r.init("gamma_init", InitUse::Vector);
@@ -568,14 +593,15 @@ const LayerKind& batchnorm_kind() {
       .traits = {.role = LayerRole::Normalization, .running_stats = true, .after_output = true},
       .keys = {"eps", "momentum", "unbiased", "running", "gamma_init", "beta_init"},
       .parse = parse_batchnorm,
-      .write = [](const LayerSpec& s, json& j) {
-        j["eps"] = s.bn.eps;
-        j["momentum"] = s.bn.momentum;
-        j["unbiased"] = s.bn.unbiased;
-        j["running"] = s.bn.running_std ? "std" : "var";
-        j["gamma_init"] = init_to_json(s.bn.gamma_init);
-        j["beta_init"] = init_to_json(s.bn.beta_init);
-      },
+      .write =
+          [](const LayerSpec& s, json& j) {
+            j["eps"] = s.bn.eps;
+            j["momentum"] = s.bn.momentum;
+            j["unbiased"] = s.bn.unbiased;
+            j["running"] = s.bn.running_std ? "std" : "var";
+            j["gamma_init"] = init_to_json(s.bn.gamma_init);
+            j["beta_init"] = init_to_json(s.bn.beta_init);
+          },
       .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<BatchNorm1d>(s.bn); },
       .examples = {"{}", R"({"eps": 0, "momentum": 0.001, "running": "std"})"}};
   return k;
@@ -606,12 +632,13 @@ void Tanh::backward(const Mat& dout, Mat* dx) {
 
 namespace {
 const LayerKind& tanh_kind() {
-  static const LayerKind k{.name = "tanh",
-                           .class_name = "Tanh",
-                           .summary = "tanh(x), bounded to [-1, 1]",
-                           .traits = {.role = LayerRole::Activation, .bounds = LayerTraits::Bounds{-1.0, 1.0}, .kaiming_gain = 5.0 / 3.0},
-                           .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Tanh>(); },
-                           .examples = {"{}"}};
+  static const LayerKind k{
+      .name = "tanh",
+      .class_name = "Tanh",
+      .summary = "tanh(x), bounded to [-1, 1]",
+      .traits = {.role = LayerRole::Activation, .bounds = LayerTraits::Bounds{-1.0, 1.0}, .kaiming_gain = 5.0 / 3.0},
+      .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Tanh>(); },
+      .examples = {"{}"}};
   return k;
 }
 }  // namespace
@@ -644,12 +671,13 @@ class Sigmoid final : public Layer {
 };
 
 const LayerKind& sigmoid_kind() {
-  static const LayerKind k{.name = "sigmoid",
-                           .class_name = "Sigmoid",
-                           .summary = "1 / (1 + exp(-x)), bounded to [0, 1]",
-                           .traits = {.role = LayerRole::Activation, .bounds = LayerTraits::Bounds{0.0, 1.0}, .kaiming_gain = 1.0},
-                           .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Sigmoid>(); },
-                           .examples = {"{}"}};
+  static const LayerKind k{
+      .name = "sigmoid",
+      .class_name = "Sigmoid",
+      .summary = "1 / (1 + exp(-x)), bounded to [0, 1]",
+      .traits = {.role = LayerRole::Activation, .bounds = LayerTraits::Bounds{0.0, 1.0}, .kaiming_gain = 1.0},
+      .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Sigmoid>(); },
+      .examples = {"{}"}};
   return k;
 }
 
@@ -670,9 +698,10 @@ void GroupNorm::build(int in_time, int in_features, ParamStore& store, const std
   in_time_ = out_time_ = in_time;
   in_features_ = out_features_ = in_features;
   if (opt_.groups <= 0 || in_features % opt_.groups != 0)
-    throw std::invalid_argument(fmt::format("GroupNorm({}): {} features cannot be split into {} equal groups; "
-                                            "\"groups\" must divide the layer's input width",
-                                            opt_.groups, in_features, opt_.groups));
+    throw std::invalid_argument(
+        fmt::format("GroupNorm({}): {} features cannot be split into {} equal groups; "
+                    "\"groups\" must divide the layer's input width",
+                    opt_.groups, in_features, opt_.groups));
   param_ids_.clear();
   if (opt_.affine) {
     gamma_ = declare(store, prefix + "gamma", 1, in_features, true, true, in_features, opt_.gamma_init);
@@ -705,8 +734,7 @@ void GroupNorm::forward(const Mat& x, const ForwardContext&) {
     }
   }
   if (opt_.affine) {
-    out_ = (xhat_.array().rowwise() * store_->value(gamma_).row(0).array()).rowwise() +
-           store_->value(beta_).row(0).array();
+    out_ = (xhat_.array().rowwise() * store_->value(gamma_).row(0).array()).rowwise() + store_->value(beta_).row(0).array();
   } else {
     out_ = xhat_;
   }
@@ -784,20 +812,24 @@ const LayerKind& groupnorm_kind() {
       .summary = "each row normalized over groups of consecutive features",
       .traits = {.role = LayerRole::Normalization},
       .keys = {"groups", "eps", "affine", "gamma_init", "beta_init"},
-      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
-        if (!r.has("groups")) r.fail(r.field("groups"), "missing; the number of groups, a divisor of the layer's input width");
-        s.norm.groups = static_cast<int>(r.integer("groups", 1, 1 << 20));
-        parse_norm(r, s.norm);
-      },
-      .write = [](const LayerSpec& s, json& j) {
-        j["groups"] = s.norm.groups;
-        write_norm(s, j);
-      },
-      .shape = [](const LayerSpec& s, ShapeCheck& c) {
-        if (c.features > 0 && c.features % s.norm.groups != 0)
-          c.fail("groups", fmt::format("{} features cannot be split into {} equal groups; use a divisor of {}", c.features,
-                                       s.norm.groups, c.features));
-      },
+      .parse =
+          [](const LayerOptionReader& r, LayerSpec& s) {
+            if (!r.has("groups"))
+              r.fail(r.field("groups"), "missing; the number of groups, a divisor of the layer's input width");
+            s.norm.groups = static_cast<int>(r.integer("groups", 1, 1 << 20));
+            parse_norm(r, s.norm);
+          },
+      .write =
+          [](const LayerSpec& s, json& j) {
+            j["groups"] = s.norm.groups;
+            write_norm(s, j);
+          },
+      .shape =
+          [](const LayerSpec& s, ShapeCheck& c) {
+            if (c.features > 0 && c.features % s.norm.groups != 0)
+              c.fail("groups", fmt::format("{} features cannot be split into {} equal groups; use a divisor of {}", c.features,
+                                           s.norm.groups, c.features));
+          },
       .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<GroupNorm>(s.norm); },
       .examples = {R"({"groups": 3})", R"({"groups": 2, "affine": false})", R"({"groups": 6, "eps": 0.1})"}};
   return k;
@@ -829,12 +861,13 @@ void ReLU::backward(const Mat& dout, Mat* dx) {
 
 namespace {
 const LayerKind& relu_kind() {
-  static const LayerKind k{.name = "relu",
-                           .class_name = "ReLU",
-                           .summary = "max(x, 0)",
-                           .traits = {.role = LayerRole::Activation, .kaiming_gain = 1.4142135623730951},  // sqrt 2
-                           .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<ReLU>(); },
-                           .examples = {"{}"}};
+  static const LayerKind k{
+      .name = "relu",
+      .class_name = "ReLU",
+      .summary = "max(x, 0)",
+      .traits = {.role = LayerRole::Activation, .kaiming_gain = 1.4142135623730951},  // sqrt 2
+      .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<ReLU>(); },
+      .examples = {"{}"}};
   return k;
 }
 }  // namespace
@@ -843,9 +876,9 @@ const LayerKind& ReLU::kind() const { return relu_kind(); }
 
 // ---- GELU --------------------------------------------------------------------------------
 namespace {
-constexpr double kSqrt1_2 = 0.70710678118654752440;       // 1/sqrt(2)
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;    // 1/sqrt(2 pi)
-constexpr double kSqrt2OverPi = 0.79788456080286535588;   // sqrt(2/pi)
+constexpr double kSqrt1_2 = 0.70710678118654752440;      // 1/sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/sqrt(2 pi)
+constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2/pi)
 constexpr double kGeluCubic = 0.044715;
 }  // namespace
 
@@ -899,13 +932,14 @@ const LayerKind& gelu_kind() {
       .summary = "x Phi(x), exact (erf) or its tanh approximation",
       .traits = {.role = LayerRole::Activation},
       .keys = {"approximate"},
-      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
-        if (!r.has("approximate")) return;
-        const std::string a = r.string("approximate");
-        if (a != "none" && a != "tanh")
-          r.fail(r.field("approximate"), fmt::format("must be \"none\" (erf, the default) or \"tanh\", got \"{}\"", a));
-        s.gelu_tanh = a == "tanh";
-      },
+      .parse =
+          [](const LayerOptionReader& r, LayerSpec& s) {
+            if (!r.has("approximate")) return;
+            const std::string a = r.string("approximate");
+            if (a != "none" && a != "tanh")
+              r.fail(r.field("approximate"), fmt::format("must be \"none\" (erf, the default) or \"tanh\", got \"{}\"", a));
+            s.gelu_tanh = a == "tanh";
+          },
       .write = [](const LayerSpec& s, json& j) { j["approximate"] = s.gelu_tanh ? "tanh" : "none"; },
       .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<GELU>(s.gelu_tanh); },
       .examples = {"{}", R"({"approximate": "tanh"})"}};
@@ -952,8 +986,10 @@ class Dropout final : public Layer {
   void backward(const Mat& dout, Mat* dx) override {
     if (!dx) return;
     dx->resize(dout.rows(), dout.cols());
-    if (dropped_) dx->array() = dout.array() * mask_.array();
-    else *dx = dout;
+    if (dropped_)
+      dx->array() = dout.array() * mask_.array();
+    else
+      *dx = dout;
   }
 
  private:
@@ -963,20 +999,23 @@ class Dropout final : public Layer {
 };
 
 const LayerKind& dropout_kind() {
-  static const LayerKind k{
-      .name = "dropout",
-      .class_name = "Dropout",
-      .summary = "zeroes each unit with probability p in training, scales the rest by 1/(1-p)",
-      .traits = {.role = LayerRole::Regularization, .stochastic = true},
-      .keys = {"p"},
-      .parse = [](const LayerOptionReader& r, LayerSpec& s) {
-        if (!r.has("p")) return;
-        s.dropout_p = r.number("p", 0, 1);
-        if (s.dropout_p >= 1) r.fail(r.field("p"), "must be below 1 (p = 1 would drop every unit); torch's default is 0.5");
-      },
-      .write = [](const LayerSpec& s, json& j) { j["p"] = s.dropout_p; },
-      .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Dropout>(s.dropout_p); },
-      .examples = {R"({"p": 0.5})", R"({"p": 0.1})"}};
+  static const LayerKind k{.name = "dropout",
+                           .class_name = "Dropout",
+                           .summary = "zeroes each unit with probability p in training, scales the rest by 1/(1-p)",
+                           .traits = {.role = LayerRole::Regularization, .stochastic = true},
+                           .keys = {"p"},
+                           .parse =
+                               [](const LayerOptionReader& r, LayerSpec& s) {
+                                 if (!r.has("p")) return;
+                                 s.dropout_p = r.number("p", 0, 1);
+                                 if (s.dropout_p >= 1)
+                                   r.fail(r.field("p"), "must be below 1 (p = 1 would drop every unit); torch's default is 0.5");
+                               },
+                           .write = [](const LayerSpec& s, json& j) { j["p"] = s.dropout_p; },
+                           .make = [](const LayerSpec& s, const LayerBuild&) -> std::unique_ptr<Layer> {
+                             return std::make_unique<Dropout>(s.dropout_p);
+                           },
+                           .examples = {R"({"p": 0.5})", R"({"p": 0.1})"}};
   return k;
 }
 
@@ -1025,8 +1064,8 @@ std::vector<Layer*> Sequential::children() {
 
 // Not a config kind: the model's stack and a residual's branch.
 const LayerKind& Sequential::kind() const {
-  static const LayerKind k{.name = "sequential", .class_name = "Sequential", .summary = "its layers in order",
-                           .traits = {.role = LayerRole::Block}};
+  static const LayerKind k{
+      .name = "sequential", .class_name = "Sequential", .summary = "its layers in order", .traits = {.role = LayerRole::Block}};
   return k;
 }
 
@@ -1043,12 +1082,14 @@ void Residual::build(int in_time, int in_features, ParamStore& store, const std:
   in_features_ = out_features_ = in_features;
   branch_.build(in_time, in_features, store, prefix + "layers.");
   if (branch_.out_time() != in_time)
-    throw std::invalid_argument(fmt::format("{}: residual branch changes the time length from {} to {} (a flatten inside); its "
-                            "output shape must equal its input's",
-                            where_, in_time, branch_.out_time()));
+    throw std::invalid_argument(
+        fmt::format("{}: residual branch changes the time length from {} to {} (a flatten inside); its "
+                    "output shape must equal its input's",
+                    where_, in_time, branch_.out_time()));
   if (branch_.out_features() != in_features)
-    throw std::invalid_argument(fmt::format("{}: residual branch maps {} features to {}; its output width must equal its input ({})",
-                            where_, in_features, branch_.out_features(), in_features));
+    throw std::invalid_argument(
+        fmt::format("{}: residual branch maps {} features to {}; its output width must equal its input ({})", where_, in_features,
+                    branch_.out_features(), in_features));
 }
 
 void Residual::forward(const Mat& x, const ForwardContext& ctx) {
@@ -1075,8 +1116,8 @@ void parse_residual(const LayerOptionReader& r, LayerSpec& s) {
   if (!r.has("layers") || !r.at("layers").is_array() || r.at("layers").empty())
     r.fail(r.field("layers"), "must be a non-empty list of layers: the branch f of x + f(x)");
   if (r.nesting() >= kMaxResidualNesting)
-    r.fail(r.where(), fmt::format("residual blocks nested more than {} deep; put blocks one after another instead",
-                                  kMaxResidualNesting));
+    r.fail(r.where(),
+           fmt::format("residual blocks nested more than {} deep; put blocks one after another instead", kMaxResidualNesting));
   s.layers = r.layers("layers");
 }
 
@@ -1088,8 +1129,8 @@ void residual_shape(const LayerSpec& s, ShapeCheck& c) {
                                  "shape must equal its input's",
                                  c.time, t));
   if (c.features > 0 && f > 0 && f != c.features)
-    c.fail("layers", fmt::format("residual branch maps {} features to {}; its output width must equal its input ({})",
-                                 c.features, f, c.features));
+    c.fail("layers", fmt::format("residual branch maps {} features to {}; its output width must equal its input ({})", c.features,
+                                 f, c.features));
 }
 
 std::unique_ptr<Layer> make_residual(const LayerSpec& s, const LayerBuild& b) {
@@ -1109,11 +1150,12 @@ const LayerKind& residual_kind() {
       .traits = {.role = LayerRole::Block},
       .keys = {"layers"},
       .parse = parse_residual,
-      .write = [](const LayerSpec& s, json& j) {
-        json inner = json::array();
-        for (const auto& l : s.layers) inner.push_back(layer_spec_json(l));
-        j["layers"] = inner;
-      },
+      .write =
+          [](const LayerSpec& s, json& j) {
+            json inner = json::array();
+            for (const auto& l : s.layers) inner.push_back(layer_spec_json(l));
+            j["layers"] = inner;
+          },
       .shape = residual_shape,
       .make = make_residual,
       .examples = {R"({"layers": [{"type": "linear", "out": 6}, {"type": "layernorm"}, {"type": "tanh"}]})"}};
@@ -1126,9 +1168,9 @@ const LayerKind& Residual::kind() const { return residual_kind(); }
 // ---- the registry -------------------------------------------------------------------------
 // Every kind a config can name, in the order listings and error messages show them.
 const std::vector<const LayerKind*>& layer_kinds() {
-  static const std::vector<const LayerKind*> kinds{&linear_kind(), &batchnorm_kind(), &layernorm_kind(), &groupnorm_kind(),
-                                                   &tanh_kind(),   &sigmoid_kind(),   &relu_kind(),      &gelu_kind(),
-                                                   &dropout_kind(), &flatten_kind(),  &residual_kind()};
+  static const std::vector<const LayerKind*> kinds{&linear_kind(),  &batchnorm_kind(), &layernorm_kind(), &groupnorm_kind(),
+                                                   &tanh_kind(),    &sigmoid_kind(),   &relu_kind(),      &gelu_kind(),
+                                                   &dropout_kind(), &flatten_kind(),   &residual_kind()};
   return kinds;
 }
 

@@ -26,8 +26,10 @@ MetricsWriter::~MetricsWriter() {
 void MetricsWriter::after_forward(Trainer&, int64_t, float loss) { loss_ = loss; }
 
 void MetricsWriter::after_update(Trainer&, int64_t step, double lr) {
-  if (std::isfinite(loss_)) fmt::print(f_, "{{\"step\":{},\"loss\":{},\"lr\":{:g}}}\n", step, loss_, lr);
-  else fmt::print(f_, "{{\"step\":{},\"loss\":null,\"lr\":{:g}}}\n", step, lr);  // JSON has no NaN
+  if (std::isfinite(loss_))
+    fmt::print(f_, "{{\"step\":{},\"loss\":{},\"lr\":{:g}}}\n", step, loss_, lr);
+  else
+    fmt::print(f_, "{{\"step\":{},\"loss\":null,\"lr\":{:g}}}\n", step, lr);  // JSON has no NaN
 }
 
 void MetricsWriter::on_end(Trainer&) { flush(); }

@@ -1,10 +1,10 @@
 // Model: builds the layer stack from a config and runs the step's forward and backward.
 #include "makemore/model.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "makemore/layer_kinds.h"
 #include "makemore/parallel.h"
@@ -136,9 +136,7 @@ void Model::backward() {
   embedding_->backward(dflat_, nullptr);
 }
 
-bool Model::first_linear_took_tokens() const {
-  return token_reader_ && token_reader_->took_token_path();
-}
+bool Model::first_linear_took_tokens() const { return token_reader_ && token_reader_->took_token_path(); }
 
 std::unique_ptr<Model> Model::clone() const {
   auto m = std::make_unique<Model>(config_, vocab_size_);
@@ -167,7 +165,10 @@ double Model::evaluate(const Examples& ex, int chunk) {
       twin->params_.values() = params_.values();
       twin->params_.buffers() = params_.buffers();
     }
-    parallel_run(t, [&](int i) { run_chunks(i == 0 ? *this : *eval_twins_[static_cast<std::size_t>(i - 1)], static_cast<std::size_t>(i), static_cast<std::size_t>(t)); });
+    parallel_run(t, [&](int i) {
+      run_chunks(i == 0 ? *this : *eval_twins_[static_cast<std::size_t>(i - 1)], static_cast<std::size_t>(i),
+                 static_cast<std::size_t>(t));
+    });
   } else {
     run_chunks(*this, 0, 1);
   }

@@ -2,13 +2,12 @@
 // layer's cached output, the gradients each Sequential keeps, the ParamStore buffers); the one
 // extra forward is the dead-unit sample, taken after backward on a twin of the model so the
 // step's update is untouched.
-#include "makemore/snapshot.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "makemore/layer_kinds.h"
+#include "makemore/snapshot.h"
 
 namespace mm {
 
@@ -140,8 +139,7 @@ bool DiagObserver::snapshot_step(int64_t step) const {
 }
 
 bool DiagObserver::ratio_step(int64_t step) const {
-  return step < opt_.ratio_dense_steps || (opt_.ratio_every > 0 && step % opt_.ratio_every == 0) ||
-         snapshot_step(step);
+  return step < opt_.ratio_dense_steps || (opt_.ratio_every > 0 && step % opt_.ratio_every == 0) || snapshot_step(step);
 }
 
 void DiagObserver::after_forward(Trainer& t, int64_t step, float loss) {

@@ -5,10 +5,10 @@
 // The loops branch only on loop-invariant settings, which the compiler hoists (unswitches).
 #include "makemore/optim.h"
 
-#include "makemore/parallel.h"
-
 #include <cmath>
 #include <stdexcept>
+
+#include "makemore/parallel.h"
 
 namespace mm {
 
@@ -44,9 +44,12 @@ const FloatBuf& Optimizer::buffer(const std::string& name) const {
 void Optimizer::step(float* p, const float* g, double lr) {
   const std::string& t = spec_.type;
   auto range = [&](std::size_t k0, std::size_t k1) {
-    if (t == "sgd") sgd(p, g, static_cast<float>(lr), k0, k1);
-    else if (t == "rmsprop") rmsprop(p, g, static_cast<float>(lr), k0, k1);
-    else adam(p, g, lr, k0, k1);
+    if (t == "sgd")
+      sgd(p, g, static_cast<float>(lr), k0, k1);
+    else if (t == "rmsprop")
+      rmsprop(p, g, static_cast<float>(lr), k0, k1);
+    else
+      adam(p, g, lr, k0, k1);
   };
   // Element-wise rules: a large model's update splits over the threads (the gradients of a
   // product split by columns were written by both cores). Same arithmetic per element.

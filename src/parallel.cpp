@@ -128,9 +128,7 @@ Team& team() {
 void set_threads(int n) { g_threads = std::max(1, n); }
 int threads() { return g_threads.load(std::memory_order_relaxed); }
 
-bool try_parallel_run(int n, const std::function<void(int)>& f) {
-  return n > 1 && threads() > 1 && team().run(n, f);
-}
+bool try_parallel_run(int n, const std::function<void(int)>& f) { return n > 1 && threads() > 1 && team().run(n, f); }
 
 void parallel_run(int n, const std::function<void(int)>& f) {
   if (n > 1 && threads() > 1 && team().run(n, f)) return;

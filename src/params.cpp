@@ -17,8 +17,14 @@ void ParamStore::finalize() {
   num_trainable_ = 0;
   const auto pad = [](std::size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; };
   for (auto& p : infos_) {
-    if (p.trainable) { p.offset = nv; nv += pad(p.size()); num_trainable_ += p.size(); }
-    else { p.offset = nb; nb += pad(p.size()); }
+    if (p.trainable) {
+      p.offset = nv;
+      nv += pad(p.size());
+      num_trainable_ += p.size();
+    } else {
+      p.offset = nb;
+      nb += pad(p.size());
+    }
   }
   values_.assign(nv, 0.0f);
   grads_.assign(nv, 0.0f);

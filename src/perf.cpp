@@ -9,8 +9,9 @@
 #if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
 #endif
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "makemore/layer_kinds.h"
 #include "makemore/optim.h"
@@ -44,9 +45,12 @@ std::string cpu_description() {
     return b == std::string::npos ? std::string() : v.substr(b);
   };
   while (std::getline(in, line) && (name.empty() || family.empty() || model.empty())) {
-    if (line.rfind("model name", 0) == 0 && name.empty()) name = value(line);
-    else if (line.rfind("cpu family", 0) == 0 && family.empty()) family = value(line);
-    else if (line.rfind("model", 0) == 0 && line.rfind("model name", 0) != 0 && model.empty()) model = value(line);
+    if (line.rfind("model name", 0) == 0 && name.empty())
+      name = value(line);
+    else if (line.rfind("cpu family", 0) == 0 && family.empty())
+      family = value(line);
+    else if (line.rfind("model", 0) == 0 && line.rfind("model name", 0) != 0 && model.empty())
+      model = value(line);
   }
   if (name.empty()) return "unknown CPU";
   if (!family.empty() && !model.empty()) name += ", family " + family + " model " + model;
@@ -124,7 +128,6 @@ double measure_fma_peak_gflops(double seconds) {
 }
 
 }  // namespace mm
-
 
 namespace mm {
 

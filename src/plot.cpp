@@ -40,7 +40,11 @@ struct Range {
   bool empty() const { return !(lo <= hi); }
   // Makes the range drawable: a single value gets a unit window, and a margin is added.
   void finish(double pad_frac) {
-    if (empty()) { lo = 0; hi = 1; return; }
+    if (empty()) {
+      lo = 0;
+      hi = 1;
+      return;
+    }
     if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) {
       const double d = std::abs(lo) > 0 ? std::abs(lo) * 0.5 : 0.5;
       lo -= d;
@@ -55,7 +59,7 @@ struct Range {
 
 // The plot area in pixels and the data window it shows.
 struct Frame {
-  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;          // data
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;            // data
   double left = 0, right = 0, top = 0, bottom = 0;  // pixels; top < bottom
   double sx(double x) const { return left + (x - x0) / (x1 - x0) * (right - left); }
   double sy(double y) const { return bottom - (y - y0) / (y1 - y0) * (bottom - top); }
@@ -95,23 +99,23 @@ void draw_legend(std::string& o, const std::vector<LegendEntry>& entries, double
     const auto& e = entries[k];
     const double lx = 16 + static_cast<double>(k % g.cols) * g.col_w;
     const double y = y_top + kLegendRow / 2 + 4 + static_cast<double>(k / g.cols) * kLegendRow;
-    o += "<line x1=\"" + num(lx) + "\" y1=\"" + num(y) + "\" x2=\"" + num(lx + 26) + "\" y2=\"" + num(y) +
-         "\" stroke=\"" + xml_escape(e.color) + "\" stroke-width=\"" + num(std::min(e.width + 1, 4.0)) + "\"" +
+    o += "<line x1=\"" + num(lx) + "\" y1=\"" + num(y) + "\" x2=\"" + num(lx + 26) + "\" y2=\"" + num(y) + "\" stroke=\"" +
+         xml_escape(e.color) + "\" stroke-width=\"" + num(std::min(e.width + 1, 4.0)) + "\"" +
          (e.dash.empty() ? "" : " stroke-dasharray=\"" + e.dash + "\"") + "/>";
     o += "<text x=\"" + num(lx + 32) + "\" y=\"" + num(y + 4) + "\">" + xml_escape(e.label) + "</text>";
   }
 }
 
 std::string svg_open(double w, double h, const std::string& title) {
-  return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(w) + "\" height=\"" + num(h) + "\" viewBox=\"0 0 " +
-         num(w) + " " + num(h) + "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\" role=\"img\" aria-label=\"" +
+  return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(w) + "\" height=\"" + num(h) + "\" viewBox=\"0 0 " + num(w) +
+         " " + num(h) +
+         "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\" role=\"img\" aria-label=\"" +
          xml_escape(title) + "\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>";
 }
 
 // Title, grid, ticks, tick labels and axis labels around the frame.
 void draw_axes(std::string& o, const Frame& f, const std::vector<double>& xt, double xstep, const std::vector<double>& yt,
-               double ystep, const std::string& title, const std::string& x_label, const std::string& y_label,
-               double total_w) {
+               double ystep, const std::string& title, const std::string& x_label, const std::string& y_label, double total_w) {
   if (!title.empty())
     o += "<text x=\"" + num(total_w / 2) + "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" +
          xml_escape(title) + "</text>";
@@ -125,12 +129,14 @@ void draw_axes(std::string& o, const Frame& f, const std::vector<double>& xt, do
        num(f.bottom - f.top) + "\" fill=\"none\" stroke=\"#333\" stroke-width=\"1\"/>";
   o += "<g fill=\"#333\">";
   for (double y : yt) {
-    o += "<line x1=\"" + num(f.left - 4) + "\" y1=\"" + num(f.sy(y)) + "\" x2=\"" + num(f.left) + "\" y2=\"" + num(f.sy(y)) + "\" stroke=\"#333\"/>";
+    o += "<line x1=\"" + num(f.left - 4) + "\" y1=\"" + num(f.sy(y)) + "\" x2=\"" + num(f.left) + "\" y2=\"" + num(f.sy(y)) +
+         "\" stroke=\"#333\"/>";
     o += "<text x=\"" + num(f.left - 7) + "\" y=\"" + num(f.sy(y) + 4) + "\" text-anchor=\"end\">" +
          xml_escape(format_tick(y, ystep)) + "</text>";
   }
   for (double x : xt) {
-    o += "<line x1=\"" + num(f.sx(x)) + "\" y1=\"" + num(f.bottom) + "\" x2=\"" + num(f.sx(x)) + "\" y2=\"" + num(f.bottom + 4) + "\" stroke=\"#333\"/>";
+    o += "<line x1=\"" + num(f.sx(x)) + "\" y1=\"" + num(f.bottom) + "\" x2=\"" + num(f.sx(x)) + "\" y2=\"" + num(f.bottom + 4) +
+         "\" stroke=\"#333\"/>";
     o += "<text x=\"" + num(f.sx(x)) + "\" y=\"" + num(f.bottom + 18) + "\" text-anchor=\"middle\">" +
          xml_escape(format_tick(x, xstep)) + "</text>";
   }
@@ -159,7 +165,10 @@ void draw_polyline(std::string& o, const Frame& f, const std::vector<double>& x,
   bool pen_down = false;
   const std::size_t n = std::min(x.size(), y.size());
   for (std::size_t i = 0; i < n; ++i) {
-    if (!finite(x[i]) || !finite(y[i])) { pen_down = false; continue; }
+    if (!finite(x[i]) || !finite(y[i])) {
+      pen_down = false;
+      continue;
+    }
     d += pen_down ? "L" : "M";
     d += num(f.sx(x[i])) + " " + num(f.sy(y[i]));
     pen_down = true;
@@ -228,11 +237,21 @@ std::string xml_escape(std::string_view s) {
   o.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      case '\'':
+        o += "&#39;";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') break;
         o += c;
@@ -355,7 +374,10 @@ std::string render_svg(const LineChart& chart) {
   const auto yt = nice_ticks(yr.lo, yr.hi, 6);
   const auto xt = nice_ticks(xr.lo, xr.hi, std::max(3, static_cast<int>(W / 110)));
   Frame f;
-  f.x0 = xr.lo; f.x1 = xr.hi; f.y0 = yr.lo; f.y1 = yr.hi;
+  f.x0 = xr.lo;
+  f.x1 = xr.hi;
+  f.y0 = yr.lo;
+  f.y1 = yr.hi;
   f.left = left_margin(yt, tick_step(yt));
   f.right = W - 24;
   f.top = kTitleH + 6;
@@ -367,8 +389,7 @@ std::string render_svg(const LineChart& chart) {
   if (no_data)
     o += "<text x=\"" + num((f.left + f.right) / 2) + "\" y=\"" + num((f.top + f.bottom) / 2) +
          "\" text-anchor=\"middle\" fill=\"#999\">no data</text>";
-  if (chart.has_ref_y)
-    draw_polyline(o, f, {f.x0, f.x1}, {chart.ref_y, chart.ref_y}, "#555", 1.2, 1.0, kRefDash);
+  if (chart.has_ref_y) draw_polyline(o, f, {f.x0, f.x1}, {chart.ref_y, chart.ref_y}, "#555", 1.2, 1.0, kRefDash);
   for (std::size_t k = 0; k < ser.size(); ++k) {
     std::vector<double> x = ser[k].x, y = ser[k].y;
     x.resize(std::min(x.size(), y.size()));
@@ -445,8 +466,10 @@ std::string render_svg(const BarChart& chart) {
   const double H = chart.height + label_h;
   const auto yt = nice_ticks(yr.lo, yr.hi, 6);
   Frame f;
-  f.x0 = 0; f.x1 = static_cast<double>(std::max<std::size_t>(n, 1));
-  f.y0 = yr.lo; f.y1 = yr.hi;
+  f.x0 = 0;
+  f.x1 = static_cast<double>(std::max<std::size_t>(n, 1));
+  f.y0 = yr.lo;
+  f.y1 = yr.hi;
   f.left = left_margin(yt, tick_step(yt));
   f.right = W - 24;
   f.top = kTitleH + 6;
@@ -475,7 +498,8 @@ std::string render_svg(const BarChart& chart) {
     }
     const std::string label = xml_escape(chart.categories[i]);
     if (rotate)
-      o += "<text transform=\"translate(" + num(cx + 4) + "," + num(f.bottom + 14) + ") rotate(-30)\" text-anchor=\"end\">" + label + "</text>";
+      o += "<text transform=\"translate(" + num(cx + 4) + "," + num(f.bottom + 14) + ") rotate(-30)\" text-anchor=\"end\">" +
+           label + "</text>";
     else
       o += "<text x=\"" + num(cx) + "\" y=\"" + num(f.bottom + 18) + "\" text-anchor=\"middle\">" + label + "</text>";
   }
@@ -493,8 +517,8 @@ std::string render_svg(const BarChart& chart) {
 
 std::string colormap_viridis(double t) {
   // viridis sampled at 0, 1/8, ..., 1 (matplotlib's _viridis_data).
-  static const double stops[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},   {44, 113, 142}, {33, 144, 141},
-                                     {39, 173, 129}, {92, 200, 99},  {170, 220, 50},  {253, 231, 37}};
+  static const double stops[9][3] = {{68, 1, 84},    {71, 44, 122}, {59, 81, 139},  {44, 113, 142}, {33, 144, 141},
+                                     {39, 173, 129}, {92, 200, 99}, {170, 220, 50}, {253, 231, 37}};
   if (!finite(t)) t = 0;
   t = std::clamp(t, 0.0, 1.0) * 8.0;
   const int i = std::min(7, static_cast<int>(t));
@@ -514,7 +538,10 @@ std::string render_svg(const Heatmap& chart) {
     r.hi = chart.hi;
   } else {
     for (std::size_t k = 0; k < nr * nc && k < chart.values.size(); ++k) r.add(chart.values[k]);
-    if (r.empty()) { r.lo = 0; r.hi = 1; }
+    if (r.empty()) {
+      r.lo = 0;
+      r.hi = 1;
+    }
     if (r.hi - r.lo < 1e-12) r.hi = r.lo + 1;
   }
   std::size_t ylong = 1;
@@ -524,8 +551,8 @@ std::string render_svg(const Heatmap& chart) {
   const double top = kTitleH + 10;
   const double grid_w = cw * static_cast<double>(nc), grid_h = ch * static_cast<double>(nr);
   const double bar_x = left + grid_w + 24, bar_w = 14;
-  const double W = std::max(bar_x + bar_w + 60 + (chart.value_label.empty() ? 0 : 20),
-                            kCharW * static_cast<double>(chart.title.size()) + 40);
+  const double W =
+      std::max(bar_x + bar_w + 60 + (chart.value_label.empty() ? 0 : 20), kCharW * static_cast<double>(chart.title.size()) + 40);
   const double bar_h = std::max(grid_h, 120.0);
   const double H = top + std::max(grid_h + 52, bar_h + 16);
   std::string o = svg_open(W, H, chart.title);
@@ -542,8 +569,8 @@ std::string render_svg(const Heatmap& chart) {
       const double x = left + cw * static_cast<double>(j);
       const double t = (v - r.lo) / (r.hi - r.lo);
       const std::string fill = finite(v) ? colormap_viridis(t) : "#bbbbbb";
-      o += "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(cw) + "\" height=\"" + num(ch) + "\" fill=\"" +
-           fill + "\" stroke=\"white\" stroke-width=\"1\"/>";
+      o += "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(cw) + "\" height=\"" + num(ch) + "\" fill=\"" + fill +
+           "\" stroke=\"white\" stroke-width=\"1\"/>";
       std::string text = k < chart.cell_text.size() ? chart.cell_text[k] : "";
       if (text.empty() && finite(v)) {
         char buf[32];

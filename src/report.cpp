@@ -14,13 +14,12 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string_view>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/data.h"
 #include "makemore/diag.h"
@@ -108,7 +107,10 @@ struct Inputs {
     while (std::getline(in, line)) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) { ++bad; continue; }
+      if (j.is_discarded() || !j.is_object()) {
+        ++bad;
+        continue;
+      }
       ++good;
       f(j);
     }
@@ -238,7 +240,10 @@ Figure loss_figure(const std::vector<std::pair<double, double>>& pts) {
     double sum = 0;
     std::size_t cnt = 0;
     for (std::size_t k = i; k < e; ++k)
-      if (std::isfinite(raw.y[k])) { sum += raw.y[k]; ++cnt; }
+      if (std::isfinite(raw.y[k])) {
+        sum += raw.y[k];
+        ++cnt;
+      }
     if (!cnt) continue;
     mean.x.push_back((pts[i].first + pts[e - 1].first) / 2);
     mean.y.push_back(sum / static_cast<double>(cnt));
@@ -263,7 +268,8 @@ struct Page {
     if (!f.png.empty()) {
       // SVG figures carry their title inside; a bitmap gets one above it.
       body += "<div class=\"figtitle\">" + esc(f.title) + "</div>";
-      body += "<img class=\"pixelated\" alt=\"" + esc(f.title) + "\" src=\"data:image/png;base64," + plot::base64_encode(f.png) + "\">";
+      body += "<img class=\"pixelated\" alt=\"" + esc(f.title) + "\" src=\"data:image/png;base64," + plot::base64_encode(f.png) +
+              "\">";
     } else {
       // Inline SVG needs no namespace declaration; dropping it keeps the page free of URLs.
       std::string svg = f.svg;
@@ -301,7 +307,7 @@ ReportResult write_report(const ReportOptions& opt) {
   // an error, not an empty report.
   std::error_code dir_ec;
   if (!fs::is_directory(dir, dir_ec) || (!fs::exists(dir / kConfigFile, dir_ec) && !fs::exists(dir / kMetricsFile, dir_ec) &&
-                                          !fs::exists(dir / kCheckpointFile, dir_ec)))
+                                         !fs::exists(dir / kCheckpointFile, dir_ec)))
     throw Error(fmt::format("{}: not a run folder (no {}, {} or {}); train one first with `makemore train -o {}`", opt.run_dir,
                             kConfigFile, kMetricsFile, kCheckpointFile, opt.run_dir));
   Inputs in{dir, {}};
@@ -315,9 +321,10 @@ ReportResult write_report(const ReportOptions& opt) {
     try {
       const json saved = load_run(dir.string()).config.to_json();
       if (saved != *config) {
-        in.missing.push_back(fmt::format("{}: differs from the config saved in {} (edited after training?); the report "
-                                         "shows the checkpoint's",
-                                         kConfigFile, kCheckpointFile));
+        in.missing.push_back(
+            fmt::format("{}: differs from the config saved in {} (edited after training?); the report "
+                        "shows the checkpoint's",
+                        kConfigFile, kCheckpointFile));
         config = saved;
       }
     } catch (const std::exception&) {  // a damaged checkpoint is reported by the samples section
@@ -327,9 +334,8 @@ ReportResult write_report(const ReportOptions& opt) {
   const auto inspect = in.json_file(kInspectFile, "written by `makemore train` unless --diag-every 0");
 
   std::vector<std::pair<double, double>> losses;  // (step, loss)
-  in.jsonl_file(kMetricsFile, "written by `makemore train`", [&](const json& j) {
-    losses.emplace_back(num(j, "step"), num(j, "loss"));
-  });
+  in.jsonl_file(kMetricsFile, "written by `makemore train`",
+                [&](const json& j) { losses.emplace_back(num(j, "step"), num(j, "loss")); });
   // The first snapshot is the lecture's view (step 0, the network as initialized); the end of
   // training is in inspect.json, which the tanh figures below draw.
   std::optional<json> diag_first;
@@ -365,7 +371,8 @@ ReportResult write_report(const ReportOptions& opt) {
   if (name.empty()) name = dir.filename().string();
 
   // --- summary ------------------------------------------------------------------------------
-  page.body += "<h1>makemore run: " + esc(name) + "</h1>\n<p class=\"meta\">Run folder " + esc(fs::absolute(dir).string()) + "</p>\n";
+  page.body +=
+      "<h1>makemore run: " + esc(name) + "</h1>\n<p class=\"meta\">Run folder " + esc(fs::absolute(dir).string()) + "</p>\n";
   if (!in.missing.empty()) {
     page.body += "<div class=\"missing\" id=\"missing\"><b>Missing from the run folder</b> (the report draws what exists):<ul>";
     for (const auto& m : in.missing) page.body += "<li>" + esc(m) + "</li>";
@@ -376,12 +383,14 @@ ReportResult write_report(const ReportOptions& opt) {
   if (result) {
     const json& r = *result;
     if (r.contains("diverged_step") && r["diverged_step"].is_number())
-      page.body += fmt::format("<p class=\"missing\" id=\"diverged\"><b>The training diverged at step {}</b> (the loss was not "
-                               "finite). The losses below are those of the last checkpoint saved before it, step {}.</p>\n",
-                               fmt_num(num(r, "diverged_step"), "{:.0f}"), fmt_num(num(r, "steps"), "{:.0f}"));
+      page.body += fmt::format(
+          "<p class=\"missing\" id=\"diverged\"><b>The training diverged at step {}</b> (the loss was not "
+          "finite). The losses below are those of the last checkpoint saved before it, step {}.</p>\n",
+          fmt_num(num(r, "diverged_step"), "{:.0f}"), fmt_num(num(r, "steps"), "{:.0f}"));
     page.body += "<table><tr><th class=\"l\">split</th><th>loss</th></tr>";
     for (const char* s : {"train", "val", "test"})
-      page.body += fmt::format("<tr><td class=\"l\">{}</td><td>{}</td></tr>", s, fmt_num(num(r, (std::string(s) + "_loss").c_str())));
+      page.body +=
+          fmt::format("<tr><td class=\"l\">{}</td><td>{}</td></tr>", s, fmt_num(num(r, (std::string(s) + "_loss").c_str())));
     page.body += "</table>\n";
     page.body += "<table><tr><th class=\"l\"></th><th>value</th></tr>";
     double expected = num(r, "expected_initial_loss");
@@ -390,8 +399,8 @@ ReportResult write_report(const ReportOptions& opt) {
     page.body += fmt::format("<tr><td class=\"l\">expected initial loss, -ln(1/vocab)</td><td>{}</td></tr>", fmt_num(expected));
     page.body += fmt::format("<tr><td class=\"l\">steps</td><td>{}</td></tr>", fmt_num(num(r, "steps"), "{:.0f}"));
     if (std::isfinite(num(r, "seconds")))
-      page.body += fmt::format("<tr><td class=\"l\">training time</td><td>{} s ({} steps/s)</td></tr>", fmt_num(num(r, "seconds"), "{:.2f}"),
-                               fmt_num(num(r, "steps_per_sec"), "{:.0f}"));
+      page.body += fmt::format("<tr><td class=\"l\">training time</td><td>{} s ({} steps/s)</td></tr>",
+                               fmt_num(num(r, "seconds"), "{:.2f}"), fmt_num(num(r, "steps_per_sec"), "{:.0f}"));
     page.body += fmt::format("<tr><td class=\"l\">parameters</td><td>{}</td></tr>", fmt_num(num(r, "params"), "{:.0f}"));
     page.body += "</table>\n";
   } else {
@@ -438,7 +447,8 @@ ReportResult write_report(const ReportOptions& opt) {
   } else {
     for (const auto& f : (*inspect)["findings"]) {
       page.body += "<div class=\"finding\"><b>" + esc(str(f, "id")) + "</b>";
-      if (const std::string l = str(f, "layer"); !l.empty() && l != "null") page.body += " <span class=\"meta\">layer " + esc(l) + "</span>";
+      if (const std::string l = str(f, "layer"); !l.empty() && l != "null")
+        page.body += " <span class=\"meta\">layer " + esc(l) + "</span>";
       page.body += "<p>" + esc(str(f, "message")) + "</p>";
       if (const std::string e = str(f, "evidence"); !e.empty()) page.body += "<p class=\"meta\">Evidence: " + esc(e) + "</p>";
       if (const std::string x = str(f, "fix"); !x.empty()) page.body += "<p>Fix: " + esc(x) + "</p>";
@@ -467,28 +477,30 @@ ReportResult write_report(const ReportOptions& opt) {
     if (inspect)
       for (const auto& l : layers_in_order(*inspect)) {
         if (!is_bounded(l)) continue;
-        if (auto h = parse_hist(l.value("hist", json()), fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}% ({})", layer_name(l),
-                                                                     num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"),
-                                                                     kSaturatedText)))
+        if (auto h = parse_hist(l.value("hist", json()),
+                                fmt::format("{}: mean {:+.2f}, std {:.2f}, saturated {:.2f}% ({})", layer_name(l),
+                                            num(l, "out_mean"), num(l, "out_std"), num(l, "saturated_pct"), kSaturatedText)))
           out_c.hists.push_back(*h);
         if (l.contains("pre") && l["pre"].is_object()) {
           const json& p = l["pre"];
-          if (auto h = parse_hist(p.value("hist", json()), fmt::format("{} input: mean {:+.2f}, std {:.2f}", layer_name(l), num(p, "mean"), num(p, "std"))))
+          if (auto h = parse_hist(p.value("hist", json()), fmt::format("{} input: mean {:+.2f}, std {:.2f}", layer_name(l),
+                                                                       num(p, "mean"), num(p, "std"))))
             pre_c.hists.push_back(*h);
         }
       }
     const std::string why = inspect ? "inspect.json has no Tanh layer histograms" : "inspect.json is missing";
     if (!out_c.hists.empty()) {
-      figs.push_back({"tanh_outputs", out_c.title,
-                      "Distribution of each Tanh layer's outputs; mass piled at -1 and 1 means saturated units whose gradient vanishes.",
-                      plot::render_svg(out_c), ""});
+      figs.push_back(
+          {"tanh_outputs", out_c.title,
+           "Distribution of each Tanh layer's outputs; mass piled at -1 and 1 means saturated units whose gradient vanishes.",
+           plot::render_svg(out_c), ""});
       page.figure(figs.back());
     } else {
       page.not_drawn(out_c.title, why);
     }
     if (!pre_c.hists.empty()) {
-      figs.push_back({"preactivations", pre_c.title,
-                      "Distribution of the inputs to each Tanh; far beyond +-2 the tanh is flat.", plot::render_svg(pre_c), ""});
+      figs.push_back({"preactivations", pre_c.title, "Distribution of the inputs to each Tanh; far beyond +-2 the tanh is flat.",
+                      plot::render_svg(pre_c), ""});
       page.figure(figs.back());
     } else {
       page.not_drawn(pre_c.title, why);
@@ -511,8 +523,8 @@ ReportResult write_report(const ReportOptions& opt) {
                  fmt::format("{}: white where {}; rows = examples in the batch ({}), columns = units ({}). {:.1f}% white "
                              "(the saturated percentages elsewhere on this page count {}); a fully white column is a dead "
                              "unit that never learns.",
-                             layer_name(json{{"index", m.value("layer", json())}, {"type", m.value("type", "Tanh")}}), kMapText, r, c,
-                             bits.empty() ? 0.0 : 100.0 * static_cast<double>(white) / static_cast<double>(bits.size()),
+                             layer_name(json{{"index", m.value("layer", json())}, {"type", m.value("type", "Tanh")}}), kMapText,
+                             r, c, bits.empty() ? 0.0 : 100.0 * static_cast<double>(white) / static_cast<double>(bits.size()),
                              kSaturatedText),
                  "", plot::encode_png(plot::saturation_image(r, c, bits, scale))};
         figs.push_back(f);
@@ -545,16 +557,18 @@ ReportResult write_report(const ReportOptions& opt) {
                                 fmt::format("{}: mean {:+.6f}, std {:.3e}", ln, num(l, "grad_mean"), num(l, "grad_std"))))
           grad.hists.push_back(*h);
         // Saturation and dead units are counted for every layer, but only a Tanh's are bounded by 1.
-        table += fmt::format("<tr><td class=\"l\">{}</td><td>{:+.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:+.2e}</td><td>{:.3e}</td></tr>",
-                             esc(ln), num(l, "out_mean"), num(l, "out_std"),
-                             is_bounded(l) ? fmt_num(num(l, "saturated_pct"), "{:.2f}%") : "n/a",
-                             is_bounded(l) ? fmt_num(num(l, "dead_units"), "{:.0f}") : "n/a",
-                             num(l, "grad_mean"), num(l, "grad_std"));
+        table += fmt::format(
+            "<tr><td "
+            "class=\"l\">{}</td><td>{:+.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:+.2e}</td><td>{:.3e}</td></tr>",
+            esc(ln), num(l, "out_mean"), num(l, "out_std"), is_bounded(l) ? fmt_num(num(l, "saturated_pct"), "{:.2f}%") : "n/a",
+            is_bounded(l) ? fmt_num(num(l, "dead_units"), "{:.0f}") : "n/a", num(l, "grad_mean"), num(l, "grad_std"));
       }
-    const std::string why = snap ? "the layers carry no histograms" : "neither diagnostics.jsonl nor inspect.json is in the run folder";
+    const std::string why =
+        snap ? "the layers carry no histograms" : "neither diagnostics.jsonl nor inspect.json is in the run folder";
     if (!act.hists.empty()) {
       act.title += " (" + snap_src + ")";
-      figs.push_back({"activations", act.title, "Outputs of each plotted layer; healthy Tanh layers keep a similar spread at every depth.",
+      figs.push_back({"activations", act.title,
+                      "Outputs of each plotted layer; healthy Tanh layers keep a similar spread at every depth.",
                       plot::render_svg(act), ""});
       page.figure(figs.back());
     } else {
@@ -562,16 +576,20 @@ ReportResult write_report(const ReportOptions& opt) {
     }
     if (!grad.hists.empty()) {
       grad.title += " (" + snap_src + ")";
-      figs.push_back({"gradients", grad.title, "Gradients flowing into each plotted layer's output; layers should agree, neither shrinking nor growing with depth.",
-                      plot::render_svg(grad), ""});
+      figs.push_back(
+          {"gradients", grad.title,
+           "Gradients flowing into each plotted layer's output; layers should agree, neither shrinking nor growing with depth.",
+           plot::render_svg(grad), ""});
       page.figure(figs.back());
     } else {
       page.not_drawn(grad.title, why);
     }
     if (!table.empty())
       page.body += "<table><tr><th class=\"l\">layer</th><th>out mean</th><th>out std</th><th>saturated (" + esc(kSaturatedText) +
-                   ")</th><th>dead units (" + esc(kMapText) + " for every example)</th>"
-                   "<th>grad mean</th><th>grad std</th></tr>" + table + "</table>\n";
+                   ")</th><th>dead units (" + esc(kMapText) +
+                   " for every example)</th>"
+                   "<th>grad mean</th><th>grad std</th></tr>" +
+                   table + "</table>\n";
   }
 
   // Weight gradients of the 2-D parameters (the lecture skips biases and BatchNorm's 1-D ones).
@@ -586,24 +604,32 @@ ReportResult write_report(const ReportOptions& opt) {
         if (!is_2d(p)) continue;
         two_d.insert(str(p, "name"));
         const json& h = p.contains("grad_hist") ? p["grad_hist"] : p.value("hist", json());
-        if (auto hh = parse_hist(h, fmt::format("{} {}: mean {:+.6f}, std {:.3e}, grad:data {:.3e}", str(p, "name"), shape_text(p),
-                                                num(p, "grad_mean"), num(p, "grad_std"), num(p, "grad_data_ratio"))))
+        if (auto hh =
+                parse_hist(h, fmt::format("{} {}: mean {:+.6f}, std {:.3e}, grad:data {:.3e}", str(p, "name"), shape_text(p),
+                                          num(p, "grad_mean"), num(p, "grad_std"), num(p, "grad_data_ratio"))))
           wg.hists.push_back(*hh);
-        table += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.3e}</td><td>{:+.3e}</td><td>{:.3e}</td><td>{:.3e}</td><td>{}</td></tr>",
-                             esc(str(p, "name")), esc(shape_text(p)), num(p, "data_std"), num(p, "grad_mean"), num(p, "grad_std"),
-                             num(p, "grad_data_ratio"), fmt_num(num(p, "update_data_log10"), "{:.2f}"));
+        table += fmt::format(
+            "<tr><td class=\"l\">{}</td><td "
+            "class=\"l\">{}</td><td>{:.3e}</td><td>{:+.3e}</td><td>{:.3e}</td><td>{:.3e}</td><td>{}</td></tr>",
+            esc(str(p, "name")), esc(shape_text(p)), num(p, "data_std"), num(p, "grad_mean"), num(p, "grad_std"),
+            num(p, "grad_data_ratio"), fmt_num(num(p, "update_data_log10"), "{:.2f}"));
       }
     if (!wg.hists.empty()) {
       wg.title += " (" + snap_src + ")";
-      figs.push_back({"weight_gradients", wg.title, "Gradients of the 2-D parameters; the grad:data ratio says how fast each would move under one step.",
+      figs.push_back({"weight_gradients", wg.title,
+                      "Gradients of the 2-D parameters; the grad:data ratio says how fast each would move under one step.",
                       plot::render_svg(wg), ""});
       page.figure(figs.back());
     } else {
-      page.not_drawn(wg.title, snap ? "no 2-D parameter carries a histogram" : "neither diagnostics.jsonl nor inspect.json is in the run folder");
+      page.not_drawn(wg.title, snap ? "no 2-D parameter carries a histogram"
+                                    : "neither diagnostics.jsonl nor inspect.json is in the run folder");
     }
     if (!table.empty())
-      page.body += "<table><tr><th class=\"l\">parameter</th><th class=\"l\">shape</th><th>data std</th><th>grad mean</th><th>grad std</th>"
-                   "<th>grad:data</th><th>log10 update:data</th></tr>" + table + "</table>\n";
+      page.body +=
+          "<table><tr><th class=\"l\">parameter</th><th class=\"l\">shape</th><th>data std</th><th>grad mean</th><th>grad "
+          "std</th>"
+          "<th>grad:data</th><th>log10 update:data</th></tr>" +
+          table + "</table>\n";
   }
 
   // Update:data ratios over training, against the lecture's 1e-3 guide line.
@@ -627,7 +653,8 @@ ReportResult write_report(const ReportOptions& opt) {
     std::vector<std::size_t> rest;
     for (std::size_t k = 0; k < ur_names.size(); ++k)
       if (std::find(order.begin(), order.end(), k) == order.end()) rest.push_back(k);
-    std::stable_sort(rest.begin(), rest.end(), [&](std::size_t a, std::size_t b) { return natural_less(ur_names[a], ur_names[b]); });
+    std::stable_sort(rest.begin(), rest.end(),
+                     [&](std::size_t a, std::size_t b) { return natural_less(ur_names[a], ur_names[b]); });
     order.insert(order.end(), rest.begin(), rest.end());
     for (std::size_t k : order) {
       if (!two_d.empty() && !two_d.count(ur_names[k])) continue;  // the lecture plots p.ndim == 2 only
@@ -639,7 +666,8 @@ ReportResult write_report(const ReportOptions& opt) {
       c.series.push_back(std::move(s));
     }
     figs.push_back({"update_ratio", c.title,
-                    "log10 of (std of the SGD update / std of the parameter) per step; far below -3 learns too slowly, far above is unstable.",
+                    "log10 of (std of the SGD update / std of the parameter) per step; far below -3 learns too slowly, far above "
+                    "is unstable.",
                     plot::render_svg(c), ""});
     page.figure(figs.back());
   } else {
@@ -648,11 +676,14 @@ ReportResult write_report(const ReportOptions& opt) {
 
   // --- config -------------------------------------------------------------------------------
   page.body += "<h2 id=\"config\">Config</h2>\n";
-  if (config) page.body += "<pre>" + esc(config->dump(2)) + "</pre>\n";
-  else page.not_drawn("Config", std::string(kConfigFile) + " is missing");
+  if (config)
+    page.body += "<pre>" + esc(config->dump(2)) + "</pre>\n";
+  else
+    page.not_drawn("Config", std::string(kConfigFile) + " is missing");
 
-  std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>makemore report: " + esc(name) +
-                     "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n" + page.body + "</body>\n</html>\n";
+  std::string html =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>makemore report: " + esc(name) +
+      "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n" + page.body + "</body>\n</html>\n";
 
   const fs::path out_path(res.html_path);
   if (out_path.has_parent_path()) {

@@ -83,13 +83,9 @@ uint64_t TorchGenerator::random64() {
   return (hi << 32) | lo;
 }
 
-float TorchGenerator::uniform_float() {
-  return static_cast<float>(random() & 0xFFFFFFu) * 0x1p-24f;
-}
+float TorchGenerator::uniform_float() { return static_cast<float>(random() & 0xFFFFFFu) * 0x1p-24f; }
 
-double TorchGenerator::uniform_double() {
-  return static_cast<double>(random64() & ((1ULL << 53) - 1)) * 0x1p-53;
-}
+double TorchGenerator::uniform_double() { return static_cast<double>(random64() & ((1ULL << 53) - 1)) * 0x1p-53; }
 
 void TorchGenerator::randn(float* out, std::size_t n) {
   if (n >= 16) {

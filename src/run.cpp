@@ -8,11 +8,10 @@
 #include "makemore/run.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -73,18 +72,19 @@ namespace {
 
 Dataset load_words_of(const std::string& dir, const Vocab& vocab, const std::string& words_fp) {
   const std::string path = dir + "/" + kWordsFile;
-  struct stat st{};
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-    throw Error(fmt::format("{}: missing from the run folder (the word list it was trained on); retrain it with `makemore train -o {}`",
-                            path, dir));
+    throw Error(fmt::format(
+        "{}: missing from the run folder (the word list it was trained on); retrain it with `makemore train -o {}`", path, dir));
   Dataset data = Dataset::load(path);
   if (data.vocab().chars() != vocab.chars())
     throw Error(fmt::format("{}: does not match the checkpoint's vocabulary; the run folder was modified, retrain it", path));
   if (!words_fp.empty() && data.fingerprint() != words_fp)
-    throw Error(fmt::format("{}: not the word list this run was trained on (its {} items differ from the ones the checkpoint "
-                            "recorded), so its splits would be other examples; restore the file, or retrain with "
-                            "`makemore train -i FILE -o {}`",
-                            path, data.size(), dir));
+    throw Error(
+        fmt::format("{}: not the word list this run was trained on (its {} items differ from the ones the checkpoint "
+                    "recorded), so its splits would be other examples; restore the file, or retrain with "
+                    "`makemore train -i FILE -o {}`",
+                    path, data.size(), dir));
   return data;
 }
 
@@ -93,12 +93,15 @@ Dataset load_words_of(const std::string& dir, const Vocab& vocab, const std::str
 Dataset load_run_dataset(const std::string& dir, const LoadedRun& run) { return load_words_of(dir, run.vocab, run.words_fp); }
 
 LoadedRun load_run(const std::string& dir) {
-  struct stat st{};
+  struct stat st {};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Error(fmt::format("{}: no such run folder; train one first with `makemore train -o {}`", dir, dir));
   const std::string path = dir + "/" + kCheckpointFile;
   if (stat(path.c_str(), &st) != 0)
-    throw Error(fmt::format("{}: no checkpoint in this run folder (the run did not get far enough to save one, or the file was removed); train again with `makemore train -o {}`", path, dir));
+    throw Error(
+        fmt::format("{}: no checkpoint in this run folder (the run did not get far enough to save one, or the file was removed); "
+                    "train again with `makemore train -o {}`",
+                    path, dir));
   TensorFile f = load_safetensors(path);
   auto meta = [&](const char* key) -> const std::string& {
     auto it = f.metadata.find(key);
@@ -110,7 +113,8 @@ LoadedRun load_run(const std::string& dir) {
   if (auto it = f.metadata.find("words_fnv1a64"); it != f.metadata.end()) run.words_fp = it->second;
   run.config = parse_config(parse_json_text(meta("config"), path + " (config metadata)"), path + " (config metadata)");
   std::u32string chars;
-  if (!from_utf8(meta("vocab"), &chars)) throw Error(fmt::format("{}: corrupt checkpoint (vocabulary is not UTF-8); retrain", path));
+  if (!from_utf8(meta("vocab"), &chars))
+    throw Error(fmt::format("{}: corrupt checkpoint (vocabulary is not UTF-8); retrain", path));
   run.vocab = Vocab::from_chars(chars);
   try {
     run.step = std::stoll(meta("step"));
@@ -124,11 +128,13 @@ LoadedRun load_run(const std::string& dir) {
     const NamedTensor* t = f.find(p.name);
     if (!t) throw Error(fmt::format("{}: checkpoint lacks tensor '{}' that its config needs; retrain", path, p.name));
     if (t->data.size() != p.size())
-      throw Error(fmt::format("{}: tensor '{}' has {} values, its config needs {}; retrain", path, p.name, t->data.size(), p.size()));
+      throw Error(
+          fmt::format("{}: tensor '{}' has {} values, its config needs {}; retrain", path, p.name, t->data.size(), p.size()));
     if (!std::all_of(t->data.begin(), t->data.end(), [](float v) { return std::isfinite(v); }))
-      throw Error(fmt::format("{}: tensor '{}' holds values that are not finite (the training had diverged when this was "
-                              "saved); train again with a lower learning rate",
-                              path, p.name));
+      throw Error(
+          fmt::format("{}: tensor '{}' holds values that are not finite (the training had diverged when this was "
+                      "saved); train again with a lower learning rate",
+                      path, p.name));
     std::copy(t->data.begin(), t->data.end(), ps.data(static_cast<int>(id)));
   }
   return run;
@@ -157,19 +163,20 @@ class RunLock {
     RunLock lock;
     lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (lock.fd_ < 0)
-      throw Error(errno == ELOOP ? fmt::format("{}: is a symbolic link; remove it (the run folder's lock file must be its own)", path)
-                                 : fmt::format("{}: cannot lock the run folder ({}); check that it is writable", path,
-                                               std::strerror(errno)));
+      throw Error(
+          errno == ELOOP
+              ? fmt::format("{}: is a symbolic link; remove it (the run folder's lock file must be its own)", path)
+              : fmt::format("{}: cannot lock the run folder ({}); check that it is writable", path, std::strerror(errno)));
     if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK)
-        throw Error(fmt::format("{}: cannot lock the run folder ({})", path, std::strerror(errno)));
+      if (errno != EWOULDBLOCK) throw Error(fmt::format("{}: cannot lock the run folder ({})", path, std::strerror(errno)));
       char buf[32] = {};
       const ssize_t n = ::pread(lock.fd_, buf, sizeof buf - 1, 0);
       std::string pid(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
       pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
-      throw Error(fmt::format("{}: another makemore process (pid {}) is writing this run folder; wait for it to end, or "
-                              "pick another -o DIR",
-                              dir, pid.empty() ? "unknown" : pid));
+      throw Error(
+          fmt::format("{}: another makemore process (pid {}) is writing this run folder; wait for it to end, or "
+                      "pick another -o DIR",
+                      dir, pid.empty() ? "unknown" : pid));
     }
     const std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(lock.fd_, 0) != 0 || ::pwrite(lock.fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
@@ -221,13 +228,14 @@ void refuse_unfinished(const std::string& dir) {
   } catch (const Error&) {
   }
   if (prev && !prev->value("interrupted", false)) return;
-  throw Error(fmt::format("{}: holds a run that did not finish{}; continue it with `makemore train --resume -o {}`, "
-                          "or pass --overwrite to replace it with this new run",
-                          dir,
-                          prev && prev->contains("steps") && prev->contains("steps_planned")
-                              ? fmt::format(" ({} of {} steps)", (*prev)["steps"].dump(), (*prev)["steps_planned"].dump())
-                              : std::string(" (stopped or killed)"),
-                          dir));
+  throw Error(
+      fmt::format("{}: holds a run that did not finish{}; continue it with `makemore train --resume -o {}`, "
+                  "or pass --overwrite to replace it with this new run",
+                  dir,
+                  prev && prev->contains("steps") && prev->contains("steps_planned")
+                      ? fmt::format(" ({} of {} steps)", (*prev)["steps"].dump(), (*prev)["steps_planned"].dump())
+                      : std::string(" (stopped or killed)"),
+                  dir));
 }
 
 // A run killed after its train state but before its first checkpoint has no model.safetensors:
@@ -259,8 +267,8 @@ Run::Run(Run&&) noexcept = default;
 Run& Run::operator=(Run&&) noexcept = default;
 Run::~Run() = default;
 
-Run Run::create(const std::string& dir, const Config& cfg, const Dataset& data, const std::string& config_source,
-                bool overwrite, RunSettings settings) {
+Run Run::create(const std::string& dir, const Config& cfg, const Dataset& data, const std::string& config_source, bool overwrite,
+                RunSettings settings) {
   if (const std::string n = data.empty_lines_note(); !n.empty()) note(settings, n);
   warmup_note(cfg, settings);
   Run run;
@@ -279,7 +287,8 @@ Run Run::create(const std::string& dir, const Config& cfg, const Dataset& data, 
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir))
-    throw Error(fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", dir, ec ? ec.message() : "not a directory"));
+    throw Error(
+        fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", dir, ec ? ec.message() : "not a directory"));
   auto w = std::make_unique<Writer>();
   w->lock = RunLock::acquire(dir);
   remove_leftovers(dir);
@@ -456,8 +465,8 @@ class RunTraining {
     if (w.resumed) {
       std::vector<float> earlier = read_losses(run.dir() + "/" + kMetricsFile);
       earlier.resize(std::min(earlier.size(), static_cast<std::size_t>(w.resumed_from)));
-      diag_->observer().set_history(std::move(earlier), read_update_ratios(run.dir() + "/" + kUpdateRatioFile,
-                                                                          run.model().params(), w.resumed_from));
+      diag_->observer().set_history(std::move(earlier),
+                                    read_update_ratios(run.dir() + "/" + kUpdateRatioFile, run.model().params(), w.resumed_from));
     }
   }
 
@@ -523,30 +532,29 @@ json result_json(Run& run, const RunResult& r, int64_t steps, int threads) {
   const bool interrupted = st.interrupted && !st.diverged;
   const auto& sp = run.splits();
   const int V = run.vocab().size();
-  return json{
-      {"preset", run.config().name},
-      {"input", run.data().source()},
-      {"initial_loss", interrupted && st.steps == 0 ? json(nullptr) : json(st.initial_loss)},
-      {"expected_initial_loss", std::log(static_cast<double>(V))},
-      {"train_loss", r.losses.train},
-      {"val_loss", r.losses.val},
-      {"test_loss", r.losses.test},
-      {"steps", steps},
-      {"steps_planned", run.config().steps},
-      {"interrupted", interrupted},
-      {"diverged", st.diverged},
-      {"diverged_step", st.diverged ? json(st.diverged_step) : json(nullptr)},
-      {"seconds", st.seconds},
-      {"steps_per_sec", st.steps_per_sec},
-      {"eval_train_seconds", r.eval_seconds},
-      {"threads", threads},
-      {"peak_memory_mb", peak_memory_mb()},
-      {"seed", run.config().seed},
-      {"vocab_size", V},
-      {"params", run.model().num_params()},
-      {"examples", {{"train", sp.train.size()}, {"val", sp.val.size()}, {"test", sp.test.size()}}},
-      {"run_dir", run.dir()},
-      {"makemore_version", version_string()}};
+  return json{{"preset", run.config().name},
+              {"input", run.data().source()},
+              {"initial_loss", interrupted && st.steps == 0 ? json(nullptr) : json(st.initial_loss)},
+              {"expected_initial_loss", std::log(static_cast<double>(V))},
+              {"train_loss", r.losses.train},
+              {"val_loss", r.losses.val},
+              {"test_loss", r.losses.test},
+              {"steps", steps},
+              {"steps_planned", run.config().steps},
+              {"interrupted", interrupted},
+              {"diverged", st.diverged},
+              {"diverged_step", st.diverged ? json(st.diverged_step) : json(nullptr)},
+              {"seconds", st.seconds},
+              {"steps_per_sec", st.steps_per_sec},
+              {"eval_train_seconds", r.eval_seconds},
+              {"threads", threads},
+              {"peak_memory_mb", peak_memory_mb()},
+              {"seed", run.config().seed},
+              {"vocab_size", V},
+              {"params", run.model().num_params()},
+              {"examples", {{"train", sp.train.size()}, {"val", sp.val.size()}, {"test", sp.test.size()}}},
+              {"run_dir", run.dir()},
+              {"makemore_version", version_string()}};
 }
 
 }  // namespace
@@ -557,17 +565,19 @@ json result_json(Run& run, const RunResult& r, int64_t steps, int threads) {
 void Run::record_divergence(RunResult& r) {
   const std::string metrics = dir_ + "/" + kMetricsFile;
   const int64_t at = r.stats.diverged_step;
-  const std::string cure = writer_->resumed ? "start a new run with a lower learning rate (--lr, or train.lr in the config)"
-                                            : "lower the learning rate (--lr, or train.lr in the config) or fix the initialization";
+  const std::string cure = writer_->resumed
+                               ? "start a new run with a lower learning rate (--lr, or train.lr in the config)"
+                               : "lower the learning rate (--lr, or train.lr in the config) or fix the initialization";
   std::string kept;
   if (fs::is_regular_file(fs::path(dir_) / kCheckpointFile)) {
     LoadedRun last;
     try {
       last = load_run(dir_);
     } catch (const Error& e) {  // a file from before checkpoints were checked: say both
-      r.divergence = fmt::format("training diverged at step {} (loss is not finite); lower the learning rate (--lr, or "
-                                 "train.lr in the config); the losses so far are in {}; the last checkpoint is not usable: {}",
-                                 at, metrics, e.what());
+      r.divergence = fmt::format(
+          "training diverged at step {} (loss is not finite); lower the learning rate (--lr, or "
+          "train.lr in the config); the losses so far are in {}; the last checkpoint is not usable: {}",
+          at, metrics, e.what());
       return;
     }
     const Splits& s = splits();
@@ -577,10 +587,11 @@ void Run::record_divergence(RunResult& r) {
     r.losses.val = last.model->evaluate(s.val);
     r.losses.test = last.model->evaluate(s.test);
     if (!std::isfinite(r.losses.train) || !std::isfinite(r.losses.val) || !std::isfinite(r.losses.test)) {
-      r.divergence = fmt::format("training diverged at step {} (loss is not finite); lower the learning rate (--lr, or train.lr "
-                                 "in the config) or fix the initialization; the losses so far are in {}; the last checkpoint, "
-                                 "step {} in {}/{}, is already past saving (its loss is not finite either)",
-                                 at, metrics, last.step, dir_, kCheckpointFile);
+      r.divergence = fmt::format(
+          "training diverged at step {} (loss is not finite); lower the learning rate (--lr, or train.lr "
+          "in the config) or fix the initialization; the losses so far are in {}; the last checkpoint, "
+          "step {} in {}/{}, is already past saving (its loss is not finite either)",
+          at, metrics, last.step, dir_, kCheckpointFile);
       return;
     }
     r.json = result_json(*this, r, last.step, writer_->settings.threads);
@@ -640,13 +651,14 @@ std::string describe_result(const Run& run, const RunResult& r) {
   const int V = run.vocab().size();
   std::string s;
   if (!r.stats.interrupted || r.stats.steps > 0)
-    s += fmt::format("initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", r.stats.initial_loss, V, std::log(static_cast<double>(V)));
+    s += fmt::format("initial loss {:.4f} (expected -ln(1/{}) = {:.4f})\n", r.stats.initial_loss, V,
+                     std::log(static_cast<double>(V)));
   s += fmt::format("train {:.4f}\nval {:.4f}\ntest {:.4f}\n", r.losses.train, r.losses.val, r.losses.test);
   if (run.resumed()) s += fmt::format("steps {} to {}: ", r.resumed_from, r.stats.steps);
-  s += fmt::format("{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run "
-                   "saved in {}\n",
-                   r.stats.steps - r.resumed_from, r.stats.seconds, r.stats.steps_per_sec, 1e3 * r.eval_seconds,
-                   peak_memory_mb(), run.dir());
+  s += fmt::format(
+      "{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run "
+      "saved in {}\n",
+      r.stats.steps - r.resumed_from, r.stats.seconds, r.stats.steps_per_sec, 1e3 * r.eval_seconds, peak_memory_mb(), run.dir());
   return s;
 }
 

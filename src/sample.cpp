@@ -8,8 +8,7 @@
 
 namespace mm {
 
-std::vector<std::u32string> sample_words(Model& model, const Vocab& vocab, const SampleOptions& opt,
-                                         TorchGenerator& gen) {
+std::vector<std::u32string> sample_words(Model& model, const Vocab& vocab, const SampleOptions& opt, TorchGenerator& gen) {
   const int T = model.block_size(), V = model.vocab_size();
   std::vector<int32_t> context(static_cast<std::size_t>(T));
   std::vector<float> logits(static_cast<std::size_t>(V)), probs(static_cast<std::size_t>(V));

@@ -2,17 +2,16 @@
 // model and generator over the shared, read-only splits.
 #include "makemore/study.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <filesystem>
 #include <limits>
 #include <mutex>
 #include <thread>
-
-#include <filesystem>
-
-#include <fmt/format.h>
 
 #include "makemore/model.h"
 #include "makemore/run.h"
@@ -72,8 +71,8 @@ void parallel_for(std::size_t n, int threads, const std::function<void(std::size
   if (error) std::rethrow_exception(error);
 }
 
-std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size,
-                                   int threads, const std::function<void(int, int)>& progress,
+std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size, int threads,
+                                   const std::function<void(int, int)>& progress,
                                    const std::function<void(std::size_t, const StudyResult&)>& finished) {
   std::vector<StudyResult> results(jobs.size());
   std::mutex mu;
@@ -102,9 +101,7 @@ std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Spli
 namespace {
 // NaN (a diverged run's skipped evaluation) is written as null and read back as NaN.
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double number_or_nan(const nlohmann::json& j) {
-  return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
-}
+double number_or_nan(const nlohmann::json& j) { return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>(); }
 }  // namespace
 
 nlohmann::json study_result_to_json(const StudyResult& r) {
@@ -183,8 +180,10 @@ StudyPlan plan_study(const std::vector<StudyJob>& jobs, const std::vector<std::s
       kept = load_kept_run(kept_run_path(dir, jobs[i]), jobs[i].config, words_hash);
       if (kept) break;
     }
-    if (kept) plan.results[i] = std::move(*kept);
-    else plan.todo.push_back(i);
+    if (kept)
+      plan.results[i] = std::move(*kept);
+    else
+      plan.todo.push_back(i);
   }
   return plan;
 }

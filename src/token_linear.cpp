@@ -1,12 +1,13 @@
 // The token path of a Linear that reads the embedding's rows (layers.h, docs/backward.md): the
 // pair table, the forward and backward over distinct (position, token) pairs, and their
 // kernels, AVX-512 and portable. Linear::forward / backward (layers.cpp) choose the path.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/format.h>
 #include <stdexcept>
 #include <type_traits>
 
@@ -97,7 +98,8 @@ void pairs_dembed_portable(const float* G, int ldg, int n, int E, const float* W
       D[s * E + e] = acc;
     }
 }
-void gather_rows_portable(const float* P, int ldp, const int32_t* row_slot, int rows, int T, int N, const float* bias, float* out) {
+void gather_rows_portable(const float* P, int ldp, const int32_t* row_slot, int rows, int T, int N, const float* bias,
+                          float* out) {
   for (int b = 0; b < rows; ++b) {
     float* __restrict o = out + static_cast<std::ptrdiff_t>(b) * N;
     const int32_t* rs = row_slot + static_cast<std::ptrdiff_t>(b) * T;
@@ -116,8 +118,10 @@ void gather_rows_portable(const float* P, int ldp, const int32_t* row_slot, int 
 template <int NV, class F>
 void with_nv(int nv, F&& f) {
   if constexpr (NV > 0) {
-    if (nv == NV) f(std::integral_constant<int, NV>{});
-    else with_nv<NV - 1>(nv, f);
+    if (nv == NV)
+      f(std::integral_constant<int, NV>{});
+    else
+      with_nv<NV - 1>(nv, f);
   }
 }
 inline __mmask16 tail_mask(int left) {
@@ -129,7 +133,8 @@ void gather_rows_block(const float* P, int ldp, const int32_t* row_slot, int row
                        float* out) {
   const __mmask16 ml = tail_mask(N - c0 - 16 * (NV - 1));
   __m512 bv[NV];
-  for (int v = 0; v < NV; ++v) bv[v] = bias ? _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, bias + c0 + 16 * v) : _mm512_setzero_ps();
+  for (int v = 0; v < NV; ++v)
+    bv[v] = bias ? _mm512_maskz_loadu_ps(v + 1 < NV ? 0xFFFF : ml, bias + c0 + 16 * v) : _mm512_setzero_ps();
   for (int b = 0; b < rows; ++b) {
     const int32_t* rs = row_slot + static_cast<std::ptrdiff_t>(b) * T;
     __m512 acc[NV];
@@ -161,8 +166,8 @@ void over_column_blocks(int N, Block block) {
 // rows from e0, compile-time) stay in registers while R pairs at a time run through them, so
 // each multiply-add reads only its broadcast C[v][e]. Rows e0 > 0 continue the sums in P.
 template <int M, int R>
-__attribute__((always_inline)) inline void pairs_forward_cols_rows(const float* C, const int32_t* tok, int s, int E,
-                                                                   int e0, const __m512* w, float* P, int ldp, int v) {
+__attribute__((always_inline)) inline void pairs_forward_cols_rows(const float* C, const int32_t* tok, int s, int E, int e0,
+                                                                   const __m512* w, float* P, int ldp, int v) {
   __m512 acc[R];
   const float* cs[R];
   for (int r = 0; r < R; ++r) {
@@ -211,8 +216,10 @@ void pairs_dweight_cols(const float* C, const int32_t* tok, const float* G, int 
     }
     for (int i = 0; i < M; ++i) {
       float* d = dWj + static_cast<std::ptrdiff_t>(e0 + i) * N + 16 * v;
-      if (full) _mm512_storeu_ps(d, acc[i]);
-      else _mm512_mask_storeu_ps(d, mk, acc[i]);
+      if (full)
+        _mm512_storeu_ps(d, acc[i]);
+      else
+        _mm512_mask_storeu_ps(d, mk, acc[i]);
     }
   }
 }
@@ -221,7 +228,8 @@ void pairs_dweight_simd(const float* C, const int32_t* tok, const float* G, int 
     with_nv<16>(std::min(16, E - e0), [&](auto M) { pairs_dweight_cols<decltype(M)::value>(C, tok, G, ldg, n, E, N, e0, dWj); });
 }
 void gather_rows_simd(const float* P, int ldp, const int32_t* row_slot, int rows, int T, int N, const float* bias, float* out) {
-  over_column_blocks<14>(N, [&](auto NV, int c0) { gather_rows_block<decltype(NV)::value>(P, ldp, row_slot, rows, T, N, c0, bias, out); });
+  over_column_blocks<14>(
+      N, [&](auto NV, int c0) { gather_rows_block<decltype(NV)::value>(P, ldp, row_slot, rows, T, N, c0, bias, out); });
 }
 
 // The 16 lane sums of a[0..16) as one vector (lane i = the sum of a[i]'s lanes): unpack and
@@ -255,7 +263,8 @@ void pairs_dembed_rows(const float* G, int ldg, int n, int E, const float* Wj, i
     for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
     for (int v = 0; v < full; ++v) {
       const __m512 gv = _mm512_loadu_ps(g + 16 * v);
-      for (int i = 0; i < M; ++i) acc[i] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(w + static_cast<std::ptrdiff_t>(i) * N + 16 * v), acc[i]);
+      for (int i = 0; i < M; ++i)
+        acc[i] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(w + static_cast<std::ptrdiff_t>(i) * N + 16 * v), acc[i]);
     }
     if (N > 16 * full) {
       const __m512 gv = _mm512_loadu_ps(g + 16 * full);  // padded row; W's masked lanes are 0
@@ -291,7 +300,8 @@ void pair_sums_block(const float* dout, const int32_t* begin, const int32_t* slo
   }
 }
 void pair_sums_simd(const float* dout, const int32_t* begin, const int32_t* slot_rows, int P, int N, float* G, int ldg) {
-  over_column_blocks<14>(N, [&](auto NV, int c0) { pair_sums_block<decltype(NV)::value>(dout, begin, slot_rows, P, N, c0, G, ldg); });
+  over_column_blocks<14>(
+      N, [&](auto NV, int c0) { pair_sums_block<decltype(NV)::value>(dout, begin, slot_rows, P, N, c0, G, ldg); });
 }
 #endif
 
@@ -351,8 +361,7 @@ const char* token_linear_name(TokenLinear t) {
 // distinct pair.
 void Linear::forward_tokens(const Mat& x) {
   const Embedding& emb = *tokens_from_;
-  const int rows = static_cast<int>(x.rows()), E = emb.n_embd(), V = emb.vocab_size(), T = in_features_ / E,
-            N = fan_out_;
+  const int rows = static_cast<int>(x.rows()), E = emb.n_embd(), V = emb.vocab_size(), T = in_features_ / E, N = fan_out_;
   const int32_t* tok = emb.tokens().data();
   const auto uT = static_cast<std::size_t>(T), uN = static_cast<std::size_t>(N), uE = static_cast<std::size_t>(E),
              uV = static_cast<std::size_t>(V), uB = static_cast<std::size_t>(rows);
@@ -401,8 +410,7 @@ void Linear::forward_tokens(const Mat& x) {
 // embedding's gradient.
 void Linear::backward_tokens(const Mat& dout) {
   const Embedding& emb = *tokens_from_;
-  const int rows = static_cast<int>(dout.rows()), E = emb.n_embd(), V = emb.vocab_size(), T = in_features_ / E,
-            N = fan_out_;
+  const int rows = static_cast<int>(dout.rows()), E = emb.n_embd(), V = emb.vocab_size(), T = in_features_ / E, N = fan_out_;
   const auto uT = static_cast<std::size_t>(T), uN = static_cast<std::size_t>(N), uE = static_cast<std::size_t>(E);
   const int P = pos_begin_[uT];
   const int ldg = (N + 15) / 16 * 16;  // G's rows padded to whole 16-float vectors
@@ -416,7 +424,8 @@ void Linear::backward_tokens(const Mat& dout) {
   slot_rows_.resize(row_slot_.size());
   for (std::size_t b = 0; b < static_cast<std::size_t>(rows); ++b)
     for (std::size_t j = 0; j < uT; ++j)
-      slot_rows_[static_cast<std::size_t>(slot_cursor_[static_cast<std::size_t>(row_slot_[b * uT + j])]++)] = static_cast<int32_t>(b);
+      slot_rows_[static_cast<std::size_t>(slot_cursor_[static_cast<std::size_t>(row_slot_[b * uT + j])]++)] =
+          static_cast<int32_t>(b);
   float* G = pair_.data();
   pair_sums(dout.data(), slot_row_begin_.data(), slot_rows_.data(), P, N, G, ldg);
   const float* C = store_->data(emb.weight_id());

@@ -16,7 +16,11 @@
 namespace mm {
 
 Trainer::Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen)
-    : model_(model), cfg_(cfg), train_(train), gen_(gen), opt_(cfg.optimizer, model.params().values().size()),
+    : model_(model),
+      cfg_(cfg),
+      train_(train),
+      gen_(gen),
+      opt_(cfg.optimizer, model.params().values().size()),
       schedule_steps_(cfg.steps) {
   const auto B = static_cast<std::size_t>(cfg.batch_size);
   ix_.resize(B);
@@ -106,8 +110,8 @@ TrainStats Trainer::run() {
 
 namespace mm {
 
-TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
-                                const std::vector<Observer*>& observers, const TrainControl& control) {
+TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits, const std::vector<Observer*>& observers,
+                                const TrainControl& control) {
   TorchGenerator gen(cfg.seed);
   const bool resume = !control.resume_from.empty();
   if (!resume) model.init(gen, splits.train);  // with the LSUV data pass when a layer asks for it

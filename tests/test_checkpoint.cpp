@@ -25,8 +25,7 @@ class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ =
-        fs::temp_directory_path() / ("mm_ckpt_" + std::to_string(::getpid()) + "_" + info->name());
+    dir_ = fs::temp_directory_path() / ("mm_ckpt_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -300,17 +299,15 @@ TEST_F(CheckpointTest, SpecificCorruptions) {
       {"[1,2]", 0, "not a JSON object"},
       {R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8, "does not match"},
       {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4, "outside"},
-      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-       8, "overlaps"},
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8,
+       "overlaps"},
       {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8, "gap"},
       {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 12, "trailing"},
-      {R"({"__metadata__":{"k":3},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4,
-       "not a string"},
+      {R"({"__metadata__":{"k":3},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4, "not a string"},
       {R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, "non-negative"},
-      {R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,1],"data_offsets":[0,4]}})", 4,
-       "does not match"},
-      {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-       8, "twice"},
+      {R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,1],"data_offsets":[0,4]}})", 4, "does not match"},
+      {R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8,
+       "twice"},
       {R"({"a":{"dtype":"F32","shape":[1]}})", 4, "lacks"},
   };
   for (const auto& c : cases) {
@@ -322,8 +319,6 @@ TEST_F(CheckpointTest, SpecificCorruptions) {
   }
 }
 
-TEST_F(CheckpointTest, DirectoryIsNotACheckpoint) {
-  EXPECT_TRUE(load_throws_mm_error(dir_.string()));
-}
+TEST_F(CheckpointTest, DirectoryIsNotACheckpoint) { EXPECT_TRUE(load_throws_mm_error(dir_.string())); }
 
 }  // namespace

@@ -20,17 +20,15 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "makemore/checkpoint.h"
 #include "makemore/data.h"
 #include "makemore/version.h"
-
 #include "test_util.h"
 
 namespace {
@@ -41,9 +39,9 @@ using mm_test::TempDir;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::vector<std::string> k_presets = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
-                                            "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep",
-                                            "deep-residual-layernorm", "big-mlp", "wavenet"};
+const std::vector<std::string> k_presets = {
+    "lecture-original", "lecture-fix-softmax",     "lecture-fix-tanh", "lecture-kaiming", "lecture-batchnorm",
+    "lecture-deep",     "deep-residual-layernorm", "big-mlp",          "wavenet"};
 
 struct CliResult {
   int exit_code = -1;  // valid when !signaled
@@ -122,8 +120,8 @@ CliResult run_cli(const fs::path& cwd, const std::vector<std::string>& args) {
 }
 
 std::string describe(const CliResult& r) {
-  return "exit " + std::to_string(r.exit_code) + (r.signaled ? " signal " + std::to_string(r.signal) : "") +
-         "\n--- stdout:\n" + r.out + "\n--- stderr:\n" + r.err;
+  return "exit " + std::to_string(r.exit_code) + (r.signaled ? " signal " + std::to_string(r.signal) : "") + "\n--- stdout:\n" +
+         r.out + "\n--- stderr:\n" + r.err;
 }
 
 // The last stdout line as JSON (null when it does not parse).
@@ -148,8 +146,8 @@ void expect_one_line_error(const CliResult& r, const std::vector<std::string>& p
 
 // 300 made-up lowercase names from a fixed LCG: the same file on every run.
 std::vector<std::string> made_up_names(int n) {
-  static const char* syllables[] = {"ka", "lo", "mi", "ra", "en", "is", "ta", "no", "bel", "dor", "fi", "ja",
-                                    "qu", "ve", "xi", "zo", "wy", "han", "ce", "gu", "py", "so", "ul", "th"};
+  static const char* syllables[] = {"ka", "lo", "mi", "ra", "en", "is",  "ta", "no", "bel", "dor", "fi", "ja",
+                                    "qu", "ve", "xi", "zo", "wy", "han", "ce", "gu", "py",  "so",  "ul", "th"};
   constexpr uint64_t k_count = sizeof(syllables) / sizeof(syllables[0]);
   uint64_t state = 12345;
   auto next = [&state](uint64_t bound) {
@@ -293,7 +291,8 @@ TEST(CliPresets, ShowOutputTrainsAsConfig) {
   ASSERT_TRUE(cfg.is_object()) << show.out;
   EXPECT_EQ(cfg["name"], "lecture-deep");
   write_file(dir / "deep.json", show.out);
-  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "deep.json", "--steps", "20", "--json"});
+  const CliResult r =
+      run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "deep.json", "--steps", "20", "--json"});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const json res = last_json_line(r);
   ASSERT_TRUE(res.is_object()) << r.out;
@@ -332,7 +331,8 @@ TEST(CliUnicode, TrainsAndSamplesVocabularyCharacters) {
 TEST(CliBench, JsonReportsSpeed) {
   TempDir dir;
   const std::string words = write_names(dir);
-  const CliResult r = run_cli(dir.path(), {"bench", "-i", words, "--steps", "200", "--repeat", "1", "--json", "--preset", "lecture-batchnorm"});
+  const CliResult r =
+      run_cli(dir.path(), {"bench", "-i", words, "--steps", "200", "--repeat", "1", "--json", "--preset", "lecture-batchnorm"});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const json j = last_json_line(r);
   ASSERT_TRUE(j.is_object()) << r.out;
@@ -389,7 +389,9 @@ TEST(CliBadInput, WordFiles) {
   fs::create_directory(dir / "a_directory");
   write_file(dir / "empty.txt", "");
   write_file(dir / "binary.txt", std::string("anna\nbo\0b\nemma\n", 15));
-  write_file(dir / "bad_utf8.txt", "anna\nbob\nem\xff" "ma\n");
+  write_file(dir / "bad_utf8.txt",
+             "anna\nbob\nem\xff"
+             "ma\n");
   write_file(dir / "three.txt", "anna\nbob\nemma\n");
   struct Case {
     std::string file;
@@ -419,10 +421,12 @@ TEST(CliBadInput, WarmupLongerThanTheRunIsNoted) {
   json cfg = preset_json(dir, "lecture-kaiming");
   cfg["train"]["lr"]["warmup"] = 1000000;
   write_file(dir / "warm.json", cfg.dump(2));
-  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "warm.json", "--steps", "5", "-q", "--no-report"});
+  const CliResult r =
+      run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--config", "warm.json", "--steps", "5", "-q", "--no-report"});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_NE(r.err.find("note: train.lr.warmup is 1000000 steps, longer than the run's 5: the learning rate only reaches 5e-06"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
 }
 
 TEST(CliBadInput, ConfigFiles) {
@@ -561,7 +565,8 @@ TEST(CliBadRun, DamagedRunFolder) {
   write_file(dir / "other_words" / "words.txt", list);
   for (const char* cmd : {"eval", "sample"}) {
     SCOPED_TRACE(cmd);
-    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "other_words"}), {"other_words/words.txt", "not the word list this run was trained on"});
+    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "other_words"}),
+                          {"other_words/words.txt", "not the word list this run was trained on"});
   }
   expect_one_line_error(run_cli(dir.path(), {"train", "--resume", "-o", "other_words", "--steps", "40"}),
                         {"other_words/words.txt", "not the word list"});
@@ -594,7 +599,8 @@ TEST(CliDiverge, FailsWithoutCheckpointOrResult) {
 
   // With --json the logs share stderr (by design); the error is still one line, the last,
   // and stdout holds no result.
-  const CliResult j = run_cli(dir.path(), {"train", "-i", words, "-o", "run_json", "--config", "diverge.json", "--steps", "50", "--json"});
+  const CliResult j =
+      run_cli(dir.path(), {"train", "-i", words, "-o", "run_json", "--config", "diverge.json", "--steps", "50", "--json"});
   EXPECT_FALSE(j.signaled);
   EXPECT_NE(j.exit_code, 0);
   EXPECT_TRUE(j.out.empty()) << "no result JSON on stdout: " << j.out;
@@ -631,7 +637,8 @@ TEST(CliDiverge, NonFiniteCheckpointIsRefused) {
   write_file(dir / "run" / "model.safetensors", out + h + data);
   for (const char* cmd : {"sample", "eval"}) {
     SCOPED_TRACE(cmd);
-    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "run"}), {"run/model.safetensors", "not finite", "lower learning rate"});
+    expect_one_line_error(run_cli(dir.path(), {cmd, "-o", "run"}),
+                          {"run/model.safetensors", "not finite", "lower learning rate"});
   }
 }
 
@@ -643,8 +650,8 @@ namespace {
 
 // Runs MM_BINARY and sends it `sig` 0.3 s after its training loop starts, or, with wait_for,
 // once that file exists (at most 30 s).
-CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>& args, int sig,
-                             const fs::path& wait_for = {}, const std::string& started_marker = " steps, batch ") {
+CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>& args, int sig, const fs::path& wait_for = {},
+                             const std::string& started_marker = " steps, batch ") {
   const pid_t pid = spawn_cli(cwd, args);
   if (pid < 0) {
     CliResult r;
@@ -766,8 +773,9 @@ TEST(CliBadInput, KernelChoicesFromTheEnvironmentAreCheckedFirst) {
     const char* value;
     const char* message;
   };
-  for (const Case& c : {Case{"MAKEMORE_TOKEN_LINEAR", "fast", "MAKEMORE_TOKEN_LINEAR=fast: unknown value; use off, portable or simd"},
-                        Case{"MAKEMORE_GEMM", "blas", "MAKEMORE_GEMM=blas: unknown value; use eigen or xsmm"}}) {
+  for (const Case& c :
+       {Case{"MAKEMORE_TOKEN_LINEAR", "fast", "MAKEMORE_TOKEN_LINEAR=fast: unknown value; use off, portable or simd"},
+        Case{"MAKEMORE_GEMM", "blas", "MAKEMORE_GEMM=blas: unknown value; use eigen or xsmm"}}) {
     SCOPED_TRACE(c.var);
     setenv(c.var, c.value, 1);
     const CliResult r = run_cli(dir.path(), {"train", "-i", words, "--steps", "5", "-o", "run"});
@@ -778,7 +786,8 @@ TEST(CliBadInput, KernelChoicesFromTheEnvironmentAreCheckedFirst) {
   // Each valid value trains.
   for (const char* v : {"off", "portable"}) {
     setenv("MAKEMORE_TOKEN_LINEAR", v, 1);
-    const CliResult r = run_cli(dir.path(), {"train", "-i", words, "--steps", "5", "-o", std::string("run-") + v, "-q", "--no-report"});
+    const CliResult r =
+        run_cli(dir.path(), {"train", "-i", words, "--steps", "5", "-o", std::string("run-") + v, "-q", "--no-report"});
     unsetenv("MAKEMORE_TOKEN_LINEAR");
     EXPECT_EQ(r.exit_code, 0) << describe(r);
   }
@@ -786,8 +795,10 @@ TEST(CliBadInput, KernelChoicesFromTheEnvironmentAreCheckedFirst) {
 
 TEST(CliBadInput, OptionErrorsAreOneLine) {
   TempDir dir;
-  expect_one_line_error(run_cli(dir.path(), {"bench", "--steps", "0"}), {"--steps", "at least 1, got '0'", "`makemore bench --help`"});
-  expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "fast"}), {"--lr", "must be a finite number of at least 0, got 'fast'", "`makemore train --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"bench", "--steps", "0"}),
+                        {"--steps", "at least 1, got '0'", "`makemore bench --help`"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "fast"}),
+                        {"--lr", "must be a finite number of at least 0, got 'fast'", "`makemore train --help`"});
   expect_one_line_error(run_cli(dir.path(), {"train", "--steps", "-3"}), {"--steps", "at least 0"});
   expect_one_line_error(run_cli(dir.path(), {"train", "--preset", "lecture-deep", "--config", "x.json"}), {"excludes"});
   expect_one_line_error(run_cli(dir.path(), {"study", "depth", "--bogus"}), {"--bogus", "`makemore study depth --help`"});
@@ -798,10 +809,13 @@ TEST(CliBadInput, OptionErrorsAreOneLine) {
   // for rates and temperatures.
   expect_one_line_error(run_cli(dir.path(), {"train", "--steps", "2.5"}), {"--steps", "whole number of at least 0, got '2.5'"});
   expect_one_line_error(run_cli(dir.path(), {"train", "--steps", "1e3"}), {"--steps", "got '1e3'"});
-  expect_one_line_error(run_cli(dir.path(), {"train", "--seed", "18446744073709551616"}), {"--seed", "got '18446744073709551616'"});
+  expect_one_line_error(run_cli(dir.path(), {"train", "--seed", "18446744073709551616"}),
+                        {"--seed", "got '18446744073709551616'"});
   expect_one_line_error(run_cli(dir.path(), {"train", "--lr", "inf"}), {"--lr", "finite number", "got 'inf'"});
-  expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "--temperature", "nan"}), {"--temperature", "from 1e-06 to", "got 'nan'"});
-  expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "-n", "abc"}), {"-n", "whole number from 1 to 1000000", "got 'abc'"});
+  expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "--temperature", "nan"}),
+                        {"--temperature", "from 1e-06 to", "got 'nan'"});
+  expect_one_line_error(run_cli(dir.path(), {"sample", "-o", "x", "-n", "abc"}),
+                        {"-n", "whole number from 1 to 1000000", "got 'abc'"});
   // An option that clashes with the network is named as typed, not as the config field.
   expect_one_line_error(run_cli(dir.path(), {"train", "--batch-size", "1", "--steps", "1", "-o", "b1"}),
                         {"--batch-size 1", "preset lecture-batchnorm has BatchNorm1d", "use --batch-size 2 or more"});
@@ -819,8 +833,8 @@ TEST(CliInterrupt, KilledRunResumesFromItsLastCheckpoint) {
   TempDir dir;
   const std::string words = write_names(dir);
   const CliResult killed = run_cli_and_signal(
-      dir.path(), {"train", "-i", words, "-o", "run", "--steps", "50000000", "--save-every", "1000", "--diag-every", "500"}, SIGKILL,
-      dir.path() / "run" / "model.safetensors");
+      dir.path(), {"train", "-i", words, "-o", "run", "--steps", "50000000", "--save-every", "1000", "--diag-every", "500"},
+      SIGKILL, dir.path() / "run" / "model.safetensors");
   ASSERT_TRUE(killed.signaled) << describe(killed);
   EXPECT_FALSE(fs::exists(dir / "run" / "result.json"));
   ASSERT_TRUE(fs::exists(dir / "run" / "model.safetensors")) << "no checkpoint within 30 s of training";
@@ -873,7 +887,8 @@ std::size_t count_files(const fs::path& dir) {
 TEST(CliStudy, InitKeepsFinishedRunsAndRetrainsTheRest) {
   TempDir dir;
   const std::string words = write_names(dir);
-  const std::vector<std::string> args = {"study", "init", "-i", words, "--seeds", "2", "--steps", "200", "-j", "2", "-o", "st", "--json"};
+  const std::vector<std::string> args = {"study", "init", "-i", words, "--seeds", "2",     "--steps",
+                                         "200",   "-j",   "2",  "-o",  "st",      "--json"};
   const CliResult first = run_cli(dir.path(), args);
   ASSERT_EQ(first.exit_code, 0) << describe(first);
   const json summary = last_json_line(first);
@@ -948,11 +963,13 @@ TEST(CliStudy, InterruptedStudySaysWhatIsKept) {
   TempDir dir;
   const std::string words = write_names(dir);
   const std::vector<std::string> args = {"study", "init", "-i", words, "--seeds", "1", "--steps", "20000", "-j", "1", "-o", "st"};
-  const CliResult r = run_cli_and_signal(dir.path(), args, SIGINT, dir.path() / "st" / "runs" / "lecture-original-seed0.json",
-                                         "study init: ");
+  const CliResult r =
+      run_cli_and_signal(dir.path(), args, SIGINT, dir.path() / "st" / "runs" / "lecture-original-seed0.json", "study init: ");
   EXPECT_EQ(r.exit_code, 128 + SIGINT) << describe(r);
-  EXPECT_NE(r.err.find("makemore: interrupted; the trainings finished so far are kept in st/runs/: the same command trains the rest"),
-            std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find("makemore: interrupted; the trainings finished so far are kept in st/runs/: the same command trains the rest"),
+      std::string::npos)
+      << r.err;
   EXPECT_FALSE(fs::exists(dir.path() / "st" / "study.json"));
   const std::size_t kept = count_files(dir.path() / "st" / "runs");
   ASSERT_GE(kept, 1u);
@@ -1008,7 +1025,8 @@ TEST(CliCalibrate, SaysWhenThereIsNothingToCalibrate) {
   for (const std::string preset : {"lecture-kaiming", "lecture-batchnorm"}) {
     SCOPED_TRACE(preset);
     const bool has_bn = preset == "lecture-batchnorm";
-    const CliResult tr = run_cli(dir.path(), {"train", "-i", words, "-o", preset, "--preset", preset, "--steps", "20", "-q", "--no-report", "--calibrate"});
+    const CliResult tr = run_cli(dir.path(), {"train", "-i", words, "-o", preset, "--preset", preset, "--steps", "20", "-q",
+                                              "--no-report", "--calibrate"});
     ASSERT_EQ(tr.exit_code, 0) << describe(tr);
     EXPECT_EQ(tr.err.find("nothing to calibrate") != std::string::npos, !has_bn) << tr.err;
     const CliResult ev = run_cli(dir.path(), {"eval", "-o", preset, "--calibrate", "--json"});

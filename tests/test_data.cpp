@@ -64,8 +64,7 @@ class DataFiles : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("mm_test_data_" + std::to_string(::getpid()) + "_" + info->name());
+    dir_ = fs::temp_directory_path() / ("mm_test_data_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -90,8 +89,9 @@ class DataFiles : public ::testing::Test {
 TEST(DataUtf8, RoundTripsAllLengths) {
   const std::u32string s = U"a\u00e9\u0416\u674e\U0001F600\U0010FFFF\u007f\u0080\u07ff\u0800\uffff";
   const std::string bytes = mm::to_utf8(s);
-  EXPECT_EQ(bytes, "a\xc3\xa9\xd0\x96\xe6\x9d\x8e\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\x7f\xc2\x80"
-                   "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf");
+  EXPECT_EQ(bytes,
+            "a\xc3\xa9\xd0\x96\xe6\x9d\x8e\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\x7f\xc2\x80"
+            "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf");
   std::u32string back;
   ASSERT_TRUE(mm::from_utf8(bytes, &back));
   EXPECT_EQ(back, s);
@@ -104,20 +104,24 @@ TEST(DataUtf8, RejectsMalformedSequencesAtTheirStart) {
     std::size_t offset;
   };
   const std::vector<Case> cases = {
-      {"ab\xff", 2},                 // never valid
-      {"\x80", 0},                   // stray continuation
-      {"x\xc0\xaf", 1},              // overlong '/'
-      {"\xc1\xbf", 0},               // overlong
-      {"\xe0\x80\x80", 0},           // overlong 3-byte
-      {"\xf0\x80\x80\x80", 0},       // overlong 4-byte
-      {"ok\xed\xa0\x80", 2},         // surrogate U+D800
-      {"\xed\xbf\xbf", 0},           // surrogate U+DFFF
-      {"\xf4\x90\x80\x80", 0},       // U+110000
-      {"\xf5\x80\x80\x80", 0},       // beyond any code point
-      {"abc\xc3", 3},                // truncated at end
-      {"\xe2\x82", 0},               // truncated at end
-      {"\xc3" "a", 0},               // continuation missing
-      {"\xe6\x9d" "x", 0},           // continuation missing mid-sequence
+      {"ab\xff", 2},            // never valid
+      {"\x80", 0},              // stray continuation
+      {"x\xc0\xaf", 1},         // overlong '/'
+      {"\xc1\xbf", 0},          // overlong
+      {"\xe0\x80\x80", 0},      // overlong 3-byte
+      {"\xf0\x80\x80\x80", 0},  // overlong 4-byte
+      {"ok\xed\xa0\x80", 2},    // surrogate U+D800
+      {"\xed\xbf\xbf", 0},      // surrogate U+DFFF
+      {"\xf4\x90\x80\x80", 0},  // U+110000
+      {"\xf5\x80\x80\x80", 0},  // beyond any code point
+      {"abc\xc3", 3},           // truncated at end
+      {"\xe2\x82", 0},          // truncated at end
+      {"\xc3"
+       "a",
+       0},  // continuation missing
+      {"\xe6\x9d"
+       "x",
+       0},  // continuation missing mid-sequence
   };
   for (const auto& c : cases) {
     std::u32string out = U"untouched";
@@ -295,11 +299,9 @@ TEST_F(DataFiles, MissingFile) {
   EXPECT_EQ(load_error("definitely_missing_words.txt"),
             "definitely_missing_words.txt: no such file; pass an existing word list with -i FILE");
   const std::string in_missing_dir = (dir_ / "nodir" / "missing.txt").string();
-  EXPECT_EQ(load_error(in_missing_dir),
-            in_missing_dir + ": no such file; pass an existing word list with -i FILE");
+  EXPECT_EQ(load_error(in_missing_dir), in_missing_dir + ": no such file; pass an existing word list with -i FILE");
   const std::string under_a_file = write("plain.txt", "emma\n") + "/x.txt";
-  EXPECT_EQ(load_error(under_a_file),
-            under_a_file + ": no such file; pass an existing word list with -i FILE");
+  EXPECT_EQ(load_error(under_a_file), under_a_file + ": no such file; pass an existing word list with -i FILE");
   EXPECT_EQ(load_error(""), "no word list given; pass one with -i FILE");
 }
 
@@ -315,26 +317,24 @@ TEST_F(DataFiles, EmptyFile) {
 
 TEST_F(DataFiles, OnlyEmptyLines) {
   const std::string path = write("blank.txt", "\n\r\n  \n\t\n\xef\xbb\xbf\n");
-  EXPECT_EQ(load_error(path),
-            path + ": no items (only empty lines); it must hold one item per line");
+  EXPECT_EQ(load_error(path), path + ": no items (only empty lines); it must hold one item per line");
 }
 
 TEST_F(DataFiles, BinaryFile) {
-  const std::string elf = write("data.bin", std::string("\x7f" "ELF\x02\x01\x01\0\0\0\xff\n", 13));
-  EXPECT_EQ(load_error(elf),
-            elf + ": looks like a binary file (NUL byte on line 1); " + kTextFix);
+  const std::string elf = write("data.bin", std::string("\x7f"
+                                                        "ELF\x02\x01\x01\0\0\0\xff\n",
+                                                        13));
+  EXPECT_EQ(load_error(elf), elf + ": looks like a binary file (NUL byte on line 1); " + kTextFix);
   // The NUL wins even when an invalid UTF-8 byte comes before it.
   const std::string later = write("later.bin", std::string("emma\n\xff\nol\0ivia\n", 15));
-  EXPECT_EQ(load_error(later),
-            later + ": looks like a binary file (NUL byte on line 3); " + kTextFix);
+  EXPECT_EQ(load_error(later), later + ": looks like a binary file (NUL byte on line 3); " + kTextFix);
 }
 
 TEST_F(DataFiles, InvalidUtf8NamesLineAndColumn) {
   std::string text;
   for (int i = 0; i < 16; ++i) text += "emma\n";
   const std::string path = write("names.txt", text + "ab\xff\nava\n");
-  EXPECT_EQ(load_error(path),
-            path + ":17: invalid UTF-8 byte 0xff at column 3; " + kTextFix);
+  EXPECT_EQ(load_error(path), path + ":17: invalid UTF-8 byte 0xff at column 3; " + kTextFix);
   // A sequence cut short by the line break is reported at its first byte.
   const std::string cut = write("cut.txt", "zo\xc3\nava\n");
   EXPECT_EQ(load_error(cut), cut + ":1: invalid UTF-8 byte 0xc3 at column 3; " + kTextFix);

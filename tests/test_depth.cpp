@@ -12,12 +12,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/config.h"
 #include "makemore/depth.h"
@@ -26,7 +25,6 @@
 #include "makemore/layer_kinds.h"
 #include "makemore/model.h"
 #include "makemore/rng.h"
-
 #include "test_util.h"
 
 namespace {
@@ -169,7 +167,9 @@ TEST(DepthGrid, MergedFeaturesUseTheAgreedFormat) {
       {"type":"layernorm"},{"type":"tanh"}]})");
   EXPECT_EQ(layers[3], block);
   EXPECT_EQ(layers[4], block);
-  EXPECT_EQ(layers[5], json::parse(R"({"type":"linear","out":"vocab","bias":true,"weight_init":{"kind":"kaiming","gain":"tanh","scale":0.1}})"));
+  EXPECT_EQ(
+      layers[5],
+      json::parse(R"({"type":"linear","out":"vocab","bias":true,"weight_init":{"kind":"kaiming","gain":"tanh","scale":0.1}})"));
   EXPECT_EQ(j["train"]["optimizer"], "adam");
   EXPECT_EQ(j["train"]["lr"], json::parse(R"({"values":[0.003,0.00030000000000000003],"boundaries":[750]})"));
   // The other inits, as agreed.
@@ -487,8 +487,10 @@ TEST(DepthStudy, SaturationIsShownForTanhOutputsOnly) {
   ASSERT_EQ(sat.size(), 4u);
   for (std::size_t r = 0; r < sat.size(); ++r) {
     SCOPED_TRACE(r);
-    if (residual[r] == "on") EXPECT_EQ(sat[r], "n/a");
-    else EXPECT_NE(sat[r].find_first_of("0123456789"), std::string::npos) << sat[r];
+    if (residual[r] == "on")
+      EXPECT_EQ(sat[r], "n/a");
+    else
+      EXPECT_NE(sat[r].find_first_of("0123456789"), std::string::npos) << sat[r];
   }
   EXPECT_NE(html.find("n/a for a residual block: x + f(x) is not bounded"), std::string::npos);
   // The text table: "n/a" in the rows with residual on, a number in the others.
@@ -525,13 +527,14 @@ TEST(DepthCli, BadOptionsGiveOneLineErrors) {
   struct Case {
     std::string args, part;
   };
-  for (const Case& c : {Case{"--depths 0", "--depths: 0 is out of range"}, Case{"--depths 3,x", "--depths: 'x' is not a number"},
-                        Case{"--depths 60", "1 to 50"}, Case{"--inits kaiming,xavier", "--inits: unknown value 'xavier'"},
-                        Case{"--norms group", "--norms: unknown value 'group'"}, Case{"--residual maybe", "--residual: unknown value"},
-                        Case{"--optimizers rmsprop", "--optimizers"}, Case{"--seeds 0", "--seeds"},
-                        Case{"--steps 0", "--steps"}, Case{"--jobs -1", "--jobs"}, Case{"--jobs 1000", "--jobs"}, Case{"--adam-lr 2000000", "--adam-lr: 2000000 is out of range"},
-                        Case{"--sgd-lr 0", "--sgd-lr"}, Case{"--width -3", "--width"},
-                        Case{"--depths ''", "--depths: empty"}, Case{"--norms ''", "--norms: empty"}}) {
+  for (const Case& c :
+       {Case{"--depths 0", "--depths: 0 is out of range"}, Case{"--depths 3,x", "--depths: 'x' is not a number"},
+        Case{"--depths 60", "1 to 50"}, Case{"--inits kaiming,xavier", "--inits: unknown value 'xavier'"},
+        Case{"--norms group", "--norms: unknown value 'group'"}, Case{"--residual maybe", "--residual: unknown value"},
+        Case{"--optimizers rmsprop", "--optimizers"}, Case{"--seeds 0", "--seeds"}, Case{"--steps 0", "--steps"},
+        Case{"--jobs -1", "--jobs"}, Case{"--jobs 1000", "--jobs"},
+        Case{"--adam-lr 2000000", "--adam-lr: 2000000 is out of range"}, Case{"--sgd-lr 0", "--sgd-lr"},
+        Case{"--width -3", "--width"}, Case{"--depths ''", "--depths: empty"}, Case{"--norms ''", "--norms: empty"}}) {
     SCOPED_TRACE(c.args);
     const CmdResult r = run_cmd(dir.path(), "study depth -i nowhere.txt -o out " + c.args);
     EXPECT_NE(r.code, 0);

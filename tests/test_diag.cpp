@@ -16,7 +16,6 @@
 #include "makemore/layers.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
-
 #include "test_util.h"
 
 namespace {
@@ -92,12 +91,12 @@ TEST(DiagStats, HistogramCountsSumToFiniteValues) {
 
 TEST(DiagStats, DeadColumns) {
   mm::Mat t(4, 3);
-  t << 0.995f, -0.999f, 0.2f,  //
+  t << 0.995f, -0.999f, 0.2f,    //
       -0.991f, 0.9999f, 0.999f,  //
-      0.999f, -1.0f, 0.999f,  //
+      0.999f, -1.0f, 0.999f,     //
       0.98f, 0.995f, 0.999f;
-  EXPECT_EQ(mm::count_dead_columns(t), 1);          // column 1 only: column 0 has 0.98
-  EXPECT_EQ(mm::count_dead_columns(t, 0.97f), 2);   // now column 0 too
+  EXPECT_EQ(mm::count_dead_columns(t), 1);                                  // column 1 only: column 0 has 0.98
+  EXPECT_EQ(mm::count_dead_columns(t, 0.97f), 2);                           // now column 0 too
   EXPECT_NEAR(mm::fraction_beyond(t.data(), 12, 0.99f), 10.0 / 12, 1e-12);  // all but 0.2 and 0.98
 }
 
@@ -346,8 +345,7 @@ TEST(DiagJson, KeysPresent) {
     }
   }
   for (const auto& p : j["params"])
-    for (const char* k : {"name", "shape", "data_std", "grad_mean", "grad_std", "grad_data_ratio", "hist",
-                          "update_data_log10"})
+    for (const char* k : {"name", "shape", "data_std", "grad_mean", "grad_std", "grad_data_ratio", "hist", "update_data_log10"})
       EXPECT_TRUE(p.contains(k)) << k;
   const auto& m = j["saturation_map"];
   EXPECT_EQ(m["layer"], 2);

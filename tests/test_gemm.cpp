@@ -51,15 +51,15 @@ void check(GemmBackend be, Op oa, Op ob, int M, int N, int K, bool acc) {
         s += a * b;
       }
       ASSERT_NEAR(C[static_cast<std::size_t>(i * N + j)], s, 1e-4 * (1 + std::sqrt(static_cast<double>(K))))
-          << mm::gemm_backend_name(be) << " op " << int(oa) << int(ob) << " M" << M << " N" << N << " K" << K
-          << " at " << i << "," << j;
+          << mm::gemm_backend_name(be) << " op " << int(oa) << int(ob) << " M" << M << " N" << N << " K" << K << " at " << i
+          << "," << j;
     }
 }
 
 TEST(Gemm, AllTransposesAndShapesBothBackends) {
   BackendGuard guard;
   const int shapes[][3] = {{32, 200, 30}, {30, 200, 32}, {32, 30, 200}, {32, 27, 200}, {200, 27, 32},
-                           {32, 200, 27}, {1, 27, 200}, {7, 5, 3}, {33, 17, 65}, {32, 100, 100}};
+                           {32, 200, 27}, {1, 27, 200},  {7, 5, 3},     {33, 17, 65},  {32, 100, 100}};
   for (GemmBackend be : backends())
     for (const auto& s : shapes)
       for (Op oa : {Op::N, Op::T})
@@ -139,8 +139,7 @@ TEST(Gemm, SplitOverThreadsMatchesOneThread) {
           if (N == 1000) {
             EXPECT_TRUE(C1 == C2) << mm::gemm_backend_name(be) << " op " << int(oa) << int(ob) << " M" << M << " N" << N;
           } else {
-            for (std::size_t i = 0; i < C1.size(); ++i)
-              ASSERT_NEAR(C1[i], C2[i], 1e-5 * (1.0 + std::fabs(C1[i]))) << i;
+            for (std::size_t i = 0; i < C1.size(); ++i) ASSERT_NEAR(C1[i], C2[i], 1e-5 * (1.0 + std::fabs(C1[i]))) << i;
           }
         }
     }

@@ -48,8 +48,8 @@ struct CheckReport {
 };
 
 std::ostream& operator<<(std::ostream& os, const CheckReport& r) {
-  os << r.checked << " entries checked, " << r.mismatches.size() << " mismatches, max |a - n| " << r.max_abs_err
-     << ", worst " << r.worst << " of the tolerance";
+  os << r.checked << " entries checked, " << r.mismatches.size() << " mismatches, max |a - n| " << r.max_abs_err << ", worst "
+     << r.worst << " of the tolerance";
   for (std::size_t i = 0; i < std::min<std::size_t>(r.mismatches.size(), 5); ++i) {
     const auto& m = r.mismatches[i];
     os << "\n  " << m.what << "[" << m.index << "]: analytic " << m.analytic << ", numeric " << m.numeric;
@@ -58,7 +58,7 @@ std::ostream& operator<<(std::ostream& os, const CheckReport& r) {
 }
 
 struct CheckOptions {
-  double step = 1e-2;          // h = step * max(1, |v|)
+  double step = 1e-2;             // h = step * max(1, |v|)
   std::size_t max_entries = 200;  // per tensor; a random subset beyond that
   Tolerance tol;
 };
@@ -66,8 +66,8 @@ struct CheckOptions {
 // Central difference of objective() in the float *p, compared with `analytic`. The denominator
 // is the difference of the two float values actually set, not 2h, so rounding v +- h to float
 // costs nothing; the objective is accumulated in double from the layer's float outputs.
-void check_entry(float* p, double analytic, const std::function<double()>& objective, const std::string& what,
-                 std::size_t index, const CheckOptions& opt, CheckReport& report) {
+void check_entry(float* p, double analytic, const std::function<double()>& objective, const std::string& what, std::size_t index,
+                 const CheckOptions& opt, CheckReport& report) {
   const float v = *p;
   const float h = static_cast<float>(opt.step * std::max(1.0, std::abs(static_cast<double>(v))));
   const float vp = v + h, vm = v - h;
@@ -82,8 +82,7 @@ void check_entry(float* p, double analytic, const std::function<double()>& objec
   report.max_abs_err = std::max(report.max_abs_err, err);
   report.worst = std::max(report.worst, err / allowed);
   ++report.checked;
-  if (!(err <= allowed))
-    report.mismatches.push_back({what, index, analytic, numeric});
+  if (!(err <= allowed)) report.mismatches.push_back({what, index, analytic, numeric});
 }
 
 // All indices when n <= max_entries, else a random subset of max_entries distinct ones.
@@ -114,8 +113,8 @@ double dot(const Mat& a, const Mat& b) {
 // children are covered too) and, if check_input, dL/dx, for L = <layer(x), R>. Every forward
 // draws from a fresh copy of one generator, so a stochastic layer (Dropout) keeps one mask
 // through the whole check.
-CheckReport check_layer(mm::Layer& layer, mm::ParamStore& store, Mat& x, Mode mode, bool check_input,
-                        std::mt19937& rng, const CheckOptions& opt = {}) {
+CheckReport check_layer(mm::Layer& layer, mm::ParamStore& store, Mat& x, Mode mode, bool check_input, std::mt19937& rng,
+                        const CheckOptions& opt = {}) {
   const mm::TorchGenerator draws(20260101);
   const auto forward = [&] {
     mm::TorchGenerator gen = draws;
@@ -166,10 +165,14 @@ struct Built {
       const bool gamma = info.name.ends_with("gamma"), running = info.name.ends_with("running_mean");
       const bool spread = info.name.ends_with("running_var") || info.name.ends_with("running_std");
       for (std::size_t k = 0; k < info.size(); ++k) {
-        if (gamma) d[k] = 1.0f + 0.3f * nd(rng);
-        else if (running) d[k] = 0.3f * nd(rng);
-        else if (spread) d[k] = 1.0f + 0.5f * ud(rng);
-        else d[k] = 0.5f * nd(rng);
+        if (gamma)
+          d[k] = 1.0f + 0.3f * nd(rng);
+        else if (running)
+          d[k] = 0.3f * nd(rng);
+        else if (spread)
+          d[k] = 1.0f + 0.5f * ud(rng);
+        else
+          d[k] = 0.5f * nd(rng);
       }
     }
   }
@@ -552,9 +555,9 @@ TEST(GradCheck, BackwardOverwritesGradients) {
 
 // The six lecture networks; kept explicit so the test names read well, and checked against
 // the embedded list so a new preset cannot be left out.
-const char* const kPresets[] = {"lecture-original", "lecture-fix-softmax", "lecture-fix-tanh",
-                                "lecture-kaiming",  "lecture-batchnorm",   "lecture-deep",
-                                "deep-residual-layernorm", "big-mlp", "wavenet"};
+const char* const kPresets[] = {
+    "lecture-original", "lecture-fix-softmax",     "lecture-fix-tanh", "lecture-kaiming", "lecture-batchnorm",
+    "lecture-deep",     "deep-residual-layernorm", "big-mlp",          "wavenet"};
 
 TEST(GradCheckModel, CoversEveryPreset) {
   std::vector<std::string> embedded, listed(std::begin(kPresets), std::end(kPresets));
@@ -584,8 +587,7 @@ CheckReport check_model(mm::Model& model, const std::vector<int32_t>& x, const s
     if (!info.trainable) continue;
     float* values = store.data(static_cast<int>(id));
     for (std::size_t k : pick(info.size(), opt.max_entries, rng))
-      check_entry(values + k, batch * static_cast<double>(analytic[info.offset + k]), objective, info.name, k, opt,
-                  report);
+      check_entry(values + k, batch * static_cast<double>(analytic[info.offset + k]), objective, info.name, k, opt, report);
   }
   return report;
 }
@@ -594,8 +596,8 @@ class GradCheckPreset : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GradCheckPreset, WholeNetwork) {
   const mm::Config cfg = mm::load_preset(GetParam());
-  const bool has_bn = std::any_of(cfg.layers.begin(), cfg.layers.end(),
-                                  [](const mm::LayerSpec& s) { return s.kind->traits.running_stats; });
+  const bool has_bn =
+      std::any_of(cfg.layers.begin(), cfg.layers.end(), [](const mm::LayerSpec& s) { return s.kind->traits.running_stats; });
   std::mt19937 rng(10);
   std::uniform_int_distribution<int> tok(0, 26);
   std::vector<int32_t> x(8 * static_cast<std::size_t>(cfg.block_size)), y(8);
@@ -674,7 +676,8 @@ TEST(GradCheckModel, HierarchicalFlattenConsecutive) {
   nlohmann::json layers = nlohmann::json::array();
   for (int level = 0; level < 3; ++level) {
     layers.push_back({{"type", "flatten"}, {"n", 2}});
-    layers.push_back({{"type", "linear"}, {"out", 12}, {"bias", false}, {"weight_init", {{"kind", "kaiming"}, {"gain", "tanh"}}}});
+    layers.push_back(
+        {{"type", "linear"}, {"out", 12}, {"bias", false}, {"weight_init", {{"kind", "kaiming"}, {"gain", "tanh"}}}});
     layers.push_back({{"type", "batchnorm1d"}});
     layers.push_back({{"type", "tanh"}});
   }

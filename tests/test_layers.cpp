@@ -6,11 +6,10 @@
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/config.h"
 #include "makemore/data.h"
@@ -22,8 +21,8 @@
 
 namespace {
 
-using nlohmann::json;
 using mm::Mat;
+using nlohmann::json;
 
 json load_layers_fixture() {
   const std::string path = std::string(MM_TEST_DATA_DIR) + "/torch/layers.json";
@@ -42,8 +41,8 @@ std::vector<float> floats(const json& t) {
 // in float): measured differences reach 4e-6 on O(1) values and 5e-5 on a weight gradient entry
 // that is a cancelling sum of terms ~1. So the absolute part scales with the tensor's largest
 // entry: 1e-4 of it; a wrong term would be off by far more.
-void expect_close(const std::string& what, const float* actual, const std::vector<float>& expected,
-                  double atol_scale = 1e-4, double rtol = 1e-4) {
+void expect_close(const std::string& what, const float* actual, const std::vector<float>& expected, double atol_scale = 1e-4,
+                  double rtol = 1e-4) {
   int bad = 0;
   double max_err = 0, max_abs = 1.0;
   for (float e : expected) max_abs = std::max(max_abs, std::abs(static_cast<double>(e)));
@@ -219,8 +218,9 @@ TEST(LayersConfig, ResidualEndingAtTheVocabularyFailsWhenBuilt) {
     mm::Model model(cfg, 27);
     ADD_FAILURE() << "built a residual mapping 100 features to 27";
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "model.layers[3].layers: residual branch maps 100 features to 27; its output width must "
-                           "equal its input (100)");
+    EXPECT_STREQ(e.what(),
+                 "model.layers[3].layers: residual branch maps 100 features to 27; its output width must "
+                 "equal its input (100)");
   }
 }
 
@@ -235,18 +235,27 @@ TEST(LayersConfig, UnknownFieldsAndValuesAreRejected) {
       {{{"type", "gelu"}, {"approximate", "fast"}}, "model.layers[0].approximate: must be \"none\""},
       {{{"type", "residual"}, {"layers", json::array()}}, "model.layers[0].layers: must be a non-empty list"},
       {{{"type", "residual"}, {"layers", {{{"type", "tahn"}}}}}, "model.layers[0].layers[0].type: unknown layer 'tahn'"},
-      {{{"type", "residual"}, {"layers", {{{"type", "layernorm"}, {"bogus", 1}}}}}, "model.layers[0].layers[0].bogus: unknown field"},
-      {{{"type", "layernorm"}, {"affine", false}, {"gamma_init", "ones"}}, "model.layers[0].gamma_init: given for a layer with \"affine\": false"},
-      {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "xavier-normal"}}}}, "model.layers[0].bias_init.kind: xavier-normal needs a weight matrix"},
+      {{{"type", "residual"}, {"layers", {{{"type", "layernorm"}, {"bogus", 1}}}}},
+       "model.layers[0].layers[0].bogus: unknown field"},
+      {{{"type", "layernorm"}, {"affine", false}, {"gamma_init", "ones"}},
+       "model.layers[0].gamma_init: given for a layer with \"affine\": false"},
+      {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "xavier-normal"}}}},
+       "model.layers[0].bias_init.kind: xavier-normal needs a weight matrix"},
       {{{"type", "layernorm"}, {"gamma_init", "lsuv"}}, "model.layers[0].gamma_init.kind: lsuv is only for a linear layer's"},
-      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "lsuv"}, {"gain", "tanh"}}}}, "model.layers[0].weight_init.gain: only for kind kaiming, xavier"},
-      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "kaiming"}, {"tol", 0.1}}}}, "model.layers[0].weight_init.tol: only for kind lsuv"},
-      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tahn"}}}}, "model.layers[0].weight_init.gain: unknown Kaiming gain 'tahn'"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "lsuv"}, {"gain", "tanh"}}}},
+       "model.layers[0].weight_init.gain: only for kind kaiming, xavier"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "kaiming"}, {"tol", 0.1}}}},
+       "model.layers[0].weight_init.tol: only for kind lsuv"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "xavier-uniform"}, {"gain", "tahn"}}}},
+       "model.layers[0].weight_init.gain: unknown Kaiming gain 'tahn'"},
       {{{"type", "relux"}}, "model.layers[0].type: unknown layer 'relux'; use " + mm::layer_kind_names()},
-      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "constant"}}}}, "model.layers[0].weight_init.value: missing; kind constant needs"},
-      {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "zeros"}, {"scale", 3}}}}, "model.layers[0].bias_init.scale: has no effect on zeros"},
+      {{{"type", "linear"}, {"out", 30}, {"weight_init", {{"kind", "constant"}}}},
+       "model.layers[0].weight_init.value: missing; kind constant needs"},
+      {{{"type", "linear"}, {"out", 30}, {"bias_init", {{"kind", "zeros"}, {"scale", 3}}}},
+       "model.layers[0].bias_init.scale: has no effect on zeros"},
       {{{"type", "layernorm"}, {"gamma_init", "kaiming"}}, "model.layers[0].gamma_init.kind: kaiming scales by a layer's fan_in"},
-      {{{"type", "groupnorm"}, {"groups", 2}, {"beta_init", "torch-default"}}, "model.layers[0].beta_init.kind: torch-default scales by"},
+      {{{"type", "groupnorm"}, {"groups", 2}, {"beta_init", "torch-default"}},
+       "model.layers[0].beta_init.kind: torch-default scales by"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.layer.dump());
@@ -301,7 +310,8 @@ TEST(LayersConfig, RoundTripsThroughToJson) {
         {{{"type", "linear"}, {"out", 64}, {"bias", false}, {"weight_init", {{"kind", "lsuv"}, {"batch", 256}, {"tol", 0.05}}}},
          {{"type", "groupnorm"}, {"groups", 8}, {"affine", false}},
          {{"type", "gelu"}, {"approximate", "tanh"}},
-         {{"type", "residual"}, {"layers", {{{"type", "relu"}}, {{"type", "linear"}, {"out", 64}, {"weight_init", "xavier-normal"}}}}}}}},
+         {{"type", "residual"},
+          {"layers", {{{"type", "relu"}}, {{"type", "linear"}, {"out", 64}, {"weight_init", "xavier-normal"}}}}}}}},
       {{"type", "gelu"}},
       kVocabOut};
   const mm::Config a = mm::parse_config(base_config(layers), "a.json");
@@ -318,8 +328,8 @@ TEST(LayersConfig, RoundTripsThroughToJson) {
   EXPECT_EQ(ja["model"]["layers"][0]["weight_init"]["gain"], "tanh");
   // Parameter names nest as the config does.
   mm::Model model(b, 27);
-  for (const char* name : {"layers.1.gamma", "layers.2.layers.0.weight", "layers.2.layers.3.layers.1.weight",
-                           "layers.2.layers.3.layers.1.bias"})
+  for (const char* name :
+       {"layers.1.gamma", "layers.2.layers.0.weight", "layers.2.layers.3.layers.1.weight", "layers.2.layers.3.layers.1.bias"})
     EXPECT_GE(model.params().find(name), 0) << name;
   EXPECT_LT(model.params().find("layers.2.layers.1.gamma"), 0) << "affine false has no gamma";
 }
@@ -350,9 +360,10 @@ json lsuv_config(uint64_t seed) {
   layers.push_back({{"type", "linear"}, {"out", 64}, {"weight_init", lsuv}});
   layers.push_back({{"type", "tanh"}});
   layers.push_back({{"type", "residual"},
-                    {"layers", {{{"type", "linear"}, {"out", 64}, {"bias", false}, {"weight_init", lsuv}},
-                                {{"type", "batchnorm1d"}},
-                                {{"type", "tanh"}}}}});
+                    {"layers",
+                     {{{"type", "linear"}, {"out", 64}, {"bias", false}, {"weight_init", lsuv}},
+                      {{"type", "batchnorm1d"}},
+                      {{"type", "tanh"}}}}});
   layers.push_back({{"type", "linear"}, {"out", 64}, {"weight_init", {{"kind", "lsuv"}, {"tol", 0.01}}}});
   layers.push_back({{"type", "relu"}});
   layers.push_back({{"type", "linear"}, {"out", "vocab"}, {"weight_init", {{"kind", "normal"}, {"scale", 0.01}}}});
@@ -390,7 +401,8 @@ TEST(Lsuv, EveryLayerEndsWithUnitOutputVariance) {
   const double tol[] = {0.1, 0.1, 0.01};
   std::size_t k = 0;
   for (mm::Layer* l : layers) {
-    if (!dynamic_cast<const mm::Linear*>(l) || model.params().info(l->param_ids()[0]).init.kind != mm::InitSpec::Kind::Lsuv) continue;
+    if (!dynamic_cast<const mm::Linear*>(l) || model.params().info(l->param_ids()[0]).init.kind != mm::InitSpec::Kind::Lsuv)
+      continue;
     const mm::Moments m = mm::moments(l->out().data(), static_cast<std::size_t>(l->out().size()));
     const double var = m.std * m.std;
     SCOPED_TRACE(report[k].weight);
@@ -436,12 +448,12 @@ TEST(Lsuv, TrainingIsDeterministicPerSeed) {
 TEST(LayersModel, InspectTreatsAResidualBlockAsOneLayer) {
   const mm::Vocab* vocab = nullptr;
   const mm::Splits splits = synthetic_splits(&vocab, 3);
-  const json layers = {{{"type", "linear"}, {"out", 32}, {"weight_init", {{"kind", "kaiming"}}}},
-                       {{"type", "tanh"}},
-                       {{"type", "residual"},
-                        {"layers", {{{"type", "layernorm"}}, {{"type", "linear"}, {"out", 32}}, {{"type", "tanh"}}}}},
-                       {{"type", "tanh"}},
-                       kVocabOut};
+  const json layers = {
+      {{"type", "linear"}, {"out", 32}, {"weight_init", {{"kind", "kaiming"}}}},
+      {{"type", "tanh"}},
+      {{"type", "residual"}, {"layers", {{{"type", "layernorm"}}, {{"type", "linear"}, {"out", 32}}, {{"type", "tanh"}}}}},
+      {{"type", "tanh"}},
+      kVocabOut};
   json j = base_config(layers);
   j["train"] = {{"batch_size", 16}};
   const mm::Config cfg = mm::parse_config(j, "res.json");

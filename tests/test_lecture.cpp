@@ -13,7 +13,6 @@
 #include "makemore/model.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
-
 #include "test_util.h"
 
 #ifndef MM_SOURCE_DIR

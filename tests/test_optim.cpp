@@ -3,6 +3,7 @@
 // written by tools/gen_optim_fixture.py), the schedules against torch's schedulers and at chosen
 // steps, clipping against clip_grad_norm_, config parsing / round trips / errors, the update:data
 // diagnostic under Adam, and an Adam training run through the Trainer.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,12 +11,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "makemore/config.h"
 #include "makemore/diag.h"
@@ -24,7 +23,6 @@
 #include "makemore/params.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
-
 #include "test_util.h"
 
 namespace {
@@ -101,8 +99,8 @@ TEST(OptimTorch, EveryCaseMatchesTorchAfterEachStep) {
     const std::string name = c["name"];
     SCOPED_TRACE(name);
     const int64_t steps = c["steps"];
-    const mm::Config cfg = config_with({{"optimizer", c["optimizer"]}, {"lr", c["lr"]}, {"steps", steps},
-                                        {"clip_grad_norm", c["clip_grad_norm"]}});
+    const mm::Config cfg =
+        config_with({{"optimizer", c["optimizer"]}, {"lr", c["lr"]}, {"steps", steps}, {"clip_grad_norm", c["clip_grad_norm"]}});
     Params P(fx);
     mm::Optimizer opt(cfg.optimizer, P.store.values().size());
     double worst = 0;
@@ -192,8 +190,7 @@ TEST(OptimSchedule, MatchesTorchSchedulers) {
 TEST(OptimSchedule, FormulasAtChosenSteps) {
   const double pi = std::acos(-1.0);
   // Cosine: warmup (s+1)/W * max, then min + (max-min)/2 * (1 + cos(pi * (s-W)/(T-W))).
-  mm::Config c = config_with({{"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"min", 0.001}, {"warmup", 100}}},
-                              {"steps", 1100}});
+  mm::Config c = config_with({{"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"min", 0.001}, {"warmup", 100}}}, {"steps", 1100}});
   EXPECT_DOUBLE_EQ(c.lr_at(0), 0.01 / 100);
   EXPECT_DOUBLE_EQ(c.lr_at(49), 0.01 * 50 / 100);
   EXPECT_DOUBLE_EQ(c.lr_at(99), 0.01);
@@ -300,10 +297,12 @@ TEST(OptimConfig, BadValuesNameTheField) {
   expect_error({{"optimizer", {{"type", "lion"}}}}, "train.optimizer.type: unknown optimizer 'lion'");
   expect_error({{"optimizer", {{"momentum", 0.9}}}}, "train.optimizer.type: missing");
   expect_error({{"optimizer", 3}}, "train.optimizer: must be a name");
-  expect_error({{"optimizer", {{"type", "sgd"}, {"nesterov", true}}}}, "train.optimizer.nesterov: needs \"momentum\" > 0 and \"dampening\": 0");
+  expect_error({{"optimizer", {{"type", "sgd"}, {"nesterov", true}}}},
+               "train.optimizer.nesterov: needs \"momentum\" > 0 and \"dampening\": 0");
   expect_error({{"optimizer", {{"type", "sgd"}, {"nesterov", true}, {"momentum", 0.9}, {"dampening", 0.1}}}},
                "train.optimizer.nesterov: needs");
-  expect_error({{"optimizer", {{"type", "adam"}, {"momentum", 0.9}}}}, "train.optimizer.momentum: unknown field; allowed here: amsgrad, betas, eps, type, weight_decay");
+  expect_error({{"optimizer", {{"type", "adam"}, {"momentum", 0.9}}}},
+               "train.optimizer.momentum: unknown field; allowed here: amsgrad, betas, eps, type, weight_decay");
   expect_error({{"optimizer", {{"type", "sgd"}, {"betas", {0.9, 0.99}}}}}, "train.optimizer.betas: unknown field");
   expect_error({{"optimizer", {{"type", "adam"}, {"beta", 0.9}}}}, "train.optimizer.beta: unknown field");
   expect_error({{"optimizer", {{"type", "adam"}, {"betas", {0.9}}}}}, "train.optimizer.betas: must be a list of two numbers");
@@ -314,12 +313,14 @@ TEST(OptimConfig, BadValuesNameTheField) {
   expect_error({{"optimizer", {{"type", "sgd"}, {"momentum", 1.5}}}}, "train.optimizer.momentum: must be between 0 and 1");
   expect_error({{"optimizer", {{"type", "rmsprop"}, {"alpha", "x"}}}}, "train.optimizer.alpha: must be a number");
   expect_error({{"lr", "fast"}}, "train.lr: must be a number or an object");
-  expect_error({{"lr", {{"schedule", "linear"}, {"max", 1}}}}, "train.lr.schedule: unknown schedule 'linear'; use step or cosine");
+  expect_error({{"lr", {{"schedule", "linear"}, {"max", 1}}}},
+               "train.lr.schedule: unknown schedule 'linear'; use step or cosine");
   expect_error({{"lr", {{"schedule", "cosine"}}}}, "train.lr.max: missing");
   expect_error({{"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"min", 0.1}}}}, "train.lr.min: must not exceed train.lr.max");
   expect_error({{"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"values", {0.1}}}}}, "train.lr.values: unknown field");
   expect_error({{"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"warmup", -5}}}}, "train.lr.warmup: must be between 0 and");
-  expect_error({{"lr", {{"values", {0.1}}, {"max", 0.01}}}}, "train.lr.max: unknown field; allowed here: boundaries, schedule, values, warmup");
+  expect_error({{"lr", {{"values", {0.1}}, {"max", 0.01}}}},
+               "train.lr.max: unknown field; allowed here: boundaries, schedule, values, warmup");
   expect_error({{"lr", {{"values", {0.1, 0.01}}}}}, "train.lr: 2 values need 1 boundaries, got 0");
   expect_error({{"clip_grad_norm", -1}}, "train.clip_grad_norm: must be between 0 and");
   expect_error({{"clip_grad_norm", true}}, "train.clip_grad_norm: must be a number");
@@ -355,8 +356,8 @@ double std_of(const std::vector<double>& x) {
 // would be -lr * g. And observers get the scheduled learning rate.
 TEST(OptimTrainer, UpdateRatioReflectsTheAdamStep) {
   NEED_DATA();
-  const mm::Config cfg = config_with({{"optimizer", "adam"}, {"steps", 20},
-                                      {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"warmup", 5}}}});
+  const mm::Config cfg =
+      config_with({{"optimizer", "adam"}, {"steps", 20}, {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"warmup", 5}}}});
   mm::Model model(cfg, L->vocab.size());
   mm::TorchGenerator gen(cfg.seed);
   model.init(gen);
@@ -404,8 +405,8 @@ TEST(OptimTrainer, UpdateRatioReflectsTheAdamStep) {
 // schedule's (over train.steps), not a schedule squeezed into the inspected steps.
 TEST(OptimTrainer, InspectUsesTheConfiguredSchedule) {
   NEED_DATA();
-  const mm::Config cfg = config_with({{"optimizer", "adam"}, {"steps", 1000},
-                                      {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"min", 0.001}}}});
+  const mm::Config cfg =
+      config_with({{"optimizer", "adam"}, {"steps", 1000}, {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"min", 0.001}}}});
   const mm::Diagnosis r = mm::inspect_training(cfg, L->splits, L->vocab.size(), 10);
   EXPECT_DOUBLE_EQ(r.snapshot.lr, cfg.lr_at(10));
   EXPECT_GT(r.snapshot.lr, 0.0099);
@@ -469,8 +470,8 @@ TEST(OptimCli, TrainOverridesOptimizerAndLr) {
     ++n;
   }
   EXPECT_EQ(n, 30);
-  const std::string bad = bin + " train -i " + words + " -o " + run + " --steps 1 --optimizer lion > " +
-                          (dir / "bad.txt").string() + " 2>&1";
+  const std::string bad =
+      bin + " train -i " + words + " -o " + run + " --steps 1 --optimizer lion > " + (dir / "bad.txt").string() + " 2>&1";
   EXPECT_NE(std::system(bad.c_str()), 0);
   const std::string bad_out = mm_test::read_file(dir / "bad.txt");
   EXPECT_NE(bad_out.find("--optimizer"), std::string::npos) << bad_out;
@@ -501,8 +502,8 @@ TEST(OptimTrainer, StoppedAndResumedRunIsBitIdentical) {
                              {{"type", "adam"}, {"amsgrad", true}, {"weight_decay", 0.01}}};
   for (const json& o : optimizers) {
     SCOPED_TRACE(o.dump());
-    const mm::Config cfg = config_with({{"optimizer", o}, {"steps", 60},
-                                        {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"warmup", 10}}}});
+    const mm::Config cfg =
+        config_with({{"optimizer", o}, {"steps", 60}, {"lr", {{"schedule", "cosine"}, {"max", 0.01}, {"warmup", 10}}}});
     mm::Model straight(cfg, L->vocab.size());
     const mm::TrainOutcome full = mm::train_and_evaluate(straight, cfg, L->splits, {});
     ASSERT_EQ(full.stats.steps, 60);

@@ -13,18 +13,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "makemore/error.h"
 #include "makemore/plot.h"
 #include "makemore/report.h"
-
 #include "test_util.h"
 
 namespace {
@@ -55,7 +53,9 @@ std::string xml_error(const std::string& s) {
   std::vector<std::string> stack;
   std::size_t i = 0;
   int roots = 0;
-  auto is_name = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':' || c == '.'; };
+  auto is_name = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':' || c == '.';
+  };
   auto check_entities = [](const std::string& t) -> std::string {
     for (std::size_t k = t.find('&'); k != std::string::npos; k = t.find('&', k + 1)) {
       const std::size_t semi = t.find(';', k);
@@ -107,8 +107,15 @@ std::string xml_error(const std::string& s) {
     for (;;) {
       while (j < s.size() && std::isspace(static_cast<unsigned char>(s[j]))) ++j;
       if (j >= s.size()) return "unterminated tag " + name;
-      if (s[j] == '>') { ++j; break; }
-      if (s[j] == '/' && j + 1 < s.size() && s[j + 1] == '>') { self_closing = true; j += 2; break; }
+      if (s[j] == '>') {
+        ++j;
+        break;
+      }
+      if (s[j] == '/' && j + 1 < s.size() && s[j + 1] == '>') {
+        self_closing = true;
+        j += 2;
+        break;
+      }
       const std::size_t a0 = j;
       while (j < s.size() && is_name(s[j])) ++j;
       if (j == a0) return "bad attribute in <" + name + ">";
@@ -147,20 +154,35 @@ struct DecodedPng {
 
 DecodedPng decode_png(const std::string& png) {
   DecodedPng d;
-  if (png.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) != 0) { d.error = "bad signature"; return d; }
+  if (png.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) != 0) {
+    d.error = "bad signature";
+    return d;
+  }
   std::size_t p = 8;
   std::string idat;
   bool seen_iend = false, first = true;
   while (p + 12 <= png.size()) {
     const uint32_t len = be32(png, p);
     const std::string type = png.substr(p + 4, 4);
-    if (p + 12 + len > png.size()) { d.error = "chunk past the end"; return d; }
+    if (p + 12 + len > png.size()) {
+      d.error = "chunk past the end";
+      return d;
+    }
     const uint32_t crc = be32(png, p + 8 + len);
-    if (plot::crc32(reinterpret_cast<const uint8_t*>(png.data() + p + 4), len + 4) != crc) { d.error = "bad CRC in " + type; return d; }
-    if (first && type != "IHDR") { d.error = "IHDR is not first"; return d; }
+    if (plot::crc32(reinterpret_cast<const uint8_t*>(png.data() + p + 4), len + 4) != crc) {
+      d.error = "bad CRC in " + type;
+      return d;
+    }
+    if (first && type != "IHDR") {
+      d.error = "IHDR is not first";
+      return d;
+    }
     first = false;
     if (type == "IHDR") {
-      if (len != 13) { d.error = "IHDR length"; return d; }
+      if (len != 13) {
+        d.error = "IHDR length";
+        return d;
+      }
       d.width = int(be32(png, p + 8));
       d.height = int(be32(png, p + 12));
       d.bit_depth = uint8_t(png[p + 16]);
@@ -172,30 +194,63 @@ DecodedPng decode_png(const std::string& png) {
     }
     p += 12 + len;
   }
-  if (!seen_iend || p != png.size()) { d.error = "missing IEND or trailing bytes"; return d; }
-  if (idat.size() < 6) { d.error = "IDAT too short"; return d; }
+  if (!seen_iend || p != png.size()) {
+    d.error = "missing IEND or trailing bytes";
+    return d;
+  }
+  if (idat.size() < 6) {
+    d.error = "IDAT too short";
+    return d;
+  }
   const unsigned cmf = uint8_t(idat[0]), flg = uint8_t(idat[1]);
-  if ((cmf & 0x0F) != 8 || (cmf * 256 + flg) % 31 != 0 || (flg & 0x20)) { d.error = "bad zlib header"; return d; }
+  if ((cmf & 0x0F) != 8 || (cmf * 256 + flg) % 31 != 0 || (flg & 0x20)) {
+    d.error = "bad zlib header";
+    return d;
+  }
   std::string raw;
   std::size_t q = 2;
   for (;;) {
-    if (q + 5 > idat.size()) { d.error = "truncated deflate block"; return d; }
+    if (q + 5 > idat.size()) {
+      d.error = "truncated deflate block";
+      return d;
+    }
     const unsigned hdr = uint8_t(idat[q]);
-    if (((hdr >> 1) & 3) != 0) { d.error = "not a stored block"; return d; }
+    if (((hdr >> 1) & 3) != 0) {
+      d.error = "not a stored block";
+      return d;
+    }
     const unsigned len = uint8_t(idat[q + 1]) | (unsigned(uint8_t(idat[q + 2])) << 8);
     const unsigned nlen = uint8_t(idat[q + 3]) | (unsigned(uint8_t(idat[q + 4])) << 8);
-    if ((len ^ 0xFFFFu) != nlen) { d.error = "LEN/NLEN mismatch"; return d; }
-    if (q + 5 + len > idat.size()) { d.error = "stored block past the end"; return d; }
+    if ((len ^ 0xFFFFu) != nlen) {
+      d.error = "LEN/NLEN mismatch";
+      return d;
+    }
+    if (q + 5 + len > idat.size()) {
+      d.error = "stored block past the end";
+      return d;
+    }
     raw += idat.substr(q + 5, len);
     q += 5 + len;
     if (hdr & 1) break;
   }
-  if (q + 4 != idat.size()) { d.error = "bad Adler-32 position"; return d; }
-  if (plot::adler32(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()) != be32(idat, q)) { d.error = "bad Adler-32"; return d; }
+  if (q + 4 != idat.size()) {
+    d.error = "bad Adler-32 position";
+    return d;
+  }
+  if (plot::adler32(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()) != be32(idat, q)) {
+    d.error = "bad Adler-32";
+    return d;
+  }
   const std::size_t stride = std::size_t(d.width) + 1;
-  if (d.bit_depth != 8 || d.color_type != 0 || raw.size() != stride * std::size_t(d.height)) { d.error = "unexpected layout"; return d; }
+  if (d.bit_depth != 8 || d.color_type != 0 || raw.size() != stride * std::size_t(d.height)) {
+    d.error = "unexpected layout";
+    return d;
+  }
   for (int r = 0; r < d.height; ++r) {
-    if (raw[std::size_t(r) * stride] != 0) { d.error = "row filter is not None"; return d; }
+    if (raw[std::size_t(r) * stride] != 0) {
+      d.error = "row filter is not None";
+      return d;
+    }
     for (int c = 0; c < d.width; ++c) d.pixels.push_back(uint8_t(raw[std::size_t(r) * stride + 1 + std::size_t(c)]));
   }
   return d;
@@ -207,8 +262,10 @@ json hist_of(const std::vector<double>& v, double lo, double hi, int bins = 50) 
   std::vector<int> c(std::size_t(bins), 0);
   for (double x : v) {
     int b = int((x - lo) / (hi - lo) * bins);
-    if (b >= 0 && b < bins) ++c[std::size_t(b)];
-    else if (x == hi) ++c.back();
+    if (b >= 0 && b < bins)
+      ++c[std::size_t(b)];
+    else if (x == hi)
+      ++c.back();
   }
   return {{"lo", lo}, {"hi", hi}, {"counts", c}};
 }
@@ -226,22 +283,46 @@ json synthetic_snapshot(int step, std::mt19937& rng, double pre_scale) {
     }
     int sat = 0;
     for (double h : out) sat += std::abs(h) > 0.97;
-    layers.push_back({{"index", idx}, {"type", "Tanh"}, {"out_mean", 0.01 * t}, {"out_std", 0.6 + 0.05 * t},
-                      {"saturated_pct", 100.0 * sat / 3200.0}, {"sat99_pct", 1.5}, {"dead_units", t == 2 ? 1 : 0},
-                      {"grad_mean", 1e-6}, {"grad_std", 1e-3 / (1 + t)}, {"hist", hist_of(out, -1, 1)},
+    layers.push_back({{"index", idx},
+                      {"type", "Tanh"},
+                      {"out_mean", 0.01 * t},
+                      {"out_std", 0.6 + 0.05 * t},
+                      {"saturated_pct", 100.0 * sat / 3200.0},
+                      {"sat99_pct", 1.5},
+                      {"dead_units", t == 2 ? 1 : 0},
+                      {"grad_mean", 1e-6},
+                      {"grad_std", 1e-3 / (1 + t)},
+                      {"hist", hist_of(out, -1, 1)},
                       {"grad_hist", hist_of(grad, -4e-3, 4e-3)},
                       {"pre", {{"mean", 0.0}, {"std", pre_scale}, {"hist", hist_of(pre, -5, 5)}}}});
-    layers.push_back({{"index", idx - 1}, {"type", "BatchNorm1d"}, {"out_mean", 0.0}, {"out_std", 1.0}, {"saturated_pct", 0.0},
-                      {"sat99_pct", 0.0}, {"dead_units", 0}, {"grad_mean", 0.0}, {"grad_std", 1e-3},
-                      {"hist", hist_of(pre, -5, 5)}, {"grad_hist", hist_of(grad, -4e-3, 4e-3)}});
+    layers.push_back({{"index", idx - 1},
+                      {"type", "BatchNorm1d"},
+                      {"out_mean", 0.0},
+                      {"out_std", 1.0},
+                      {"saturated_pct", 0.0},
+                      {"sat99_pct", 0.0},
+                      {"dead_units", 0},
+                      {"grad_mean", 0.0},
+                      {"grad_std", 1e-3},
+                      {"hist", hist_of(pre, -5, 5)},
+                      {"grad_hist", hist_of(grad, -4e-3, 4e-3)}});
   }
-  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<int>>>{
-           {"C", {27, 10}}, {"layers.0.weight", {30, 100}}, {"layers.1.gamma", {100}}, {"layers.3.weight", {100, 100}},
-           {"layers.6.weight", {100, 100}}, {"layers.12.weight", {100, 27}}}) {
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<int>>>{{"C", {27, 10}},
+                                                                                         {"layers.0.weight", {30, 100}},
+                                                                                         {"layers.1.gamma", {100}},
+                                                                                         {"layers.3.weight", {100, 100}},
+                                                                                         {"layers.6.weight", {100, 100}},
+                                                                                         {"layers.12.weight", {100, 27}}}) {
     std::vector<double> g;
     for (int k = 0; k < 2000; ++k) g.push_back(n01(rng) * 2e-3);
-    params.push_back({{"name", name}, {"shape", shape}, {"data_std", 0.2}, {"grad_mean", 1e-5}, {"grad_std", 2e-3},
-                      {"grad_data_ratio", 1e-2}, {"hist", hist_of(g, -8e-3, 8e-3)}, {"update_data_log10", -3.1}});
+    params.push_back({{"name", name},
+                      {"shape", shape},
+                      {"data_std", 0.2},
+                      {"grad_mean", 1e-5},
+                      {"grad_std", 2e-3},
+                      {"grad_data_ratio", 1e-2},
+                      {"hist", hist_of(g, -8e-3, 8e-3)},
+                      {"update_data_log10", -3.1}});
   }
   return {{"step", step}, {"loss", 2.3}, {"layers", layers}, {"params", params}};
 }
@@ -249,11 +330,20 @@ json synthetic_snapshot(int step, std::mt19937& rng, double pre_scale) {
 // Writes config, result, metrics, diagnostics, inspect and update ratios (no checkpoint).
 void write_synthetic_run(const fs::path& dir, int steps = 5000) {
   fs::create_directories(dir);
-  write_file(dir / "config.json", json{{"name", "synthetic <test>"}, {"block_size", 3}, {"n_embd", 10},
-                                       {"train", {{"steps", steps}, {"batch_size", 32}}}}.dump(2));
-  write_file(dir / "result.json", json{{"initial_loss", 3.31}, {"expected_initial_loss", std::log(27.0)}, {"train_loss", 2.07},
-                                       {"val_loss", 2.11}, {"test_loss", 2.12}, {"steps", steps}, {"seconds", 1.5},
-                                       {"steps_per_sec", steps / 1.5}, {"params", 12297}}.dump(2));
+  write_file(
+      dir / "config.json",
+      json{{"name", "synthetic <test>"}, {"block_size", 3}, {"n_embd", 10}, {"train", {{"steps", steps}, {"batch_size", 32}}}}
+          .dump(2));
+  write_file(dir / "result.json", json{{"initial_loss", 3.31},
+                                       {"expected_initial_loss", std::log(27.0)},
+                                       {"train_loss", 2.07},
+                                       {"val_loss", 2.11},
+                                       {"test_loss", 2.12},
+                                       {"steps", steps},
+                                       {"seconds", 1.5},
+                                       {"steps_per_sec", steps / 1.5},
+                                       {"params", 12297}}
+                                      .dump(2));
   std::mt19937 rng(7);
   std::normal_distribution<double> noise(0, 0.15);
   std::string metrics, ratios;
@@ -262,10 +352,15 @@ void write_synthetic_run(const fs::path& dir, int steps = 5000) {
     metrics += json{{"step", s}, {"loss", loss}, {"lr", s < steps / 2 ? 0.1 : 0.01}}.dump() + "\n";
     if (s % 10 == 0)
       ratios += json{{"step", s},
-                     {"ratios", {{"C", -2.5 - s * 1e-4}, {"layers.0.weight", -3.0 + 0.1 * std::sin(s / 100.0)},
-                                 {"layers.1.gamma", -3.5}, {"layers.3.weight", -3.2}, {"layers.6.weight", -2.2},
-                                 {"layers.12.weight", -2.0}}}}
-                    .dump() + "\n";
+                     {"ratios",
+                      {{"C", -2.5 - s * 1e-4},
+                       {"layers.0.weight", -3.0 + 0.1 * std::sin(s / 100.0)},
+                       {"layers.1.gamma", -3.5},
+                       {"layers.3.weight", -3.2},
+                       {"layers.6.weight", -2.2},
+                       {"layers.12.weight", -2.0}}}}
+                    .dump() +
+                "\n";
   }
   write_file(dir / "metrics.jsonl", metrics);
   write_file(dir / "update_ratio.jsonl", ratios);
@@ -275,10 +370,16 @@ void write_synthetic_run(const fs::path& dir, int steps = 5000) {
   json ins = synthetic_snapshot(0, rng, 3.0);
   ins["expected_loss"] = std::log(27.0);
   ins["initial_loss"] = 27.8;
-  ins["findings"] = json::array({{{"id", "tanh-saturated"}, {"layer", 2}, {"message", "Tanh layer 2 is saturated: 40% of |h| > 0.97 <script>alert(1)</script>"},
-                                  {"evidence", {{"saturated_pct", 40.1}}}, {"fix", "scale the weights by 5/3 / sqrt(fan_in) & retry"}},
-                                 {{"id", "initial-loss-high"}, {"layer", nullptr}, {"message", "initial loss 27.8 is far above 3.29"},
-                                  {"evidence", "loss 27.8"}, {"fix", "scale the last layer's weights by 0.1"}}});
+  ins["findings"] = json::array({{{"id", "tanh-saturated"},
+                                  {"layer", 2},
+                                  {"message", "Tanh layer 2 is saturated: 40% of |h| > 0.97 <script>alert(1)</script>"},
+                                  {"evidence", {{"saturated_pct", 40.1}}},
+                                  {"fix", "scale the weights by 5/3 / sqrt(fan_in) & retry"}},
+                                 {{"id", "initial-loss-high"},
+                                  {"layer", nullptr},
+                                  {"message", "initial loss 27.8 is far above 3.29"},
+                                  {"evidence", "loss 27.8"},
+                                  {"fix", "scale the last layer's weights by 0.1"}}});
   std::string bits;
   std::mt19937 brng(3);
   for (int r = 0; r < 32; ++r)
@@ -287,15 +388,15 @@ void write_synthetic_run(const fs::path& dir, int steps = 5000) {
   write_file(dir / "inspect.json", ins.dump());
 }
 
-const std::vector<std::string> k_all_figures = {"loss", "tanh_outputs", "preactivations", "saturation",
-                                                "activations", "gradients", "weight_gradients", "update_ratio"};
+const std::vector<std::string> k_all_figures = {"loss",        "tanh_outputs", "preactivations",   "saturation",
+                                                "activations", "gradients",    "weight_gradients", "update_ratio"};
 
 // ---- text and ticks ---------------------------------------------------------------------------
 
 TEST(Plot, XmlEscape) {
   EXPECT_EQ(plot::xml_escape("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;");
   EXPECT_EQ(plot::xml_escape(std::string("x\x01y\x1f", 4)), "xy");  // XML 1.0 forbids them
-  EXPECT_EQ(plot::xml_escape("é ü"), "é ü");                       // UTF-8 passes through
+  EXPECT_EQ(plot::xml_escape("é ü"), "é ü");                        // UTF-8 passes through
 }
 
 TEST(Plot, NiceTicks) {
@@ -327,12 +428,13 @@ TEST(Plot, LineChartIsWellFormedWithLabelsAndLegend) {
   c.series.push_back({"val", {0, 1, 2, 3}, {-1.5, -2.5, -3.5, -3.7}, 2, "#123456", 0.5});
   const std::string svg = plot::render_svg(c);
   EXPECT_EQ(xml_error(svg), "") << svg;
-  for (const char* s : {">step<", ">log10(loss)<", ">Loss &amp; &lt;friends&gt;<", ">train &quot;raw&quot;<", ">val<", ">reference -3<"})
+  for (const char* s :
+       {">step<", ">log10(loss)<", ">Loss &amp; &lt;friends&gt;<", ">train &quot;raw&quot;<", ">val<", ">reference -3<"})
     EXPECT_NE(svg.find(s), std::string::npos) << s;
   EXPECT_EQ(svg.find("nan"), std::string::npos);
   EXPECT_EQ(svg.find("inf"), std::string::npos);
   EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos);  // the reference line
-  EXPECT_EQ(count(svg, "<path"), 3u);                           // two series and the reference
+  EXPECT_EQ(count(svg, "<path"), 3u);                          // two series and the reference
 }
 
 // stroke and stroke-dasharray ("" when solid) of each element of `tag` in the SVG, in order.
@@ -397,7 +499,7 @@ TEST(Plot, YFromZeroDrawsNearEqualValuesLevel) {
   EXPECT_EQ(xml_error(svg), "") << svg;
   EXPECT_LT(path_height(svg), 8) << "a 2% difference should look like one";
   EXPECT_NE(svg.find("text-anchor=\"end\">0.0</text>"), std::string::npos);  // the y axis starts at 0
-  EXPECT_EQ(svg.find(">-0."), std::string::npos);                             // and not below it
+  EXPECT_EQ(svg.find(">-0."), std::string::npos);                            // and not below it
 }
 
 // study depth under BatchNorm: every init gives the same curve (to ~1e-6) and only the last drawn
@@ -406,7 +508,7 @@ TEST(Plot, IdenticalCurvesSayTheyCoverEachOther) {
   plot::LineChart c;
   c.series.push_back({"normal", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1});
   c.series.push_back({"small", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1});
-  c.series.push_back({"kaiming", {1, 2, 3}, {0.63, 0.64, 0.635}, 1.5, "", 1});  // half the range apart
+  c.series.push_back({"kaiming", {1, 2, 3}, {0.63, 0.64, 0.635}, 1.5, "", 1});            // half the range apart
   c.series.push_back({"kaiming-nogain", {1, 2, 3}, {0.63, 0.64, 0.630001}, 1.5, "", 1});  // 1e-6: a 100th of a pixel
   const std::string svg = plot::render_svg(c);
   EXPECT_EQ(xml_error(svg), "") << svg;
@@ -473,7 +575,7 @@ TEST(Plot, BarChartWithErrorBars) {
   EXPECT_NE(svg.find(">val loss<"), std::string::npos);
   EXPECT_NE(svg.find(">preset<"), std::string::npos);
   EXPECT_EQ(count(svg, "fill-opacity=\"0.8\""), 4u);  // four bars
-  EXPECT_EQ(count(svg, "<g stroke=\"#222\""), 3u);     // error bars where std > 0
+  EXPECT_EQ(count(svg, "<g stroke=\"#222\""), 3u);    // error bars where std > 0
 }
 
 TEST(Plot, HeatmapCellsColorsAndColorBar) {
@@ -491,8 +593,8 @@ TEST(Plot, HeatmapCellsColorsAndColorBar) {
   h.hi = 3.0;
   const std::string svg = plot::render_svg(h);
   EXPECT_EQ(xml_error(svg), "") << svg;
-  for (const char* s : {">normal<", ">kaiming<", ">3<", ">10<", ">initialization<", ">hidden layers<", ">val loss<",
-                        ">2.00<", ">3.00 stuck<", ">diverged<", ">2.50<", "&amp; &lt;friends&gt;"})
+  for (const char* s : {">normal<", ">kaiming<", ">3<", ">10<", ">initialization<", ">hidden layers<", ">val loss<", ">2.00<",
+                        ">3.00 stuck<", ">diverged<", ">2.50<", "&amp; &lt;friends&gt;"})
     EXPECT_NE(svg.find(s), std::string::npos) << s;
   EXPECT_EQ(svg.find("nan"), std::string::npos);
   // The lowest value gets viridis' dark end, the highest its yellow end, no value gray.
@@ -547,11 +649,11 @@ TEST(Png, SaturationImage) {
   const plot::GrayImage img = plot::saturation_image(2, 3, "100001", 4);
   ASSERT_EQ(img.width, 12);
   ASSERT_EQ(img.height, 8);
-  EXPECT_EQ(img.pixels[0], 255);               // row 0, col 0: saturated -> white
-  EXPECT_EQ(img.pixels[3], 255);               // same cell, scaled
-  EXPECT_EQ(img.pixels[4], 0);                 // row 0, col 1
-  EXPECT_EQ(img.pixels[7 * 12 + 11], 255);     // row 1, col 2
-  EXPECT_EQ(img.pixels[4 * 12 + 0], 0);        // row 1, col 0
+  EXPECT_EQ(img.pixels[0], 255);            // row 0, col 0: saturated -> white
+  EXPECT_EQ(img.pixels[3], 255);            // same cell, scaled
+  EXPECT_EQ(img.pixels[4], 0);              // row 0, col 1
+  EXPECT_EQ(img.pixels[7 * 12 + 11], 255);  // row 1, col 2
+  EXPECT_EQ(img.pixels[4 * 12 + 0], 0);     // row 1, col 0
   EXPECT_EQ(decode_png(plot::encode_png(img)).error, "");
   EXPECT_THROW(plot::saturation_image(2, 3, "10", 4), std::invalid_argument);
 }
@@ -580,10 +682,10 @@ TEST(Report, SyntheticRunHasEverySectionAndFigure) {
   EXPECT_NE(html.find("tanh-saturated"), std::string::npos);
   EXPECT_NE(html.find("scale the last layer&#39;s weights by 0.1"), std::string::npos);
   EXPECT_NE(html.find("synthetic &lt;test&gt;"), std::string::npos);  // the config, escaped
-  EXPECT_NE(html.find("2.1100"), std::string::npos);                 // val loss
-  EXPECT_NE(html.find("3.2958"), std::string::npos);                 // expected initial loss
-  EXPECT_NE(html.find("layer 2 (Tanh): mean"), std::string::npos);   // a legend entry
-  EXPECT_NE(html.find("1e-3, the lecture"), std::string::npos);      // the -3 line's legend
+  EXPECT_NE(html.find("2.1100"), std::string::npos);                  // val loss
+  EXPECT_NE(html.find("3.2958"), std::string::npos);                  // expected initial loss
+  EXPECT_NE(html.find("layer 2 (Tanh): mean"), std::string::npos);    // a legend entry
+  EXPECT_NE(html.find("1e-3, the lecture"), std::string::npos);       // the -3 line's legend
   // No checkpoint: the samples section says so instead of failing.
   EXPECT_NE(html.find("model.safetensors is missing"), std::string::npos);
   // Every figure file exists; the SVGs are well-formed standalone documents.
@@ -628,7 +730,8 @@ TEST(Report, EverySaturatedPercentageSaysItsThreshold) {
   // The map's caption names its own threshold and the page's other one.
   const std::size_t map = html.find("id=\"fig-saturation\"");
   ASSERT_NE(map, std::string::npos);
-  const std::string caption = html.substr(html.find("<figcaption>", map), html.find("</figcaption>", map) - html.find("<figcaption>", map));
+  const std::string caption =
+      html.substr(html.find("<figcaption>", map), html.find("</figcaption>", map) - html.find("<figcaption>", map));
   EXPECT_NE(caption.find("white where |h| &gt; 0.99"), std::string::npos) << caption;
   EXPECT_NE(caption.find("|h| &gt; 0.97"), std::string::npos) << caption;
 }
@@ -640,7 +743,8 @@ TEST(Report, LayerTableShowsSaturationForTanhLayersOnly) {
   const fs::path run = t / "run";
   write_synthetic_run(run);
   std::string diag = read_file(run / "diagnostics.jsonl");
-  for (std::size_t p = diag.find("\"Tanh\""); p != std::string::npos; p = diag.find("\"Tanh\"", p)) diag.replace(p, 6, "\"ReLU\"");
+  for (std::size_t p = diag.find("\"Tanh\""); p != std::string::npos; p = diag.find("\"Tanh\"", p))
+    diag.replace(p, 6, "\"ReLU\"");
   write_file(run / "diagnostics.jsonl", diag);
   const std::string html = read_file(mm::write_report({run.string(), "", 20, true}).html_path);
   const std::size_t table = html.find("<th>saturated (");
@@ -662,7 +766,8 @@ TEST(Report, UpdateRatiosWithoutASnapshotAreInNumericLayerOrder) {
   mm::write_report({run.string(), "", 20, true});
   const std::string ur = read_file(run / "figures" / "update_ratio.svg");
   std::vector<std::size_t> at;
-  for (const char* name : {">C<", ">layers.0.weight<", ">layers.1.gamma<", ">layers.3.weight<", ">layers.6.weight<", ">layers.12.weight<"}) {
+  for (const char* name :
+       {">C<", ">layers.0.weight<", ">layers.1.gamma<", ">layers.3.weight<", ">layers.6.weight<", ">layers.12.weight<"}) {
     at.push_back(ur.find(name));
     ASSERT_NE(at.back(), std::string::npos) << name;
   }
@@ -674,7 +779,8 @@ TEST(Report, ToleratesMissingAndTornFiles) {
   const fs::path run = t / "run";
   fs::create_directories(run);
   write_file(run / "config.json", R"({"name": "bare"})");
-  write_file(run / "metrics.jsonl", "{\"step\":0,\"loss\":3.3,\"lr\":0.1}\n{\"step\":1,\"loss\":null,\"lr\":0.1}\n{\"step\":2,\"lo");
+  write_file(run / "metrics.jsonl",
+             "{\"step\":0,\"loss\":3.3,\"lr\":0.1}\n{\"step\":1,\"loss\":null,\"lr\":0.1}\n{\"step\":2,\"lo");
   write_file(run / "inspect.json", "{not json");
   // An earlier run's figures in the folder that this report does not draw go; other files stay.
   fs::create_directories(run / "figures");
@@ -691,8 +797,9 @@ TEST(Report, ToleratesMissingAndTornFiles) {
   EXPECT_EQ(count(html, "<figure"), 1u);
   std::string all;
   for (const auto& m : r.missing) all += m + "\n";
-  for (const char* s : {"result.json: not in the run folder", "inspect.json: not valid JSON", "diagnostics.jsonl: not in the run folder",
-                        "update_ratio.jsonl: not in the run folder", "metrics.jsonl: skipped 1 unreadable line", "samples: "})
+  for (const char* s :
+       {"result.json: not in the run folder", "inspect.json: not valid JSON", "diagnostics.jsonl: not in the run folder",
+        "update_ratio.jsonl: not in the run folder", "metrics.jsonl: skipped 1 unreadable line", "samples: "})
     EXPECT_NE(all.find(s), std::string::npos) << s << "\n" << all;
   EXPECT_NE(html.find("id=\"missing\""), std::string::npos);
   EXPECT_NE(html.find("not drawn"), std::string::npos);
@@ -729,7 +836,9 @@ TEST(Report, TrainWritesTheReportWithSamplesUnlessNoReport) {
   TempDir t;
   const std::string words = words_file(t);
   const fs::path run = t / "run", bare = t / "bare";
-  ASSERT_EQ(sh(std::string(MM_BINARY) + " train -q --steps 200 -i " + words + " -o " + run.string() + " > " + (t / "log").string() + " 2>&1"), 0)
+  ASSERT_EQ(sh(std::string(MM_BINARY) + " train -q --steps 200 -i " + words + " -o " + run.string() + " > " +
+               (t / "log").string() + " 2>&1"),
+            0)
       << read_file(t / "log");
   ASSERT_TRUE(fs::is_regular_file(run / "report.html")) << read_file(t / "log");
   const std::string html = read_file(run / "report.html");
@@ -741,12 +850,16 @@ TEST(Report, TrainWritesTheReportWithSamplesUnlessNoReport) {
   if (fs::exists(run / "inspect.json") && fs::exists(run / "diagnostics.jsonl") && fs::exists(run / "update_ratio.jsonl")) {
     for (const auto& f : k_all_figures) EXPECT_NE(html.find("id=\"fig-" + f + "\""), std::string::npos) << f;
   }
-  ASSERT_EQ(sh(std::string(MM_BINARY) + " train -q --no-report --steps 20 -i " + words + " -o " + bare.string() + " > /dev/null 2>&1"), 0);
+  ASSERT_EQ(
+      sh(std::string(MM_BINARY) + " train -q --no-report --steps 20 -i " + words + " -o " + bare.string() + " > /dev/null 2>&1"),
+      0);
   EXPECT_TRUE(fs::is_regular_file(bare / "result.json"));
   EXPECT_FALSE(fs::exists(bare / "report.html"));
   // `makemore report` on the finished folder, to another file.
   ASSERT_EQ(sh(std::string(MM_BINARY) + " report -o " + bare.string() + " --html " + (t / "b.html").string() + " > " +
-               (t / "rlog").string() + " 2>&1"), 0) << read_file(t / "rlog");
+               (t / "rlog").string() + " 2>&1"),
+            0)
+      << read_file(t / "rlog");
   EXPECT_TRUE(fs::is_regular_file(t / "b.html"));
   EXPECT_NE(read_file(t / "rlog").find("b.html"), std::string::npos);
   EXPECT_NE(sh(std::string(MM_BINARY) + " report -o " + (t / "nope").string() + " > /dev/null 2>&1"), 0);
@@ -780,9 +893,9 @@ TEST(Report, RendersInHeadlessChromium) {
   const fs::path profile = t / "profile", dom = t / "dom.html", log = t / "chromium.log";
   const std::string cmd = std::string("timeout 120 ") + chromium +
                           " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
-                          " --disable-component-update --disable-sync --disable-dev-shm-usage --user-data-dir=" + profile.string() +
-                          " --enable-logging=stderr --v=0 --dump-dom file://" + (run / "report.html").string() + " > " +
-                          dom.string() + " 2> " + log.string();
+                          " --disable-component-update --disable-sync --disable-dev-shm-usage --user-data-dir=" +
+                          profile.string() + " --enable-logging=stderr --v=0 --dump-dom file://" +
+                          (run / "report.html").string() + " > " + dom.string() + " 2> " + log.string();
   ASSERT_EQ(sh(cmd), 0) << read_file(log);
   const std::string d = read_file(dom), l = read_file(log);
   for (const auto& f : k_all_figures) EXPECT_NE(d.find("id=\"fig-" + f + "\""), std::string::npos) << f;
@@ -804,7 +917,8 @@ TEST(Report, PlotsTheTanhLayersInsideResidualBlocks) {
   const std::string words = words_file(t);
   const fs::path run = t / "run";
   ASSERT_EQ(sh(std::string(MM_BINARY) + " train -q --preset deep-residual-layernorm --steps 30 -i " + words + " -o " +
-               run.string() + " > " + (t / "log").string() + " 2>&1"), 0)
+               run.string() + " > " + (t / "log").string() + " 2>&1"),
+            0)
       << read_file(t / "log");
   const std::string html = read_file(run / "report.html");
   for (int block = 2; block <= 10; ++block)

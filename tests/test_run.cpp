@@ -13,11 +13,10 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/atomic_file.h"
 #include "makemore/diag.h"
@@ -42,8 +41,8 @@ void write_file(const fs::path& p, const std::string& text) {
 
 // 300 made-up names from a fixed LCG: the same list every run, 80/10/10-splittable.
 mm::Dataset made_up_words() {
-  static const char* syl[] = {"ka", "lo", "mi", "ra", "en", "is", "ta", "no", "bel", "dor", "fi", "ja",
-                              "qu", "ve", "xi", "zo", "wy", "han", "ce", "gu", "py", "so", "ul", "th"};
+  static const char* syl[] = {"ka", "lo", "mi", "ra", "en", "is",  "ta", "no", "bel", "dor", "fi", "ja",
+                              "qu", "ve", "xi", "zo", "wy", "han", "ce", "gu", "py",  "so",  "ul", "th"};
   uint64_t state = 12345;
   auto next = [&state](uint64_t bound) {
     state = state * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -98,8 +97,8 @@ mm::RunResult train_new(const fs::path& dir, int64_t steps, const mm::RunSetting
 // The files two folders must share byte for byte when one was stopped and continued and the
 // other never stopped.
 void expect_same_run(const fs::path& a, const fs::path& b) {
-  for (const char* f : {mm::kCheckpointFile, mm::kMetricsFile, mm::kDiagnosticsFile, mm::kUpdateRatioFile, mm::kInspectFile,
-                        mm::kTrainStateFile})
+  for (const char* f :
+       {mm::kCheckpointFile, mm::kMetricsFile, mm::kDiagnosticsFile, mm::kUpdateRatioFile, mm::kInspectFile, mm::kTrainStateFile})
     EXPECT_TRUE(read_file(a / f) == read_file(b / f)) << f << " differs";
   const json ra = json::parse(read_file(a / mm::kResultFile)), rb = json::parse(read_file(b / mm::kResultFile));
   for (const char* k : {"train_loss", "val_loss", "test_loss", "initial_loss", "steps"}) EXPECT_EQ(ra[k], rb[k]) << k;
@@ -143,11 +142,12 @@ bool run_killed_at(const std::string& file, int nth, const std::function<void()>
   return WIFEXITED(status) && WEXITSTATUS(status) == 42;
 }
 
-const std::set<std::string> kResultKeys = {
-    "preset",  "input",         "initial_loss", "expected_initial_loss", "train_loss", "val_loss",           "test_loss",
-    "steps",   "steps_planned", "interrupted",  "diverged",              "diverged_step", "seconds",        "steps_per_sec",
-    "eval_train_seconds", "threads", "peak_memory_mb", "seed", "vocab_size", "params", "examples", "run_dir",
-    "makemore_version"};
+const std::set<std::string> kResultKeys = {"preset",         "input",         "initial_loss",       "expected_initial_loss",
+                                           "train_loss",     "val_loss",      "test_loss",          "steps",
+                                           "steps_planned",  "interrupted",   "diverged",           "diverged_step",
+                                           "seconds",        "steps_per_sec", "eval_train_seconds", "threads",
+                                           "peak_memory_mb", "seed",          "vocab_size",         "params",
+                                           "examples",       "run_dir",       "makemore_version"};
 
 std::set<std::string> keys_of(const json& j) {
   std::set<std::string> k;
@@ -229,8 +229,8 @@ TEST(RunLife, StoppedRunIsKeptAndResumesToTheSameBits) {
 
   const std::string dir_s = (dir / "run").string();
   EXPECT_EQ(error_of([&] { mm::Run::create(dir_s, small_config(20), made_up_words(), "test", false, quiet(4, 10)); }),
-            dir_s + ": holds a run that did not finish (25 of 60 steps); continue it with `makemore train --resume -o " +
-                dir_s + "`, or pass --overwrite to replace it with this new run");
+            dir_s + ": holds a run that did not finish (25 of 60 steps); continue it with `makemore train --resume -o " + dir_s +
+                "`, or pass --overwrite to replace it with this new run");
   {
     mm::Run run = mm::Run::resume(dir_s);
     EXPECT_EQ(run.step(), 25);
@@ -268,7 +268,8 @@ TEST(RunLife, DivergenceKeepsTheLastGoodCheckpoint) {
     EXPECT_TRUE(r.stats.diverged);
     EXPECT_NE(r.divergence.find("training diverged at step 2"), std::string::npos) << r.divergence;
     EXPECT_NE(r.divergence.find("the model of step 20 is kept in " + (dir / "run").string() + "/model.safetensors"),
-              std::string::npos) << r.divergence;
+              std::string::npos)
+        << r.divergence;
     EXPECT_EQ(keys_of(r.json), kResultKeys);
     EXPECT_EQ(r.json["diverged"], true);
     EXPECT_EQ(r.json["steps"], 20);
@@ -517,7 +518,8 @@ TEST(RunLife, DivergenceIsCaughtAndTheLastGoodModelKept) {
   r = train_config(dir / "every", diverging_json(), 50, 1);
   EXPECT_NE(r.divergence.find("diverged at step 2"), std::string::npos) << r.divergence;
   EXPECT_NE(r.divergence.find("the model of step 1 is kept in " + (dir / "every").string() + "/model.safetensors"),
-            std::string::npos) << r.divergence;
+            std::string::npos)
+      << r.divergence;
   EXPECT_EQ(r.json["steps"], 1);
   EXPECT_NE(read_file(mm::write_report({(dir / "every").string(), "", 3, false}).html_path).find("diverged at step"),
             std::string::npos);
@@ -552,8 +554,10 @@ TEST(RunLife, ResumeRefusesWhatItCannotContinueAndNotesACutLog) {
   EXPECT_EQ(read_file(run / mm::kResultFile), result);
   fs::remove(run / mm::kTrainStateFile);
   EXPECT_EQ(error_of([&] { mm::Run::resume(d, 80); }),
-            d + "/train_state.safetensors: missing, so the run cannot be continued exactly; train it again with `makemore "
-                "train -o " + d + "`");
+            d +
+                "/train_state.safetensors: missing, so the run cannot be continued exactly; train it again with `makemore "
+                "train -o " +
+                d + "`");
   EXPECT_EQ(read_file(run / mm::kCheckpointFile), model);
   EXPECT_NE(error_of([&] { mm::Run::resume((dir / "nowhere").string(), 80); }).find("no such run folder"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "nowhere"));
@@ -598,9 +602,8 @@ TEST(RunLife, ZeroStepRunInspectsTheInitialization) {
   TempDir dir;
   json j = mm::load_preset("lecture-original").to_json();
   j["train"]["steps"] = 0;
-  const mm::RunResult r = mm::Run::create((dir / "s0").string(), mm::parse_config(j, "x"), made_up_words(), "x", false,
-                                          quiet(1000, 0))
-                              .train();
+  const mm::RunResult r =
+      mm::Run::create((dir / "s0").string(), mm::parse_config(j, "x"), made_up_words(), "x", false, quiet(1000, 0)).train();
   const json inspect = json::parse(read_file(dir / "s0" / mm::kInspectFile));
   EXPECT_FALSE(inspect.at("healthy").get<bool>());
   EXPECT_FLOAT_EQ(inspect.at("initial_loss").get<float>(), r.json.at("initial_loss").get<float>());

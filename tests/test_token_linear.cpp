@@ -8,11 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/config.h"
 #include "makemore/layers.h"
@@ -42,7 +41,8 @@ std::vector<TokenLinear> token_modes() {
 
 mm::Config mlp(int block, int n_embd, int hidden, bool bias, bool batchnorm) {
   nlohmann::json layers = nlohmann::json::array();
-  nlohmann::json first = {{"type", "linear"}, {"out", hidden}, {"bias", bias}, {"weight_init", {{"kind", "kaiming"}, {"gain", "tanh"}}}};
+  nlohmann::json first = {
+      {"type", "linear"}, {"out", hidden}, {"bias", bias}, {"weight_init", {{"kind", "kaiming"}, {"gain", "tanh"}}}};
   if (bias) first["bias_init"] = {{"kind", "normal"}, {"scale", 0.1}};
   layers.push_back(first);
   if (batchnorm) layers.push_back({{"type", "batchnorm1d"}});
@@ -60,8 +60,8 @@ struct StepResult {
   bool took = false;
 };
 
-StepResult run_step(const mm::Config& cfg, TokenLinear t, const std::vector<int32_t>& x, const std::vector<int32_t>& y,
-                    Mode mode, int vocab) {
+StepResult run_step(const mm::Config& cfg, TokenLinear t, const std::vector<int32_t>& x, const std::vector<int32_t>& y, Mode mode,
+                    int vocab) {
   mm::set_token_linear(t);
   mm::Model model(cfg, vocab);
   mm::TorchGenerator gen(cfg.seed);
@@ -97,7 +97,8 @@ void compare_paths(const Shape& s, Mode mode) {
   const mm::Config cfg = mlp(s.block, s.n_embd, s.hidden, s.bias, s.batchnorm);
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> tok(0, s.vocab - 1);
-  std::vector<int32_t> x(static_cast<std::size_t>(s.batch) * static_cast<std::size_t>(s.block)), y(static_cast<std::size_t>(s.batch));
+  std::vector<int32_t> x(static_cast<std::size_t>(s.batch) * static_cast<std::size_t>(s.block)),
+      y(static_cast<std::size_t>(s.batch));
   for (auto& t : x) t = s.one_token ? 3 : tok(rng) % 6 == 0 ? 0 : tok(rng);  // repeats, as '.' in names
   for (auto& t : y) t = tok(rng);
   const StepResult ref = run_step(cfg, TokenLinear::Off, x, y, mode, s.vocab);
@@ -122,12 +123,12 @@ void compare_paths(const Shape& s, Mode mode) {
 TEST(TokenLinear, AgreesWithTheProductsThroughX) {
   TokenLinearGuard guard;
   const Shape shapes[] = {
-      {3, 10, 200, 32, 27, false, true, false},    // lecture-batchnorm: 200 = 13 vectors, the last half full
-      {3, 10, 200, 32, 27, true, false, false},    // lecture-kaiming, with the bias in the gather
-      {8, 24, 1000, 32, 27, false, true, false},   // big-mlp: several column blocks, n_embd > 16
-      {1, 2, 5, 7, 5, true, false, false},         // one position, one masked vector, tiny vocab
-      {4, 17, 33, 16, 40, true, false, false},     // odd widths everywhere
-      {3, 10, 200, 32, 27, true, false, true},     // one token in every position: one pair each
+      {3, 10, 200, 32, 27, false, true, false},   // lecture-batchnorm: 200 = 13 vectors, the last half full
+      {3, 10, 200, 32, 27, true, false, false},   // lecture-kaiming, with the bias in the gather
+      {8, 24, 1000, 32, 27, false, true, false},  // big-mlp: several column blocks, n_embd > 16
+      {1, 2, 5, 7, 5, true, false, false},        // one position, one masked vector, tiny vocab
+      {4, 17, 33, 16, 40, true, false, false},    // odd widths everywhere
+      {3, 10, 200, 32, 27, true, false, true},    // one token in every position: one pair each
   };
   for (const Shape& s : shapes) {
     SCOPED_TRACE("block " + std::to_string(s.block) + " n_embd " + std::to_string(s.n_embd) + " hidden " +

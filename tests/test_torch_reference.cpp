@@ -7,11 +7,10 @@
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/layer_kinds.h"
 #include "makemore/model.h"
@@ -53,8 +52,7 @@ void expect_close(const std::string& what, const float* actual, const std::vecto
       if (++bad <= 3) ADD_FAILURE() << what << "[" << i << "]: ours " << a << ", torch " << e;
     }
   }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << expected.size() << " entries differ (max abs err "
-                    << max_err << ")";
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << expected.size() << " entries differ (max abs err " << max_err << ")";
 }
 
 mm::Config fixture_config(const json& fx) {
@@ -106,16 +104,14 @@ void run_reference(const std::string& name) {
   model.backward();
 
   for (const auto& [n, t] : fx["grads"].items()) expect_close("grad " + n, store.grad(store.find(n)), floats(t));
-  for (const auto& [n, t] : fx["buffers_after"].items())
-    expect_close("buffer " + n, store.data(store.find(n)), floats(t));
+  for (const auto& [n, t] : fx["buffers_after"].items()) expect_close("buffer " + n, store.data(store.find(n)), floats(t));
 
   // The lecture's update, as Trainer::step does it: p += (-lr) * grad in float.
   const float neg_lr = static_cast<float>(-fx["lr"].get<double>());
   mm::FloatBuf& values = store.values();
   const mm::FloatBuf& grads = store.grads();
   for (std::size_t k = 0; k < values.size(); ++k) values[k] += neg_lr * grads[k];
-  for (const auto& [n, t] : fx["params_after_sgd"].items())
-    expect_close("after sgd " + n, store.data(store.find(n)), floats(t));
+  for (const auto& [n, t] : fx["params_after_sgd"].items()) expect_close("after sgd " + n, store.data(store.find(n)), floats(t));
 }
 
 TEST(TorchReference, LectureKaiming) { run_reference("lecture-kaiming"); }

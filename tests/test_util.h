@@ -69,6 +69,6 @@ inline const Lecture* lecture_data() {
 }  // namespace mm_test
 
 // Declares L (the lecture's data) or skips the test when setup has not copied names.txt.
-#define NEED_DATA()                                       \
-  const mm_test::Lecture* L = mm_test::lecture_data();    \
+#define NEED_DATA()                                    \
+  const mm_test::Lecture* L = mm_test::lecture_data(); \
   if (!L) GTEST_SKIP() << "data/names.txt not found (setup copies it)"

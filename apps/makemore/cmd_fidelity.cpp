@@ -72,8 +72,10 @@ int run_fidelity(const FidelityArgs& a) {
       // Means over 300-step runs next to the lecture's 200,000-step numbers would be all "no".
       const int64_t steps = study.at("steps").get<int64_t>(), lecture_steps = load_preset("lecture-batchnorm").steps;
       if (steps != lecture_steps)
-        throw Error(fmt::format("{}: its runs trained {} steps, the lecture's {}; compare a study made without --steps "
-                                "(`makemore study init -o DIR`)", path, steps, lecture_steps));
+        throw Error(
+            fmt::format("{}: its runs trained {} steps, the lecture's {}; compare a study made without --steps "
+                        "(`makemore study init -o DIR`)",
+                        path, steps, lecture_steps));
       for (const auto& v : study.at("variants")) {
         const std::string p = v.at("preset").get<std::string>();
         study_rows.push_back({fmt::format("val loss, mean over {} seeds (study init)", study.at("seeds").get<int>()), p,
@@ -82,8 +84,8 @@ int run_fidelity(const FidelityArgs& a) {
                                           std::fabs(v.at("val_minus_lecture").get<double>()) <= 0.01 ? "yes" : "no")});
       }
     } catch (const nlohmann::json::exception& e) {
-      throw Error(fmt::format("{}: not a `makemore study init` summary ({}); rerun `makemore study init -o {}`", path,
-                              e.what(), a.study_dir));
+      throw Error(fmt::format("{}: not a `makemore study init` summary ({}); rerun `makemore study init -o {}`", path, e.what(),
+                              a.study_dir));
     }
   }
   const Config bn = load_preset("lecture-batchnorm");
@@ -96,8 +98,10 @@ int run_fidelity(const FidelityArgs& a) {
   rows.push_back({"data", "test examples", lecture::kSplitExamples[2], static_cast<double>(splits.test.size()), 0, ""});
   rows.push_back({"init", "expected loss -ln(1/27)", 3.2958, std::log(static_cast<double>(vocab.size())), 4, ""});
   for (const auto& v : lecture::kVariants)
-    rows.push_back({"init", std::string("step-0 loss ") + v.preset, v.step0_loss, step0_loss(load_preset(v.preset), splits, vocab.size()), 4, ""});
-  rows.push_back({"init", "step-0 loss lecture-deep", lecture::kDeepStep0Loss, step0_loss(load_preset("lecture-deep"), splits, vocab.size()), 4, ""});
+    rows.push_back({"init", std::string("step-0 loss ") + v.preset, v.step0_loss,
+                    step0_loss(load_preset(v.preset), splits, vocab.size()), 4, ""});
+  rows.push_back({"init", "step-0 loss lecture-deep", lecture::kDeepStep0Loss,
+                  step0_loss(load_preset("lecture-deep"), splits, vocab.size()), 4, ""});
 
   // Full 200k-step trainings with the lecture's seed: each single-layer variant, plus
   // lecture-batchnorm once more with the cell-9 calibration.
@@ -114,14 +118,16 @@ int run_fidelity(const FidelityArgs& a) {
   StudyPlan plan = plan_study(jobs, kept_in, words_hash);
   const int reused = plan.kept();
   const int threads = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (plan.todo.empty()) fmt::print(log, "fidelity: the {} trainings of 200,000 steps are already done; kept\n", jobs.size());
+  if (plan.todo.empty())
+    fmt::print(log, "fidelity: the {} trainings of 200,000 steps are already done; kept\n", jobs.size());
   else
     fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time{}...\n", plan.todo.size(), threads,
                reused ? fmt::format(" ({} more already done, kept)", reused) : "");
   std::fflush(log);
-  on_stop_say(fmt::format("interrupted; the trainings finished so far are kept in {}/runs/: the same command trains the "
-                          "rest and writes the comparison",
-                          a.out_dir));
+  on_stop_say(
+      fmt::format("interrupted; the trainings finished so far are kept in {}/runs/: the same command trains the "
+                  "rest and writes the comparison",
+                  a.out_dir));
   run_planned_study(plan, jobs, a.out_dir, words_hash, splits, vocab.size(), threads, [&](int done, int total) {
     fmt::print(log, "  {}/{} done\n", done, total);
     std::fflush(log);
@@ -137,16 +143,18 @@ int run_fidelity(const FidelityArgs& a) {
   for (const auto& v : lecture::kVariants) {
     for (const auto& r : results) {
       if (r.label != v.preset) continue;
-      rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", std::string(v.preset) + " train", v.torch_train, r.outcome.losses.train, 4,
-                      fmt::format("notebook {:.4f}", v.lecture_train)});
-      rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", std::string(v.preset) + " val", v.torch_val, r.outcome.losses.val, 4,
-                      fmt::format("notebook {:.4f}", v.lecture_val)});
+      rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", std::string(v.preset) + " train", v.torch_train,
+                      r.outcome.losses.train, 4, fmt::format("notebook {:.4f}", v.lecture_train)});
+      rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", std::string(v.preset) + " val", v.torch_val,
+                      r.outcome.losses.val, 4, fmt::format("notebook {:.4f}", v.lecture_val)});
     }
   }
   for (const auto& r : results) {
     if (r.label != "lecture-batchnorm-calibrated") continue;
-    rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm train, calibrated (cell 9)", lecture::kBatchnormCalibratedTrain, r.outcome.losses.train, 4, ""});
-    rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm val, calibrated (cell 9)", lecture::kBatchnormCalibratedVal, r.outcome.losses.val, 4, ""});
+    rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm train, calibrated (cell 9)",
+                    lecture::kBatchnormCalibratedTrain, r.outcome.losses.train, 4, ""});
+    rows.push_back({"final (lecture's seed) vs PyTorch 1.13.1", "lecture-batchnorm val, calibrated (cell 9)",
+                    lecture::kBatchnormCalibratedVal, r.outcome.losses.val, 4, ""});
   }
   // The deep network after 1,000 steps: the statistics the lecture prints (cells 15-17).
   {
@@ -155,21 +163,24 @@ int run_fidelity(const FidelityArgs& a) {
     for (const auto& l : deep.snapshot.layers) {
       if (l.index != 2) continue;
       rows.push_back({sec, "layer 2 (Tanh) std", lecture::kDeepLayer2TanhStd, l.out.std, 2, ""});
-      rows.push_back({sec, "layer 2 (Tanh) saturated % (beyond ±0.97)", lecture::kDeepLayer2SaturatedPct, l.saturated_pct, 2, ""});
+      rows.push_back(
+          {sec, "layer 2 (Tanh) saturated % (beyond ±0.97)", lecture::kDeepLayer2SaturatedPct, l.saturated_pct, 2, ""});
     }
     for (const auto& p : deep.snapshot.params) {
       if (p.name != "layers.0.weight") continue;
       rows.push_back({sec, "weight (30, 100) grad std", lecture::kDeepW1GradStd, p.grad.std, 8, "lecture prints 9.241074e-03"});
-      rows.push_back({sec, "weight (30, 100) grad:data ratio", lecture::kDeepW1GradDataRatio, p.grad_data_ratio, 7, "lecture prints 4.881091e-02"});
+      rows.push_back({sec, "weight (30, 100) grad:data ratio", lecture::kDeepW1GradDataRatio, p.grad_data_ratio, 7,
+                      "lecture prints 4.881091e-02"});
     }
   }
   rows.insert(rows.end(), study_rows.begin(), study_rows.end());
 
   // Write the page.
   std::string md = "# Fidelity: the lecture's numbers beside makemore.cpp's\n\n";
-  md += fmt::format("Generated by `makemore study fidelity{}` on {}. Lecture / PyTorch values: "
-                    "../shared/reference/lecture-numbers.md. 'match' = equal at the printed precision.\n",
-                    a.study_dir.empty() ? "" : " --study " + a.study_dir, input);
+  md += fmt::format(
+      "Generated by `makemore study fidelity{}` on {}. Lecture / PyTorch values: "
+      "../shared/reference/lecture-numbers.md. 'match' = equal at the printed precision.\n",
+      a.study_dir.empty() ? "" : " --study " + a.study_dir, input);
   std::string section;
   int matched = 0, total = 0;
   nlohmann::json jrows = nlohmann::json::array();
@@ -183,7 +194,8 @@ int run_fidelity(const FidelityArgs& a) {
     ++total;
     md += fmt::format("| {} | {:.{}f} | {:.{}f} | {:+.{}f} | {} | {} |\n", r.what, r.lecture, r.decimals, r.ours, r.decimals,
                       r.ours - r.lecture, r.decimals + 1, m ? "yes" : "**no**", r.note);
-    jrows.push_back({{"section", r.section}, {"what", r.what}, {"lecture", r.lecture}, {"ours", r.ours}, {"match", m}, {"note", r.note}});
+    jrows.push_back(
+        {{"section", r.section}, {"what", r.what}, {"lecture", r.lecture}, {"ours", r.ours}, {"match", m}, {"note", r.note}});
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   md += fmt::format("\n{} of {} numbers match at the printed precision. ({:.0f}s)\n", matched, total, seconds);
@@ -200,10 +212,14 @@ int run_fidelity(const FidelityArgs& a) {
 
 Runner add_study_fidelity(CLI::App& study) {
   auto a = std::make_shared<FidelityArgs>();
-  auto* c = study.add_subcommand("fidelity", "Every lecture number beside ours (split sizes, step-0 losses, loss log, final losses)");
+  auto* c =
+      study.add_subcommand("fidelity", "Every lecture number beside ours (split sizes, step-0 losses, loss log, final losses)");
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
-  c->add_option("-o,--out", a->out_dir, "Folder for fidelity.md, fidelity.json and runs/ (its trainings, kept for a rerun)")->capture_default_str();
-  c->add_option("--study", a->study_dir, "A finished `study init` folder: adds the over-seeds comparison, and its lecture-seed runs are used instead of training them again");
+  c->add_option("-o,--out", a->out_dir, "Folder for fidelity.md, fidelity.json and runs/ (its trainings, kept for a rerun)")
+      ->capture_default_str();
+  c->add_option("--study", a->study_dir,
+                "A finished `study init` folder: adds the over-seeds comparison, and its lecture-seed runs are used instead of "
+                "training them again");
   c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(number_in(a->jobs, 0, 256));
   c->add_flag("--json", a->json, "Print one JSON object on stdout");
   return [a] { return run_fidelity(*a); };

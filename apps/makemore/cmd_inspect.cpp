@@ -124,8 +124,8 @@ int run_inspect(const InspectArgs& a) {
       throw Error("--steps trains a fresh network; it does not apply to a saved run (-o DIR); use --preset or --config");
     r = inspect_run(a, a.input);
   } else {
-    const Config cfg = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset)
-                                             : load_config_file(a.config_path);
+    const Config cfg =
+        a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
     r = inspect_fresh(a, cfg, input);
   }
   if (a.json) {
@@ -141,8 +141,7 @@ int run_inspect(const InspectArgs& a) {
 Runner add_inspect(CLI::App& app) {
   auto a = std::make_shared<InspectArgs>();
   auto* c = app.add_subcommand(
-      "inspect",
-      "Activation, gradient and update statistics of a network, the lecture's tables and histograms, and what to fix");
+      "inspect", "Activation, gradient and update statistics of a network, the lecture's tables and histograms, and what to fix");
   auto* p = c->add_option("--preset", a->preset, "Built-in network at initialization (default lecture-batchnorm)");
   auto* f = c->add_option("--config", a->config_path, "Config file, at initialization");
   auto* o = c->add_option("-o,--out", a->run_dir, "A saved run folder (from `makemore train -o DIR`)");
@@ -153,7 +152,8 @@ Runner add_inspect(CLI::App& app) {
       ->capture_default_str()
       ->check(at_least(a->steps, 0));
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt; for -o, the run's words.txt)");
-  c->add_option("--batch-size", a->batch_size, "Minibatch size to measure (default: the config's)")->check(number_in(a->batch_size, 2, 1 << 20));
+  c->add_option("--batch-size", a->batch_size, "Minibatch size to measure (default: the config's)")
+      ->check(number_in(a->batch_size, 2, 1 << 20));
   c->add_flag("--json", a->json, "Print one JSON object on stdout instead of the tables");
   return [a] { return run_inspect(*a); };
 }

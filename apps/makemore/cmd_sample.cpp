@@ -69,10 +69,15 @@ int run_eval(const EvalArgs& a) {
   const SplitLosses l = run.evaluate(calibrate);
   const Splits& splits = run.splits();
   if (a.json) {
-    fmt::print("{}\n", nlohmann::json{{"train_loss", l.train}, {"val_loss", l.val}, {"test_loss", l.test},
-                                      {"step", run.step()}, {"calibrated", calibrate},
-                                      {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}}}
-                           .dump());
+    fmt::print(
+        "{}\n",
+        nlohmann::json{{"train_loss", l.train},
+                       {"val_loss", l.val},
+                       {"test_loss", l.test},
+                       {"step", run.step()},
+                       {"calibrated", calibrate},
+                       {"examples", {{"train", splits.train.size()}, {"val", splits.val.size()}, {"test", splits.test.size()}}}}
+            .dump());
   } else {
     fmt::print("train {:.4f}\nval {:.4f}\ntest {:.4f}\n", l.train, l.val, l.test);
   }
@@ -87,7 +92,9 @@ Runner add_sample(CLI::App& app) {
   c->add_option("-o,--out", a->dir, "Run folder")->capture_default_str();
   c->add_option("-n,--num", a->n, "How many items")->capture_default_str()->check(number_in(a->n, 1, 1000000));
   c->add_option("--seed", a->seed, "Sampling seed (default: the run's seed + 10, as the lecture)")->check(at_least(a->seed, 0));
-  c->add_option("--temperature", a->temperature, "Divide the logits by T (> 0)")->capture_default_str()->check(number_in(a->temperature, 1e-6, 1e6));
+  c->add_option("--temperature", a->temperature, "Divide the logits by T (> 0)")
+      ->capture_default_str()
+      ->check(number_in(a->temperature, 1e-6, 1e6));
   c->add_option("--top-k", a->top_k, "Sample only from the K most likely tokens (0 = all)")->check(at_least(a->top_k, 0));
   c->add_flag("--json", a->json, "Print one JSON object");
   return [a] { return run_sample(*a); };

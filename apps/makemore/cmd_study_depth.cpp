@@ -26,7 +26,7 @@ struct DepthArgs {
   // Given on the command line (otherwise the quick or full grid's value).
   CLI::Option *seeds_opt = nullptr, *steps_opt = nullptr, *width_opt = nullptr, *sgd_opt = nullptr, *adam_opt = nullptr;
   std::vector<CLI::Option*> list_opts;  // --depths ... --optimizers: given empty is a mistake, not "the default"
-  int jobs = 0;  // 0: one per core, as study init and fidelity
+  int jobs = 0;                         // 0: one per core, as study init and fidelity
   std::string input, out_dir = "study-depth";
 };
 
@@ -51,7 +51,8 @@ std::vector<int> parse_depths(const std::string& s) {
       used = 0;
     }
     if (item.empty() || used != item.size())
-      throw Error(fmt::format("--depths: '{}' is not a number; give a comma list of hidden-layer counts from 1 to 50 (e.g. --depths 3,10)", item));
+      throw Error(fmt::format(
+          "--depths: '{}' is not a number; give a comma list of hidden-layer counts from 1 to 50 (e.g. --depths 3,10)", item));
     v.push_back(d);
   }
   return v;
@@ -60,9 +61,12 @@ std::vector<int> parse_depths(const std::string& s) {
 std::vector<bool> parse_residual(const std::string& s) {
   std::vector<bool> v;
   for (const auto& item : split_list(s)) {
-    if (item == "off") v.push_back(false);
-    else if (item == "on") v.push_back(true);
-    else throw Error(fmt::format("--residual: unknown value '{}'; use off, on or off,on", item));
+    if (item == "off")
+      v.push_back(false);
+    else if (item == "on")
+      v.push_back(true);
+    else
+      throw Error(fmt::format("--residual: unknown value '{}'; use off, on or off,on", item));
   }
   return v;
 }
@@ -80,8 +84,10 @@ int run_study_depth(const DepthArgs& a) {
   depth::Grid& g = opt.grid;
   for (const CLI::Option* o : a.list_opts)
     if (o->count() && o->as<std::string>().empty())
-      throw Error(fmt::format("{}: empty; give a comma list (see `makemore study depth --help`), or leave the option out for the "
-                              "grid's default", o->get_name()));
+      throw Error(
+          fmt::format("{}: empty; give a comma list (see `makemore study depth --help`), or leave the option out for the "
+                      "grid's default",
+                      o->get_name()));
   if (!a.depths.empty()) g.depths = parse_depths(a.depths);
   if (!a.inits.empty()) g.inits = split_list(a.inits);
   if (!a.norms.empty()) g.norms = split_list(a.norms);
@@ -101,7 +107,9 @@ int run_study_depth(const DepthArgs& a) {
   // Cost of a cell ~ steps x (depth + 1): the ETA weighs finished cells by it.
   double total_units = 0;
   for (const auto& c : cells) total_units += static_cast<double>(c.depth + 1);
-  fmt::print(stderr, "study depth: {} cells ({} depths x {} inits x {} norms x {} residual x {} optimizers x {} seeds), {} steps each, {} at a time -> {}/\n",
+  fmt::print(stderr,
+             "study depth: {} cells ({} depths x {} inits x {} norms x {} residual x {} optimizers x {} seeds), {} steps each, "
+             "{} at a time -> {}/\n",
              cells.size(), g.depths.size(), g.inits.size(), g.norms.size(), g.residual.size(), g.optimizers.size(), g.seeds,
              g.steps, opt.jobs, opt.out_dir);
   const auto t0 = std::chrono::steady_clock::now();
@@ -118,24 +126,29 @@ int run_study_depth(const DepthArgs& a) {
     const double eta = el / (done_units - reused_units) * (total_units - done_units);
     const std::string st = cell["status"].get<std::string>();
     std::string what = st;
-    if (cell.contains("val_loss") && cell["val_loss"].is_number()) what = fmt::format("val {:.4f} {}", cell["val_loss"].get<double>(), st);
+    if (cell.contains("val_loss") && cell["val_loss"].is_number())
+      what = fmt::format("val {:.4f} {}", cell["val_loss"].get<double>(), st);
     if (st == "failed" && cell.contains("error")) what = "failed: " + cell["error"].get<std::string>();
     fmt::print(stderr, "  [{}/{}] {}: {} ({:.1f}s)  elapsed {}, ETA {}\n", done, total, cell["key"].get<std::string>(), what,
                cell["seconds"].get<double>(), fmt_secs(el), fmt_secs(eta));
     std::fflush(stderr);
   };
-  on_stop_say(fmt::format("interrupted; the cells finished so far are kept in {}/cells/: the same command trains the rest "
-                          "and writes study.json and study.html",
-                          opt.out_dir));
+  on_stop_say(
+      fmt::format("interrupted; the cells finished so far are kept in {}/cells/: the same command trains the rest "
+                  "and writes study.json and study.html",
+                  opt.out_dir));
   const depth::StudyOutput out = depth::run_depth_study(opt, progress);
   fmt::print(log, "\n{}", out.table);
   int failed = 0;
   for (const auto& c : out.study["cells"]) failed += c.value("status", std::string()) == "failed" ? 1 : 0;
-  fmt::print(log, "\n{} cells, {} trained, {} failed, {} kept from an earlier run; {:.0f}s\nresults in {}/study.json, study.html and figures/\n",
+  fmt::print(log,
+             "\n{} cells, {} trained, {} failed, {} kept from an earlier run; {:.0f}s\nresults in {}/study.json, study.html and "
+             "figures/\n",
              out.total, out.trained, failed, out.reused, out.study["seconds"].get<double>(), opt.out_dir);
   if (failed > 0)  // after the results: the cells that ran are kept, and rerunning retrains only the failed ones
-    fmt::print(stderr, "makemore: error: {} of {} cells failed (their errors are above and in {}/study.json); fix the "
-                       "cause and run the same command again: it keeps the finished cells\n",
+    fmt::print(stderr,
+               "makemore: error: {} of {} cells failed (their errors are above and in {}/study.json); fix the "
+               "cause and run the same command again: it keeps the finished cells\n",
                failed, out.total, opt.out_dir);
   if (a.json) {
     nlohmann::json j = out.study;
@@ -155,11 +168,16 @@ Runner add_study_depth(CLI::App& study) {
   auto* c = study.add_subcommand(
       "depth",
       "Depth x initialization x normalization x residual x optimizer grid: does the init still matter in deep networks?");
-  c->add_flag("--full", a->full, "The full grid: depths 2,5,10,20,50, 4,000 steps, 2 seeds (default: the quick grid: depths 3,10, 1,000 steps, 1 seed)");
+  c->add_flag(
+      "--full", a->full,
+      "The full grid: depths 2,5,10,20,50, 4,000 steps, 2 seeds (default: the quick grid: depths 3,10, 1,000 steps, 1 seed)");
   a->list_opts.push_back(c->add_option("--depths", a->depths, "Hidden layers, comma list, each 1..50 (e.g. 3,10)"));
-  a->list_opts.push_back(c->add_option("--inits", a->inits, "Initializations: normal (raw N(0,1)), small (Kaiming x 0.1), kaiming (gain 5/3), kaiming-nogain (gain 1)"));
+  a->list_opts.push_back(
+      c->add_option("--inits", a->inits,
+                    "Initializations: normal (raw N(0,1)), small (Kaiming x 0.1), kaiming (gain 5/3), kaiming-nogain (gain 1)"));
   a->list_opts.push_back(c->add_option("--norms", a->norms, "Normalizations after each hidden Linear: none, batch, layer"));
-  a->list_opts.push_back(c->add_option("--residual", a->residual, "Residual connections around hidden blocks 2..depth: off, on or off,on"));
+  a->list_opts.push_back(
+      c->add_option("--residual", a->residual, "Residual connections around hidden blocks 2..depth: off, on or off,on"));
   a->list_opts.push_back(c->add_option("--optimizers", a->optimizers, "sgd, adam or sgd,adam"));
   a->seeds_opt = c->add_option("--seeds", a->seeds, "Seeds per cell (default: 1 quick, 2 full)");
   a->steps_opt = c->add_option("--steps", a->steps, "Steps per cell (default: 1,000 quick, 4,000 full)");
@@ -169,8 +187,10 @@ Runner add_study_depth(CLI::App& study) {
   c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(number_in(a->jobs, 0, 256));
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
   c->add_option("-o,--out", a->out_dir, "Folder for study.json, study.html, figures/ and cells/")->capture_default_str();
-  c->add_flag("--no-resume", a->no_resume, "Retrain every cell (default: keep cells finished in DIR/cells/ with the same config)");
-  c->add_flag("--json", a->json, "Print study.json without per-cell configs and layer statistics on stdout (the table goes to stderr)");
+  c->add_flag("--no-resume", a->no_resume,
+              "Retrain every cell (default: keep cells finished in DIR/cells/ with the same config)");
+  c->add_flag("--json", a->json,
+              "Print study.json without per-cell configs and layer statistics on stdout (the table goes to stderr)");
   return [a] { return run_study_depth(*a); };
 }
 

@@ -27,7 +27,8 @@ struct TrainArgs {
 
 Run open_run(const TrainArgs& a) {
   if (a.resume) return Run::resume(a.out_dir, a.o.steps, a.settings);
-  const Config base = a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
+  const Config base =
+      a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);
   const std::string source = a.config_path.empty() ? "preset " + base.name : a.config_path;
   const Config cfg = apply_overrides(base, a.o, source);
   return Run::create(a.out_dir, cfg, Dataset::load(a.input.empty() ? default_words_path() : a.input), source, a.overwrite,
@@ -58,11 +59,15 @@ int run_train(const TrainArgs& a) {
   if (!r.divergence.empty()) throw Error(r.divergence);
   fmt::print(log, "{}", describe_result(run, r));
   if (r.stats.interrupted)
-    fmt::print(stderr, "makemore: interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, "
-               "`makemore report -o {}`); `makemore train --resume -o {}` continues it\n", r.stats.steps, cfg.steps, dir, dir, dir, dir);
+    fmt::print(stderr,
+               "makemore: interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, "
+               "`makemore report -o {}`); `makemore train --resume -o {}` continues it\n",
+               r.stats.steps, cfg.steps, dir, dir, dir, dir);
   else if (r.stopped_late)
-    fmt::print(stderr, "makemore: stopped after the training finished; the run is complete and saved in {}, the report "
-               "skipped (`makemore report -o {}` writes it)\n", dir, dir);
+    fmt::print(stderr,
+               "makemore: stopped after the training finished; the run is complete and saved in {}, the report "
+               "skipped (`makemore report -o {}` writes it)\n",
+               dir, dir);
   else if (!r.report_path.empty())
     fmt::print(log, "report: {}\n", r.report_path);
   else if (!r.report_error.empty())
@@ -82,22 +87,25 @@ Runner add_train(CLI::App& app) {
   auto* f = c->add_option("--config", a->config_path, "Config file (JSON; start from `makemore presets show NAME`)");
   p->excludes(f);
   c->add_option("--steps", a->o.steps, "Training steps (overrides the config)")->check(at_least(a->o.steps, 0));
-  c->add_option("--seed", a->o.seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")->check(at_least(a->o.seed, 0));
-  c->add_option("--split-seed", a->o.split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")->check(at_least(a->o.split_seed, 0));
+  c->add_option("--seed", a->o.seed, "Seed of the weights and minibatches (default: the lecture's 2147483647)")
+      ->check(at_least(a->o.seed, 0));
+  c->add_option("--split-seed", a->o.split_seed, "Seed of the 80/10/10 shuffle (default: the lecture's 42)")
+      ->check(at_least(a->o.split_seed, 0));
   c->add_option("--batch-size", a->o.batch_size, "Minibatch size (overrides the config)")->check(at_least(a->o.batch_size, 1));
-  c->add_option("--optimizer", a->o.optimizer, "Optimizer with PyTorch's defaults (overrides the config; settings in train.optimizer)")
+  c->add_option("--optimizer", a->o.optimizer,
+                "Optimizer with PyTorch's defaults (overrides the config; settings in train.optimizer)")
       ->check(CLI::IsMember({"sgd", "rmsprop", "adam", "adamw"}));
   c->add_option("--lr", a->o.lr, "Constant learning rate (overrides the config's schedule)")->check(at_least(a->o.lr, 0));
   c->add_flag("--calibrate", a->o.calibrate, "After training, set BatchNorm running statistics from the whole training set");
   c->add_flag("--json", a->json, "Print the result as one JSON object on stdout (logs go to stderr)");
   c->add_flag("-q,--quiet", a->quiet, "No progress output");
   c->add_option("--diag-every", a->settings.diag_every,
-                 "Record activation / gradient / update statistics every N steps into diagnostics.jsonl, "
-                 "update_ratio.jsonl and inspect.json (0: off; default 1000, or a resumed run's own)")
+                "Record activation / gradient / update statistics every N steps into diagnostics.jsonl, "
+                "update_ratio.jsonl and inspect.json (0: off; default 1000, or a resumed run's own)")
       ->check(at_least(a->settings.diag_every, 0));
   c->add_option("--threads", a->settings.threads,
-                 "Cores one training may use: large matrix products and the evaluation split over them (the lecture's "
-                 "small networks gain little; studies run one training per core instead)")
+                "Cores one training may use: large matrix products and the evaluation split over them (the lecture's "
+                "small networks gain little; studies run one training per core instead)")
       ->capture_default_str()
       ->check(number_in(a->settings.threads, 1, 256));
   c->add_flag("--no-report", a->no_report, "Do not write report.html into the run folder");
@@ -109,8 +117,8 @@ Runner add_train(CLI::App& app) {
                         "Continue the run in -o DIR (stopped by Ctrl-C, or finished: with --steps N to train further) "
                         "with its own config and word list; the same bits as a run never stopped");
   c->add_flag("--overwrite", a->overwrite,
-                         "Replace a run in -o DIR that did not finish (stopped or killed: --resume continues it); a "
-                         "finished run is replaced without it");
+              "Replace a run in -o DIR that did not finish (stopped or killed: --resume continues it); a "
+              "finished run is replaced without it");
   for (const char* other : {"--overwrite", "--preset", "--config", "--input", "--seed", "--split-seed", "--batch-size",
                             "--optimizer", "--lr", "--calibrate"})
     r->excludes(c->get_option(other));

@@ -1,6 +1,9 @@
 // The `makemore` command's subcommands: each registers its options on the CLI11 app and runs
 // as a thin call into the library.
 #pragma once
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <charconv>
 #include <cmath>
@@ -9,9 +12,6 @@
 #include <limits>
 #include <string>
 #include <type_traits>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 namespace mm::cli {
 
@@ -34,15 +34,14 @@ CLI::Validator number_in(const T& /*option variable: its type*/, T lo, T hi = st
         if (ok && v >= lo && v <= hi) return {};
         const std::string kind = std::is_integral_v<T> ? "a whole number" : "a finite number";
         const bool unbounded = hi == std::numeric_limits<T>::max() && ec != std::errc::result_out_of_range;
-        const std::string range = unbounded ? fmt::format("of at least {}", lo)
-                                                                      : fmt::format("from {} to {}", lo, hi);
+        const std::string range = unbounded ? fmt::format("of at least {}", lo) : fmt::format("from {} to {}", lo, hi);
         return "must be " + kind + " " + range + ", got '" + text + "'";
       },
       // What --help shows after the type: the range the check enforces.
-      hi != std::numeric_limits<T>::max() ? fmt::format("{} to {}", lo, hi)
-      : lo == T(0)                        ? std::string("NONNEGATIVE")
+      hi != std::numeric_limits<T>::max()   ? fmt::format("{} to {}", lo, hi)
+      : lo == T(0)                          ? std::string("NONNEGATIVE")
       : lo == T(1) && std::is_integral_v<T> ? std::string("POSITIVE")
-                                          : fmt::format("at least {}", lo));
+                                            : fmt::format("at least {}", lo));
 }
 // The common case: any value from lo up.
 template <class T, class L>

@@ -8,14 +8,15 @@
 #include <vector>
 
 #include "commands.h"
-#include "makemore/layers.h"
-#include "makemore/gemm.h"
 #include "makemore/error.h"
+#include "makemore/gemm.h"
+#include "makemore/layers.h"
 #include "makemore/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"makemore.cpp: the makemore part 3 MLP (activations, gradients, BatchNorm), fast and exact.\n"
-               "Start with `makemore train` (trains lecture-batchnorm on data/names.txt), then `makemore sample -o out`."};
+  CLI::App app{
+      "makemore.cpp: the makemore part 3 MLP (activations, gradients, BatchNorm), fast and exact.\n"
+      "Start with `makemore train` (trains lecture-batchnorm on data/names.txt), then `makemore sample -o out`."};
   app.set_version_flag("--version", "makemore.cpp " + mm::version_string());
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, mm::cli::Runner>> cmds;

@@ -3,10 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/init.h"
 #include "makemore/layers.h"
@@ -19,16 +18,16 @@ struct LayerKind;  // layer_kinds.h
 // them; each kind's entry reads, writes and uses its own (src/layers.cpp).
 struct LayerSpec {
   const LayerKind* kind = nullptr;
-  int out = 0;               // linear: fan_out; 0 with out_is_vocab
-  bool out_is_vocab = false; // linear: "out": "vocab"
+  int out = 0;                // linear: fan_out; 0 with out_is_vocab
+  bool out_is_vocab = false;  // linear: "out": "vocab"
   bool bias = true;
   InitSpec weight_init{InitSpec::Kind::Kaiming};
   InitSpec bias_init{InitSpec::Kind::Zeros};
   BatchNormOptions bn;
-  int flatten_n = 0;         // flatten: consecutive steps to merge (0 = all)
-  NormOptions norm;          // layernorm (groups 1), groupnorm
-  bool gelu_tanh = false;    // gelu: "approximate": "tanh"
-  double dropout_p = 0.5;    // dropout: the chance of zeroing a unit in training (torch's default)
+  int flatten_n = 0;              // flatten: consecutive steps to merge (0 = all)
+  NormOptions norm;               // layernorm (groups 1), groupnorm
+  bool gelu_tanh = false;         // gelu: "approximate": "tanh"
+  double dropout_p = 0.5;         // dropout: the chance of zeroing a unit in training (torch's default)
   std::vector<LayerSpec> layers;  // residual: the branch f of x + f(x)
 };
 
@@ -46,26 +45,26 @@ bool stack_takes_sequence(const std::vector<LayerSpec>& layers);
 struct LrSchedule {
   enum class Kind { Step, Cosine };
   Kind kind = Kind::Step;
-  std::vector<double> values{0.1};       // step: values[i] applies from boundaries[i-1] on
-  std::vector<int64_t> boundaries;       // step: ascending step numbers
-  double max = 0, min = 0;               // cosine
-  int64_t warmup = 0;                    // steps of linear warmup (0: none)
+  std::vector<double> values{0.1};  // step: values[i] applies from boundaries[i-1] on
+  std::vector<int64_t> boundaries;  // step: ascending step numbers
+  double max = 0, min = 0;          // cosine
+  int64_t warmup = 0;               // steps of linear warmup (0: none)
   // total_steps: train.steps, where the cosine reaches min.
   double at(int64_t step, int64_t total_steps) const;
 };
 
 // torch.optim's optimizers with their PyTorch defaults; which fields apply depends on type.
 struct OptimizerSpec {
-  std::string type = "sgd";    // sgd, rmsprop, adam, adamw
-  double momentum = 0;         // sgd, rmsprop
-  double dampening = 0;        // sgd
-  bool nesterov = false;       // sgd
-  double alpha = 0.99;         // rmsprop: smoothing of square_avg
-  bool centered = false;       // rmsprop
+  std::string type = "sgd";           // sgd, rmsprop, adam, adamw
+  double momentum = 0;                // sgd, rmsprop
+  double dampening = 0;               // sgd
+  bool nesterov = false;              // sgd
+  double alpha = 0.99;                // rmsprop: smoothing of square_avg
+  bool centered = false;              // rmsprop
   double beta1 = 0.9, beta2 = 0.999;  // adam, adamw
-  double eps = 1e-8;           // rmsprop, adam, adamw
-  double weight_decay = 0;     // all; adamw's default is 0.01
-  bool amsgrad = false;        // adam, adamw
+  double eps = 1e-8;                  // rmsprop, adam, adamw
+  double weight_decay = 0;            // all; adamw's default is 0.01
+  bool amsgrad = false;               // adam, adamw
   // The defaults of the named type (adamw: weight_decay 0.01).
   static OptimizerSpec defaults(const std::string& type);
   // Plain SGD: the lecture's `p.data += -lr * p.grad`, kept bit for bit.

@@ -31,8 +31,8 @@ class Vocab {
   static Vocab from_chars(const std::u32string& chars);
 
   int size() const { return static_cast<int>(chars_.size()) + 1; }
-  int encode(char32_t c) const;  // -1 when not in the vocabulary
-  char32_t decode(int index) const;  // index 0 -> U'.'
+  int encode(char32_t c) const;                    // -1 when not in the vocabulary
+  char32_t decode(int index) const;                // index 0 -> U'.'
   std::u32string chars() const { return chars_; }  // indices 1..V-1
   std::string token_utf8(int index) const;
 
@@ -55,8 +55,7 @@ struct Splits {
   Examples train, val, test;
 };
 // random.seed(split_seed); random.shuffle(words); n1 = int(0.8 n), n2 = int(0.9 n).
-Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size,
-                   uint64_t split_seed);
+Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size, uint64_t split_seed);
 
 // FNV-1a over the words' code points, each word closed by a newline, as 16 hex digits: what a
 // study stores with each finished training so that a rerun (from any folder, the same words
@@ -77,8 +76,7 @@ class Dataset {
   // when the splits are built); null: the words' own.
   static Dataset load(const std::string& path, const Vocab* fixed_vocab = nullptr);
   // Words already in memory (stripped, non-empty); `source` names them in messages.
-  static Dataset from_words(std::vector<std::u32string> words, std::string source,
-                            const Vocab* fixed_vocab = nullptr);
+  static Dataset from_words(std::vector<std::u32string> words, std::string source, const Vocab* fixed_vocab = nullptr);
 
   const std::string& source() const { return source_; }  // the path, or the name given
   const std::vector<std::u32string>& words() const { return words_; }

@@ -9,10 +9,9 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/data.h"
 
@@ -40,8 +39,8 @@ struct Grid {
   int64_t steps = 1000;
   int width = 64;
   int batch_size = 32;
-  double sgd_lr = 0.1;    // x0.1 for the last quarter of the steps, as the lecture's 150k/200k
-  double adam_lr = 3e-3;  // same decay
+  double sgd_lr = 0.1;            // x0.1 for the last quarter of the steps, as the lecture's 150k/200k
+  double adam_lr = 3e-3;          // same decay
   uint64_t seed = 2147483647ULL;  // seed index s trains with seed + s
 };
 Grid quick_grid();
@@ -75,7 +74,7 @@ Status classify(bool diverged, double val_loss, double unigram, double margin = 
 struct Options {
   Grid grid;
   std::string out_dir = "study-depth";
-  std::string input;   // word list (required: the CLI passes its default)
+  std::string input;  // word list (required: the CLI passes its default)
   int jobs = 2;
   bool resume = true;  // keep cells finished with the same config (DIR/cells/KEY.json)
 };
@@ -86,7 +85,7 @@ using Progress = std::function<void(int done, int total, const nlohmann::json& c
 struct StudyOutput {
   nlohmann::json study;  // what study.json holds
   int trained = 0, reused = 0, total = 0;
-  std::string table;     // the text table
+  std::string table;  // the text table
 };
 
 // Trains every cell not already finished, writing DIR/cells/KEY.json as each finishes and

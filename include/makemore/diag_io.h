@@ -4,10 +4,9 @@
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/doctor.h"
 #include "makemore/snapshot.h"
@@ -31,7 +30,7 @@ std::string format_diagnosis(const Diagnosis& d);
 std::string sparkline(const Histogram& h, int width = 50);  // ▁▂▃▄▅▆▇█, blank for empty bins
 
 // ---- the run folder ---------------------------------------------------------------------------
-inline constexpr const char* kDiagnosticsFile = "diagnostics.jsonl";  // a snapshot per line
+inline constexpr const char* kDiagnosticsFile = "diagnostics.jsonl";   // a snapshot per line
 inline constexpr const char* kUpdateRatioFile = "update_ratio.jsonl";  // {"step", "ratios": {name: log10}}
 inline constexpr const char* kInspectFile = "inspect.json";            // diagnosis_json of the last step
 

@@ -25,14 +25,14 @@ struct Finding {
 // What the doctor examined and found: one measured step, the run's history around it, and
 // the findings (inspect.json holds it; `makemore inspect` prints it).
 struct Diagnosis {
-  std::string name;        // preset / config name
+  std::string name;  // preset / config name
   int vocab_size = 0;
-  double expected_loss = 0;             // ln(vocab): a uniform guess
-  std::optional<double> initial_loss;   // the first minibatch's loss at initialization
-  int64_t steps_trained = 0;            // updates before the measured step
+  double expected_loss = 0;            // ln(vocab): a uniform guess
+  std::optional<double> initial_loss;  // the first minibatch's loss at initialization
+  int64_t steps_trained = 0;           // updates before the measured step
   Snapshot snapshot;
-  std::vector<float> losses;            // per step, when known
-  std::vector<UpdateRatios> ratios;     // when steps ran
+  std::vector<float> losses;         // per step, when known
+  std::vector<UpdateRatios> ratios;  // when steps ran
   std::vector<Finding> findings;
 };
 
@@ -41,11 +41,11 @@ inline constexpr double kOverconfidentExcess = 1.0;  // initial loss > ln(V) + 1
 // |t| > 0.99 share of a Tanh layer. Kaiming init (std 5/3) leaves ~10% there, which the
 // lecture calls fine; the N(0,1) network has ~62%.
 inline constexpr double kSaturatedPct = 25.0;
-inline constexpr double kDepthFactor = 10.0;          // std ratio between first and last layer
+inline constexpr double kDepthFactor = 10.0;  // std ratio between first and last layer
 // log10 update:data: the lecture aims for ~-3; its healthy deep network still has its last
 // Linear at -1.94 after 1000 steps, so "too fast" starts at -1.5.
 inline constexpr double kUpdateLow = -4.0, kUpdateHigh = -1.5;
-inline constexpr int kUpdateWindow = 100;             // recorded steps averaged per parameter
+inline constexpr int kUpdateWindow = 100;  // recorded steps averaged per parameter
 }  // namespace doctor
 
 // What every rule reads: the diagnosis so far, the model, and one walk of its layer tree, with
@@ -54,8 +54,8 @@ struct Exam {
   Exam(const Diagnosis& d, const Model& m);
   const Diagnosis& d;
   const Model& model;
-  std::vector<LayerSite> sites;              // walk_layers(model)
-  std::vector<const LayerDiag*> layers;      // the snapshot's layers in forward order
+  std::vector<LayerSite> sites;                        // walk_layers(model)
+  std::vector<const LayerDiag*> layers;                // the snapshot's layers in forward order
   const LayerSite* site_of(const LayerDiag& l) const;  // nullptr if the model has no such layer
 };
 

@@ -9,21 +9,21 @@ namespace mm {
 
 struct InitSpec {
   enum class Kind {
-    Zeros,         // no draw
-    Ones,          // no draw
-    Constant,      // value; no draw
-    Normal,        // randn * scale (draws even when scale is 0, as the lecture's `randn * 0`)
-    Kaiming,       // randn * gain / sqrt(fan_in): two float roundings, as the lecture writes it
-    TorchLinear,   // nn.Linear's default weight: kaiming_uniform(a=sqrt(5)), bound 1/sqrt(fan_in),
-                   // drawn in torch's (fan_out, fan_in) order and stored transposed
+    Zeros,            // no draw
+    Ones,             // no draw
+    Constant,         // value; no draw
+    Normal,           // randn * scale (draws even when scale is 0, as the lecture's `randn * 0`)
+    Kaiming,          // randn * gain / sqrt(fan_in): two float roundings, as the lecture writes it
+    TorchLinear,      // nn.Linear's default weight: kaiming_uniform(a=sqrt(5)), bound 1/sqrt(fan_in),
+                      // drawn in torch's (fan_out, fan_in) order and stored transposed
     TorchLinearBias,  // nn.Linear's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    XavierNormal,  // torch.nn.init.xavier_normal_: randn * std, std = gain*sqrt(2/(fan_in+fan_out))
-    XavierUniform, // xavier_uniform_: U(-a, a), a = gain*sqrt(6/(fan_in+fan_out))
-    Lsuv,          // randn / sqrt(fan_in), then Model::init's data pass rescales to unit output variance
+    XavierNormal,     // torch.nn.init.xavier_normal_: randn * std, std = gain*sqrt(2/(fan_in+fan_out))
+    XavierUniform,    // xavier_uniform_: U(-a, a), a = gain*sqrt(6/(fan_in+fan_out))
+    Lsuv,             // randn / sqrt(fan_in), then Model::init's data pass rescales to unit output variance
   };
   Kind kind = Kind::Zeros;
-  double scale = 1.0;      // Normal: the factor; Kaiming: an extra factor applied after
-  double value = 0.0;      // Constant
+  double scale = 1.0;         // Normal: the factor; Kaiming: an extra factor applied after
+  double value = 0.0;         // Constant
   std::string gain = "tanh";  // Kaiming, Xavier*: nonlinearity name (linear, tanh, relu, sigmoid) or a number
   // Lsuv: examples in the data batch, tolerance on |var - 1|, most rescaling rounds per layer.
   int lsuv_batch = 512;

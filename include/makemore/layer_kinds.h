@@ -7,12 +7,11 @@
 // owners; this header is what they and each entry share.
 #pragma once
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/config.h"
 #include "makemore/init.h"
@@ -42,10 +41,10 @@ struct LayerTraits {
   // torch.nn.init.calculate_gain for this nonlinearity: "gain": "<name>" in a Kaiming or Xavier
   // init means this number (tanh 5/3, relu sqrt 2, sigmoid 1; a linear layer 1).
   std::optional<double> kaiming_gain = {};
-  bool running_stats = false;     // normalizes by batch statistics in training (at least 2 rows)
-  bool stochastic = false;        // draws from the run's generator in training (ForwardContext::gen)
-  bool after_output = false;      // may follow the output linear (the lecture's last BatchNorm1d)
-  bool takes_sequence = false;    // a stack starting with it gets the embedding as a sequence
+  bool running_stats = false;   // normalizes by batch statistics in training (at least 2 rows)
+  bool stochastic = false;      // draws from the run's generator in training (ForwardContext::gen)
+  bool after_output = false;    // may follow the output linear (the lecture's last BatchNorm1d)
+  bool takes_sequence = false;  // a stack starting with it gets the embedding as a sequence
 };
 
 // Reads one layer's options from its JSON object; every getter names the field on error
@@ -125,7 +124,7 @@ std::string layer_kind_names();
 LayerSpec parse_layer_spec(const nlohmann::json& j, const std::string& where, const std::string& source, int nesting = 0);
 nlohmann::json layer_spec_json(const LayerSpec& s);
 // Follows (time, features) through specs, each named where[i]; throws mm::Error naming the field.
-void check_layer_shapes(const std::vector<LayerSpec>& specs, const std::string& where, const std::string& source,
-                        int& time, int& features);
+void check_layer_shapes(const std::vector<LayerSpec>& specs, const std::string& where, const std::string& source, int& time,
+                        int& features);
 
 }  // namespace mm

@@ -161,8 +161,8 @@ class Linear : public Layer {
   // position by position (pos_begin_[j] .. pos_begin_[j + 1]); row_slot_ is (B, T).
   // slot_rows_[slot_row_begin_[s] ..] are pair s's rows, ascending (backward's sums per pair).
   std::vector<int32_t> slot_of_, slot_token_, row_slot_, pos_begin_, slot_row_begin_, slot_cursor_, slot_rows_;
-  Mat pair_;  // (pairs, fan_out padded to 16): forward C[v] @ W_j; backward G, dout summed per pair
-  Mat dpair_; // (pairs, n_embd): G_j @ W_j^T
+  Mat pair_;   // (pairs, fan_out padded to 16): forward C[v] @ W_j; backward G, dout summed per pair
+  Mat dpair_;  // (pairs, n_embd): G_j @ W_j^T
 };
 
 struct BatchNormOptions {
@@ -195,9 +195,9 @@ class BatchNorm1d : public Layer {
   BatchNormOptions opt_;
   int gamma_ = -1, beta_ = -1, running_mean_ = -1, running_stat_ = -1;
   Mode last_mode_ = Mode::Train;
-  RowVec mean_, inv_std_;  // (1, C) of the last forward
+  RowVec mean_, inv_std_;      // (1, C) of the last forward
   RowVec var_, gsum_, gxsum_;  // (1, C) scratch, kept so the step allocates nothing
-  Mat xhat_;               // (rows, C)
+  Mat xhat_;                   // (rows, C)
   Eigen::Matrix<double, 1, Eigen::Dynamic> cal_sum_, cal_sumsq_;
   double cal_n_ = 0;
 };

@@ -10,7 +10,7 @@ namespace mm::lecture {
 struct VariantNumbers {
   const char* preset;
   const char* what;
-  double step0_loss;              // notebook / PyTorch 1.13.1, lecture's seed
+  double step0_loss;  // notebook / PyTorch 1.13.1, lecture's seed
   double lecture_train, lecture_val;
   double torch_train, torch_val;  // PyTorch 1.13.1 running the lecture's code
 };
@@ -28,9 +28,9 @@ inline constexpr std::array<int, 3> kSplitExamples{182625, 22655, 22866};
 inline constexpr int kWords = 32033;
 inline constexpr int kVocab = 27;
 // lecture-batchnorm, the loss printed every 10k steps (notebook = PyTorch to every digit).
-inline constexpr std::array<double, 20> kBatchnormLossLog{
-    3.3239, 2.0322, 2.5675, 2.0125, 2.2446, 1.8897, 2.0785, 2.3681, 2.2918, 2.0238,
-    2.3673, 2.3132, 1.6414, 1.9311, 2.2231, 2.0027, 2.0997, 2.4949, 2.0199, 2.1707};
+inline constexpr std::array<double, 20> kBatchnormLossLog{3.3239, 2.0322, 2.5675, 2.0125, 2.2446, 1.8897, 2.0785,
+                                                          2.3681, 2.2918, 2.0238, 2.3673, 2.3132, 1.6414, 1.9311,
+                                                          2.2231, 2.0027, 2.0997, 2.4949, 2.0199, 2.1707};
 // lecture-deep after its 1,000 steps, as the notebook prints them (cells 15 and 17):
 // "layer 2 (Tanh): mean -0.00, std 0.63, saturated: 2.78%" and
 // "weight (30, 100) | mean +0.000246 | std 9.241074e-03 | grad:data ratio 4.881091e-02".

@@ -34,8 +34,8 @@ class Model {
   // mode and divide the weight by sqrt(var(output)) until |var - 1| < tol or max_iter rescales.
   // BatchNorm running statistics are restored afterwards. Draws nothing without lsuv layers.
   struct LsuvLayer {
-    std::string weight;  // "layers.0.weight"
-    double variance = 0; // of the layer's output on the batch, after the last rescale
+    std::string weight;   // "layers.0.weight"
+    double variance = 0;  // of the layer's output on the batch, after the last rescale
     int rescales = 0;
   };
   std::vector<LsuvLayer> lsuv(const Examples& train, TorchGenerator& gen);
@@ -85,8 +85,8 @@ class Model {
   std::unique_ptr<Embedding> embedding_;
   Sequential stack_;
   SoftmaxCrossEntropy ce_;
-  Mat dlogits_;  // (B, vocab)
-  Mat dflat_;    // (B, block_size * n_embd)
+  Mat dlogits_;                     // (B, vocab)
+  Mat dflat_;                       // (B, block_size * n_embd)
   Linear* token_reader_ = nullptr;  // the stack's first Linear when it reads the embedding's tokens
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls

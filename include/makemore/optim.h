@@ -47,10 +47,10 @@ class Optimizer {
 
   OptimizerSpec spec_;
   std::size_t n_;
-  int64_t t_ = 0;     // steps taken (Adam's `step` state)
-  FloatBuf buf_a_;    // SGD / RMSprop: momentum_buffer; Adam: exp_avg
-  FloatBuf buf_b_;    // RMSprop: square_avg; Adam: exp_avg_sq
-  FloatBuf buf_c_;    // RMSprop centered: grad_avg; Adam amsgrad: max_exp_avg_sq
+  int64_t t_ = 0;   // steps taken (Adam's `step` state)
+  FloatBuf buf_a_;  // SGD / RMSprop: momentum_buffer; Adam: exp_avg
+  FloatBuf buf_b_;  // RMSprop: square_avg; Adam: exp_avg_sq
+  FloatBuf buf_c_;  // RMSprop centered: grad_avg; Adam amsgrad: max_exp_avg_sq
   FloatBuf empty_;
 };
 

@@ -12,12 +12,12 @@
 namespace mm {
 
 struct ParamInfo {
-  std::string name;   // "layers.3.weight"
-  int rows = 0;       // a 1-D parameter has rows == 1
+  std::string name;  // "layers.3.weight"
+  int rows = 0;      // a 1-D parameter has rows == 1
   int cols = 0;
-  bool is_1d = false;      // shape reported as (cols) rather than (rows, cols)
-  bool trainable = true;   // false: a buffer (running_mean ...), not touched by the optimizer
-  int fan_in = 0;          // for Kaiming / nn.Linear default initialisation
+  bool is_1d = false;     // shape reported as (cols) rather than (rows, cols)
+  bool trainable = true;  // false: a buffer (running_mean ...), not touched by the optimizer
+  int fan_in = 0;         // for Kaiming / nn.Linear default initialisation
   InitSpec init;
   std::size_t offset = 0;  // into values() (trainable) or buffers()
   std::size_t size() const { return static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols); }
@@ -39,8 +39,14 @@ class ParamStore {
   float* grad(int id);  // trainable only
   const float* data(int id) const;
   const float* grad(int id) const;
-  MatMap value(int id) { const auto& p = info(id); return {data(id), p.rows, p.cols}; }
-  MatMap gradient(int id) { const auto& p = info(id); return {grad(id), p.rows, p.cols}; }
+  MatMap value(int id) {
+    const auto& p = info(id);
+    return {data(id), p.rows, p.cols};
+  }
+  MatMap gradient(int id) {
+    const auto& p = info(id);
+    return {grad(id), p.rows, p.cols};
+  }
 
   FloatBuf& values() { return values_; }  // all trainable parameters
   FloatBuf& grads() { return grads_; }

@@ -34,8 +34,8 @@ namespace mm {
 // machine) over `steps` steps after a warm-up. The step is the trainer's, taken apart: the same
 // calls in the same order. Timing each part costs ~20 ns.
 struct ProfileEntry {
-  std::string what;    // "layers.0 Linear(30, 200) forward", "softmax + cross-entropy", ...
-  std::string kind;    // matmul, batchnorm, tanh, softmax, gather, optimizer, other
+  std::string what;  // "layers.0 Linear(30, 200) forward", "softmax + cross-entropy", ...
+  std::string kind;  // matmul, batchnorm, tanh, softmax, gather, optimizer, other
   double ns_per_step = 0;
 };
 struct StepProfile {

@@ -36,11 +36,11 @@ struct Series {
 struct LineChart {
   std::string title, x_label, y_label;
   std::vector<Series> series;
-  bool log_y = false;        // plot log10(y); y <= 0 is skipped; ticks are in log10 units
-  bool has_ref_y = false;    // draw a dashed horizontal line at ref_y (in plotted units)
+  bool log_y = false;      // plot log10(y); y <= 0 is skipped; ticks are in log10 units
+  bool has_ref_y = false;  // draw a dashed horizontal line at ref_y (in plotted units)
   double ref_y = 0;
   std::string ref_label;
-  bool has_x_range = false;  // show exactly [x_min, x_max]; otherwise the data's range,
+  bool has_x_range = false;     // show exactly [x_min, x_max]; otherwise the data's range,
   double x_min = 0, x_max = 1;  // widened to the next tick when that is close
   // The y axis reaches 0 (linear y only). For a scale such as a std: otherwise near-equal
   // values (0.631 to 0.642) fill the frame and an almost flat line looks like jagged noise.
@@ -55,8 +55,8 @@ std::string render_svg(const LineChart& chart);
 // --- histograms as lines ---------------------------------------------------------------------
 
 struct Histogram {
-  std::string label;             // legend text, e.g. "layer 2 (Tanh): mean -0.02, std 0.75, saturated 3.1%"
-  double lo = 0, hi = 1;         // range of the equal-width bins
+  std::string label;      // legend text, e.g. "layer 2 (Tanh): mean -0.02, std 0.75, saturated 3.1%"
+  double lo = 0, hi = 1;  // range of the equal-width bins
   std::vector<double> counts;
 };
 
@@ -86,11 +86,11 @@ std::string render_svg(const BarChart& chart);
 // non-finite value is drawn gray, labelled with its cell_text (e.g. "diverged").
 struct Heatmap {
   std::string title, x_label, y_label, value_label;  // value_label: beside the color bar
-  std::vector<std::string> x_categories;  // columns, left to right
-  std::vector<std::string> y_categories;  // rows, top to bottom
-  std::vector<double> values;             // rows x columns, row-major
-  std::vector<std::string> cell_text;     // same size, or empty; empty text: the value, 2 decimals
-  bool has_range = false;                 // otherwise the finite values' [min, max]
+  std::vector<std::string> x_categories;             // columns, left to right
+  std::vector<std::string> y_categories;             // rows, top to bottom
+  std::vector<double> values;                        // rows x columns, row-major
+  std::vector<std::string> cell_text;                // same size, or empty; empty text: the value, 2 decimals
+  bool has_range = false;                            // otherwise the finite values' [min, max]
   double lo = 0, hi = 1;
   int cell_w = 90, cell_h = 34;
 };

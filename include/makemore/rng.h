@@ -21,8 +21,8 @@ class TorchGenerator {
   explicit TorchGenerator(uint64_t seed = kDefaultSeed) { manual_seed(seed); }
 
   void manual_seed(uint64_t seed);
-  uint32_t random();    // next 32-bit output
-  uint64_t random64();  // two draws, the first the high half
+  uint32_t random();        // next 32-bit output
+  uint64_t random64();      // two draws, the first the high half
   float uniform_float();    // (random() & 0xFFFFFF) * 2^-24
   double uniform_double();  // (random64() & (2^53-1)) * 2^-53
 
@@ -51,7 +51,7 @@ class PyRandom {
  public:
   explicit PyRandom(uint64_t seed = 42) { seed_int(seed); }
   void seed_int(uint64_t seed);
-  uint32_t getrandbits(int k);  // 1 <= k <= 32
+  uint32_t getrandbits(int k);     // 1 <= k <= 32
   uint64_t randbelow(uint64_t n);  // n >= 1
   template <class T>
   void shuffle(std::vector<T>& x) {

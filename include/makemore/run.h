@@ -8,11 +8,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/atomic_file.h"
 #include "makemore/config.h"
@@ -23,18 +22,18 @@
 
 namespace mm {
 
-inline constexpr const char* kCheckpointFile = "model.safetensors";  // parameters, config, vocabulary
-inline constexpr const char* kConfigFile = "config.json";            // the resolved config
-inline constexpr const char* kWordsFile = "words.txt";               // the word list trained on
-inline constexpr const char* kMetricsFile = "metrics.jsonl";         // {"step", "loss", "lr"} per step
-inline constexpr const char* kResultFile = "result.json";            // written once, when the run ends
+inline constexpr const char* kCheckpointFile = "model.safetensors";        // parameters, config, vocabulary
+inline constexpr const char* kConfigFile = "config.json";                  // the resolved config
+inline constexpr const char* kWordsFile = "words.txt";                     // the word list trained on
+inline constexpr const char* kMetricsFile = "metrics.jsonl";               // {"step", "loss", "lr"} per step
+inline constexpr const char* kResultFile = "result.json";                  // written once, when the run ends
 inline constexpr const char* kTrainStateFile = "train_state.safetensors";  // what `train --resume` needs
-inline constexpr const char* kLockFile = ".lock";  // flock'd by the process writing the folder
+inline constexpr const char* kLockFile = ".lock";                          // flock'd by the process writing the folder
 
 // words_fp: words_fingerprint() of the word list trained on (metadata "words_fnv1a64"), so that
 // a run folder whose words.txt was replaced is refused instead of evaluated on other splits.
-void save_checkpoint(const std::string& path, const Model& model, const Config& cfg, const Vocab& vocab,
-                     int64_t step, const std::string& words_fp = "");
+void save_checkpoint(const std::string& path, const Model& model, const Config& cfg, const Vocab& vocab, int64_t step,
+                     const std::string& words_fp = "");
 
 struct LoadedRun {
   Config config;
@@ -75,7 +74,7 @@ struct RunResult {
   TrainStats stats;
   SplitLosses losses;
   double eval_seconds = 0;
-  int64_t resumed_from = 0;  // steps done before this call (0: a new run)
+  int64_t resumed_from = 0;   // steps done before this call (0: a new run)
   bool stopped_late = false;  // the stop flag rose after the last step: complete and saved, no report
   nlohmann::json json;        // result.json as written; null when a divergence left nothing to describe
   std::string report_path;    // report.html, when drawn
@@ -118,7 +117,7 @@ class Run {
   const Config& config() const { return config_; }
   const Vocab& vocab() const { return vocab_; }
   Model& model() { return *model_; }
-  int64_t step() const { return step_; }  // steps done: the checkpoint's, or the train state's
+  int64_t step() const { return step_; }         // steps done: the checkpoint's, or the train state's
   bool finishing() const { return finishing_; }  // resume of a run with all steps done
   bool resumed() const;                          // opened by resume()
   const Dataset& data();

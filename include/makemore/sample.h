@@ -17,7 +17,6 @@ struct SampleOptions {
   int max_length = 256;      // stop a word that never emits the boundary token
 };
 
-std::vector<std::u32string> sample_words(Model& model, const Vocab& vocab, const SampleOptions& opt,
-                                         TorchGenerator& gen);
+std::vector<std::u32string> sample_words(Model& model, const Vocab& vocab, const SampleOptions& opt, TorchGenerator& gen);
 
 }  // namespace mm

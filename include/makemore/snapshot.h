@@ -28,12 +28,12 @@ namespace mm {
 struct LayerDiag {
   const LayerKind* kind = nullptr;  // the layer's registry entry (its traits)
   bool bounded() const;             // a bounded activation
-  int index = 0;          // position in model.stack(), as the lecture numbers its layers; for a
-                          // layer inside a block (a Residual's branch), the block's position
-  std::string name;       // "2", or "2.1" for layer 1 of the branch of stack layer 2
-  std::string type;       // "Linear", "BatchNorm1d", "Tanh" ...: kind's class name, as JSON records it
-  std::string describe;   // "Linear(30, 100, bias=False)"
-  int units = 0;          // output features
+  int index = 0;                    // position in model.stack(), as the lecture numbers its layers; for a
+                                    // layer inside a block (a Residual's branch), the block's position
+  std::string name;                 // "2", or "2.1" for layer 1 of the branch of stack layer 2
+  std::string type;                 // "Linear", "BatchNorm1d", "Tanh" ...: kind's class name, as JSON records it
+  std::string describe;             // "Linear(30, 100, bias=False)"
+  int units = 0;                    // output features
   Moments out;
   double saturated_pct = 0;  // % of |u| > 0.97 (the lecture's cell 15: |out| for a Tanh)
   double sat99_pct = 0;      // % of |u| > 0.99
@@ -45,7 +45,7 @@ struct LayerDiag {
   bool has_grad = false;  // dL/d(out) was recorded (after a backward)
   Moments grad;
   Histogram grad_hist;
-  bool has_pre = false;   // a bounded activation: its input, the pre-activation
+  bool has_pre = false;  // a bounded activation: its input, the pre-activation
   Moments pre;
   Histogram pre_hist;
 };
@@ -54,10 +54,10 @@ struct ParamDiag {
   std::string name;  // "layers.0.weight"
   int rows = 0, cols = 0;
   bool is_1d = false;
-  Moments data;      // after the step's update when there was one (as the lecture prints it)
+  Moments data;  // after the step's update when there was one (as the lecture prints it)
   Moments grad;
-  double grad_data_ratio = 0;  // grad std / data std
-  Histogram hist;    // of the gradient (the lecture's cell 17 plots these)
+  double grad_data_ratio = 0;               // grad std / data std
+  Histogram hist;                           // of the gradient (the lecture's cell 17 plots these)
   std::optional<double> update_data_log10;  // log10(std(update) / std(data)); when updated
 };
 
@@ -72,7 +72,7 @@ struct Snapshot {
   float loss = 0;
   double lr = 0;
   int batch = 0;
-  bool updated = false;  // the step's optimizer update happened (update ratios are valid)
+  bool updated = false;           // the step's optimizer update happened (update ratios are valid)
   std::vector<LayerDiag> layers;  // model.stack()'s layers
   std::vector<LayerDiag> inner;   // the layers inside its blocks (Residual branches), in forward order
   std::vector<ParamDiag> params;
@@ -91,7 +91,7 @@ struct LayerSite {
   int top = 0;                        // the stack position of the block it is in (its own for a stack layer)
   std::string name;                   // "2", or "2.1": layer 1 of the branch of stack layer 2
   bool in_block() const { return name.find('.') != std::string::npos; }
-  const Mat* input() const;           // the last forward's input to it
+  const Mat* input() const;                             // the last forward's input to it
   const Mat& dout() const { return owner->dout(pos); }  // dL/d(its output), after a backward
 };
 std::vector<LayerSite> walk_layers(const Model& model);
@@ -125,7 +125,7 @@ struct DiagOptions {
 class DiagObserver : public Observer {
  public:
   explicit DiagObserver(DiagOptions opt) : opt_(opt) {}
-  std::function<void(const Snapshot&)> on_snapshot;          // e.g. a diagnostics.jsonl line
+  std::function<void(const Snapshot&)> on_snapshot;                       // e.g. a diagnostics.jsonl line
   std::function<void(const UpdateRatios&, const ParamStore&)> on_ratios;  // update_ratio.jsonl
 
   void after_forward(Trainer& t, int64_t step, float loss) override;
@@ -155,7 +155,7 @@ class DiagObserver : public Observer {
   std::vector<float> losses_;
   std::vector<UpdateRatios> ratios_;
   std::optional<Snapshot> current_, last_;
-  FloatBuf before_;   // parameter values before the update
+  FloatBuf before_;  // parameter values before the update
   bool have_before_ = false;
   const Config* trainer_config_ = nullptr;
   std::unique_ptr<Model> twin_;  // the sample pass's copy of the model

@@ -5,11 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "makemore/config.h"
 #include "makemore/data.h"
@@ -18,16 +17,14 @@
 namespace mm {
 
 struct StudyJob {
-  Config config;       // seed and steps already set
-  std::string label;   // e.g. the preset name
+  Config config;      // seed and steps already set
+  std::string label;  // e.g. the preset name
   int seed_index = 0;
 };
 
 // The chunk the loss curve of a study averages over: 1% of the run, from 1 to 1,000 steps
 // (a 300-step run gets 100 points instead of one).
-inline int loss_bucket_steps(int64_t steps) {
-  return static_cast<int>(std::clamp<int64_t>(steps / 100, 1, 1000));
-}
+inline int loss_bucket_steps(int64_t steps) { return static_cast<int>(std::clamp<int64_t>(steps / 100, 1, 1000)); }
 
 struct StudyResult {
   std::string label;
@@ -75,8 +72,8 @@ void parallel_for(std::size_t n, int threads, const std::function<void(std::size
 
 // Runs the jobs on `jobs` threads (0 = one per core). After each job finishes, finished(index,
 // result) and then progress(done, total) are called from its worker thread under a lock.
-std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size,
-                                   int threads, const std::function<void(int, int)>& progress,
+std::vector<StudyResult> run_study(const std::vector<StudyJob>& jobs, const Splits& splits, int vocab_size, int threads,
+                                   const std::function<void(int, int)>& progress,
                                    const std::function<void(std::size_t, const StudyResult&)>& finished = nullptr);
 
 struct MeanStd {

@@ -27,12 +27,12 @@ struct AlignedAllocator {
   AlignedAllocator() noexcept = default;
   template <class U>
   AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
-  T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kBufferAlign}));
-  }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{kBufferAlign}); }
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{kBufferAlign})); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete (p, std::align_val_t{kBufferAlign}); }
   template <class U>
-  bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
+  bool operator==(const AlignedAllocator<U>&) const noexcept {
+    return true;
+  }
 };
 
 using FloatBuf = std::vector<float, AlignedAllocator<float>>;

@@ -35,8 +35,8 @@ class Observer {
 struct TrainStats {
   float initial_loss = 0;  // the first minibatch's loss, before any update (also for 0 steps)
   float last_loss = 0;
-  int64_t steps = 0;       // steps completed
-  double seconds = 0;      // wall time of the loop
+  int64_t steps = 0;   // steps completed
+  double seconds = 0;  // wall time of the loop
   double steps_per_sec = 0;
   bool diverged = false;
   int64_t diverged_step = -1;
@@ -54,7 +54,10 @@ class Trainer {
   void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
   // Continue a saved run: run() starts at `step` (the steps already done) and reports
   // initial_loss as the original run's.
-  void resume_at(int64_t step, float initial_loss) { start_ = step; initial_loss_ = initial_loss; }
+  void resume_at(int64_t step, float initial_loss) {
+    start_ = step;
+    initial_loss_ = initial_loss;
+  }
   int64_t first_step() const { return start_; }
   float initial_loss() const { return initial_loss_; }  // step 0's loss (once it ran, or carried over)
   // One step: draw a minibatch, forward, backward, clip, optimizer update. Returns the loss.
@@ -113,14 +116,14 @@ struct TrainOutcome {
 // What a training needs beyond the model, config and data.
 struct TrainControl {
   const std::atomic<bool>* stop = nullptr;  // raised: stop before the next step
-  std::string resume_from;    // a train state file: the model is already loaded; continue
+  std::string resume_from;                  // a train state file: the model is already loaded; continue
   // Called when the loop ends without diverging (finished or stopped), before calibration and
   // evaluation: where a run folder saves its train state (run.cpp).
   std::function<void(Trainer&, const TrainStats&)> on_trained;
 };
 // An interrupted run (stop raised) is still evaluated: what it learned so far can be saved.
-TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits,
-                                const std::vector<Observer*>& observers, const TrainControl& control = {});
+TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits, const std::vector<Observer*>& observers,
+                                const TrainControl& control = {});
 
 // The train state (train_state.safetensors in a run folder): everything continuing the run needs
 // to give the same bits as never stopping — the step, the parameters, the minibatch generator's
