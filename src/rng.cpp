@@ -1,7 +1,7 @@
 // The two random generators of the lecture: PyTorch 1.13.1's CPU generator (uniforms, randn,
 // randint, multinomial with one sample) and Python's random (seed, getrandbits, shuffle).
 // The exact algorithms, and the vectors that pin them down, are in
-// ../shared/reference/rng/ALGORITHM.md and tests/data/rng/.
+// docs/rng.md and tests/data/rng/.
 #include "makemore/rng.h"
 
 #include <cmath>

@@ -1,6 +1,6 @@
 // The lecture's published numbers that a unit test can afford: with the lecture's seeds, the
 // split sizes and the step-0 minibatch loss of all six presets (notebook / PyTorch 1.13.1
-// values, ../shared/reference/lecture-numbers.md). Needs data/names.txt (scripts/setup.sh).
+// values, docs/lecture-numbers.md). Needs data/names.txt (scripts/setup.sh).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -24,7 +24,7 @@ import os
 import sys
 
 # The scalar normal kernel, the one our generator reproduces bit for bit (the AVX2 one uses
-# Sleef's cos/sin); see ../shared/reference/rng/ALGORITHM.md. Must be set before torch loads.
+# Sleef's cos/sin); see docs/rng.md. Must be set before torch loads.
 os.environ.setdefault('ATEN_CPU_CAPABILITY', 'default')
 
 import numpy as np
