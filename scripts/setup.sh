@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-pkgs=(g++ cmake ninja-build pkgconf libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+pkgs=(g++ cmake ninja-build pkgconf libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
       libgtest-dev libbenchmark-dev libxsmm-dev ca-certificates curl)
 if [ "${MM_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch libopenblas0-pthread); fi
 if [ "${MM_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi

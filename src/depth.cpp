@@ -19,6 +19,7 @@
 #include "makemore/error.h"
 #include "makemore/layer_kinds.h"
 #include "makemore/model.h"
+#include "makemore/page.h"
 #include "makemore/plot.h"
 #include "makemore/run.h"
 #include "makemore/study.h"
@@ -646,12 +647,9 @@ void write_outputs(const std::string& out_dir, const json& study) {
   for (const auto& [f, svg] : curves) write_file_atomic(out_dir + "/figures/" + f, svg);
 
   // The page.
-  std::string html =
-      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>makemore study depth</title>"
-      "<style>body{font-family:sans-serif;max-width:1500px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
-      "td,th{border:1px solid #ccc;padding:3px "
-      "7px;text-align:right}td.l{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:8px}"
-      ".trained{background:#e6f4e6}.stuck{background:#fbeee0}.diverged,.failed{background:#f6dcdc}</style></head><body>";
+  // The shared page (page.h), wide for the side-by-side heatmaps; the body is this study's markup.
+  page::Page doc("makemore study depth", true);
+  std::string html;
   html += fmt::format(
       "<h1>Depth study: does initialization still matter?</h1><p>{} cells: hidden layers {} of width {}, inits {}, norms {}, "
       "residual {}, optimizers {}, {} seed(s), {} steps each (batch {}; lr sgd {} / adam {}, x0.1 for the last quarter). "
@@ -727,8 +725,9 @@ void write_outputs(const std::string& out_dir, const json& study) {
         fmt_num(a1), s1, std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-", std::isfinite(g1) ? fmt::format("{:.2e}", g1) : "-",
         fmt_num(num_of(c["seconds"]), 1));
   }
-  html += "</table></body></html>\n";
-  write_file_atomic(out_dir + "/study.html", html);
+  html += "</table>\n";
+  doc.html(html);
+  write_file_atomic(out_dir + "/study.html", doc.document());
 }
 
 // ---- the run ----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 // character count (no font metrics without a renderer), generously, so labels do not collide.
 #include "makemore/plot.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -313,13 +315,11 @@ bool same_curve(const Series& a, const Series& b, double y_tol) {
 }
 }  // namespace
 
-std::string render_svg(const LineChart& chart) {
-  // Transform first, so ranges and decimation see the plotted values.
-  std::vector<Series> ser = chart.series;
-  if (chart.log_y)
-    for (auto& s : ser)
-      for (double& v : s.y) v = v > 0 ? std::log10(v) : std::numeric_limits<double>::quiet_NaN();
-  Range xr, yr;
+namespace {
+
+// The data window of a line chart over its (already transformed) series; no_data when no
+// point is finite.
+void line_ranges(const LineChart& chart, const std::vector<Series>& ser, Range& xr, Range& yr, bool& no_data) {
   for (const auto& s : ser)
     for (std::size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i)
       if (finite(s.x[i]) && finite(s.y[i])) {
@@ -327,7 +327,7 @@ std::string render_svg(const LineChart& chart) {
         yr.add(s.y[i]);
       }
   if (chart.has_ref_y) yr.add(chart.ref_y);
-  const bool no_data = xr.empty();
+  no_data = xr.empty();
   if (chart.has_x_range && chart.x_max > chart.x_min) {
     xr.lo = chart.x_min;
     xr.hi = chart.x_max;
@@ -345,28 +345,43 @@ std::string render_svg(const LineChart& chart) {
   if (from_zero) yr.add(0);
   yr.finish(0.05);
   if (nonneg) yr.lo = 0;  // no margin below a floor of 0
+}
 
-  // Curves that agree to a fraction of a pixel (study depth's inits under BatchNorm) lie on top
-  // of each other and only the last one drawn shows: its legend entry names the ones it covers.
+// Each series' look, and the legend. Curves that agree to a fraction of a pixel (study depth's
+// inits under BatchNorm) lie on top of each other and only the last one drawn shows: its
+// legend entry names the ones it covers.
+std::vector<LegendEntry> line_legend(const LineChart& chart, const std::vector<Series>& ser, const Range& yr,
+                                     std::vector<LineStyle>& styles) {
   const double y_tol = (yr.hi - yr.lo) / std::max(chart.height, 1) / 4;
-  std::vector<std::string> labels;
-  for (std::size_t i = 0; i < ser.size(); ++i) {
-    labels.push_back(ser[i].label);
-    if (ser[i].label.empty() || ser[i].y.empty()) continue;
-    std::string covered;
-    for (std::size_t j = 0; j < i; ++j)
-      if (!ser[j].label.empty() && same_curve(ser[j], ser[i], y_tol)) covered += (covered.empty() ? "" : ", ") + ser[j].label;
-    if (!covered.empty()) labels.back() += " (drawn over " + covered + ": the same curve)";
-  }
   std::vector<LegendEntry> legend;
   std::size_t style_i = 0;
-  std::vector<LineStyle> styles;
   for (std::size_t i = 0; i < ser.size(); ++i) {
     const auto& s = ser[i];
-    styles.push_back(s.color.empty() ? series_style(style_i++) : LineStyle{s.color, ""});
-    if (!s.label.empty()) legend.push_back({labels[i], styles.back().color, s.width, styles.back().dash});
+    styles.push_back(s.color.empty() ? series_style(style_i++) : LineStyle{s.color, s.dash});
+    if (s.label.empty()) continue;
+    std::string label = s.label, covered;
+    for (std::size_t j = 0; j < i && !s.y.empty(); ++j)
+      if (!ser[j].label.empty() && same_curve(ser[j], s, y_tol)) covered += (covered.empty() ? "" : ", ") + ser[j].label;
+    if (!covered.empty()) label += " (drawn over " + covered + ": the same curve)";
+    legend.push_back({label, styles.back().color, s.width, styles.back().dash});
   }
   if (chart.has_ref_y && !chart.ref_label.empty()) legend.push_back({chart.ref_label, "#555", 1.2, kRefDash});
+  return legend;
+}
+
+}  // namespace
+
+std::string render_svg(const LineChart& chart) {
+  // Transform first, so ranges and decimation see the plotted values.
+  std::vector<Series> ser = chart.series;
+  if (chart.log_y)
+    for (auto& s : ser)
+      for (double& v : s.y) v = v > 0 ? std::log10(v) : std::numeric_limits<double>::quiet_NaN();
+  Range xr, yr;
+  bool no_data = false;
+  line_ranges(chart, ser, xr, yr, no_data);
+  std::vector<LineStyle> styles;
+  const std::vector<LegendEntry> legend = line_legend(chart, ser, yr, styles);
 
   const double W = chart.width;
   const double leg_h = legend_height(legend, W);
@@ -530,35 +545,12 @@ std::string colormap_viridis(double t) {
   return buf;
 }
 
-std::string render_svg(const Heatmap& chart) {
+namespace {
+
+// The colored cells with their text, and the row and column labels.
+void draw_heatmap_cells(std::string& o, const Heatmap& chart, const Range& r, double left, double top) {
   const std::size_t nc = chart.x_categories.size(), nr = chart.y_categories.size();
-  Range r;
-  if (chart.has_range) {
-    r.lo = chart.lo;
-    r.hi = chart.hi;
-  } else {
-    for (std::size_t k = 0; k < nr * nc && k < chart.values.size(); ++k) r.add(chart.values[k]);
-    if (r.empty()) {
-      r.lo = 0;
-      r.hi = 1;
-    }
-    if (r.hi - r.lo < 1e-12) r.hi = r.lo + 1;
-  }
-  std::size_t ylong = 1;
-  for (const auto& c : chart.y_categories) ylong = std::max(ylong, c.size());
   const double cw = chart.cell_w, ch = chart.cell_h;
-  const double left = 34 + kCharW * static_cast<double>(ylong) + 8;
-  const double top = kTitleH + 10;
-  const double grid_w = cw * static_cast<double>(nc), grid_h = ch * static_cast<double>(nr);
-  const double bar_x = left + grid_w + 24, bar_w = 14;
-  const double W =
-      std::max(bar_x + bar_w + 60 + (chart.value_label.empty() ? 0 : 20), kCharW * static_cast<double>(chart.title.size()) + 40);
-  const double bar_h = std::max(grid_h, 120.0);
-  const double H = top + std::max(grid_h + 52, bar_h + 16);
-  std::string o = svg_open(W, H, chart.title);
-  if (!chart.title.empty())
-    o += "<text x=\"" + num(W / 2) + "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" +
-         xml_escape(chart.title) + "</text>";
   for (std::size_t i = 0; i < nr; ++i) {
     const double y = top + ch * static_cast<double>(i);
     o += "<text x=\"" + num(left - 6) + "\" y=\"" + num(y + ch / 2 + 4) + "\" text-anchor=\"end\">" +
@@ -583,6 +575,7 @@ std::string render_svg(const Heatmap& chart) {
            (dark_cell ? "white" : "#111") + "\">" + xml_escape(text) + "</text>";
     }
   }
+  const double grid_w = cw * static_cast<double>(nc), grid_h = ch * static_cast<double>(nr);
   for (std::size_t j = 0; j < nc; ++j)
     o += "<text x=\"" + num(left + cw * (static_cast<double>(j) + 0.5)) + "\" y=\"" + num(top + grid_h + 16) +
          "\" text-anchor=\"middle\">" + xml_escape(chart.x_categories[j]) + "</text>";
@@ -592,7 +585,11 @@ std::string render_svg(const Heatmap& chart) {
   if (!chart.y_label.empty())
     o += "<text transform=\"translate(16," + num(top + grid_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
          xml_escape(chart.y_label) + "</text>";
-  // The color bar: 32 bands from lo (bottom) to hi (top), with ticks.
+}
+
+// The color bar: 32 bands from lo (bottom) to hi (top), with ticks.
+void draw_color_bar(std::string& o, const Range& r, double bar_x, double top, double bar_h) {
+  const double bar_w = 14;
   const int bands = 32;
   for (int b = 0; b < bands; ++b) {
     const double y = top + bar_h * (1.0 - (b + 1.0) / bands);
@@ -610,6 +607,40 @@ std::string render_svg(const Heatmap& chart) {
          "\" stroke=\"#333\"/><text x=\"" + num(bar_x + bar_w + 7) + "\" y=\"" + num(y + 4) + "\">" +
          xml_escape(format_tick(v, step)) + "</text>";
   }
+}
+
+}  // namespace
+
+std::string render_svg(const Heatmap& chart) {
+  const std::size_t nc = chart.x_categories.size(), nr = chart.y_categories.size();
+  Range r;
+  if (chart.has_range) {
+    r.lo = chart.lo;
+    r.hi = chart.hi;
+  } else {
+    for (std::size_t k = 0; k < nr * nc && k < chart.values.size(); ++k) r.add(chart.values[k]);
+    if (r.empty()) {
+      r.lo = 0;
+      r.hi = 1;
+    }
+    if (r.hi - r.lo < 1e-12) r.hi = r.lo + 1;
+  }
+  std::size_t ylong = 1;
+  for (const auto& c : chart.y_categories) ylong = std::max(ylong, c.size());
+  const double left = 34 + kCharW * static_cast<double>(ylong) + 8;
+  const double top = kTitleH + 10;
+  const double grid_w = chart.cell_w * static_cast<double>(nc), grid_h = chart.cell_h * static_cast<double>(nr);
+  const double bar_x = left + grid_w + 24, bar_w = 14;
+  const double W =
+      std::max(bar_x + bar_w + 60 + (chart.value_label.empty() ? 0 : 20), kCharW * static_cast<double>(chart.title.size()) + 40);
+  const double bar_h = std::max(grid_h, 120.0);
+  const double H = top + std::max(grid_h + 52, bar_h + 16);
+  std::string o = svg_open(W, H, chart.title);
+  if (!chart.title.empty())
+    o += "<text x=\"" + num(W / 2) + "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" +
+         xml_escape(chart.title) + "</text>";
+  draw_heatmap_cells(o, chart, r, left, top);
+  draw_color_bar(o, r, bar_x, top, bar_h);
   if (!chart.value_label.empty())
     o += "<text transform=\"translate(" + num(W - 8) + "," + num(top + bar_h / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
          xml_escape(chart.value_label) + "</text>";
@@ -670,23 +701,14 @@ std::string encode_png(const GrayImage& img) {
     raw += '\0';
     raw.append(reinterpret_cast<const char*>(img.pixels.data()) + static_cast<std::size_t>(r) * w, w);
   }
-  std::string z;
-  z += '\x78';  // CMF: deflate, 32K window
-  z += '\x01';  // FLG: no dictionary, (CMF*256 + FLG) % 31 == 0
-  std::size_t pos = 0;
-  do {  // stored blocks hold at most 65535 bytes each; an empty image still needs one block
-    const std::size_t len = std::min<std::size_t>(65535, raw.size() - pos);
-    const bool final = pos + len == raw.size();
-    z += static_cast<char>(final ? 1 : 0);  // BFINAL, BTYPE = 00 (stored)
-    const auto l16 = static_cast<uint16_t>(len), nl16 = static_cast<uint16_t>(~l16);
-    z += static_cast<char>(l16 & 0xFF);
-    z += static_cast<char>(l16 >> 8);
-    z += static_cast<char>(nl16 & 0xFF);
-    z += static_cast<char>(nl16 >> 8);
-    z.append(raw, pos, len);
-    pos += len;
-  } while (pos < raw.size());
-  put_be32(z, adler32(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
+  // zlib at its best compression: the saturation map's rows repeat `scale` times and its
+  // cells are runs of equal bytes, so a 100 KB image becomes a few hundred bytes.
+  uLongf zlen = compressBound(static_cast<uLong>(raw.size()));
+  std::string z(zlen, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(z.data()), &zlen, reinterpret_cast<const Bytef*>(raw.data()),
+                static_cast<uLong>(raw.size()), Z_BEST_COMPRESSION) != Z_OK)
+    throw std::runtime_error("encode_png: zlib could not compress the image");
+  z.resize(zlen);
 
   std::string png("\x89PNG\r\n\x1a\n", 8);
   std::string ihdr;

@@ -28,6 +28,7 @@
 
 #include "makemore/checkpoint.h"
 #include "makemore/data.h"
+#include "makemore/page.h"
 #include "makemore/version.h"
 #include "test_util.h"
 
@@ -956,6 +957,10 @@ TEST(CliStudy, InitShortOneSeedStudy) {
   const std::string svg = read_file(dir.path() / "st" / "figures" / "loss_curves.svg");
   EXPECT_NE(svg.find("each 3-step chunk"), std::string::npos);
   EXPECT_GE(std::count(svg.begin(), svg.end(), 'L'), 5 * 50) << "five curves of ~100 points";
+  // study.html is the shared page: it had no stylesheet at all.
+  const std::string html = read_file(dir.path() / "st" / "study.html");
+  EXPECT_NE(html.find(mm::page::stylesheet()), std::string::npos);
+  EXPECT_NE(html.find("<th class=\"l\">variant</th>"), std::string::npos);
 }
 
 // Ctrl-C in a study: one line says what is kept and how to go on; the rerun keeps it.

@@ -24,6 +24,7 @@
 #include "makemore/error.h"
 #include "makemore/layer_kinds.h"
 #include "makemore/model.h"
+#include "makemore/page.h"
 #include "makemore/rng.h"
 #include "test_util.h"
 
@@ -381,6 +382,7 @@ TEST(DepthStudy, TinyStudyWritesEverythingAndResumes) {
   EXPECT_NE(read_file(figs / "act_std_batch_plain.svg").find("text-anchor=\"end\">0.0</text>"), std::string::npos);
   const std::string html = read_file(fs::path(opt.out_dir) / "study.html");
   EXPECT_NE(html.find("</html>"), std::string::npos);
+  EXPECT_NE(html.find(mm::page::stylesheet()), std::string::npos);  // the pages' one stylesheet
   EXPECT_NE(html.find("heatmap_batch_plain_sgd.svg"), std::string::npos);
   EXPECT_NE(html.find("act_std_none_plain.svg"), std::string::npos);
   EXPECT_NE(out.table.find("trained: val loss <"), std::string::npos);

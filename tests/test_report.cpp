@@ -1,11 +1,12 @@
 // Tests of plot.h (SVG charts, PNG writer, base64) and report.h (the run report): SVGs are
-// checked with a tiny XML well-formedness checker, PNGs are decoded here (stored deflate
-// blocks, CRC-32, Adler-32), and reports are built from synthetic run folders that follow the
+// checked with a tiny XML well-formedness checker, PNGs are decoded here (chunks and CRC-32
+// here, the zlib stream by zlib's inflate), and reports are built from synthetic run folders that follow the
 // diagnostics files' schema, plus one real tiny training run for the samples and the
 // `train` hook. When /usr/bin/chromium exists, the report is also rendered headless.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "makemore/error.h"
+#include "makemore/page.h"
 #include "makemore/plot.h"
 #include "makemore/report.h"
 #include "test_util.h"
@@ -139,7 +141,7 @@ std::string xml_error(const std::string& s) {
   return "";
 }
 
-// ---- PNG decoding (stored deflate blocks only, which is all encode_png writes) ---------------
+// ---- PNG decoding (the zlib stream inflated by zlib) -------------------------------------------
 
 uint32_t be32(const std::string& s, std::size_t p) {
   return (uint32_t(uint8_t(s[p])) << 24) | (uint32_t(uint8_t(s[p + 1])) << 16) | (uint32_t(uint8_t(s[p + 2])) << 8) |
@@ -207,41 +209,21 @@ DecodedPng decode_png(const std::string& png) {
     d.error = "bad zlib header";
     return d;
   }
-  std::string raw;
-  std::size_t q = 2;
-  for (;;) {
-    if (q + 5 > idat.size()) {
-      d.error = "truncated deflate block";
-      return d;
-    }
-    const unsigned hdr = uint8_t(idat[q]);
-    if (((hdr >> 1) & 3) != 0) {
-      d.error = "not a stored block";
-      return d;
-    }
-    const unsigned len = uint8_t(idat[q + 1]) | (unsigned(uint8_t(idat[q + 2])) << 8);
-    const unsigned nlen = uint8_t(idat[q + 3]) | (unsigned(uint8_t(idat[q + 4])) << 8);
-    if ((len ^ 0xFFFFu) != nlen) {
-      d.error = "LEN/NLEN mismatch";
-      return d;
-    }
-    if (q + 5 + len > idat.size()) {
-      d.error = "stored block past the end";
-      return d;
-    }
-    raw += idat.substr(q + 5, len);
-    q += 5 + len;
-    if (hdr & 1) break;
-  }
-  if (q + 4 != idat.size()) {
-    d.error = "bad Adler-32 position";
+  // zlib's own inflate (an implementation independent of ours) checks the deflate stream and
+  // its Adler-32; the image's size is known from IHDR.
+  const std::size_t stride = std::size_t(d.width) + 1;
+  std::string raw(stride * std::size_t(d.height), '\0');
+  uLongf raw_len = static_cast<uLongf>(raw.size());
+  if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &raw_len, reinterpret_cast<const Bytef*>(idat.data()),
+                 static_cast<uLong>(idat.size())) != Z_OK) {
+    d.error = "zlib stream does not inflate to the image's size";
     return d;
   }
-  if (plot::adler32(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()) != be32(idat, q)) {
+  raw.resize(raw_len);
+  if (plot::adler32(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()) != be32(idat, idat.size() - 4)) {
     d.error = "bad Adler-32";
     return d;
   }
-  const std::size_t stride = std::size_t(d.width) + 1;
   if (d.bit_depth != 8 || d.color_type != 0 || raw.size() != stride * std::size_t(d.height)) {
     d.error = "unexpected layout";
     return d;
@@ -424,8 +406,8 @@ TEST(Plot, LineChartIsWellFormedWithLabelsAndLegend) {
   c.has_ref_y = true;
   c.ref_y = -3;
   c.ref_label = "reference -3";
-  c.series.push_back({"train \"raw\"", {0, 1, 2, 3}, {-1, -2, NAN, -4}, 1, "", 1});
-  c.series.push_back({"val", {0, 1, 2, 3}, {-1.5, -2.5, -3.5, -3.7}, 2, "#123456", 0.5});
+  c.series.push_back({"train \"raw\"", {0, 1, 2, 3}, {-1, -2, NAN, -4}, 1, "", 1, ""});
+  c.series.push_back({"val", {0, 1, 2, 3}, {-1.5, -2.5, -3.5, -3.7}, 2, "#123456", 0.5, ""});
   const std::string svg = plot::render_svg(c);
   EXPECT_EQ(xml_error(svg), "") << svg;
   for (const char* s :
@@ -459,7 +441,7 @@ TEST(Plot, SeriesBeyondThePaletteStayDistinguishable) {
   plot::LineChart c;
   const std::size_t n = 3 * plot::palette().size() + 3;
   for (std::size_t k = 0; k < n; ++k)
-    c.series.push_back({"layers." + std::to_string(k) + ".weight", {0, 1}, {double(k), double(k) + 0.5}, 1.2, "", 1});
+    c.series.push_back({"layers." + std::to_string(k) + ".weight", {0, 1}, {double(k), double(k) + 0.5}, 1.2, "", 1, ""});
   const std::string svg = plot::render_svg(c);
   EXPECT_EQ(xml_error(svg), "") << svg;
   const auto lines = stroke_styles(svg, "path");
@@ -480,7 +462,7 @@ TEST(Plot, YFromZeroDrawsNearEqualValuesLevel) {
   // study depth's activation std per layer with a norm layer: every value ~0.63. Zoomed to
   // [0.631, 0.642] the line zigzags across the whole frame; from 0 it is level, as it is.
   plot::LineChart c;
-  c.series.push_back({"batch", {1, 2, 3, 4, 5, 6}, {0.631, 0.642, 0.634, 0.640, 0.633, 0.641}, 1.5, "", 1});
+  c.series.push_back({"batch", {1, 2, 3, 4, 5, 6}, {0.631, 0.642, 0.634, 0.640, 0.633, 0.641}, 1.5, "", 1, ""});
   auto path_height = [](const std::string& svg) {
     const std::size_t d = svg.find(" d=\"", svg.find("<path"));
     std::istringstream in(svg.substr(d + 4, svg.find('"', d + 4) - d - 4));
@@ -506,10 +488,10 @@ TEST(Plot, YFromZeroDrawsNearEqualValuesLevel) {
 // shows; its legend says which ones it covers. Curves that differ keep their labels.
 TEST(Plot, IdenticalCurvesSayTheyCoverEachOther) {
   plot::LineChart c;
-  c.series.push_back({"normal", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1});
-  c.series.push_back({"small", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1});
-  c.series.push_back({"kaiming", {1, 2, 3}, {0.63, 0.64, 0.635}, 1.5, "", 1});            // half the range apart
-  c.series.push_back({"kaiming-nogain", {1, 2, 3}, {0.63, 0.64, 0.630001}, 1.5, "", 1});  // 1e-6: a 100th of a pixel
+  c.series.push_back({"normal", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1, ""});
+  c.series.push_back({"small", {1, 2, 3}, {0.63, 0.64, 0.63}, 1.5, "", 1, ""});
+  c.series.push_back({"kaiming", {1, 2, 3}, {0.63, 0.64, 0.635}, 1.5, "", 1, ""});            // half the range apart
+  c.series.push_back({"kaiming-nogain", {1, 2, 3}, {0.63, 0.64, 0.630001}, 1.5, "", 1, ""});  // 1e-6: a 100th of a pixel
   const std::string svg = plot::render_svg(c);
   EXPECT_EQ(xml_error(svg), "") << svg;
   EXPECT_NE(svg.find(">small (drawn over normal: the same curve)<"), std::string::npos) << svg;
@@ -521,7 +503,7 @@ TEST(Plot, IdenticalCurvesSayTheyCoverEachOther) {
 TEST(Plot, LogYSkipsNonPositiveAndEmptyChartSaysSo) {
   plot::LineChart c;
   c.log_y = true;
-  c.series.push_back({"s", {0, 1, 2}, {0, -1, 100}, 1, "", 1});
+  c.series.push_back({"s", {0, 1, 2}, {0, -1, 100}, 1, "", 1, ""});
   std::string svg = plot::render_svg(c);
   EXPECT_EQ(xml_error(svg), "");
   EXPECT_EQ(svg.find("nan"), std::string::npos);
@@ -631,7 +613,7 @@ TEST(Png, Base64) {
 }
 
 TEST(Png, RoundTripsSmallAndMultiBlockImages) {
-  for (int side : {1, 3, 300}) {  // 300 x 301 bytes needs two stored blocks
+  for (int side : {1, 3, 300}) {
     plot::GrayImage img;
     img.width = side;
     img.height = side;
@@ -643,6 +625,22 @@ TEST(Png, RoundTripsSmallAndMultiBlockImages) {
     EXPECT_EQ(d.pixels, img.pixels);
   }
   EXPECT_THROW(plot::encode_png(plot::GrayImage{2, 2, {0, 0, 0}}), std::invalid_argument);
+}
+
+TEST(Png, SaturationMapIsCompressed) {
+  // The lecture's map, 32 x 200 cells at 4 x 4 pixels: 102,528 bytes of scanlines. Stored
+  // uncompressed it was 100 KB of a 231 KB report; its repeated rows and runs deflate to little.
+  std::string bits(32 * 200, '0');
+  for (int r = 0; r < 32; ++r)
+    for (int c = 0; c < 200; c += 7) bits[std::size_t(r * 200 + c)] = '1';
+  const std::string png = plot::encode_png(plot::saturation_image(32, 200, bits, 4));
+  EXPECT_LT(png.size(), 2000u);
+  const DecodedPng d = decode_png(png);
+  ASSERT_EQ(d.error, "");
+  ASSERT_EQ(d.pixels.size(), 800u * 128u);
+  EXPECT_EQ(d.pixels[0], 255);      // row 0, column 0: white
+  EXPECT_EQ(d.pixels[4], 0);        // column 1
+  EXPECT_EQ(d.pixels[7 * 4], 255);  // column 7
 }
 
 TEST(Png, SaturationImage) {
@@ -686,6 +684,13 @@ TEST(Report, SyntheticRunHasEverySectionAndFigure) {
   EXPECT_NE(html.find("3.2958"), std::string::npos);                  // expected initial loss
   EXPECT_NE(html.find("layer 2 (Tanh): mean"), std::string::npos);    // a legend entry
   EXPECT_NE(html.find("1e-3, the lecture"), std::string::npos);       // the -3 line's legend
+  // Paths on the page are relative: the folder is the page's own, never the absolute one.
+  EXPECT_EQ(html.find(fs::absolute(run).string()), std::string::npos);
+  EXPECT_NE(html.find("Run folder: the folder of this page"), std::string::npos);
+  // The shared page: its stylesheet and a navigation bar linking every section.
+  EXPECT_NE(html.find(mm::page::stylesheet()), std::string::npos);
+  for (const char* id : {"results", "samples", "findings", "figures", "config"})
+    EXPECT_NE(html.find(std::string("<a href=\"#") + id + "\">"), std::string::npos) << id;
   // No checkpoint: the samples section says so instead of failing.
   EXPECT_NE(html.find("model.safetensors is missing"), std::string::npos);
   // Every figure file exists; the SVGs are well-formed standalone documents.
@@ -772,6 +777,26 @@ TEST(Report, UpdateRatiosWithoutASnapshotAreInNumericLayerOrder) {
     ASSERT_NE(at.back(), std::string::npos) << name;
   }
   EXPECT_TRUE(std::is_sorted(at.begin(), at.end())) << ur;
+}
+
+TEST(Page, TablesEscapeAndAlignAndTheDocumentCarriesTheStylesheet) {
+  mm::page::Table t({"name", "kind", "value"}, 2);
+  t.add({"a<b", "x & y", "1.5"}, "stuck");
+  EXPECT_EQ(t.html(),
+            "<table><tr><th class=\"l\">name</th><th class=\"l\">kind</th><th>value</th></tr><tr class=\"stuck\"><td "
+            "class=\"l\">a&lt;b</td><td class=\"l\">x &amp; y</td><td>1.5</td></tr></table>\n");
+  mm::page::Page p("title <1>", true);
+  p.section("one", "Section & one");
+  p.figure_row({{"f1", "F1", "caption 1", "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>", ""},
+                {"f2", "F2", "caption 2", "", std::string("\x89PNG", 4)}});
+  const std::string doc = p.document();
+  EXPECT_NE(doc.find("<title>title &lt;1&gt;</title>"), std::string::npos);
+  EXPECT_NE(doc.find("<body class=\"wide\">"), std::string::npos);
+  EXPECT_NE(doc.find("<nav><a href=\"#one\">Section &amp; one</a></nav>"), std::string::npos);
+  EXPECT_NE(doc.find(mm::page::stylesheet()), std::string::npos);
+  EXPECT_NE(doc.find("<div class=\"figs\">"), std::string::npos);
+  EXPECT_EQ(doc.find("http://"), std::string::npos);  // the SVG's namespace goes: nothing to fetch
+  EXPECT_EQ(p.figure_ids(), (std::vector<std::string>{"f1", "f2"}));
 }
 
 TEST(Report, ToleratesMissingAndTornFiles) {

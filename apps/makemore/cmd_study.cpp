@@ -16,6 +16,7 @@
 #include "makemore/data.h"
 #include "makemore/error.h"
 #include "makemore/lecture.h"
+#include "makemore/page.h"
 #include "makemore/plot.h"
 #include "makemore/presets.h"
 #include "makemore/run.h"
@@ -259,22 +260,23 @@ int run_study_init(const StudyInitArgs& a) {
   std::filesystem::create_directories(a.out_dir + "/figures");
   write_file_atomic(a.out_dir + "/figures/val_loss.svg", bar_svg);
   write_file_atomic(a.out_dir + "/figures/loss_curves.svg", curve_svg);
-  std::string html =
-      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>makemore study init</title>"
-      "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
-      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>";
+  // The shared page (page.h): its stylesheet; the body is this study's markup.
+  page::Page doc("makemore study init");
+  std::string html;
   html += fmt::format(
       "<h1>Initialization study: the lecture's loss log over {} seeds</h1><p>{} trainings of {} steps ({} trained in "
       "{:.0f} s by this run, {} kept from an earlier one). Expected loss at initialization: -ln(1/{}) = {:.4f}.</p>",
       a.seeds, results.size(), jobs[0].config.steps, plan.todo.size(), seconds, reused, vocab.size(), expected);
   html +=
-      "<table><tr><th>variant</th><th>step-0 loss</th><th>lecture step-0</th><th>train (mean ± std)</th><th>val (mean ± "
+      "<table><tr><th class=\"l\">variant</th><th>step-0 loss</th><th>lecture step-0</th><th>train (mean ± std)</th><th>val "
+      "(mean ± "
       "std)</th><th>lecture train / val</th></tr>";
   for (const auto& v : lecture::kVariants) {
     const Row& r = rows[v.preset];
-    html += fmt::format("<tr><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:.4f} / {:.4f}</td></tr>",
-                        xml_escape(v.preset), r.step0_lecture_seed, v.step0_loss, mean_pm(r.train), mean_pm(r.val),
-                        v.lecture_train, v.lecture_val);
+    html += fmt::format(
+        "<tr><td class=\"l\">{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{}</td><td>{}</td><td>{:.4f} / {:.4f}</td></tr>",
+        xml_escape(v.preset), r.step0_lecture_seed, v.step0_loss, mean_pm(r.train), mean_pm(r.val), v.lecture_train,
+        v.lecture_val);
   }
   html += "</table><h2>Differences between consecutive variants</h2><ul>";
   for (const auto& d : diffs) {
@@ -287,8 +289,9 @@ int run_study_init(const StudyInitArgs& a) {
                           d["welch_t"].get<double>(), d["t_critical_95"].get<double>(),
                           d["significant"].get<bool>() ? "larger than the seed spread" : "within the seed spread");
   }
-  html += "</ul><h2>Figures</h2>" + bar_svg + curve_svg + "</body></html>\n";
-  write_file_atomic(a.out_dir + "/study.html", html);
+  html += "</ul><h2>Figures</h2>" + bar_svg + curve_svg;
+  doc.html(html);
+  write_file_atomic(a.out_dir + "/study.html", doc.document());
   fmt::print(log, "results in {}/study.json, study.html and figures/\n", a.out_dir);
   if (a.json) {
     for (auto& v : out["variants"]) v.erase("runs");

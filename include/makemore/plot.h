@@ -1,8 +1,8 @@
 // A small SVG plotting library with no dependencies, for the report's figures: line charts
 // (several series, legend, nice ticks, optional log10 y, a horizontal reference line),
 // histogram-as-line charts (the lecture's "activation distribution" figure), and bar charts
-// with error bars. Also a minimal PNG writer (8-bit gray, stored deflate blocks, so no zlib)
-// and a base64 encoder to inline the PNG into HTML. Reading run folders is report.h's job.
+// with error bars. Also a minimal PNG writer (8-bit gray, compressed with zlib) and a base64
+// encoder to inline the PNG into HTML. Reading run folders is report.h's job.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,8 +29,9 @@ struct Series {
   std::string label;         // empty: not shown in the legend
   std::vector<double> x, y;  // same length; non-finite points break the line
   double width = 1.5;        // stroke width in px
-  std::string color;         // CSS color, solid; empty picks the next series_style()
+  std::string color;         // CSS color; empty picks the next series_style()
   double opacity = 1.0;
+  std::string dash;  // with a color: an SVG stroke-dasharray ("6 3"); empty: solid
 };
 
 struct LineChart {
@@ -119,7 +120,7 @@ struct GrayImage {
 
 uint32_t crc32(const uint8_t* data, std::size_t n, uint32_t crc = 0);
 uint32_t adler32(const uint8_t* data, std::size_t n, uint32_t adler = 1);
-// The bytes of an 8-bit grayscale PNG (zlib stream of stored deflate blocks).
+// The bytes of an 8-bit grayscale PNG (one zlib stream, best compression).
 std::string encode_png(const GrayImage& img);
 
 // The lecture's saturation picture: rows x cols cells from bits ('1' = |h| > 0.99 -> white),
