@@ -94,9 +94,8 @@ std::string Page::document() const {
     for (const auto& [id, title] : nav_) nav += "<a href=\"#" + escape(id) + "\">" + escape(title) + "</a>";
     nav += "</nav>\n";
   }
-  return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + escape(title_) +
-         "</title>\n<style>" + kStyle + "</style>\n</head>\n<body" + (wide_ ? " class=\"wide\"" : "") + ">\n" + nav + body_ +
-         "</body>\n</html>\n";
+  return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + escape(title_) + "</title>\n<style>" +
+         kStyle + "</style>\n</head>\n<body" + (wide_ ? " class=\"wide\"" : "") + ">\n" + nav + body_ + "</body>\n</html>\n";
 }
 
 }  // namespace mm::page

@@ -171,9 +171,9 @@ void prefer_checkpoint_config(RunRecord& r, Inputs& in) {
   try {
     const json saved = load_run(r.dir).config.to_json();
     if (saved != *r.config) {
-      in.missing.push_back(fmt::format(
-          "{}: differs from the config saved in {} (edited after training?); the report shows the checkpoint's", kConfigFile,
-          kCheckpointFile));
+      in.missing.push_back(
+          fmt::format("{}: differs from the config saved in {} (edited after training?); the report shows the checkpoint's",
+                      kConfigFile, kCheckpointFile));
       r.config = saved;
     }
   } catch (const std::exception&) {  // a damaged checkpoint is reported where the model is used
@@ -274,7 +274,8 @@ InspectRecord inspect_record(const json& j) {
       if (layer == "null") layer.clear();
       r.findings.push_back({str(f, "id"), layer, str(f, "message"), str(f, "evidence"), str(f, "fix")});
     }
-  if (j.is_object() && j.contains("saturation_map")) r.saturation_map = saturation_map(j["saturation_map"], r.saturation_map_error);
+  if (j.is_object() && j.contains("saturation_map"))
+    r.saturation_map = saturation_map(j["saturation_map"], r.saturation_map_error);
   return r;
 }
 
@@ -296,8 +297,8 @@ double RunRecord::initial_loss() const {
 RunRecord read_run_record(const std::string& dir_text) {
   const fs::path dir(dir_text);
   std::error_code ec;
-  if (!fs::is_directory(dir, ec) || (!fs::exists(dir / kConfigFile, ec) && !fs::exists(dir / kMetricsFile, ec) &&
-                                     !fs::exists(dir / kCheckpointFile, ec)))
+  if (!fs::is_directory(dir, ec) ||
+      (!fs::exists(dir / kConfigFile, ec) && !fs::exists(dir / kMetricsFile, ec) && !fs::exists(dir / kCheckpointFile, ec)))
     throw Error(fmt::format("{}: not a run folder (no {}, {} or {}); train one first with `makemore train -o {}`", dir_text,
                             kConfigFile, kMetricsFile, kCheckpointFile, dir_text));
   RunRecord r;

@@ -25,6 +25,7 @@
 #include "makemore/page.h"
 #include "makemore/plot.h"
 #include "makemore/report.h"
+#include "makemore/run_record.h"
 #include "test_util.h"
 
 namespace {
@@ -714,6 +715,44 @@ TEST(Report, SyntheticRunHasEverySectionAndFigure) {
   EXPECT_EQ(ur.find(">layers.1.gamma<"), std::string::npos);
   // In network order, not the JSON object's alphabetical one.
   EXPECT_LT(ur.find(">layers.6.weight<"), ur.find(">layers.12.weight<"));
+}
+
+// train --eval-every N adds {"step", "val_loss"} records to metrics.jsonl among the steps'
+// {"step", "loss", "lr"}: the reader keeps the two apart and the loss chart draws both.
+TEST(Report, ValidationLossesAreDrawnWithTheTrainingLoss) {
+  TempDir t;
+  const fs::path run = t / "run";
+  write_synthetic_run(run, 3000);
+  std::string metrics = read_file(run / "metrics.jsonl"), mixed;
+  std::istringstream lines(metrics);
+  int k = 0;
+  for (std::string line; std::getline(lines, line); ++k) {
+    mixed += line + "\n";
+    if (k % 500 == 499) mixed += json{{"step", k}, {"val_loss", 2.5 - k * 1e-4}}.dump() + "\n";
+  }
+  mixed += json{{"step", 3000}, {"loss", 2.2}, {"lr", 0.01}, {"val_loss", 2.19}}.dump() + "\n";  // both in one record
+  write_file(run / "metrics.jsonl", mixed);
+  const mm::RunRecord r = mm::read_run_record(run.string());
+  ASSERT_EQ(r.losses.size(), 3001u);
+  ASSERT_EQ(r.val_losses.size(), 7u);
+  EXPECT_EQ(r.val_losses[0].step, 499);
+  EXPECT_DOUBLE_EQ(r.val_losses[0].value, 2.5 - 499 * 1e-4);
+  EXPECT_EQ(r.val_losses.back().step, 3000);
+  for (const auto& l : r.losses) EXPECT_TRUE(std::isfinite(l.value)) << l.step;  // a val record is not a NaN train step
+  const mm::ReportResult res = mm::write_report({run.string(), "", 20, true});
+  EXPECT_EQ(res.figures, k_all_figures);
+  const std::string svg = read_file(run / "figures" / "loss.svg");
+  EXPECT_EQ(xml_error(svg), "") << svg;
+  EXPECT_NE(svg.find(">Training and validation loss<"), std::string::npos);
+  EXPECT_NE(svg.find(">log10 validation loss (whole split, eval mode)<"), std::string::npos);
+  EXPECT_EQ(count(svg, "<path"), 3u);  // per step, chunk means, validation
+  // Without val records the chart is the training loss alone, as before.
+  write_file(run / "metrics.jsonl", metrics);
+  mm::write_report({run.string(), "", 20, true});
+  const std::string plain = read_file(run / "figures" / "loss.svg");
+  EXPECT_NE(plain.find(">Training loss<"), std::string::npos);
+  EXPECT_EQ(plain.find("validation"), std::string::npos);
+  EXPECT_EQ(count(plain, "<path"), 2u);
 }
 
 TEST(Report, EverySaturatedPercentageSaysItsThreshold) {

@@ -37,7 +37,9 @@ struct Table {
     std::string css_class;
   };
   std::vector<Row> rows;
-  void add(std::vector<std::string> cells, std::string css_class = "") { rows.push_back({std::move(cells), std::move(css_class)}); }
+  void add(std::vector<std::string> cells, std::string css_class = "") {
+    rows.push_back({std::move(cells), std::move(css_class)});
+  }
   std::string html() const;
 };
 

@@ -24,8 +24,8 @@ struct HistRecord {
 };
 
 struct LayerRecord {
-  std::string index;  // "3", or "2.1" for a layer inside block 2 (its "name")
-  std::string type;   // the layer's class name, e.g. "Tanh"
+  std::string index;     // "3", or "2.1" for a layer inside block 2 (its "name")
+  std::string type;      // the layer's class name, e.g. "Tanh"
   bool bounded = false;  // the registry's trait: a bounded activation (Tanh, Sigmoid)
   double out_mean = kNoValue, out_std = kNoValue, saturated_pct = kNoValue, dead_units = kNoValue;
   double grad_mean = kNoValue, grad_std = kNoValue;
@@ -99,8 +99,8 @@ struct RunRecord {
   // The config the model was trained with (the checkpoint's when there is one), for display.
   std::optional<nlohmann::json> config;
   std::optional<ResultRecord> result;
-  std::vector<StepValue> losses;      // metrics.jsonl's {"step", "loss"} records
-  std::vector<StepValue> val_losses;  // its {"step", "val_loss"} records (train --eval-every)
+  std::vector<StepValue> losses;                 // metrics.jsonl's {"step", "loss"} records
+  std::vector<StepValue> val_losses;             // its {"step", "val_loss"} records (train --eval-every)
   std::optional<SnapshotRecord> first_snapshot;  // diagnostics.jsonl's first line
   std::optional<InspectRecord> inspect;
   UpdateRatioRecord update_ratios;
