@@ -1,6 +1,8 @@
 // The shared HTML page (see page.h).
 #include "makemore/page.h"
 
+#include <filesystem>
+
 #include "makemore/plot.h"
 
 namespace mm::page {
@@ -31,6 +33,16 @@ tr.trained td { background: #e6f4e6; } tr.stuck td { background: #fbeee0; } tr.d
 std::string escape(std::string_view s) { return plot::xml_escape(s); }
 
 const char* stylesheet() { return kStyle; }
+
+std::string relative_to_page(const std::string& page_file, const std::string& target) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path dir = fs::weakly_canonical(fs::absolute(target), ec);
+  const fs::path page_dir = fs::weakly_canonical(fs::absolute(page_file).parent_path(), ec);
+  const fs::path rel = dir.lexically_proximate(page_dir);
+  if (rel.empty() || rel == ".") return ".";
+  return rel.is_absolute() ? dir.filename().string() : rel.string();
+}
 
 std::string Table::html() const {
   auto cell = [this](const char* tag, std::size_t col, const std::string& text) {

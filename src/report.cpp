@@ -75,12 +75,8 @@ bool natural_less(const std::string& a, const std::string& b) {
 
 // Where the run folder is, relative to the page (a report never names an absolute path).
 std::string folder_text(const RunRecord& r, const std::string& html_path) {
-  std::error_code ec;
-  const fs::path dir = fs::weakly_canonical(fs::absolute(r.dir), ec);
-  const fs::path page_dir = fs::weakly_canonical(fs::absolute(html_path).parent_path(), ec);
-  const fs::path rel = dir.lexically_proximate(page_dir);
-  if (rel.empty() || rel == ".") return "the folder of this page";
-  return rel.is_absolute() ? r.name : rel.string() + " (relative to this page)";
+  const std::string rel = page::relative_to_page(html_path, r.dir);
+  return rel == "." ? "the folder of this page" : rel + " (relative to this page)";
 }
 
 void summary_section(page::Page& p, const RunRecord& r, const std::string& html_path) {

@@ -59,6 +59,7 @@ Runner add_presets(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_study(CLI::App& app);
 Runner add_report(CLI::App& app);
+Runner add_compare(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_study_fidelity(CLI::App& study);  // a subcommand of `study`
 Runner add_study_depth(CLI::App& study);     // a subcommand of `study`

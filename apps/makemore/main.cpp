@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   reg(mm::cli::add_bench);
   reg(mm::cli::add_study);
   reg(mm::cli::add_report);
+  reg(mm::cli::add_compare);
   reg(mm::cli::add_inspect);
   try {
     app.parse(argc, argv);

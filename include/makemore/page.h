@@ -14,6 +14,10 @@ namespace mm::page {
 // &, <, >, " and ' escaped for HTML text and attribute values (control characters dropped).
 std::string escape(std::string_view s);
 
+// How a page at `page_file` names `target` (a run folder): relative to the page's folder ("."
+// for that folder itself), never absolute; a target on another root gets its own name.
+std::string relative_to_page(const std::string& page_file, const std::string& target);
+
 // The stylesheet every page carries inline.
 const char* stylesheet();
 
