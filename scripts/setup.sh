@@ -5,8 +5,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(g++ cmake ninja-build pkgconf libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
-      libgtest-dev libbenchmark-dev libxsmm-dev ca-certificates curl)
+      libgtest-dev libbenchmark-dev libxsmm-dev ca-certificates curl
+      python3-dev pybind11-dev python3-numpy python3-pytest)  # the Python module (python/) and its tests
 if [ "${MM_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch libopenblas0-pthread); fi
+# The lecture notebook's test runs it in a Jupyter kernel and draws its figures.
+if [ "${MM_WITH_NOTEBOOK:-0}" = 1 ]; then pkgs+=(python3-nbclient python3-ipykernel python3-matplotlib); fi
 if [ "${MM_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
 # The house style checker (tools/format.sh --check), run by CI.
 if [ "${MM_WITH_CLANG_FORMAT:-0}" = 1 ]; then pkgs+=(clang-format git); fi

@@ -200,7 +200,7 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
 TensorFile load_safetensors(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) throw Error(path + ": no such checkpoint; train first with `makemore train -o DIR`");
+    if (errno == ENOENT) throw NotFound(path + ": no such checkpoint; train first with `makemore train -o DIR`");
     throw Error(path + ": cannot open checkpoint (" + errno_text(errno) + "); check permissions");
   }
   struct FdCloser {

@@ -523,7 +523,7 @@ json parse_json_text(const std::string& text, const std::string& source) {
 Config load_config_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
-    throw Error(fmt::format("{}: no such config file; pass an existing file with --config FILE", path));
+    throw NotFound(fmt::format("{}: no such config file; pass an existing file with --config FILE", path));
   if (S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: is a directory, not a config file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot read ({})", path, std::strerror(errno)));

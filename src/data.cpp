@@ -110,11 +110,11 @@ std::string read_file_bytes(const std::string& path) {
   const auto st = std::filesystem::status(path, ec);
   if (ec) {
     if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory)
-      throw Error(path + ": no such file; pass an existing word list with -i FILE");
+      throw NotFound(path + ": no such file; pass an existing word list with -i FILE");
     throw Error(path + ": cannot read (" + lower_strerror(ec.value()) +
                 "); check its permissions or pass another word list with -i FILE");
   }
-  if (!std::filesystem::exists(st)) throw Error(path + ": no such file; pass an existing word list with -i FILE");
+  if (!std::filesystem::exists(st)) throw NotFound(path + ": no such file; pass an existing word list with -i FILE");
   if (std::filesystem::is_directory(st)) throw Error(path + ": is a directory, not a file; pass a word list with -i FILE");
 
   errno = 0;

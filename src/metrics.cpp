@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "makemore/atomic_file.h"
 #include "makemore/error.h"
@@ -82,6 +84,24 @@ std::vector<float> read_losses(const std::string& path) {
     out.push_back(std::strtof(line.c_str() + p + 7, nullptr));
   }
   return out;
+}
+
+MetricsColumns read_metrics(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("{}: cannot read ({})", path, std::strerror(errno)));
+  MetricsColumns m;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("loss") ||
+        !(j["loss"].is_number() || j["loss"].is_null()) || !j.contains("lr") || !j["lr"].is_number())
+      throw Error(fmt::format("{}:{}: not a metrics record ({{\"step\", \"loss\", \"lr\"}}); the file was damaged", path, n));
+    m.step.push_back(j["step"].get<int64_t>());
+    m.loss.push_back(j["loss"].is_null() ? std::numeric_limits<float>::quiet_NaN() : j["loss"].get<float>());
+    m.lr.push_back(j["lr"].get<double>());
+  }
+  return m;
 }
 
 }  // namespace mm

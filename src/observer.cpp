@@ -53,6 +53,18 @@ SaturationScale saturation_scale(const LayerKind& k) {
   return k.traits.bounds ? SaturationScale::of(k.traits.bounds->lo, k.traits.bounds->hi) : SaturationScale{};
 }
 
+}  // namespace
+
+std::vector<uint8_t> saturation_mask(const Mat& out, const LayerKind& kind) {
+  const SaturationScale sat = saturation_scale(kind);
+  const auto n = static_cast<std::size_t>(out.size());
+  std::vector<uint8_t> mask(n);
+  for (std::size_t k = 0; k < n; ++k) mask[k] = std::fabs((out.data()[k] - sat.center) * sat.scale) > 0.99f;
+  return mask;
+}
+
+namespace {
+
 // A layer's output statistics (and for a bounded activation, its pre-activation's and dead units).
 LayerDiag layer_diag(const Layer& l, const Mat* pre, int index, std::string name, int bins) {
   const Mat& o = l.out();
@@ -85,14 +97,14 @@ LayerDiag layer_diag(const Layer& l, const Mat* pre, int index, std::string name
 SaturationMap saturation_map(const Layer& l, const LayerDiag& d) {
   const Mat& o = l.out();
   const auto n = static_cast<std::size_t>(o.size());
-  const SaturationScale sat = saturation_scale(*d.kind);
   SaturationMap m;
   m.layer = d.index;
   m.type = d.type;
   m.rows = static_cast<int>(o.rows());
   m.cols = static_cast<int>(o.cols());
   m.bits.resize(n);
-  for (std::size_t k = 0; k < n; ++k) m.bits[k] = std::fabs((o.data()[k] - sat.center) * sat.scale) > 0.99f ? '1' : '0';
+  const std::vector<uint8_t> mask = saturation_mask(o, *d.kind);
+  for (std::size_t k = 0; k < n; ++k) m.bits[k] = mask[k] ? '1' : '0';
   return m;
 }
 

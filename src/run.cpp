@@ -95,10 +95,10 @@ Dataset load_run_dataset(const std::string& dir, const LoadedRun& run) { return 
 LoadedRun load_run(const std::string& dir) {
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw Error(fmt::format("{}: no such run folder; train one first with `makemore train -o {}`", dir, dir));
+    throw NotFound(fmt::format("{}: no such run folder; train one first with `makemore train -o {}`", dir, dir));
   const std::string path = dir + "/" + kCheckpointFile;
   if (stat(path.c_str(), &st) != 0)
-    throw Error(
+    throw NotFound(
         fmt::format("{}: no checkpoint in this run folder (the run did not get far enough to save one, or the file was removed); "
                     "train again with `makemore train -o {}`",
                     path, dir));
@@ -418,6 +418,12 @@ SplitLosses Run::evaluate(bool calibrate) {
 }
 
 std::vector<std::u32string> Run::sample(const SampleOptions& opt, std::optional<uint64_t> seed) {
+  if (opt.count < 1) throw Error(fmt::format("sample: count {} is not a number of words; use 1 or more", opt.count));
+  if (!(opt.temperature > 0) || !std::isfinite(opt.temperature))
+    throw Error(
+        fmt::format("sample: temperature {} is not a positive finite number (1 samples the model as it is)", opt.temperature));
+  if (opt.top_k < 0) throw Error(fmt::format("sample: top_k {} is negative; use 0 (all tokens) or a count", opt.top_k));
+  if (opt.max_length < 1) throw Error(fmt::format("sample: max_length {} must be at least 1", opt.max_length));
   TorchGenerator gen(seed ? *seed : config_.seed + 10);
   return sample_words(*model_, vocab_, opt, gen);
 }

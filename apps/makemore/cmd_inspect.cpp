@@ -51,78 +51,14 @@ Diagnosis inspect_fresh(const InspectArgs& a, Config cfg, const std::string& inp
   return inspect_training(cfg, splits, data.vocab().size(), a.steps);
 }
 
-// A saved run: measure one minibatch (drawn from the run's seed) in train mode, no update. The
-// initial loss comes from re-initializing the same config, which redraws the same weights.
-Diagnosis inspect_run(const InspectArgs& a, const std::string& input_arg) {
-  Run run = Run::open(a.run_dir);
-  Config cfg = run.config();
-  if (a.batch_size > 0) cfg.batch_size = a.batch_size;
-  if (cfg.batch_size < 2) throw Error("--batch-size: use at least 2 (BatchNorm needs two rows)");
-  const std::string input = input_arg.empty() ? a.run_dir + "/" + kWordsFile : input_arg;
-  const Dataset data = Dataset::load(input, &run.vocab());
-  Splits splits;
-  try {
-    splits = data.split(cfg.block_size, cfg.split_seed);
-  } catch (const Error& e) {  // a character the run never saw: name the file it came from
-    throw Error(fmt::format("{}: {}; pass the run's own words (the default) or a list in its characters", input, e.what()));
-  }
-  if (splits.train.size() < 2) throw Error(fmt::format("{}: too few items for a training split", input));
-  Model& model = run.model();
-
-  const auto B = static_cast<std::size_t>(cfg.batch_size), T = static_cast<std::size_t>(cfg.block_size);
-  auto draw = [&](TorchGenerator& gen, std::vector<int32_t>& xb, std::vector<int32_t>& yb) {
-    std::vector<int64_t> ix(B);
-    gen.randint(0, static_cast<int64_t>(splits.train.size()), ix.data(), B);
-    xb.resize(B * T);
-    yb.resize(B);
-    for (std::size_t b = 0; b < B; ++b) {
-      const auto r = static_cast<std::size_t>(ix[b]);
-      for (std::size_t t = 0; t < T; ++t) xb[b * T + t] = splits.train.x[r * T + t];
-      yb[b] = splits.train.y[r];
-    }
-  };
-
-  Diagnosis r;
-  r.name = cfg.name;
-  r.vocab_size = run.vocab().size();
-  r.expected_loss = std::log(static_cast<double>(r.vocab_size));
-  {
-    auto fresh = build_model(cfg, r.vocab_size, a.run_dir + "/" + kConfigFile);
-    TorchGenerator gen(cfg.seed);
-    fresh->init(gen, splits.train);
-    std::vector<int32_t> xb, yb;
-    draw(gen, xb, yb);
-    fresh->forward(xb.data(), static_cast<int>(B), ForwardContext(Mode::Train, &gen));
-    r.initial_loss = fresh->loss(yb.data());
-  }
-
-  DiagOptions opt;
-  opt.every = 0;
-  opt.sample_from = &splits.train;
-  opt.config = &cfg;
-  DiagObserver obs(opt);
-  TorchGenerator gen(cfg.seed ^ 0x5eedULL);  // a minibatch other than the first of training
-  std::vector<int32_t> xb, yb;
-  draw(gen, xb, yb);
-  model.forward(xb.data(), static_cast<int>(B), ForwardContext(Mode::Train, &gen));
-  const float loss = model.loss(yb.data());
-  obs.capture_forward(model, run.step(), loss);
-  model.backward();
-  obs.capture_backward(model, run.step());
-  obs.capture_update(model, run.step(), cfg.lr_at(run.step()), false);
-  r.snapshot = *obs.last();
-  r.steps_trained = run.step();
-  r.findings = diagnose(r, model);
-  return r;
-}
-
 int run_inspect(const InspectArgs& a) {
   const std::string input = a.input.empty() ? default_words_path() : a.input;
   Diagnosis r;
   if (!a.run_dir.empty()) {
     if (a.steps > 0)
       throw Error("--steps trains a fresh network; it does not apply to a saved run (-o DIR); use --preset or --config");
-    r = inspect_run(a, a.input);
+    Run run = Run::open(a.run_dir);
+    r = inspect_run(run, a.input, a.batch_size);
   } else {
     const Config cfg =
         a.config_path.empty() ? load_preset(a.preset.empty() ? kDefaultPreset : a.preset) : load_config_file(a.config_path);

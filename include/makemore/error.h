@@ -11,4 +11,11 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// The file or folder named by the input does not exist (a front end may map it to its own
+// "not found" error: Python's FileNotFoundError). The message is complete, as for Error.
+class NotFound : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace mm

@@ -69,4 +69,13 @@ class StepCallback : public Observer {
 // Reads metrics.jsonl back: the loss of each step, in order.
 std::vector<float> read_losses(const std::string& path);
 
+// metrics.jsonl read back as columns, one entry per line (a null loss, from a step that
+// diverged, is NaN). A line that is not such a record is an mm::Error naming the file and line.
+struct MetricsColumns {
+  std::vector<int64_t> step;
+  std::vector<float> loss;
+  std::vector<double> lr;
+};
+MetricsColumns read_metrics(const std::string& path);
+
 }  // namespace mm

@@ -83,6 +83,14 @@ struct RunResult {
 };
 
 class Run;
+struct Diagnosis;  // doctor.h
+// The doctor on a saved run: one minibatch of the training split (drawn from the run's seed
+// ^ 0x5eed) measured in train mode without an update, the initial loss from the config
+// re-initialized. input: a word list in the run's characters (empty: its own words.txt);
+// batch_size <= 0: the config's. Afterwards the run's model holds that minibatch's activations
+// and gradients (walk_layers() reads them). src/run_inspect.cpp.
+Diagnosis inspect_run(Run& run, const std::string& input = "", int batch_size = -1);
+
 // What a front end prints around a training: before it, "NAME | N words, vocabulary V | examples
 // train / val / test | P parameters"; after it, the initial and split losses and the steps taken
 // with their speed, as the lecture's notebook reports them (lines ending in a newline).

@@ -79,6 +79,11 @@ struct Snapshot {
   SaturationMap saturation_map;  // first bounded activation
 };
 
+// Where a layer's output is saturated: 1 where |u| > 0.99 on its kind's scale (a bounded
+// activation's bounds mapped onto [-1, 1]; |out| for any other kind), row-major like `out`. The
+// saturation map's bits; Python's inspect() returns it for every layer.
+std::vector<uint8_t> saturation_mask(const Mat& out, const LayerKind& kind);
+
 // The snapshot's layers in forward order: each stack layer followed by the layers inside it.
 std::vector<const LayerDiag*> layers_in_order(const Snapshot& s);
 
