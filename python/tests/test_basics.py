@@ -115,3 +115,15 @@ def test_dataset_refuses_bad_block_size(names_path):
         makemore.Dataset(names_path, block_size=0)
     with pytest.raises(TypeError):
         makemore.Dataset(names_path, block_size="3")
+
+
+def test_install_dir_is_where_python_looks():
+    """`cmake --install` (default prefix /usr/local) puts the package in python/site_dir.py's
+    directory under the prefix; Debian's python3 searches /usr/local's."""
+    import sys
+    from conftest import SOURCE
+    rel = subprocess.run([sys.executable, os.path.join(SOURCE, "python", "site_dir.py")], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    if sys.prefix != "/usr":
+        pytest.skip("not a system interpreter: its prefix is its own")
+    assert os.path.join("/usr/local", rel) in sys.path
