@@ -62,10 +62,12 @@ bool same_layers(const std::vector<RunRecord>& runs) {
   return true;
 }
 
+// Among the runs whose vocabulary is known (an unfinished run without diagnostics has none).
 bool same_vocabulary(const std::vector<RunRecord>& runs) {
+  std::set<int> sizes;
   for (const auto& r : runs)
-    if (vocab_size(r) != vocab_size(runs.front())) return false;
-  return true;
+    if (vocab_size(r) > 0) sizes.insert(vocab_size(r));
+  return sizes.size() <= 1;
 }
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }

@@ -140,6 +140,25 @@ TEST(Compare, SaysWhereVocabulariesAndLayerStacksDiffer) {
   EXPECT_EQ(j["runs"][1]["vocab_size"], 30);
 }
 
+TEST(Compare, AnUnfinishedRunWithoutDiagnosticsStillCompares) {
+  // No result.json, no inspect.json, no diagnostics: its vocabulary is unknown, which is not a
+  // difference; its missing layers are one.
+  TempDir t;
+  auto runs = records(t, {original(), fixed()});
+  for (const char* f : {"result.json", "inspect.json", "diagnostics.jsonl"}) fs::remove(t / "fix-tanh" / f);
+  runs[1] = mm::read_run_record((t / "fix-tanh").string());
+  const json j = mm::compare_json(runs);
+  EXPECT_EQ(j["comparable"], (json{{"vocabulary", true}, {"layers", false}}));
+  EXPECT_EQ(j["runs"][1]["vocab_size"], 0);
+  EXPECT_TRUE(j["runs"][1]["train_loss"].is_null());
+  const auto notes = mm::compare_notes(runs);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_NE(notes[1].find("fix-tanh has no diagnostics"), std::string::npos) << notes[1];
+  const mm::CompareResult r =
+      mm::write_compare({{(t / "original").string(), (t / "fix-tanh").string()}, (t / "c.html").string()});
+  EXPECT_EQ(r.figures, (std::vector<std::string>{"loss", "activations_1", "gradients_1", "saturation_1"}));
+}
+
 TEST(Compare, RunsOfOneNameAreToldApartByFolder) {
   TempDir t;
   RunSpec b = original();
