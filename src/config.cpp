@@ -541,13 +541,15 @@ Config apply_overrides(const Config& base, const TrainOverrides& o, const std::s
   if (o.seed >= 0) cfg.seed = static_cast<uint64_t>(o.seed);
   if (o.split_seed >= 0) cfg.split_seed = static_cast<uint64_t>(o.split_seed);
   if (o.batch_size > 0) cfg.batch_size = o.batch_size;
-  bool has_bn = false;
-  for_each_spec(cfg.layers, [&](const LayerSpec& l) { has_bn |= l.kind->traits.running_stats; });
-  if (o.batch_size == 1 && has_bn)  // named as typed, not as the config field it overrides
+  const LayerKind* batch_stats = nullptr;  // a kind normalizing over the batch (its registry trait)
+  for_each_spec(cfg.layers, [&](const LayerSpec& l) {
+    if (l.kind->traits.running_stats && !batch_stats) batch_stats = l.kind;
+  });
+  if (o.batch_size == 1 && batch_stats)  // named as typed, not as the config field it overrides
     throw Error(
-        fmt::format("--batch-size 1: {} has BatchNorm1d, which normalizes over the batch and needs at least 2 "
+        fmt::format("--batch-size 1: {} has {}, which normalizes over the batch and needs at least 2 "
                     "examples; use --batch-size 2 or more (the lecture uses 32)",
-                    source));
+                    source, batch_stats->class_name));
   if (o.calibrate) cfg.calibrate_batchnorm = true;
   json j = cfg.to_json();
   if (!o.optimizer.empty()) j["train"]["optimizer"] = o.optimizer;

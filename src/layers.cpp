@@ -165,7 +165,10 @@ std::string Flatten::type() const { return n_ == 0 ? "Flatten" : "FlattenConsecu
 
 // ---- Linear ------------------------------------------------------------------------------
 std::string Linear::describe() const {
-  return fmt::format("Linear({}, {}{})", in_features_, fan_out_, bias_ ? "" : ", bias=False");
+  return fmt::format("Linear({}, {}{})", in_features_, fan_out_,
+                     bias_                ? ""
+                     : bias_drawn_unused_ ? ", bias=False; a bias drawn, unused"
+                                          : ", bias=False");
 }
 
 void Linear::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
@@ -175,6 +178,9 @@ void Linear::build(int in_time, int in_features, ParamStore& store, const std::s
   out_features_ = fan_out_;
   param_ids_ = {declare(store, prefix + "weight", in_features, fan_out_, false, true, in_features, weight_init_)};
   if (bias_) param_ids_.push_back(declare(store, prefix + "bias", 1, fan_out_, true, true, in_features, bias_init_));
+  // Drawn in the bias's place (Model::init fills buffers in declaration order too); not trainable,
+  // so not counted, updated or diagnosed, and never read by forward.
+  if (bias_drawn_unused_) declare(store, prefix + "bias_unused", 1, fan_out_, true, false, in_features, bias_init_);
 }
 
 namespace {
@@ -230,38 +236,53 @@ void parse_linear(const LayerOptionReader& r, LayerSpec& s) {
   } else {
     s.out = static_cast<int>(r.integer("out", 1, 1 << 20));
   }
-  if (r.has("bias")) s.bias = r.boolean("bias");
+  if (r.has("bias") && r.at("bias").is_string()) {
+    if (r.at("bias") != "drawn-unused")
+      r.fail(r.field("bias"), "must be true, false or \"drawn-unused\" (drawn from the generator, left out of the network)");
+    s.bias = false;
+    s.bias_drawn_unused = true;
+  } else if (r.has("bias")) {
+    s.bias = r.boolean("bias");
+  }
   s.weight_init = r.has("weight_init") ? r.init("weight_init", InitUse::LinearWeight) : InitSpec{InitSpec::Kind::TorchLinear};
   if (r.has("bias_init")) {
-    if (!s.bias) r.fail(r.field("bias_init"), "given for a layer with \"bias\": false");
+    if (!s.bias && !s.bias_drawn_unused) r.fail(r.field("bias_init"), "given for a layer with \"bias\": false");
     s.bias_init = r.init("bias_init", InitUse::Bias);
+  } else if (s.bias_drawn_unused) {
+    s.bias_init = InitSpec{InitSpec::Kind::Normal};  // the lecture video's torch.randn(n_hidden)
   } else {
     s.bias_init = s.weight_init.kind == InitSpec::Kind::TorchLinear ? InitSpec{InitSpec::Kind::TorchLinearBias}
                                                                     : InitSpec{InitSpec::Kind::Zeros};
   }
   if (s.bias_init.kind == InitSpec::Kind::TorchLinear) s.bias_init.kind = InitSpec::Kind::TorchLinearBias;
+  using K = InitSpec::Kind;
+  if (s.bias_drawn_unused && (s.bias_init.kind == K::Zeros || s.bias_init.kind == K::Ones || s.bias_init.kind == K::Constant))
+    r.fail(r.field("bias_init"),
+           "draws nothing, so a \"drawn-unused\" bias would not be drawn; use a kind that draws (normal, as the lecture "
+           "video's torch.randn) or \"bias\": false");
 }
 
 const LayerKind& linear_kind() {
-  static const LayerKind k{.name = "linear",
-                           .class_name = "Linear",
-                           .summary = "out = x @ weight + bias",
-                           .traits = {.role = LayerRole::Matmul, .kaiming_gain = 1.0},
-                           .keys = {"out", "bias", "weight_init", "bias_init"},
-                           .parse = parse_linear,
-                           .write =
-                               [](const LayerSpec& s, json& j) {
-                                 j["out"] = s.out_is_vocab ? json("vocab") : json(s.out);
-                                 j["bias"] = s.bias;
-                                 j["weight_init"] = init_to_json(s.weight_init);
-                                 if (s.bias) j["bias_init"] = init_to_json(s.bias_init);
-                               },
-                           .shape = [](const LayerSpec& s, ShapeCheck& c) { c.features = s.out_is_vocab ? -1 : s.out; },
-                           .make = [](const LayerSpec& s, const LayerBuild& b) -> std::unique_ptr<Layer> {
-                             return std::make_unique<Linear>(s.out_is_vocab ? b.vocab_size : s.out, s.bias, s.weight_init,
-                                                             s.bias_init);
-                           },
-                           .examples = {R"({"out": 4})", R"({"out": 5, "bias": false})"}};
+  static const LayerKind k{
+      .name = "linear",
+      .class_name = "Linear",
+      .summary = "out = x @ weight + bias",
+      .traits = {.role = LayerRole::Matmul, .kaiming_gain = 1.0},
+      .keys = {"out", "bias", "weight_init", "bias_init"},
+      .parse = parse_linear,
+      .write =
+          [](const LayerSpec& s, json& j) {
+            j["out"] = s.out_is_vocab ? json("vocab") : json(s.out);
+            j["bias"] = s.bias_drawn_unused ? json("drawn-unused") : json(s.bias);
+            j["weight_init"] = init_to_json(s.weight_init);
+            if (s.bias || s.bias_drawn_unused) j["bias_init"] = init_to_json(s.bias_init);
+          },
+      .shape = [](const LayerSpec& s, ShapeCheck& c) { c.features = s.out_is_vocab ? -1 : s.out; },
+      .make = [](const LayerSpec& s, const LayerBuild& b) -> std::unique_ptr<Layer> {
+        return std::make_unique<Linear>(s.out_is_vocab ? b.vocab_size : s.out, s.bias, s.weight_init, s.bias_init,
+                                        s.bias_drawn_unused);
+      },
+      .examples = {R"({"out": 4})", R"({"out": 5, "bias": false})", R"({"out": 3, "bias": "drawn-unused"})"}};
   return k;
 }
 }  // namespace

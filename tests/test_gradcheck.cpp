@@ -555,9 +555,9 @@ TEST(GradCheck, BackwardOverwritesGradients) {
 
 // The six lecture networks; kept explicit so the test names read well, and checked against
 // the embedded list so a new preset cannot be left out.
-const char* const kPresets[] = {
-    "lecture-original", "lecture-fix-softmax",     "lecture-fix-tanh", "lecture-kaiming", "lecture-batchnorm",
-    "lecture-deep",     "deep-residual-layernorm", "big-mlp",          "wavenet"};
+const char* const kPresets[] = {"lecture-original",  "lecture-fix-softmax", "lecture-fix-tanh",        "lecture-kaiming",
+                                "lecture-batchnorm", "lecture-deep",        "deep-residual-layernorm", "big-mlp",
+                                "wavenet",           "video-original",      "video-fix-softmax",       "video-fix-tanh"};
 
 TEST(GradCheckModel, CoversEveryPreset) {
   std::vector<std::string> embedded, listed(std::begin(kPresets), std::end(kPresets));

@@ -102,6 +102,11 @@ int run_fidelity(const FidelityArgs& a) {
                     step0_loss(load_preset(v.preset), splits, vocab.size()), 4, ""});
   rows.push_back({"init", "step-0 loss lecture-deep", lecture::kDeepStep0Loss,
                   step0_loss(load_preset("lecture-deep"), splits, vocab.size()), 4, ""});
+  const std::string video_section = "the video's runs (b1 drawn, unused) vs PyTorch 1.13.1";
+  std::vector<Row> video_rows;  // shown after the notebook's loss log
+  for (const auto& v : lecture::kVideoRuns)
+    video_rows.push_back({video_section, std::string("step-0 loss ") + v.preset, v.loss_log[0],
+                          step0_loss(load_preset(v.preset), splits, vocab.size()), 4, ""});
 
   // Full 200k-step trainings with the lecture's seed: each single-layer variant, plus
   // lecture-batchnorm once more with the cell-9 calibration.
@@ -110,6 +115,13 @@ int run_fidelity(const FidelityArgs& a) {
   Config cal = bn;
   cal.calibrate_batchnorm = true;
   jobs.push_back({cal, "lecture-batchnorm-calibrated", 0});
+  // The video's runs 2 and 3 as far as their printed log is a target (step 40,000).
+  for (const auto& v : lecture::kVideoRuns) {
+    if (!v.log_is_target) continue;
+    Config c = load_preset(v.preset);
+    c.steps = 10000 * static_cast<int64_t>(v.loss_log.size() - 1) + 1;
+    jobs.push_back({c, v.preset, 0});
+  }
   // Trainings already done are used as they are: this command's own from an earlier run
   // (OUT/runs), or `study init`'s lecture-seed runs (STUDY/runs) when they have the same config.
   const std::string& words_hash = data.fingerprint();
@@ -119,10 +131,10 @@ int run_fidelity(const FidelityArgs& a) {
   const int reused = plan.kept();
   const int threads = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (plan.todo.empty())
-    fmt::print(log, "fidelity: the {} trainings of 200,000 steps are already done; kept\n", jobs.size());
+    fmt::print(log, "fidelity: the {} trainings are already done; kept\n", jobs.size());
   else
-    fmt::print(log, "fidelity: training {} networks for 200,000 steps, {} at a time{}...\n", plan.todo.size(), threads,
-               reused ? fmt::format(" ({} more already done, kept)", reused) : "");
+    fmt::print(log, "fidelity: training {} networks (200,000 steps; the video's runs 40,001), {} at a time{}...\n",
+               plan.todo.size(), threads, reused ? fmt::format(" ({} more already done, kept)", reused) : "");
   std::fflush(log);
   on_stop_say(
       fmt::format("interrupted; the trainings finished so far are kept in {}/runs/: the same command trains the "
@@ -140,6 +152,13 @@ int run_fidelity(const FidelityArgs& a) {
                         i < r.loss_log.size() ? static_cast<double>(r.loss_log[i]) : NAN, 4, ""});
     }
   }
+  for (const auto& v : lecture::kVideoRuns)
+    for (const auto& r : results)
+      if (r.label == v.preset)
+        for (std::size_t i = 1; i < v.loss_log.size(); ++i)
+          video_rows.push_back({video_section, fmt::format("{} step {:>6}", v.preset, i * 10000), v.loss_log[i],
+                                i < r.loss_log.size() ? static_cast<double>(r.loss_log[i]) : NAN, 4, ""});
+  rows.insert(rows.end(), video_rows.begin(), video_rows.end());
   for (const auto& v : lecture::kVariants) {
     for (const auto& r : results) {
       if (r.label != v.preset) continue;

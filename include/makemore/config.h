@@ -18,9 +18,10 @@ struct LayerKind;  // layer_kinds.h
 // them; each kind's entry reads, writes and uses its own (src/layers.cpp).
 struct LayerSpec {
   const LayerKind* kind = nullptr;
-  int out = 0;                // linear: fan_out; 0 with out_is_vocab
-  bool out_is_vocab = false;  // linear: "out": "vocab"
-  bool bias = true;
+  int out = 0;                     // linear: fan_out; 0 with out_is_vocab
+  bool out_is_vocab = false;       // linear: "out": "vocab"
+  bool bias = true;                // linear: the bias is part of the network
+  bool bias_drawn_unused = false;  // linear: "bias": "drawn-unused" (bias false, yet bias_init draws)
   InitSpec weight_init{InitSpec::Kind::Kaiming};
   InitSpec bias_init{InitSpec::Kind::Zeros};
   BatchNormOptions bn;

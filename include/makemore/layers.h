@@ -133,8 +133,16 @@ const char* token_linear_name(TokenLinear t);  // "off", "portable", "simd"
 // in src/token_linear.cpp.
 class Linear : public Layer {
  public:
-  Linear(int fan_out, bool bias, InitSpec weight_init, InitSpec bias_init)
-      : fan_out_(fan_out), bias_(bias), weight_init_(weight_init), bias_init_(bias_init) {}
+  // bias_drawn_unused (with bias false): the lecture video's `b1 = torch.randn(...)` that the
+  // network then leaves out (`embcat @ W1  #+ b1`). The bias is drawn from the generator in its
+  // place, so the parameters after it get the video's values, and kept as a buffer ("bias_unused":
+  // saved, never used, not trained, not counted, not diagnosed).
+  Linear(int fan_out, bool bias, InitSpec weight_init, InitSpec bias_init, bool bias_drawn_unused = false)
+      : fan_out_(fan_out),
+        bias_(bias),
+        bias_drawn_unused_(!bias && bias_drawn_unused),
+        weight_init_(weight_init),
+        bias_init_(bias_init) {}
   const LayerKind& kind() const override;
   std::string describe() const override;
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
@@ -153,7 +161,7 @@ class Linear : public Layer {
   void backward_tokens(const Mat& dout);
 
   int fan_out_;
-  bool bias_;
+  bool bias_, bias_drawn_unused_;
   InitSpec weight_init_, bias_init_;
   const Embedding* tokens_from_ = nullptr;
   bool token_path_ = false;
