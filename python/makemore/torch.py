@@ -68,7 +68,8 @@ def _build(nn, Residual, Flatten, specs, features, time, vocab_size):
         t = s["type"]
         if t == "linear":
             n = vocab_size if s["out"] == "vocab" else s["out"]
-            out.append(nn.Linear(features, n, bias=s.get("bias", True)))
+            # "drawn-unused": drawn from the generator, not part of the network (no torch bias)
+            out.append(nn.Linear(features, n, bias=s.get("bias", True) is True))
             features = n
         elif t == "batchnorm1d":
             out.append(nn.BatchNorm1d(features, eps=s.get("eps", 1e-5), momentum=s.get("momentum", 0.1)))
@@ -123,6 +124,8 @@ def state_dict(run):
     for name, value in params.items():
         prefix, _, leaf = name.rpartition(".")
         prefix += "."
+        if leaf == "bias_unused":
+            continue  # a linear's "bias": "drawn-unused": drawn, never part of the network
         a = np.array(value, dtype=np.float32)
         if leaf == "weight" and a.ndim == 2 and name != "embedding.weight":
             a = a.T  # nn.Linear: (out, in)
