@@ -12,5 +12,21 @@ run into a PyTorch module.
 from ._core import (Config, Dataset, Inspection, LayerStats, Model, Run, Split, inspect, presets, resume,
                     train)
 
-__all__ = ["Config", "Dataset", "Inspection", "LayerStats", "Model", "Run", "Split", "inspect", "presets", "resume",
-           "train"]
+__all__ = ["Config", "Dataset", "Inspection", "LayerStats", "Model", "Run", "Split", "inspect", "load_study", "presets",
+           "resume", "train"]
+
+
+def load_study(path):
+    """A study's results as a list of dicts, one per row, ready for pandas.DataFrame: the variants
+    of `makemore study init -o DIR` (one per preset, with mean / std over seeds) or the cells of
+    `makemore study depth -o DIR` (one per training). `path`: the study folder or its study.json."""
+    import json
+    import os
+
+    file = os.path.join(path, "study.json") if os.path.isdir(path) else path
+    with open(file, encoding="utf-8") as f:
+        study = json.load(f)
+    for key in ("variants", "cells"):
+        if isinstance(study.get(key), list):
+            return [dict(row) for row in study[key]]
+    raise ValueError(f"{file}: not a study.json of `makemore study init` or `makemore study depth`")

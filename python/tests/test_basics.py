@@ -127,3 +127,14 @@ def test_install_dir_is_where_python_looks():
     if sys.prefix != "/usr":
         pytest.skip("not a system interpreter: its prefix is its own")
     assert os.path.join("/usr/local", rel) in sys.path
+
+
+def test_load_study(tmp_path, names_path):
+    out = tmp_path / "study"
+    run_cli("study", "init", "-i", names_path, "--seeds", "2", "--steps", "30", "-o", str(out), "--json")
+    rows = makemore.load_study(str(out))
+    assert [r["preset"] for r in rows][:2] == ["lecture-original", "lecture-fix-softmax"]
+    assert rows == json.load(open(out / "study.json"))["variants"]
+    with pytest.raises(ValueError, match="not a study"):
+        (tmp_path / "x.json").write_text("{}")
+        makemore.load_study(str(tmp_path / "x.json"))

@@ -93,7 +93,7 @@ def test_bad_arrays_are_refused(small_run, bad, error, match):
 
 
 def test_train_mode_needs_two_rows(small_run):
-    model = small_run.model
+    model = makemore.Run.open(small_run.dir).model  # its own: a train-mode forward moves BatchNorm's statistics
     X, Y = small_run.dataset.train
     model.mode = "train"
     try:
@@ -177,3 +177,20 @@ def test_train_refuses_bad_input(tmp_path, names):
         makemore.train(cfg, "names.txt", out=tmp_path / "d")
     with pytest.raises(ValueError, match="at least 10"):
         makemore.train(cfg, makemore.Dataset(["ab", "cd"]), out=tmp_path / "e", steps=5)
+
+
+def test_views_keep_their_run_alive(small_run):
+    import gc
+    w = makemore.Run.open(small_run.dir).model.parameters["layers.0.weight"]
+    model = makemore.Run.open(small_run.dir).model
+    gc.collect()
+    assert w.base is not None
+    np.testing.assert_array_equal(w, small_run.model.parameters["layers.0.weight"])
+    assert model.loss(*small_run.dataset.val) == pytest.approx(small_run.result["val_loss"], abs=1e-9)
+
+
+def test_inspect_and_report_of_a_saved_run(small_run, tmp_path):
+    page = small_run.report(html=tmp_path / "page.html")
+    assert page.endswith("page.html") and os.path.getsize(page) > 1000
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        small_run.inspect(words=tmp_path / "missing.txt")
