@@ -49,8 +49,9 @@ namespace {
 
 struct Ctx {
   const std::string& source;
+  // A field name or value echoed from the file may be huge: every message stays one short line.
   [[noreturn]] void fail(const std::string& where, const std::string& what) const {
-    throw Error(fmt::format("{}: {}: {}", source, where, what));
+    throw Error(fmt::format("{}: {}: {}", source, text_excerpt(where, 120), text_excerpt(what, 400)));
   }
 };
 
@@ -68,7 +69,10 @@ void check_keys(const Ctx& c, const json& j, const std::string& where, std::set<
 int64_t get_int(const Ctx& c, const json& j, const std::string& where, int64_t lo, int64_t hi) {
   if (!j.is_number_integer() &&
       !(j.is_number_float() && std::floor(j.get<double>()) == j.get<double>() && std::fabs(j.get<double>()) < 9e15))
-    c.fail(where, fmt::format("must be an integer, got {}", j.dump()));
+    c.fail(where, fmt::format("must be an integer, got {}", json_excerpt(j)));
+  // An unsigned value beyond int64 (2^63) must not wrap to a negative one in the message.
+  if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(hi))
+    c.fail(where, fmt::format("must be between {} and {}, got {}", lo, hi, j.get<uint64_t>()));
   const int64_t v = j.is_number_integer() ? j.get<int64_t>() : static_cast<int64_t>(j.get<double>());
   if (v < lo || v > hi) c.fail(where, fmt::format("must be between {} and {}, got {}", lo, hi, v));
   return v;
@@ -77,23 +81,24 @@ int64_t get_int(const Ctx& c, const json& j, const std::string& where, int64_t l
 uint64_t get_seed(const Ctx& c, const json& j, const std::string& where) {
   if (j.is_number_unsigned()) return j.get<uint64_t>();
   if (j.is_number_integer() && j.get<int64_t>() >= 0) return static_cast<uint64_t>(j.get<int64_t>());
-  c.fail(where, fmt::format("must be a non-negative integer, got {}", j.dump()));
+  c.fail(where, fmt::format("must be a non-negative integer, got {}", json_excerpt(j)));
 }
 
 double get_num(const Ctx& c, const json& j, const std::string& where, double lo, double hi) {
-  if (!j.is_number()) c.fail(where, fmt::format("must be a number, got {}", j.dump()));
+  if (!j.is_number()) c.fail(where, fmt::format("must be a number, got {}", json_excerpt(j)));
   const double v = j.get<double>();
-  if (!std::isfinite(v) || v < lo || v > hi) c.fail(where, fmt::format("must be between {} and {}, got {}", lo, hi, j.dump()));
+  if (!std::isfinite(v) || v < lo || v > hi)
+    c.fail(where, fmt::format("must be between {} and {}, got {}", lo, hi, json_excerpt(j)));
   return v;
 }
 
 bool get_bool(const Ctx& c, const json& j, const std::string& where) {
-  if (!j.is_boolean()) c.fail(where, fmt::format("must be true or false, got {}", j.dump()));
+  if (!j.is_boolean()) c.fail(where, fmt::format("must be true or false, got {}", json_excerpt(j)));
   return j.get<bool>();
 }
 
 std::string get_str(const Ctx& c, const json& j, const std::string& where) {
-  if (!j.is_string()) c.fail(where, fmt::format("must be a string, got {}", j.dump()));
+  if (!j.is_string()) c.fail(where, fmt::format("must be a string, got {}", json_excerpt(j)));
   return j.get<std::string>();
 }
 
@@ -200,17 +205,18 @@ OptimizerSpec parse_optimizer(const Ctx& c, const json& j) {
   if (obj.contains("eps")) {
     s.eps = get_num(c, obj["eps"], w + ".eps", 0, 1);
     // eps 0 divides 0 by 0 wherever a gradient is exactly zero (and in the buffer padding).
-    if (!(s.eps > 0)) c.fail(w + ".eps", fmt::format("must be > 0 (PyTorch's default is 1e-8), got {}", obj["eps"].dump()));
+    if (!(s.eps > 0))
+      c.fail(w + ".eps", fmt::format("must be > 0 (PyTorch's default is 1e-8), got {}", json_excerpt(obj["eps"])));
   }
   if (obj.contains("weight_decay")) s.weight_decay = get_num(c, obj["weight_decay"], w + ".weight_decay", 0, 1e6);
   if (obj.contains("betas")) {
     const json& b = obj["betas"];
     if (!b.is_array() || b.size() != 2)
-      c.fail(w + ".betas", fmt::format("must be a list of two numbers like [0.9, 0.999], got {}", b.dump()));
+      c.fail(w + ".betas", fmt::format("must be a list of two numbers like [0.9, 0.999], got {}", json_excerpt(b)));
     s.beta1 = get_num(c, b[0], w + ".betas[0]", 0, 1);
     s.beta2 = get_num(c, b[1], w + ".betas[1]", 0, 1);
-    if (s.beta1 >= 1) c.fail(w + ".betas[0]", fmt::format("must be below 1, got {}", b[0].dump()));
-    if (s.beta2 >= 1) c.fail(w + ".betas[1]", fmt::format("must be below 1, got {}", b[1].dump()));
+    if (s.beta1 >= 1) c.fail(w + ".betas[0]", fmt::format("must be below 1, got {}", json_excerpt(b[0])));
+    if (s.beta2 >= 1) c.fail(w + ".betas[1]", fmt::format("must be below 1, got {}", json_excerpt(b[1])));
   }
   if (s.nesterov && (s.momentum <= 0 || s.dampening != 0))
     c.fail(w + ".nesterov", "needs \"momentum\" > 0 and \"dampening\": 0 (as torch.optim.SGD)");
@@ -247,7 +253,7 @@ LrSchedule parse_lr(const Ctx& c, const json& lr) {
   if (!lr.is_object())
     c.fail("train.lr",
            fmt::format("must be a number or an object like {{\"values\": [0.1, 0.01], \"boundaries\": [100000]}}, got {}",
-                       lr.dump()));
+                       json_excerpt(lr)));
   std::string kind = "step";
   if (lr.contains("schedule")) {
     kind = get_str(c, lr["schedule"], "train.lr.schedule");
@@ -481,45 +487,6 @@ json Config::to_json() const {
                 {"calibrate_batchnorm", calibrate_batchnorm}}}};
 }
 
-json parse_json_text(const std::string& text, const std::string& source) {
-  // A key given twice in one object would silently take its last value ("steps": 200000, then
-  // "steps": 7 trains 7 steps): the parser callback keeps each open object's keys.
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  const json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start)
-      open_objects.emplace_back();
-    else if (event == json::parse_event_t::object_end && !open_objects.empty())
-      open_objects.pop_back();
-    else if (event == json::parse_event_t::key && !open_objects.empty() && parsed.is_string() &&
-             !open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
-      duplicate = parsed.get<std::string>();
-    return true;
-  };
-  try {
-    json j = json::parse(text, track, true, /*ignore_comments=*/true);
-    if (!duplicate.empty())
-      throw Error(fmt::format("{}: the key \"{}\" appears twice in one object; keep one of them", source, duplicate));
-    return j;
-  } catch (const json::parse_error& e) {
-    // e.byte is 1-based; turn it into line:column for the user.
-    std::size_t line = 1, col = 1;
-    for (std::size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
-    }
-    std::string what = e.what();
-    const auto pos = what.find("syntax error");
-    if (pos != std::string::npos) what = what.substr(pos);
-    throw Error(fmt::format("{}:{}:{}: invalid JSON ({}); fix the file or start from `makemore presets show NAME`", source, line,
-                            col, what));
-  }
-}
-
 Config load_config_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
@@ -532,7 +499,13 @@ Config load_config_file(const std::string& path) {
   const std::string text = ss.str();
   if (text.find_first_not_of(" \t\r\n") == std::string::npos)
     throw Error(fmt::format("{}: the config file is empty; start from `makemore presets show lecture-batchnorm`", path));
-  return parse_config(parse_json_text(text, path), path);
+  json j;
+  try {
+    j = parse_json_text(text, path);
+  } catch (const Error& e) {  // a config has a known-good starting point
+    throw Error(fmt::format("{}, or start from `makemore presets show NAME`", e.what()));
+  }
+  return parse_config(j, path);
 }
 
 Config apply_overrides(const Config& base, const TrainOverrides& o, const std::string& source) {

@@ -104,8 +104,27 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
+// Reads at most kMaxWordListBytes (+1, to tell a file at the limit from a larger one).
+std::string read_capped(std::FILE* f, const std::string& path) {
+  std::string data;
+  char buf[1 << 16];
+  for (;;) {
+    const std::size_t n = std::fread(buf, 1, sizeof buf, f);
+    data.append(buf, n);
+    if (data.size() > kMaxWordListBytes)
+      throw Error(fmt::format("{}: larger than the word list limit of {} MiB; pass a smaller list (one item per line)", path,
+                              kMaxWordListBytes >> 20));
+    if (n < sizeof buf) break;
+  }
+  if (std::ferror(f))
+    throw Error(path + ": cannot read (" + lower_strerror(errno ? errno : EIO) +
+                "); check its permissions or pass another word list with -i FILE");
+  return data;
+}
+
 std::string read_file_bytes(const std::string& path) {
   if (path.empty()) throw Error("no word list given; pass one with -i FILE");
+  if (path == "-") return read_capped(stdin, "-");  // standard input
   std::error_code ec;
   const auto st = std::filesystem::status(path, ec);
   if (ec) {
@@ -116,6 +135,10 @@ std::string read_file_bytes(const std::string& path) {
   }
   if (!std::filesystem::exists(st)) throw NotFound(path + ": no such file; pass an existing word list with -i FILE");
   if (std::filesystem::is_directory(st)) throw Error(path + ": is a directory, not a file; pass a word list with -i FILE");
+  // A device or a pipe (/dev/zero, /dev/urandom) can be endless: a word list is a regular file, or
+  // standard input given as "-".
+  if (!std::filesystem::is_regular_file(st))
+    throw Error(path + ": is not a regular file (a device or a pipe); pass a word list file, or - to read standard input");
 
   errno = 0;
   std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
@@ -123,18 +146,7 @@ std::string read_file_bytes(const std::string& path) {
     throw Error(path + ": cannot read (" + lower_strerror(errno ? errno : EIO) +
                 "); check its permissions or pass another word list with -i FILE");
   }
-  std::string data;
-  char buf[1 << 16];
-  for (;;) {
-    const std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
-    data.append(buf, n);
-    if (n < sizeof buf) break;
-  }
-  if (std::ferror(f.get())) {
-    throw Error(path + ": cannot read (" + lower_strerror(errno ? errno : EIO) +
-                "); check its permissions or pass another word list with -i FILE");
-  }
-  return data;
+  return read_capped(f.get(), path);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "makemore/diag_io.h"
 #include "makemore/error.h"
+#include "makemore/json_text.h"
 
 namespace mm {
 
@@ -90,7 +91,7 @@ std::vector<UpdateRatios> read_update_ratios(const std::string& path, const Para
   std::ifstream in(path, std::ios::binary);
   std::string line;
   for (int64_t n = 1; std::getline(in, line); ++n) {
-    const json j = json::parse(line, nullptr, false);
+    const json j = parse_json_line(line).value_or(json());
     if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("ratios") ||
         !j["ratios"].is_object())
       throw Error(

@@ -10,6 +10,7 @@
 #include "makemore/atomic_file.h"
 #include "makemore/diag_io.h"
 #include "makemore/error.h"
+#include "makemore/json_text.h"
 
 namespace mm {
 
@@ -50,7 +51,7 @@ int64_t keep_records_before(const std::string& path, int64_t before) {
   for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
   std::string kept;
   for (std::size_t k = 0; k < lines.size(); ++k) {
-    const json j = json::parse(lines[k], nullptr, false);
+    const json j = parse_json_line(lines[k]).value_or(json(json::value_t::discarded));
     // A killed run can leave its last line torn: dropped. Any other line that is not a record
     // is kept, for the reader to report.
     if (j.is_discarded() && k + 1 == lines.size()) continue;

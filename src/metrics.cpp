@@ -13,6 +13,7 @@
 
 #include "makemore/atomic_file.h"
 #include "makemore/error.h"
+#include "makemore/json_text.h"
 
 namespace mm {
 
@@ -93,7 +94,7 @@ MetricsColumns read_metrics(const std::string& path) {
   std::string line;
   for (int64_t n = 1; std::getline(in, line); ++n) {
     if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line, nullptr, false);
+    const nlohmann::json j = parse_json_line(line).value_or(nlohmann::json());
     if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("loss") ||
         !(j["loss"].is_number() || j["loss"].is_null()) || !j.contains("lr") || !j["lr"].is_number())
       throw Error(fmt::format("{}:{}: not a metrics record ({{\"step\", \"loss\", \"lr\"}}); the file was damaged", path, n));

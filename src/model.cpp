@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <tuple>
 
 #include "makemore/layer_kinds.h"
 #include "makemore/parallel.h"
@@ -15,7 +17,18 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size, const std:
   return s.kind->make(s, LayerBuild{vocab_size, where});
 }
 
-Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block_size_(cfg.block_size), config_(cfg) {
+Model::Model(const Config& cfg, int vocab_size) : Model(cfg, vocab_size, true) {}
+
+Model::Layout Model::layout_of(const Config& cfg, int vocab_size) {
+  Model m(cfg, vocab_size, false);
+  Layout l;
+  std::tie(l.values, l.buffers) = m.params_.lay_out();
+  l.params = m.params_.infos();
+  return l;
+}
+
+Model::Model(const Config& cfg, int vocab_size, bool allocate)
+    : vocab_size_(vocab_size), block_size_(cfg.block_size), config_(cfg) {
   embedding_ = std::make_unique<Embedding>(vocab_size, cfg.n_embd, cfg.embedding_init);
   embedding_->build(1, block_size_, params_, "embedding.");
   for (std::size_t i = 0; i < cfg.layers.size(); ++i)
@@ -30,7 +43,7 @@ Model::Model(const Config& cfg, int vocab_size) : vocab_size_(vocab_size), block
     token_reader_ = stack_.layers().empty() ? nullptr : dynamic_cast<Linear*>(stack_.layers()[0].get());
     if (token_reader_) token_reader_->read_tokens_from(embedding_.get());
   }
-  params_.finalize();
+  if (allocate) params_.finalize();
 }
 
 void Model::init(TorchGenerator& gen) {
@@ -126,6 +139,13 @@ const Mat& Model::forward(const int32_t* x, int batch, const ForwardContext& ctx
 
 float Model::loss(const int32_t* y) { return ce_.forward(stack_.out(), y); }
 
+bool Model::outputs_finite() const {
+  if (!embedding_->out().allFinite()) return false;
+  for (const Layer* l : all_layers())
+    if (!l->out().allFinite()) return false;
+  return true;
+}
+
 void Model::backward() {
   ce_.backward(&dlogits_);
   if (first_linear_took_tokens()) {
@@ -154,7 +174,8 @@ double Model::evaluate(const Examples& ex, int chunk) {
       const std::size_t start = c * step;
       const int b = static_cast<int>(std::min(step, n - start));
       m.forward(ex.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
-      sums[c] = SoftmaxCrossEntropy::sum_loss_fast(m.stack_.out(), ex.y.data() + start, m.eval_scratch_);
+      sums[c] = m.outputs_finite() ? SoftmaxCrossEntropy::sum_loss_fast(m.stack_.out(), ex.y.data() + start, m.eval_scratch_)
+                                   : std::numeric_limits<double>::quiet_NaN();
     }
   };
   const int t = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads()), n_chunks));

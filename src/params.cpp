@@ -12,7 +12,7 @@ int ParamStore::add(ParamInfo info) {
   return static_cast<int>(infos_.size()) - 1;
 }
 
-void ParamStore::finalize() {
+std::pair<std::size_t, std::size_t> ParamStore::lay_out() {
   std::size_t nv = 0, nb = 0;
   num_trainable_ = 0;
   const auto pad = [](std::size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; };
@@ -26,6 +26,11 @@ void ParamStore::finalize() {
       nb += pad(p.size());
     }
   }
+  return {nv, nb};
+}
+
+void ParamStore::finalize() {
+  const auto [nv, nb] = lay_out();
   values_.assign(nv, 0.0f);
   grads_.assign(nv, 0.0f);
   buffers_.assign(nb, 0.0f);

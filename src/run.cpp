@@ -28,6 +28,7 @@
 #include "makemore/checkpoint.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/json_text.h"
 #include "makemore/metrics.h"
 #include "makemore/perf.h"
 #include "makemore/report.h"
@@ -92,6 +93,28 @@ Dataset load_words_of(const std::string& dir, const Vocab& vocab, const std::str
 
 Dataset load_run_dataset(const std::string& dir, const LoadedRun& run) { return load_words_of(dir, run.vocab, run.words_fp); }
 
+namespace {
+
+// The stored config's parameters against the file's tensors, before a model of the config's
+// size is allocated: every tensor the config needs is in the file with its size.
+void check_sizes(const std::string& path, const Config& cfg, int vocab_size, const TensorFile& f) {
+  Model::Layout layout;
+  try {
+    layout = Model::layout_of(cfg, vocab_size);
+  } catch (const std::invalid_argument& e) {
+    throw Error(fmt::format("{} (config metadata): {}", path, text_excerpt(e.what(), 200)));
+  }
+  for (const ParamInfo& p : layout.params) {
+    const NamedTensor* t = f.find(p.name);
+    if (!t) throw Error(fmt::format("{}: checkpoint lacks tensor '{}' that its config needs; retrain", path, p.name));
+    if (t->data.size() != p.size())
+      throw Error(
+          fmt::format("{}: tensor '{}' has {} values, its config needs {}; retrain", path, p.name, t->data.size(), p.size()));
+  }
+}
+
+}  // namespace
+
 LoadedRun load_run(const std::string& dir) {
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -102,7 +125,7 @@ LoadedRun load_run(const std::string& dir) {
         fmt::format("{}: no checkpoint in this run folder (the run did not get far enough to save one, or the file was removed); "
                     "train again with `makemore train -o {}`",
                     path, dir));
-  TensorFile f = load_safetensors(path);
+  const TensorFile f = load_own_safetensors(path);
   auto meta = [&](const char* key) -> const std::string& {
     auto it = f.metadata.find(key);
     if (it == f.metadata.end())
@@ -115,21 +138,22 @@ LoadedRun load_run(const std::string& dir) {
   std::u32string chars;
   if (!from_utf8(meta("vocab"), &chars))
     throw Error(fmt::format("{}: corrupt checkpoint (vocabulary is not UTF-8); retrain", path));
-  run.vocab = Vocab::from_chars(chars);
   try {
-    run.step = std::stoll(meta("step"));
-  } catch (const std::exception&) {
-    throw Error(fmt::format("{}: corrupt checkpoint (bad step '{}')", path, meta("step")));
+    run.vocab = Vocab::from_chars(chars);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: metadata 'vocab': {}", path, e.what()));
   }
+  const auto step = metadata_count(meta("step"), int64_t{1} << 40);
+  if (!step)
+    throw Error(
+        fmt::format("{}: corrupt checkpoint (metadata 'step' is '{}', not a step count)", path, text_excerpt(meta("step"))));
+  run.step = *step;
+  check_sizes(path, run.config, run.vocab.size(), f);
   run.model = std::make_unique<Model>(run.config, run.vocab.size());
   auto& ps = run.model->params();
   for (std::size_t id = 0; id < ps.infos().size(); ++id) {
     const auto& p = ps.info(static_cast<int>(id));
     const NamedTensor* t = f.find(p.name);
-    if (!t) throw Error(fmt::format("{}: checkpoint lacks tensor '{}' that its config needs; retrain", path, p.name));
-    if (t->data.size() != p.size())
-      throw Error(
-          fmt::format("{}: tensor '{}' has {} values, its config needs {}; retrain", path, p.name, t->data.size(), p.size()));
     if (!std::all_of(t->data.begin(), t->data.end(), [](float v) { return std::isfinite(v); }))
       throw Error(
           fmt::format("{}: tensor '{}' holds values that are not finite (the training had diverged when this was "
@@ -246,6 +270,21 @@ LoadedRun load_run_for_resume(const std::string& dir) {
   const std::string path = dir + "/" + kConfigFile;
   run.config = parse_config(read_json_file(path), path);
   run.vocab = Dataset::load(dir + "/" + kWordsFile).vocab();
+  // Sized against the train state before a model of the config's size is allocated.
+  const std::string state_path = dir + "/" + kTrainStateFile;
+  const TensorFile state = load_own_safetensors(state_path);
+  const NamedTensor* values = state.find("model.values");
+  std::size_t needed = 0;
+  try {
+    needed = Model::layout_of(run.config, run.vocab.size()).values;
+  } catch (const std::invalid_argument& e) {
+    throw Error(fmt::format("{}: model.layers: {}", path, text_excerpt(e.what(), 200)));
+  }
+  if (!values || values->data.size() != needed)
+    throw Error(
+        fmt::format("{}: its parameters do not fit the network {} describes; the run cannot be continued, train it "
+                    "again from the start",
+                    state_path, path));
   run.model = build_model(run.config, run.vocab.size(), path);
   return run;
 }
@@ -411,10 +450,22 @@ std::optional<json> Run::result() const {
 
 std::vector<float> Run::losses() const { return read_losses(dir_ + "/" + kMetricsFile); }
 
+// Finite weights can still overflow float in a forward pass (a damaged or edited file): no loss
+// or sample is reported from such a model.
+[[noreturn]] void Run::not_finite(const std::string& what) const {
+  throw Error(
+      fmt::format("{}/{}: the model of step {} {}; the file was damaged or edited, or its training had diverged: "
+                  "restore it or train again",
+                  dir_, kCheckpointFile, step_, what));
+}
+
 SplitLosses Run::evaluate(bool calibrate) {
   const Splits& s = splits();
   if (calibrate && model_->has_running_stats()) model_->calibrate(s.train);
-  return {model_->evaluate(s.train), model_->evaluate(s.val), model_->evaluate(s.test)};
+  const SplitLosses l{model_->evaluate(s.train), model_->evaluate(s.val), model_->evaluate(s.test)};
+  for (auto [name, v] : {std::pair{"train", l.train}, std::pair{"val", l.val}, std::pair{"test", l.test}})
+    if (!std::isfinite(v)) not_finite(fmt::format("gives a {} loss that is not finite (its activations overflow float)", name));
+  return l;
 }
 
 std::vector<std::u32string> Run::sample(const SampleOptions& opt, std::optional<uint64_t> seed) {
@@ -425,7 +476,13 @@ std::vector<std::u32string> Run::sample(const SampleOptions& opt, std::optional<
   if (opt.top_k < 0) throw Error(fmt::format("sample: top_k {} is negative; use 0 (all tokens) or a count", opt.top_k));
   if (opt.max_length < 1) throw Error(fmt::format("sample: max_length {} must be at least 1", opt.max_length));
   TorchGenerator gen(seed ? *seed : config_.seed + 10);
-  return sample_words(*model_, vocab_, opt, gen);
+  try {
+    return sample_words(*model_, vocab_, opt, gen);
+  } catch (const std::domain_error& e) {
+    not_finite(fmt::format("cannot be sampled: {}", e.what()));
+  } catch (const std::invalid_argument& e) {  // the generator's check of the probabilities
+    not_finite(fmt::format("cannot be sampled ({})", e.what()));
+  }
 }
 
 // ---- training ------------------------------------------------------------------------------

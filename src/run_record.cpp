@@ -13,6 +13,7 @@
 
 #include "makemore/diag_io.h"
 #include "makemore/error.h"
+#include "makemore/json_text.h"
 #include "makemore/layer_kinds.h"
 #include "makemore/run.h"
 
@@ -130,9 +131,9 @@ struct Inputs {
       return std::nullopt;
     }
     try {
-      return json::parse(*text);
-    } catch (const json::exception& e) {
-      missing.push_back(fmt::format("{}: not valid JSON ({}); {}", name, e.what(), producer));
+      return parse_json_text(*text, name);
+    } catch (const Error& e) {
+      missing.push_back(fmt::format("{}: not valid JSON: {}; {}", name, e.what(), producer));
       return std::nullopt;
     }
   }
@@ -148,13 +149,13 @@ struct Inputs {
     int bad = 0, good = 0;
     for (std::string line; std::getline(in, line);) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) {
+      const std::optional<json> j = parse_json_line(line);
+      if (!j || !j->is_object()) {
         ++bad;
         continue;
       }
       ++good;
-      f(j);
+      f(*j);
     }
     if (bad) missing.push_back(fmt::format("{}: skipped {} unreadable line(s)", name, bad));
     if (!good) missing.push_back(fmt::format("{}: holds no records ({})", name, producer));

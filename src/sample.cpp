@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 namespace mm {
 
@@ -18,6 +19,7 @@ std::vector<std::u32string> sample_words(Model& model, const Vocab& vocab, const
     std::u32string word;
     for (int len = 0; len < opt.max_length; ++len) {
       const Mat& l = model.forward(context.data(), 1, Mode::Eval);
+      if (!model.outputs_finite()) throw std::domain_error("its activations overflow float (they are not finite)");
       for (int v = 0; v < V; ++v) logits[static_cast<std::size_t>(v)] = l(0, v);
       if (opt.temperature != 1.0)
         for (auto& x : logits) x = static_cast<float>(x / opt.temperature);

@@ -133,11 +133,16 @@ double Welford::std() const { return std::sqrt(var()); }
 Histogram histogram(const float* x, std::size_t n, int bins, double lo, double hi) {
   Histogram h;
   if (bins < 1) bins = 1;
-  if (!(lo < hi)) {
+  // A usable range is finite with a finite, non-zero scale; anything else (none given, an
+  // infinite bound, NaN, a width that overflows or underflows) would give NaN bin indices.
+  const auto usable = [bins](double a, double b) {
+    return a < b && std::isfinite(b - a) && std::isfinite(static_cast<double>(bins) / (b - a));
+  };
+  if (!usable(lo, hi)) {  // the finite values' own range
     const Moments m = moments(x, n);
     lo = m.min;
     hi = m.max;
-    if (!(lo < hi)) {  // constant (or empty): a unit-wide range around the value
+    if (!usable(lo, hi)) {  // constant (or empty): a unit-wide range around the value
       lo -= 0.5;
       hi += 0.5;
     }
@@ -149,7 +154,10 @@ Histogram histogram(const float* x, std::size_t n, int bins, double lo, double h
   for (std::size_t i = 0; i < n; ++i) {
     if (!std::isfinite(x[i])) continue;
     const double k = std::floor((static_cast<double>(x[i]) - lo) * scale);
-    const auto b = static_cast<std::size_t>(std::clamp(k, 0.0, static_cast<double>(bins - 1)));
+    // Compared before the cast: a double outside size_t's range (or NaN) must never reach it.
+    const std::size_t b = k >= static_cast<double>(bins - 1) ? static_cast<std::size_t>(bins - 1)
+                          : k > 0                            ? static_cast<std::size_t>(k)
+                                                             : 0;
     ++h.counts[b];
   }
   return h;

@@ -8,10 +8,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "makemore/checkpoint.h"
 #include "makemore/error.h"
+#include "makemore/json_text.h"
 
 namespace mm {
 
@@ -41,7 +43,9 @@ void Trainer::draw_batch() {
 float Trainer::step(int64_t i) {
   draw_batch();
   model_.forward(xb_.data(), static_cast<int>(ix_.size()), ForwardContext(Mode::Train, &gen_));
-  const float loss = model_.loss(yb_.data());
+  float loss = model_.loss(yb_.data());
+  // Activations that overflowed (inf squashed by a tanh to 1) make any loss meaningless.
+  if (!model_.outputs_finite()) loss = std::numeric_limits<float>::quiet_NaN();
   for (auto* o : observers_) o->after_forward(*this, i, loss);
   model_.backward();
   for (auto* o : observers_) o->after_backward(*this, i);
@@ -60,7 +64,7 @@ float Trainer::probe_next_loss() {
   const auto xb = xb_, yb = yb_;
   draw_batch();
   model_.forward(xb_.data(), static_cast<int>(ix_.size()), ForwardContext(Mode::Train, &gen_));
-  const float loss = model_.loss(yb_.data());
+  const float loss = model_.outputs_finite() ? model_.loss(yb_.data()) : std::numeric_limits<float>::quiet_NaN();
   model_.params().buffers() = buffers;
   gen_ = gen;
   ix_ = ix;
@@ -138,6 +142,12 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
   out.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
   out.losses.val = model.evaluate(splits.val);
   out.losses.test = model.evaluate(splits.test);
+  if (!std::isfinite(out.losses.train) || !std::isfinite(out.losses.val) || !std::isfinite(out.losses.test)) {
+    // The model the training left (or, finishing a resumed run, the one it resumed) overflows
+    // on the splits: a divergence, never losses to report.
+    out.stats.diverged = true;
+    out.stats.diverged_step = out.stats.steps;
+  }
   return out;
 }
 
@@ -175,7 +185,7 @@ void save_train_state(const std::string& path, const Optimizer& opt, const Torch
 }
 
 TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenerator& gen, Model& model) {
-  const TensorFile f = load_safetensors(path);
+  const TensorFile f = load_own_safetensors(path);
   auto bad = [&](const std::string& what) {
     return Error(fmt::format("{}: {}; the run cannot be continued, train it again from the start", path, what));
   };
@@ -188,23 +198,22 @@ TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenera
   if (meta("optimizer") != opt.spec().type)
     throw bad(fmt::format("saved for optimizer '{}', the config says '{}'", meta("optimizer"), opt.spec().type));
   TrainState st;
+  constexpr int64_t kMaxCount = int64_t{1} << 40;  // the config's bound on train.steps
+  const auto count = [&](const char* key) {
+    const auto v = metadata_count(meta(key), kMaxCount);
+    if (!v) throw bad(fmt::format("metadata '{}' is '{}', not a count", key, text_excerpt(meta(key))));
+    return *v;
+  };
+  st.step = count("step");
+  opt.set_steps_taken(count("optimizer_steps"));
+  for (auto [key, field] : {std::pair{"diag_every", &st.diag_every}, std::pair{"save_every", &st.save_every}})
+    if (f.metadata.count(key)) *field = count(key);
   try {
     std::size_t used = 0;
-    st.step = std::stoll(meta("step"), &used);
-    if (used != meta("step").size() || st.step < 0) throw std::invalid_argument("step");
-    const std::string& t = meta("optimizer_steps");
-    const long long taken = std::stoll(t, &used);
-    if (used != t.size() || taken < 0) throw std::invalid_argument("optimizer_steps");
-    opt.set_steps_taken(taken);
-    st.initial_loss = std::stof(meta("initial_loss"));
-    for (auto [key, field] : {std::pair{"diag_every", &st.diag_every}, std::pair{"save_every", &st.save_every}}) {
-      const auto it = f.metadata.find(key);
-      if (it == f.metadata.end()) continue;
-      *field = std::stoll(it->second, &used);
-      if (used != it->second.size() || *field < 0) throw std::invalid_argument(key);
-    }
+    st.initial_loss = std::stof(meta("initial_loss"), &used);
+    if (used != meta("initial_loss").size()) throw std::invalid_argument("initial_loss");
   } catch (const std::exception&) {
-    throw bad("corrupt step counts, initial loss or recording intervals");
+    throw bad(fmt::format("metadata 'initial_loss' is '{}', not a number", text_excerpt(meta("initial_loss"))));
   }
   for (int i = 0; i < 3; ++i) {
     FloatBuf& b = opt.state_buffer(i);

@@ -153,12 +153,21 @@ TEST_F(CheckpointTest, ByteLayoutIsSafetensors) {
   mm::save_safetensors(p, f);
 
   const std::string data("\x00\x00\x80\x3f\x00\x00\x00\xc0", 8);  // 1.0f, -2.0f little-endian
-  // The data section's FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3), in hex.
+  // FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3) of the file's content as
+  // docs/run-folder.md defines it: each metadata key and value but the checksum's (sorted by
+  // key), then each tensor's name, dimension count, dimensions and values; a string is its
+  // length (8 bytes, little-endian) then its bytes.
+  std::string content;
+  const auto text = [&](const std::string& s) { content += u64_le(s.size()) + s; };
+  text("k");
+  text("v");
+  text("a");
+  content += u64_le(1) + u64_le(2) + data;
   uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : data) h = (h ^ c) * 0x100000001b3ULL;
+  for (unsigned char c : content) h = (h ^ c) * 0x100000001b3ULL;
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  std::string header = R"({"__metadata__":{"k":"v","makemore.data_fnv1a64":")" + std::string(hex) +
+  std::string header = R"({"__metadata__":{"k":"v","makemore.fnv1a64":")" + std::string(hex) +
                        R"("},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   header.append((8 - header.size() % 8) % 8, ' ');
   const std::string expected = u64_le(header.size()) + header + data;

@@ -466,7 +466,7 @@ TEST(CliBadInput, ConfigFiles) {
       {"residual.json", "model.layers[2].layers: residual branch maps", "to 27; its output width must equal its input"},
       {"invalid.json", "invalid JSON", "invalid.json:1:"},
       {"empty.json", "empty", "empty.json"},
-      {"twice.json", "twice.json", "\"steps\" appears twice"},
+      {"twice.json", "twice.json", "train.steps: the key appears twice"},
       {"missing.json", "no such config file", "missing.json"},
   };
   for (const auto& c : cases) {
@@ -620,19 +620,25 @@ TEST(CliDiverge, NonFiniteCheckpointIsRefused) {
   TempDir dir;
   const std::string words = write_names(dir);
   ASSERT_EQ(run_cli(dir.path(), {"train", "-i", words, "-o", "run", "--steps", "5", "-q", "--no-report"}).exit_code, 0);
-  // Overwrite the first value of the first tensor with a NaN and drop the checksum (as old files lack it).
+  // Overwrite the first value of the first tensor with a NaN, with the data-only checksum of
+  // the files written before the checksum covered the header (they still load).
   std::string f = read_file(dir / "run" / "model.safetensors");
   uint64_t n = 0;
   for (int k = 7; k >= 0; --k) n = (n << 8) | static_cast<unsigned char>(f[static_cast<std::size_t>(k)]);
   json header = json::parse(f.substr(8, n));
-  header["__metadata__"].erase("makemore.data_fnv1a64");
-  std::string h = header.dump();
-  h.resize(((h.size() + 7) / 8) * 8, ' ');
+  header["__metadata__"].erase("makemore.fnv1a64");
   std::string data = f.substr(8 + n);
   const auto first = header.begin().key() == "__metadata__" ? std::next(header.begin()) : header.begin();
   const std::size_t at = (*first)["data_offsets"][0].get<std::size_t>();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(data.data() + at, &nan, 4);
+  uint64_t fnv = 0xcbf29ce484222325ULL;  // FNV-1a 64 of the data section
+  for (unsigned char c : data) fnv = (fnv ^ c) * 0x100000001b3ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv));
+  header["__metadata__"]["makemore.data_fnv1a64"] = hex;
+  std::string h = header.dump();
+  h.resize(((h.size() + 7) / 8) * 8, ' ');
   std::string out(8, '\0');
   for (int k = 0; k < 8; ++k) out[static_cast<std::size_t>(k)] = static_cast<char>((h.size() >> (8 * k)) & 0xff);
   write_file(dir / "run" / "model.safetensors", out + h + data);

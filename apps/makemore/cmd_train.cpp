@@ -81,7 +81,8 @@ int run_train(const TrainArgs& a) {
 Runner add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* c = app.add_subcommand("train", "Train a network on a word list into a run folder");
-  c->add_option("-i,--input", a->input, "Word list: UTF-8 text, one item per line (default: data/names.txt)");
+  c->add_option("-i,--input", a->input,
+                "Word list: UTF-8 text, one item per line, at most 64 MiB; - reads standard input (default: data/names.txt)");
   c->add_option("-o,--out", a->out_dir, "Run folder for config, checkpoint, metrics and results")->capture_default_str();
   auto* p = c->add_option("--preset", a->preset, "Built-in network (see `makemore presets`; default lecture-batchnorm)");
   auto* f = c->add_option("--config", a->config_path, "Config file (JSON; start from `makemore presets show NAME`)");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "makemore/init.h"
+#include "makemore/json_text.h"
 #include "makemore/layers.h"
 
 namespace mm {
@@ -100,7 +101,6 @@ struct Config {
 // source names the file (or preset) in error messages: "my.json: train.steps: must be > 0".
 Config parse_config(const nlohmann::json& j, const std::string& source);
 Config load_config_file(const std::string& path);
-nlohmann::json parse_json_text(const std::string& text, const std::string& source);
 
 InitSpec parse_init(const nlohmann::json& j, const std::string& where);
 nlohmann::json init_to_json(const InitSpec& spec);

@@ -17,9 +17,13 @@ struct WordList {
   std::size_t empty_lines = 0;        // skipped; reported once as a notice
 };
 
-// Reads a word file. Strips CRLF / surrounding whitespace, skips empty lines. Throws mm::Error
-// with a one-line message naming the file (and line) for: a missing or unreadable file, a
-// directory, an empty file (or one with no items), binary content (NUL bytes), invalid UTF-8.
+// A word list is at most 64 MiB (names.txt is 0.2 MiB): an endless stream cannot exhaust memory.
+inline constexpr std::size_t kMaxWordListBytes = std::size_t{64} << 20;
+
+// Reads a word file: a regular file, or "-" for standard input. Strips CRLF / surrounding
+// whitespace, skips empty lines. Throws mm::Error with a one-line message naming the file (and
+// line) for: a missing or unreadable file, a directory, a device or pipe, more than
+// kMaxWordListBytes, an empty file (or one with no items), binary content (NUL bytes), invalid UTF-8.
 WordList load_words(const std::string& path);
 
 class Vocab {

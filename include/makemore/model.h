@@ -19,6 +19,14 @@ namespace mm {
 class Model {
  public:
   Model(const Config& cfg, int vocab_size);
+  // The parameters a model of `cfg` would hold (names, shapes, offsets) and the sizes of its
+  // values() and buffers(), allocating none of them: a stored config is checked against the
+  // tensors beside it before anything of the size it asks for is built.
+  struct Layout {
+    std::vector<ParamInfo> params;
+    std::size_t values = 0, buffers = 0;
+  };
+  static Layout layout_of(const Config& cfg, int vocab_size);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -46,6 +54,10 @@ class Model {
   const Mat& forward(const int32_t* x, int batch, const ForwardContext& ctx);
   // Mean cross-entropy of the last forward's logits; needed before backward().
   float loss(const int32_t* y);
+  // False when some layer's output of the last forward holds a value that is not finite: the
+  // parameters overflow float somewhere, and a loss computed after a squashing layer (tanh of
+  // inf is 1) can still look finite. The trainer and evaluate() treat that loss as not finite.
+  bool outputs_finite() const;
   void backward();  // overwrites every parameter gradient
   // The last forward's first Linear computed from the tokens (Linear's token path): its
   // backward then writes the embedding's gradient, and there is no dL/d(stack input).
@@ -53,7 +65,8 @@ class Model {
 
   // Mean loss over a whole split in eval mode, in chunks (no batch statistics). With
   // threads() > 1 the chunks are shared among copies of the model; each chunk's sum is kept
-  // and added in order, so the result is the same for any thread count.
+  // and added in order, so the result is the same for any thread count. NaN when a chunk's
+  // forward overflows (outputs_finite()).
   double evaluate(const Examples& ex, int chunk = 1024);
   // A new model with this one's architecture, parameters and buffers.
   std::unique_ptr<Model> clone() const;
@@ -79,6 +92,7 @@ class Model {
   std::size_t num_params() const { return params_.num_trainable(); }
 
  private:
+  Model(const Config& cfg, int vocab_size, bool allocate);
   int vocab_size_, block_size_;
   Config config_;
   ParamStore params_;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "makemore/init.h"
@@ -29,6 +30,9 @@ class ParamStore {
   int add(ParamInfo info);
   // Allocates the buffers; after this, data pointers are stable.
   void finalize();
+  // Sets every parameter's offset and returns the sizes values() and buffers() will have,
+  // allocating nothing (finalize() does this first).
+  std::pair<std::size_t, std::size_t> lay_out();
   bool finalized() const { return finalized_; }
 
   const std::vector<ParamInfo>& infos() const { return infos_; }

@@ -144,6 +144,7 @@ class Run {
   friend class RunTraining;
   struct Writer;  // what a writing run holds: the lock, its settings, where it resumed
   void record_divergence(RunResult& r);
+  [[noreturn]] void not_finite(const std::string& what) const;
   std::string dir_;
   Config config_;
   Vocab vocab_;
