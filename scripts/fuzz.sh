@@ -31,7 +31,9 @@ for n in "${names[@]}"; do
   log="$out/fuzz_$n.log"
   echo "fuzz_$n: ${secs} s"
   # -rss_limit_mb: no input may make the loaders allocate beyond what the file holds.
-  if ! "$out/fuzz_$n" "$corpus" "$here/fuzz/corpus/$n" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
+  seeds=()
+  [ -d "$here/fuzz/corpus/$n" ] && seeds=("$here/fuzz/corpus/$n")
+  if ! "$out/fuzz_$n" "$corpus" "${seeds[@]}" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/crash-$n-" >"$log" 2>&1; then
     echo "fuzz_$n: FAILED (see $log)"
     grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -5
