@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -16,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/kernels.h"
 #include "makemore/error.h"
 #include "makemore/parallel.h"
 
@@ -27,30 +27,10 @@ namespace mm {
 
 namespace {
 
-using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Stride = Eigen::OuterStride<>;
-using CMap = Eigen::Map<const RowMajor, 0, Stride>;
-using MMap = Eigen::Map<RowMajor, 0, Stride>;
-
+// Eigen's products, compiled for the kernel set in use (kernels/kernels.cpp).
 void gemm_eigen(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                 bool accumulate) {
-  MMap c(C, M, N, Stride(ldc));
-  const CMap a(A, opa == Op::N ? M : K, opa == Op::N ? K : M, Stride(lda));
-  const CMap b(B, opb == Op::N ? K : N, opb == Op::N ? N : K, Stride(ldb));
-  auto run = [&](const auto& x, const auto& y) {
-    if (accumulate)
-      c.noalias() += x * y;
-    else
-      c.noalias() = x * y;
-  };
-  if (opa == Op::N && opb == Op::N)
-    run(a, b);
-  else if (opa == Op::T && opb == Op::N)
-    run(a.transpose(), b);
-  else if (opa == Op::N && opb == Op::T)
-    run(a, b.transpose());
-  else
-    run(a.transpose(), b.transpose());
+  kernels::kernels().gemm_eigen(opa == Op::T, opb == Op::T, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 #ifdef MAKEMORE_WITH_XSMM

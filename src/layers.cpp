@@ -11,12 +11,9 @@
 #include <limits>
 #include <stdexcept>
 
+#include "kernels/kernels.h"
 #include "makemore/gemm.h"
 #include "makemore/layer_kinds.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace mm {
 
@@ -26,8 +23,6 @@ using InitUse = LayerOptionReader::InitUse;
 std::string Layer::type() const { return kind().class_name; }
 
 namespace {
-void column_sums(const float* __restrict x, Eigen::Index n, Eigen::Index C, float* __restrict sum);  // below
-
 int declare(ParamStore& store, const std::string& name, int rows, int cols, bool is_1d, bool trainable, int fan_in,
             InitSpec init) {
   ParamInfo p;
@@ -59,18 +54,8 @@ void Embedding::forward_tokens(const int32_t* tokens, int batch, int block_size)
   const std::size_t n = static_cast<std::size_t>(batch) * static_cast<std::size_t>(block_size);
   tokens_.assign(tokens, tokens + n);
   out_.resize(batch, static_cast<Eigen::Index>(block_size) * n_embd_);
-  const float* C = store_->data(param_ids_[0]);
-  const std::size_t width = static_cast<std::size_t>(n_embd_);
-  float* out = out_.data();
-#if defined(__AVX512F__)
-  if (width <= 16) {  // the lecture's rows (10 or 2 floats): one masked load and store each
-    const auto m = static_cast<__mmask16>((1u << width) - 1u);
-    for (std::size_t r = 0; r < n; ++r)
-      _mm512_mask_storeu_ps(out + r * width, m, _mm512_maskz_loadu_ps(m, C + static_cast<std::size_t>(tokens_[r]) * width));
-    return;
-  }
-#endif
-  for (std::size_t r = 0; r < n; ++r) std::copy_n(C + static_cast<std::size_t>(tokens_[r]) * width, width, out + r * width);
+  kernels::kernels().embedding_rows(store_->data(param_ids_[0]), tokens_.data(), n, static_cast<std::size_t>(n_embd_),
+                                    out_.data());
 }
 
 void Embedding::forward(const Mat& x, const ForwardContext&) {
@@ -82,15 +67,8 @@ void Embedding::forward(const Mat& x, const ForwardContext&) {
 
 // dC[v] = sum of the dout rows (n_embd wide) whose token is v (a scatter-add).
 void Embedding::backward(const Mat& dout, Mat* dx) {
-  float* __restrict dC = store_->grad(param_ids_[0]);
-  const std::size_t width = static_cast<std::size_t>(n_embd_);
-  std::fill_n(dC, static_cast<std::size_t>(vocab_) * width, 0.0f);
-  const float* src = dout.data();
-  for (std::size_t r = 0; r < tokens_.size(); ++r) {
-    float* __restrict dst = dC + static_cast<std::size_t>(tokens_[r]) * width;
-    const float* __restrict row = src + r * width;
-    for (std::size_t c = 0; c < width; ++c) dst[c] += row[c];
-  }
+  kernels::kernels().embedding_scatter(store_->grad(param_ids_[0]), static_cast<std::size_t>(vocab_),
+                                       static_cast<std::size_t>(n_embd_), tokens_.data(), tokens_.size(), dout.data());
   if (dx && x_) dx->setZero(x_->rows(), x_->cols());  // token indices have no gradient
 }
 
@@ -183,18 +161,6 @@ void Linear::build(int in_time, int in_features, ParamStore& store, const std::s
   if (bias_drawn_unused_) declare(store, prefix + "bias_unused", 1, fan_out_, true, false, in_features, bias_init_);
 }
 
-namespace {
-// out = x + b, row by row: + b after the product, as the lecture's x @ W + b rounds (adding
-// the bias first, as the product's starting value, saves a pass but moves lecture-original's
-// final losses).
-void add_bias_rows(float* out, int rows, int cols, const float* __restrict b) {
-  for (int r = 0; r < rows; ++r) {
-    float* __restrict o = out + static_cast<std::ptrdiff_t>(r) * cols;
-    for (int c = 0; c < cols; ++c) o[c] += b[c];
-  }
-}
-}  // namespace
-
 void Linear::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   // x is the embedding's output, so its rows are the embedding's tokens' rows of C.
@@ -204,7 +170,7 @@ void Linear::forward(const Mat& x, const ForwardContext&) {
   if (token_path_) return forward_tokens(x);  // adds the bias itself
   gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_, out_.data(),
        fan_out_);
-  if (bias_) add_bias_rows(out_.data(), rows, fan_out_, store_->data(param_ids_[1]));
+  if (bias_) kernels::kernels().add_bias_rows(out_.data(), rows, fan_out_, store_->data(param_ids_[1]));
 }
 
 void Linear::backward(const Mat& dout, Mat* dx) {
@@ -218,7 +184,7 @@ void Linear::backward(const Mat& dout, Mat* dx) {
   if (bias_) {
     // db = the column sums of dout, rows added in order, accumulated in registers (the same
     // bits as copying row 0 and adding the others; faster than that row loop).
-    column_sums(dout.data(), rows, fan_out_, store_->grad(param_ids_[1]));
+    kernels::kernels().column_sums(dout.data(), rows, fan_out_, store_->grad(param_ids_[1]));
   }
   if (dx) {
     dx->resize(rows, in_features_);
@@ -290,167 +256,6 @@ const LayerKind& linear_kind() {
 const LayerKind& Linear::kind() const { return linear_kind(); }
 
 // ---- BatchNorm1d -------------------------------------------------------------------------
-namespace {
-#if defined(__AVX512F__)
-// Column reductions over the rows of an (n, C) block with up to 128 columns' accumulators held
-// in registers for the whole pass (the plain row loop keeps them in memory, and each row waits
-// on the previous row's stores). Per column the rows are added in order, with the same
-// operations as the scalar loops below (GCC contracts those to FMAs too), so the bits agree.
-// term(acc, r, c, mask) returns acc plus row r's term for columns c..c+15 (lanes in mask).
-template <int NV, class Term>
-void column_pass(Eigen::Index n, Eigen::Index c0, Eigen::Index C, float* __restrict out, Term term) {
-  __m512 acc[NV];
-  __mmask16 mask[NV];
-  for (int v = 0; v < NV; ++v) {
-    acc[v] = _mm512_setzero_ps();
-    const Eigen::Index left = C - c0 - 16 * v;
-    mask[v] = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-  }
-  for (Eigen::Index r = 0; r < n; ++r)
-    for (int v = 0; v < NV; ++v) acc[v] = term(acc[v], r, c0 + 16 * v, mask[v]);
-  for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + c0 + 16 * v, mask[v], acc[v]);
-}
-template <class Term>
-void column_reduce(Eigen::Index n, Eigen::Index C, float* __restrict out, Term term) {
-  for (Eigen::Index c0 = 0; c0 < C; c0 += 128) {
-    switch ((std::min<Eigen::Index>(C - c0, 128) + 15) / 16) {
-      case 1:
-        column_pass<1>(n, c0, C, out, term);
-        break;
-      case 2:
-        column_pass<2>(n, c0, C, out, term);
-        break;
-      case 3:
-        column_pass<3>(n, c0, C, out, term);
-        break;
-      case 4:
-        column_pass<4>(n, c0, C, out, term);
-        break;
-      case 5:
-        column_pass<5>(n, c0, C, out, term);
-        break;
-      case 6:
-        column_pass<6>(n, c0, C, out, term);
-        break;
-      case 7:
-        column_pass<7>(n, c0, C, out, term);
-        break;
-      default:
-        column_pass<8>(n, c0, C, out, term);
-        break;
-    }
-  }
-}
-#endif
-
-// sum[c] = sum over rows of x[r][c], rows in order.
-void column_sums(const float* __restrict x, Eigen::Index n, Eigen::Index C, float* __restrict sum) {
-#if defined(__AVX512F__)
-  column_reduce(n, C, sum, [x, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
-    return _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, x + r * C + c));
-  });
-#else
-  std::fill_n(sum, C, 0.0f);
-  for (Eigen::Index r = 0; r < n; ++r)
-    for (Eigen::Index c = 0; c < C; ++c) sum[c] += x[r * C + c];
-#endif
-}
-
-// var[c] = sum over rows of (x[r][c] - mean[c])^2, rows in order.
-void column_centered_squares(const float* __restrict x, const float* __restrict mean, Eigen::Index n, Eigen::Index C,
-                             float* __restrict var) {
-#if defined(__AVX512F__)
-  column_reduce(n, C, var, [x, mean, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
-    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + r * C + c), _mm512_maskz_loadu_ps(m, mean + c));
-    return _mm512_fmadd_ps(d, d, acc);
-  });
-#else
-  std::fill_n(var, C, 0.0f);
-  for (Eigen::Index r = 0; r < n; ++r)
-    for (Eigen::Index c = 0; c < C; ++c) {
-      const float d = x[r * C + c] - mean[c];
-      var[c] += d * d;
-    }
-#endif
-}
-
-// dgamma[c] = sum of d * xhat, dbeta[c] = sum of d over the rows, in order.
-void grad_sums(const float* __restrict d, const float* __restrict xhat, Eigen::Index n, Eigen::Index C, float* __restrict dgamma,
-               float* __restrict dbeta) {
-#if defined(__AVX512F__)
-  column_reduce(n, C, dgamma, [d, xhat, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
-    return _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, d + r * C + c), _mm512_maskz_loadu_ps(m, xhat + r * C + c), acc);
-  });
-  column_sums(d, n, C, dbeta);
-#else
-  std::fill_n(dgamma, C, 0.0f);
-  std::fill_n(dbeta, C, 0.0f);
-  for (Eigen::Index r = 0; r < n; ++r)
-    for (Eigen::Index c = 0; c < C; ++c) {
-      dgamma[c] += d[r * C + c] * xhat[r * C + c];
-      dbeta[c] += d[r * C + c];
-    }
-#endif
-}
-
-// Row kernels with non-aliasing pointers, so the compiler vectorizes them over the features.
-void normalize_row(const float* __restrict x, const float* __restrict mean, const float* __restrict inv,
-                   const float* __restrict gamma, const float* __restrict beta, float* __restrict xhat, float* __restrict out,
-                   Eigen::Index C) {
-#if defined(__AVX512F__)
-  // 16 features at a time, the last block masked (the compiler's own loop ends in scalars).
-  for (Eigen::Index c = 0; c < C; c += 16) {
-    const auto m = static_cast<__mmask16>(C - c >= 16 ? 0xFFFF : (1u << (C - c)) - 1u);
-    const __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + c), _mm512_maskz_loadu_ps(m, mean + c)),
-                                   _mm512_maskz_loadu_ps(m, inv + c));
-    _mm512_mask_storeu_ps(xhat + c, m, h);
-    _mm512_mask_storeu_ps(out + c, m,
-                          _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, gamma + c), h, _mm512_maskz_loadu_ps(m, beta + c)));
-  }
-#else
-  for (Eigen::Index c = 0; c < C; ++c) {
-    const float h = (x[c] - mean[c]) * inv[c];
-    xhat[c] = h;
-    out[c] = gamma[c] * h + beta[c];
-  }
-#endif
-}
-void normalize_row_out(const float* __restrict x, const float* __restrict mean, const float* __restrict inv,
-                       const float* __restrict gamma, const float* __restrict beta, float* __restrict out, Eigen::Index C) {
-  for (Eigen::Index c = 0; c < C; ++c) out[c] = gamma[c] * ((x[c] - mean[c]) * inv[c]) + beta[c];
-}
-// var /= div; inv = 1 / sqrt(var + eps); the running statistics' moving averages.
-void bn_statistics(float* __restrict var, float* __restrict inv, float* __restrict rmean, float* __restrict rstat,
-                   const float* __restrict mean, float div, float eps, float keep, float m, bool running_std, Eigen::Index C) {
-  for (Eigen::Index c = 0; c < C; ++c) var[c] /= div;
-  // the divisor, for now (Eigen's sqrt: vectorized, where std::sqrt's errno path is not)
-  Eigen::Map<Eigen::ArrayXf>(inv, C) = (Eigen::Map<const Eigen::ArrayXf>(var, C) + eps).sqrt();
-  for (Eigen::Index c = 0; c < C; ++c) rmean[c] = keep * rmean[c] + m * mean[c];
-  if (running_std) {
-    for (Eigen::Index c = 0; c < C; ++c) rstat[c] = keep * rstat[c] + m * inv[c];
-  } else {
-    for (Eigen::Index c = 0; c < C; ++c) rstat[c] = keep * rstat[c] + m * var[c];
-  }
-  for (Eigen::Index c = 0; c < C; ++c) inv[c] = 1.0f / inv[c];
-}
-void bn_dx_row(float* __restrict dx, const float* __restrict d, const float* __restrict xhat, const float* __restrict a,
-               const float* __restrict b, const float* __restrict c0, Eigen::Index C) {
-#if defined(__AVX512F__)
-  // a d - (b xhat) in one rounding, then - c0: the operations GCC makes of the loop below.
-  for (Eigen::Index c = 0; c < C; c += 16) {
-    const auto m = static_cast<__mmask16>(C - c >= 16 ? 0xFFFF : (1u << (C - c)) - 1u);
-    const __m512 bx = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, b + c), _mm512_maskz_loadu_ps(m, xhat + c));
-    const __m512 v = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, a + c), _mm512_maskz_loadu_ps(m, d + c), bx);
-    _mm512_mask_storeu_ps(dx + c, m, _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, c0 + c)));
-  }
-#else
-  for (Eigen::Index c = 0; c < C; ++c) dx[c] = a[c] * d[c] - b[c] * xhat[c] - c0[c];
-#endif
-}
-void scale_row(float* __restrict dx, const float* __restrict d, const float* __restrict a, Eigen::Index C) {
-  for (Eigen::Index c = 0; c < C; ++c) dx[c] = d[c] * a[c];
-}
-}  // namespace
 
 std::string BatchNorm1d::describe() const {
   return fmt::format("BatchNorm1d({}, eps={}, momentum={}{})", in_features_, opt_.eps, opt_.momentum,
@@ -493,14 +298,10 @@ void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
   // torch.var does, so a large mean costs no precision.
   if (mode == Mode::Train) {
     if (n < 2) throw std::invalid_argument("BatchNorm1d in training needs at least 2 rows per batch");
-    column_sums(xd, n, C, mean);
-    const float inv_n = 1.0f / static_cast<float>(n);
-    for (Eigen::Index c = 0; c < C; ++c) mean[c] *= inv_n;
-    column_centered_squares(xd, mean, n, C, var);
     const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
     const float eps = static_cast<float>(opt_.eps);
     const float keep = static_cast<float>(1.0 - opt_.momentum), m = static_cast<float>(opt_.momentum);
-    bn_statistics(var, inv, rmean, rstat, mean, div, eps, keep, m, opt_.running_std, C);
+    kernels::kernels().bn_statistics(xd, n, C, mean, var, inv, rmean, rstat, div, eps, keep, m, opt_.running_std);
   } else {
     const float eps = static_cast<float>(opt_.eps);
     for (Eigen::Index c = 0; c < C; ++c) {
@@ -510,13 +311,8 @@ void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
   }
   // One pass: xhat = (x - mean) / std, out = gamma * xhat + beta (the notebook's
   // gain * (x - mean) / std + bias is the same expression up to rounding).
-  float* xh = xhat_.data();
-  float* o = out_.data();
-  if (mode == Mode::Train) {
-    for (Eigen::Index r = 0; r < n; ++r) normalize_row(xd + r * C, mean, inv, gamma, beta, xh + r * C, o + r * C, C);
-  } else {  // evaluation writes only the output; backward recomputes xhat if it is ever asked
-    for (Eigen::Index r = 0; r < n; ++r) normalize_row_out(xd + r * C, mean, inv, gamma, beta, o + r * C, C);
-  }
+  // Evaluation writes only the output; backward recomputes xhat if it is ever asked.
+  kernels::kernels().bn_normalize(xd, n, C, mean, inv, gamma, beta, mode == Mode::Train ? xhat_.data() : nullptr, out_.data());
 }
 
 // With g = dout * gamma and s the divisor: dx = (g - mean(g) - xhat * sum(g xhat) / (n - k)) / s,
@@ -536,7 +332,8 @@ void BatchNorm1d::backward(const Mat& dout, Mat* dx) {
       for (Eigen::Index c = 0; c < C; ++c) xhat_(r, c) = (xd[r * C + c] - mean_[c]) * inv_std_[c];
   }
   const float* xh = xhat_.data();
-  grad_sums(d, xh, n, C, dgamma, dbeta);
+  const kernels::Table& k = kernels::kernels();
+  k.bn_grad_sums(d, xh, n, C, dgamma, dbeta);
   if (!dx) return;
   dx->resize(n, C);
   float* out = dx->data();
@@ -547,10 +344,10 @@ void BatchNorm1d::backward(const Mat& dout, Mat* dx) {
   float* b = gxsum_.data();  // (mean(g) + ...) folded: see below
   if (last_mode_ == Mode::Eval) {
     for (Eigen::Index c = 0; c < C; ++c) a[c] = gamma[c] * inv[c];
-    for (Eigen::Index r = 0; r < n; ++r) scale_row(out + r * C, d + r * C, a, C);
+    k.bn_dx(d, xh, n, C, a, nullptr, nullptr, out);
     return;
   }
-  const float k = static_cast<float>(opt_.unbiased ? n - 1 : n);
+  const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
   const float inv_n = 1.0f / static_cast<float>(n);
   // dx = a * dout - b * xhat - c0 with a = gamma / s, b = gamma * dgamma / ((n - k) s),
   // c0 = gamma * dbeta / (n s).
@@ -558,10 +355,10 @@ void BatchNorm1d::backward(const Mat& dout, Mat* dx) {
   float* c0 = var_.data();  // the forward's variance is not needed again
   for (Eigen::Index c = 0; c < C; ++c) {
     a[c] = gamma[c] * inv[c];
-    b[c] = a[c] * dgamma[c] / k;
+    b[c] = a[c] * dgamma[c] / div;
     c0[c] = a[c] * dbeta[c] * inv_n;
   }
-  for (Eigen::Index r = 0; r < n; ++r) bn_dx_row(out + r * C, d + r * C, xh + r * C, a, b, c0, C);
+  k.bn_dx(d, xh, n, C, a, b, c0, out);
 }
 
 void BatchNorm1d::calibrate_begin() {
@@ -641,14 +438,14 @@ void Tanh::build(int in_time, int in_features, ParamStore& store, const std::str
 void Tanh::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   out_.resize(x.rows(), x.cols());
-  out_.array() = x.array().tanh();
+  kernels::kernels().tanh_forward(x.data(), x.size(), out_.data());
 }
 
 // d tanh(x)/dx = 1 - tanh(x)^2: the cached output is all backward needs.
 void Tanh::backward(const Mat& dout, Mat* dx) {
   if (!dx) return;
   dx->resize(dout.rows(), dout.cols());
-  dx->array() = dout.array() * (1.0f - out_.array().square());
+  kernels::kernels().tanh_backward(dout.data(), out_.data(), dout.size(), dx->data());
 }
 
 namespace {
@@ -735,62 +532,23 @@ void GroupNorm::build(int in_time, int in_features, ParamStore& store, const std
 // xhat = (x - mu) / sqrt(v + eps), out = gamma * xhat + beta.
 void GroupNorm::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
-  const Eigen::Index n = x.rows(), C = x.cols(), G = opt_.groups, K = C / G;
+  const Eigen::Index n = x.rows(), C = x.cols(), G = opt_.groups;
   xhat_.resize(n, C);
   inv_std_.resize(n, G);
   out_.resize(n, C);
-  for (Eigen::Index r = 0; r < n; ++r) {
-    const float* xr = x.data() + r * C;
-    float* hr = xhat_.data() + r * C;
-    for (Eigen::Index g = 0; g < G; ++g) {
-      const float* xg = xr + g * K;
-      double sum = 0;
-      for (Eigen::Index k = 0; k < K; ++k) sum += xg[k];
-      const double mu = sum / static_cast<double>(K);
-      double ss = 0;
-      for (Eigen::Index k = 0; k < K; ++k) ss += (xg[k] - mu) * (xg[k] - mu);
-      const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(K) + opt_.eps);
-      inv_std_(r, g) = static_cast<float>(rstd);
-      for (Eigen::Index k = 0; k < K; ++k) hr[g * K + k] = static_cast<float>((xg[k] - mu) * rstd);
-    }
-  }
-  if (opt_.affine) {
-    out_ = (xhat_.array().rowwise() * store_->value(gamma_).row(0).array()).rowwise() + store_->value(beta_).row(0).array();
-  } else {
-    out_ = xhat_;
-  }
+  kernels::kernels().group_norm_forward(x.data(), n, C, G, opt_.eps, opt_.affine ? store_->data(gamma_) : nullptr,
+                                        opt_.affine ? store_->data(beta_) : nullptr, xhat_.data(), inv_std_.data(), out_.data());
 }
 
 // With g = dout * gamma, per row and group (K features, s = 1/sqrt(v + eps)):
 //   dx = s * (g - mean(g) - xhat * mean(g * xhat));  dgamma = sum_rows(dout * xhat), dbeta = sum_rows(dout).
 // The statistics are those of the row itself, so train and eval share this backward.
 void GroupNorm::backward(const Mat& dout, Mat* dx) {
-  const Eigen::Index n = dout.rows(), C = dout.cols(), G = opt_.groups, K = C / G;
-  if (opt_.affine) {
-    store_->gradient(gamma_).row(0) = (dout.array() * xhat_.array()).colwise().sum();
-    store_->gradient(beta_).row(0) = dout.colwise().sum();
-  }
-  if (!dx) return;
-  dx->resize(n, C);
-  const float* gamma = opt_.affine ? store_->data(gamma_) : nullptr;
-  for (Eigen::Index r = 0; r < n; ++r) {
-    const float* dr = dout.data() + r * C;
-    const float* hr = xhat_.data() + r * C;
-    float* xr = dx->data() + r * C;
-    for (Eigen::Index g = 0; g < G; ++g) {
-      double sg = 0, sgx = 0;
-      for (Eigen::Index k = g * K; k < (g + 1) * K; ++k) {
-        const double gk = gamma ? static_cast<double>(dr[k]) * gamma[k] : dr[k];
-        sg += gk;
-        sgx += gk * hr[k];
-      }
-      const double mg = sg / static_cast<double>(K), mgx = sgx / static_cast<double>(K), s = inv_std_(r, g);
-      for (Eigen::Index k = g * K; k < (g + 1) * K; ++k) {
-        const double gk = gamma ? static_cast<double>(dr[k]) * gamma[k] : dr[k];
-        xr[k] = static_cast<float>(s * (gk - mg - hr[k] * mgx));
-      }
-    }
-  }
+  const Eigen::Index n = dout.rows(), C = dout.cols(), G = opt_.groups;
+  if (dx) dx->resize(n, C);
+  kernels::kernels().group_norm_backward(
+      dout.data(), xhat_.data(), inv_std_.data(), n, C, G, opt_.affine ? store_->data(gamma_) : nullptr,
+      opt_.affine ? store_->grad(gamma_) : nullptr, opt_.affine ? store_->grad(beta_) : nullptr, dx ? dx->data() : nullptr);
 }
 
 namespace {
@@ -1117,7 +875,7 @@ void Residual::forward(const Mat& x, const ForwardContext& ctx) {
   x_ = &x;
   branch_.forward(x, ctx);
   out_.resize(x.rows(), x.cols());
-  out_ = x + branch_.out();
+  kernels::kernels().add(x.data(), branch_.out().data(), x.size(), out_.data());
 }
 
 // out = x + f(x): dx = dout + (df/dx)^T dout.
@@ -1125,7 +883,7 @@ void Residual::backward(const Mat& dout, Mat* dx) {
   branch_.backward(dout, dx ? &dbranch_ : nullptr);
   if (!dx) return;
   dx->resize(dout.rows(), dout.cols());
-  *dx = dout + dbranch_;
+  kernels::kernels().add(dout.data(), dbranch_.data(), dout.size(), dx->data());
 }
 
 namespace {
@@ -1198,61 +956,13 @@ const std::vector<const LayerKind*>& layer_kinds() {
 // ---- SoftmaxCrossEntropy -----------------------------------------------------------------
 namespace {
 // probs := softmax of each row of logits (B, V), with each row's max and sum(exp(l - max)) for
-// the loss. The exp runs over the whole block at once so it is in full vectors rather than row
-// by row with a scalar tail (27 = 16 + 11); the row max, sums and divisions are row loops in
-// 16-float vectors with a masked tail (on AVX-512; plain loops elsewhere). A row's sum adds its
-// exps in 16 lanes, then the lanes (the order differs from a sequential sum in the last bits).
+// the loss (the kernels' softmax_rows says how).
 void softmax_rows(const Mat& logits, Mat& probs, Eigen::VectorXf& rmax, Eigen::VectorXf& rsum) {
   const Eigen::Index B = logits.rows(), V = logits.cols();
   probs.resize(B, V);
   rmax.resize(B);
   rsum.resize(B);
-  const float* l = logits.data();
-  float* p = probs.data();
-#if defined(__AVX512F__)
-  const auto tail = static_cast<__mmask16>((1u << (V % 16)) - 1u);
-  const Eigen::Index full = V / 16 * 16;
-  for (Eigen::Index b = 0; b < B; ++b) {
-    const float* lr = l + b * V;
-    float* pr = p + b * V;
-    __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    for (Eigen::Index c = 0; c < full; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(lr + c));
-    if (tail) m = _mm512_mask_max_ps(m, tail, m, _mm512_maskz_loadu_ps(tail, lr + full));
-    const float mx = _mm512_reduce_max_ps(m);
-    rmax[b] = mx;
-    const __m512 vm = _mm512_set1_ps(mx);
-    for (Eigen::Index c = 0; c < full; c += 16) _mm512_storeu_ps(pr + c, _mm512_sub_ps(_mm512_loadu_ps(lr + c), vm));
-    if (tail) _mm512_mask_storeu_ps(pr + full, tail, _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, lr + full), vm));
-  }
-  probs.array() = probs.array().exp();  // contiguous: Eigen's vectorized exp
-  for (Eigen::Index b = 0; b < B; ++b) {
-    const float* pr = p + b * V;
-    __m512 s = _mm512_setzero_ps();
-    for (Eigen::Index c = 0; c < full; c += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(pr + c));
-    if (tail) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tail, pr + full));
-    rsum[b] = _mm512_reduce_add_ps(s);
-  }
-#else
-  for (Eigen::Index b = 0; b < B; ++b) {
-    const float* lr = l + b * V;
-    float mx = lr[0];
-    for (Eigen::Index c = 1; c < V; ++c) mx = std::max(mx, lr[c]);
-    rmax[b] = mx;
-    for (Eigen::Index c = 0; c < V; ++c) p[b * V + c] = lr[c] - mx;
-  }
-  probs.array() = probs.array().exp();
-  rsum = probs.rowwise().sum();
-#endif
-}
-
-// probs /= each row's sum (a division, as torch's softmax does).
-void normalize_rows(Mat& probs, const Eigen::VectorXf& rsum) {
-  const Eigen::Index B = probs.rows(), V = probs.cols();
-  for (Eigen::Index b = 0; b < B; ++b) {
-    float* __restrict pr = probs.data() + b * V;
-    const float s = rsum[b];
-    for (Eigen::Index c = 0; c < V; ++c) pr[c] = pr[c] / s;
-  }
+  kernels::kernels().softmax_rows(logits.data(), B, V, probs.data(), rmax.data(), rsum.data());
 }
 }  // namespace
 
@@ -1261,7 +971,7 @@ float SoftmaxCrossEntropy::forward(const Mat& logits, const int32_t* targets) {
   targets_ = targets;
   const Eigen::Index B = logits.rows(), V = logits.cols();
   softmax_rows(logits, probs_, rmax_, rsum_);
-  normalize_rows(probs_, rsum_);
+  kernels::kernels().normalize_rows(probs_.data(), B, V, rsum_.data());
   double total = 0;
   for (Eigen::Index b = 0; b < B; ++b)
     total += static_cast<double>(std::log(rsum_[b]) + rmax_[b] - logits.data()[b * V + targets[b]]);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/kernels.h"
 #include "makemore/parallel.h"
 
 namespace mm {
@@ -69,34 +70,24 @@ void Optimizer::step(float* p, const float* g, double lr) {
 // d_p = g (+ weight_decay * p); buf = d_p at the first step, then buf * momentum +
 // (1 - dampening) * d_p; d_p = nesterov ? d_p + momentum * buf : buf; p += -lr * d_p.
 void Optimizer::sgd(float* p, const float* g, float lr, std::size_t k0, std::size_t k1) {
-  const float neg_lr = -lr;
+  const kernels::Table& k = kernels::kernels();
   if (spec_.is_plain_sgd()) {
     // The lecture's `p.data += -lr * p.grad`, the very expression Trainer::step has always used,
     // so the lecture's runs stay bit-identical. Written as two roundings like torch's mul and
-    // add, but note: GCC (-ffp-contract=fast, the C++ default) fuses it into one FMA under
-    // -march=native, as it did in train.cpp before (see docs/optim.md).
-    for (std::size_t k = k0; k < k1; ++k) {
-      const float u = neg_lr * g[k];
-      p[k] = p[k] + u;
-    }
-    return;
+    // add, but note: GCC (-ffp-contract=fast, the C++ default) fuses it into one FMA where the
+    // kernel set has FMAs (avx2, avx512), as it did in train.cpp before (see docs/optim.md).
+    return k.sgd_plain(p, g, -lr, k0, k1);
   }
-  const float wd = static_cast<float>(spec_.weight_decay);
-  const float mom = static_cast<float>(spec_.momentum);
-  const float keep = static_cast<float>(1.0 - spec_.dampening);
-  const bool use_wd = spec_.weight_decay != 0, use_mom = spec_.momentum != 0;
-  const bool first = t_ == 0, nesterov = spec_.nesterov;
-  float* buf = buf_a_.data();
-  for (std::size_t k = k0; k < k1; ++k) {
-    float d = g[k];
-    if (use_wd) d = d + wd * p[k];
-    if (use_mom) {
-      const float b = first ? d : buf[k] * mom + keep * d;
-      buf[k] = b;
-      d = nesterov ? d + mom * b : b;
-    }
-    p[k] = p[k] + neg_lr * d;
-  }
+  kernels::SgdArgs a;
+  a.neg_lr = -lr;
+  a.weight_decay = static_cast<float>(spec_.weight_decay);
+  a.momentum = static_cast<float>(spec_.momentum);
+  a.keep = static_cast<float>(1.0 - spec_.dampening);
+  a.use_wd = spec_.weight_decay != 0;
+  a.use_mom = spec_.momentum != 0;
+  a.first = t_ == 0;
+  a.nesterov = spec_.nesterov;
+  k.sgd(p, g, buf_a_.data(), a, k0, k1);
 }
 
 // g (+ weight_decay * p); square_avg = square_avg * alpha + (1 - alpha) * g * g;
@@ -104,38 +95,17 @@ void Optimizer::sgd(float* p, const float* g, float lr, std::size_t k0, std::siz
 // else avg = sqrt(square_avg); avg += eps; momentum > 0: buf = buf * momentum + g / avg,
 // p += -lr * buf; else p += -lr * g / avg.
 void Optimizer::rmsprop(float* p, const float* g, float lr, std::size_t k0, std::size_t k1) {
-  const float neg_lr = -lr;
-  const float wd = static_cast<float>(spec_.weight_decay);
-  const float alpha = static_cast<float>(spec_.alpha);
-  const float one_m_alpha = static_cast<float>(1.0 - spec_.alpha);
-  const float eps = static_cast<float>(spec_.eps);
-  const float mom = static_cast<float>(spec_.momentum);
-  const bool use_wd = spec_.weight_decay != 0, use_mom = spec_.momentum > 0, centered = spec_.centered;
-  float* buf = buf_a_.data();
-  float* sq = buf_b_.data();
-  float* ga = buf_c_.data();
-  for (std::size_t k = k0; k < k1; ++k) {
-    float gk = g[k];
-    if (use_wd) gk = gk + wd * p[k];
-    const float s = sq[k] * alpha + one_m_alpha * gk * gk;
-    sq[k] = s;
-    float avg;
-    if (centered) {
-      const float a = ga[k] * alpha + one_m_alpha * gk;
-      ga[k] = a;
-      avg = std::sqrt(s + -1.0f * a * a);
-    } else {
-      avg = std::sqrt(s);
-    }
-    avg = avg + eps;
-    if (use_mom) {
-      const float b = buf[k] * mom + 1.0f * gk / avg;
-      buf[k] = b;
-      p[k] = p[k] + neg_lr * b;
-    } else {
-      p[k] = p[k] + neg_lr * gk / avg;
-    }
-  }
+  kernels::RmspropArgs a;
+  a.neg_lr = -lr;
+  a.weight_decay = static_cast<float>(spec_.weight_decay);
+  a.alpha = static_cast<float>(spec_.alpha);
+  a.one_m_alpha = static_cast<float>(1.0 - spec_.alpha);
+  a.eps = static_cast<float>(spec_.eps);
+  a.momentum = static_cast<float>(spec_.momentum);
+  a.use_wd = spec_.weight_decay != 0;
+  a.use_mom = spec_.momentum > 0;
+  a.centered = spec_.centered;
+  kernels::kernels().rmsprop(p, g, buf_a_.data(), buf_b_.data(), buf_c_.data(), a, k0, k1);
 }
 
 // step t = 1, 2, ...; adamw: p *= 1 - lr * weight_decay; adam: g += weight_decay * p;
@@ -143,39 +113,23 @@ void Optimizer::rmsprop(float* p, const float* g, float lr, std::size_t k0, std:
 // denom = sqrt(exp_avg_sq) / sqrt(1 - beta2^t) + eps; p += -(lr / (1 - beta1^t)) * exp_avg / denom.
 // amsgrad: max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq) replaces exp_avg_sq in denom.
 void Optimizer::adam(float* p, const float* g, double lr, std::size_t k0, std::size_t k1) {
-  const bool decoupled = spec_.type == "adamw";
   const double step = static_cast<double>(t_ + 1);
   const double bias_correction1 = 1 - std::pow(spec_.beta1, step);
   const double bias_correction2 = 1 - std::pow(spec_.beta2, step);
-  const float neg_step_size = static_cast<float>(-(lr / bias_correction1));
-  const float bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-  const float b1 = static_cast<float>(spec_.beta1), one_m_b1 = static_cast<float>(1.0 - spec_.beta1);
-  const float b2 = static_cast<float>(spec_.beta2), one_m_b2 = static_cast<float>(1.0 - spec_.beta2);
-  const float eps = static_cast<float>(spec_.eps);
-  const float wd = static_cast<float>(spec_.weight_decay);
-  const float shrink = static_cast<float>(1.0 - lr * spec_.weight_decay);
-  const bool coupled_wd = !decoupled && spec_.weight_decay != 0;
-  const bool amsgrad = spec_.amsgrad;
-  float* m = buf_a_.data();
-  float* v = buf_b_.data();
-  float* vmax = buf_c_.data();
-  for (std::size_t k = k0; k < k1; ++k) {
-    float pk = p[k];
-    if (decoupled) pk = pk * shrink;
-    float gk = g[k];
-    if (coupled_wd) gk = gk + wd * pk;
-    const float mk = m[k] * b1 + one_m_b1 * gk;
-    const float vk = v[k] * b2 + one_m_b2 * gk * gk;
-    m[k] = mk;
-    v[k] = vk;
-    float second = vk;
-    if (amsgrad) {
-      second = vmax[k] < vk ? vk : vmax[k];
-      vmax[k] = second;
-    }
-    const float denom = std::sqrt(second) / bc2_sqrt + eps;
-    p[k] = pk + neg_step_size * mk / denom;
-  }
+  kernels::AdamArgs a;
+  a.decoupled = spec_.type == "adamw";
+  a.neg_step_size = static_cast<float>(-(lr / bias_correction1));
+  a.bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+  a.b1 = static_cast<float>(spec_.beta1);
+  a.one_m_b1 = static_cast<float>(1.0 - spec_.beta1);
+  a.b2 = static_cast<float>(spec_.beta2);
+  a.one_m_b2 = static_cast<float>(1.0 - spec_.beta2);
+  a.eps = static_cast<float>(spec_.eps);
+  a.weight_decay = static_cast<float>(spec_.weight_decay);
+  a.shrink = static_cast<float>(1.0 - lr * spec_.weight_decay);
+  a.coupled_wd = !a.decoupled && spec_.weight_decay != 0;
+  a.amsgrad = spec_.amsgrad;
+  kernels::kernels().adam(p, g, buf_a_.data(), buf_b_.data(), buf_c_.data(), a, k0, k1);
 }
 
 double clip_grad_norm(FloatBuf& grads, double max_norm) {

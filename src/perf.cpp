@@ -1,18 +1,13 @@
 // FLOP accounting, the FMA peak micro-benchmark, and which processor it ran on.
 #include "makemore/perf.h"
 
+#include <fmt/format.h>
 #include <sys/resource.h>
 
 #include <chrono>
 #include <fstream>
 
-#if defined(__AVX512F__) || defined(__FMA__)
-#include <immintrin.h>
-#endif
-#include <fmt/format.h>
-
-#include <cmath>
-
+#include "kernels/kernels.h"
 #include "makemore/layer_kinds.h"
 #include "makemore/optim.h"
 #include "makemore/rng.h"
@@ -57,75 +52,9 @@ std::string cpu_description() {
   return name;
 }
 
-const char* fma_vector_isa() {
-#if defined(__AVX512F__)
-  return "avx512 (16 floats)";
-#elif defined(__FMA__)
-  return "avx2+fma (8 floats)";
-#else
-  return "4-float vectors, multiply + add";
-#endif
-}
-
-double measure_fma_peak_gflops(double seconds) {
-  using clock = std::chrono::steady_clock;
-  constexpr int kChains = 12;  // enough independent chains to cover FMA latency x 2 ports
-  const long iters = 1 << 16;
-  double best = 0;
-  const auto t_end = clock::now() + std::chrono::duration<double>(seconds);
-  volatile float sink = 0;
-  do {
-#if defined(__AVX512F__)
-    __m512 acc[kChains];
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(static_cast<float>(c) * 1e-3f);
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    const auto t0 = clock::now();
-    for (long i = 0; i < iters; ++i)
-      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    float s = 0;
-    for (int c = 0; c < kChains; ++c) s += _mm512_reduce_add_ps(acc[c]);
-    sink = s;
-    const double flops = 2.0 * 16 * kChains * static_cast<double>(iters);
-#elif defined(__FMA__)
-    __m256 acc[kChains];
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(static_cast<float>(c) * 1e-3f);
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    const auto t0 = clock::now();
-    for (long i = 0; i < iters; ++i)
-      for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    alignas(32) float tmp[8];
-    float s = 0;
-    for (int c = 0; c < kChains; ++c) {
-      _mm256_store_ps(tmp, acc[c]);
-      for (float v : tmp) s += v;
-    }
-    sink = s;
-    const double flops = 2.0 * 8 * kChains * static_cast<double>(iters);
-#else
-    // Without FMA instructions (a portable x86-64 or other build) the yardstick is what the
-    // portable kernels can use: 4-float vectors (SSE2 / NEON), a multiply and an add (std::fma
-    // would be a slow library call here, not the machine's speed).
-    typedef float v4 __attribute__((vector_size(16)));
-    v4 acc[kChains];
-    for (int c = 0; c < kChains; ++c) acc[c] = v4{1, 1, 1, 1} * (static_cast<float>(c) * 1e-3f);
-    const v4 a = {0.999999f, 0.999999f, 0.999999f, 0.999999f}, b = {1e-7f, 1e-7f, 1e-7f, 1e-7f};
-    const auto t0 = clock::now();
-    for (long i = 0; i < iters; ++i)
-      for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * a + b;
-    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    float s = 0;
-    for (int c = 0; c < kChains; ++c)
-      for (int k = 0; k < 4; ++k) s += acc[c][k];
-    sink = s;
-    const double flops = 2.0 * 4 * kChains * static_cast<double>(iters);
-#endif
-    if (dt > 0) best = std::max(best, flops / dt / 1e9);
-  } while (clock::now() < t_end);
-  (void)sink;
-  return best;
-}
+// The FMA loop is the kernel set's (kernels/kernels.cpp): its widest vectors, FMAs where it has them.
+const char* fma_vector_isa() { return kernels::kernels().vectors; }
+double measure_fma_peak_gflops(double seconds) { return kernels::kernels().fma_peak_gflops(seconds); }
 
 }  // namespace mm
 

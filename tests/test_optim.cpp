@@ -21,6 +21,7 @@
 #include "makemore/error.h"
 #include "makemore/optim.h"
 #include "makemore/params.h"
+#include "makemore/perf.h"
 #include "makemore/presets.h"
 #include "makemore/train.h"
 #include "test_util.h"
@@ -162,18 +163,31 @@ TEST(OptimSgd, PlainSgdIsTheLectureUpdateBitForBit) {
       p[k] = std::sin(static_cast<float>(k)) * 0.7f;
       g[k] = std::cos(static_cast<float>(k) * 1.3f) * 0.03f;
     }
-    mm::FloatBuf want = p;
+    const mm::FloatBuf p0 = p;
     const double lr = 0.1;
-    // The expression Trainer::step used before optimizers existed, compiled with the same
-    // flags (so contracted to a fused multiply-add exactly when the library's copy is).
     const float neg_lr = static_cast<float>(-lr);
-    for (std::size_t k = 0; k < p.size(); ++k) {
-      const float u = neg_lr * g[k];
-      want[k] = want[k] + u;
+    const std::string saved = mm::kernel_set();
+    for (const std::string& set : mm::kernel_sets()) {
+      SCOPED_TRACE(set);
+      mm::set_kernel_set(set);
+      // The expression Trainer::step used before optimizers existed, as each kernel set compiles
+      // it: one fused multiply-add where the set has FMAs (avx512, avx2: GCC contracts it); in
+      // the generic and native sets, this very loop, compiled with the same flags as theirs.
+      mm::FloatBuf want = p0;
+      for (std::size_t k = 0; k < p.size(); ++k) {
+        if (set == "avx512" || set == "avx2") {
+          want[k] = std::fma(neg_lr, g[k], want[k]);
+        } else {
+          const float u = neg_lr * g[k];
+          want[k] = want[k] + u;
+        }
+      }
+      mm::FloatBuf q = p0;
+      mm::Optimizer opt(cfg.optimizer, q.size());
+      opt.step(q, g, lr);
+      for (std::size_t k = 0; k < q.size(); ++k) ASSERT_EQ(q[k], want[k]) << k;
     }
-    mm::Optimizer opt(cfg.optimizer, p.size());
-    opt.step(p, g, lr);
-    for (std::size_t k = 0; k < p.size(); ++k) ASSERT_EQ(p[k], want[k]) << k;
+    mm::set_kernel_set(saved);
   }
 }
 

@@ -99,8 +99,9 @@ int run_bench(const BenchArgs& a) {
   FILE* log = a.json ? stderr : stdout;
   if (!torch_note.empty()) fmt::print(log, "note: {}\n", torch_note);
   const std::string cpu = cpu_description();
-  fmt::print(log, "{} of {}; products via {}, the first Linear's token path {}; measured FMA peak {:.0f} GFLOP/s ({})\n",
-             a.threads == 1 ? std::string("one core") : fmt::format("{} threads", a.threads), cpu,
+  fmt::print(log,
+             "{} of {}; kernels {}; products via {}, the first Linear's token path {}; measured FMA peak {:.0f} GFLOP/s ({})\n",
+             a.threads == 1 ? std::string("one core") : fmt::format("{} threads", a.threads), cpu, kernel_set(),
              gemm_backend_name(gemm_backend()), token_linear_name(token_linear()), peak, fma_vector_isa());
   nlohmann::json results = nlohmann::json::array();
   const bool with_torch = a.torch && torch_note.empty();
@@ -206,6 +207,7 @@ int run_bench(const BenchArgs& a) {
   if (a.json)
     fmt::print("{}\n", nlohmann::json{{"threads", a.threads},
                                       {"cpu", cpu},
+                                      {"kernels", kernel_set()},
                                       {"gemm", gemm_backend_name(gemm_backend())},
                                       {"token_linear", token_linear_name(token_linear())},
                                       {"peak_gflops", peak},

@@ -11,13 +11,25 @@
 #include "makemore/error.h"
 #include "makemore/gemm.h"
 #include "makemore/layers.h"
+#include "makemore/perf.h"
 #include "makemore/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "makemore.cpp: the makemore part 3 MLP (activations, gradients, BatchNorm), fast and exact.\n"
       "Start with `makemore train` (trains lecture-batchnorm on data/names.txt), then `makemore sample -o out`."};
-  app.set_version_flag("--version", "makemore.cpp " + mm::version_string());
+  // The version, and the kernel set this CPU gets (one binary holds several: docs/performance.md).
+  app.set_version_flag("--version", [] {
+    std::string kernels;
+    try {
+      std::string runs;
+      for (const std::string& s : mm::kernel_sets()) runs += (runs.empty() ? "" : ", ") + s;
+      kernels = fmt::format("kernels: {} (this CPU runs: {})", mm::kernel_set(), runs);
+    } catch (const std::exception& e) {
+      kernels = fmt::format("kernels: {}", e.what());
+    }
+    return "makemore.cpp " + mm::version_string() + "\n" + kernels;
+  });
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, mm::cli::Runner>> cmds;
   auto reg = [&](mm::cli::Runner (*add)(CLI::App&)) {
@@ -70,7 +82,9 @@ int main(int argc, char** argv) {
   }
   try {
     // The environment's kernel choices are read here, before any command writes a file: a bad
-    // MAKEMORE_GEMM or MAKEMORE_TOKEN_LINEAR is an error up front, not in the middle of a run.
+    // MAKEMORE_KERNELS, MAKEMORE_GEMM or MAKEMORE_TOKEN_LINEAR is an error up front, not in the
+    // middle of a run.
+    (void)mm::kernel_set();
     (void)mm::gemm_backend();
     (void)mm::token_linear();
     for (auto& [sub, run] : cmds)

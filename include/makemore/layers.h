@@ -129,8 +129,8 @@ const char* token_linear_name(TokenLinear t);  // "off", "portable", "simd"
 // path computes C[v] @ W_j once per distinct pair and adds those rows, and in backward sums
 // dout per pair first: dW_j = C_pairs^T G_j and dC[v] = sum_j G_j[v] @ W_j^T, which replaces
 // dx = dout W^T and the embedding's scatter-add. The same sums in another order: last-bit
-// differences from the plain path (tests/test_token_linear.cpp says how much). The kernels are
-// in src/token_linear.cpp.
+// differences from the plain path (tests/test_token_linear.cpp says how much). The pair table
+// is in src/token_linear.cpp, the kernels in src/kernels/kernels.cpp.
 class Linear : public Layer {
  public:
   // bias_drawn_unused (with bias false): the lecture video's `b1 = torch.randn(...)` that the

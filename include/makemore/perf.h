@@ -14,8 +14,15 @@ namespace mm {
 // layer's dx too, since the embedding needs it): 3 * 2 * rows * fan_in * fan_out per Linear.
 double step_matmul_flops(const Model& model, int batch);
 
+// The kernel set in use: "avx512", "avx2" or "generic" on x86-64 (compiled into one binary and
+// chosen from the CPU at the first use; MAKEMORE_KERNELS=NAME picks another the CPU runs),
+// "generic" elsewhere, "native" in a -march=native build (MAKEMORE_NATIVE=ON).
+std::string kernel_set();
+std::vector<std::string> kernel_sets();        // this build's sets that this CPU runs, best first
+void set_kernel_set(const std::string& name);  // one of kernel_sets(); mm::Error otherwise
+
 // Peak float32 FMA throughput of one core in GFLOP/s (independent FMA chains in the widest
-// vectors this build targets), measured for about `seconds`.
+// vectors of the kernel set in use), measured for about `seconds`.
 double measure_fma_peak_gflops(double seconds = 0.2);
 const char* fma_vector_isa();
 // The processor as /proc/cpuinfo names it ("AMD EPYC, family 25 model 17"), so that numbers
