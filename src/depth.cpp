@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <tuple>
 
 #include "makemore/config.h"
@@ -22,7 +23,7 @@
 #include "makemore/page.h"
 #include "makemore/plot.h"
 #include "makemore/run.h"
-#include "makemore/study.h"
+#include "makemore/study_engine.h"
 #include "makemore/train.h"
 
 namespace mm::depth {
@@ -91,6 +92,49 @@ void validate(const Grid& g) {
     throw Error(fmt::format("--adam-lr: {} is out of range; use a positive number up to 1000000 (default 0.003)", g.adam_lr));
 }
 
+// ---- the command line's comma lists ------------------------------------------------------------
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> v;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    const auto a = item.find_first_not_of(' '), b = item.find_last_not_of(' ');
+    v.push_back(a == std::string::npos ? "" : item.substr(a, b - a + 1));
+  }
+  return v;
+}
+
+std::vector<int> parse_depths(const std::string& s) {
+  std::vector<int> v;
+  for (const auto& item : split_list(s)) {
+    std::size_t used = 0;
+    int d = 0;
+    try {
+      d = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size())
+      throw Error(fmt::format(
+          "--depths: '{}' is not a number; give a comma list of hidden-layer counts from 1 to 50 (e.g. --depths 3,10)", item));
+    v.push_back(d);
+  }
+  return v;
+}
+
+std::vector<bool> parse_residual(const std::string& s) {
+  std::vector<bool> v;
+  for (const auto& item : split_list(s)) {
+    if (item == "off")
+      v.push_back(false);
+    else if (item == "on")
+      v.push_back(true);
+    else
+      throw Error(fmt::format("--residual: unknown value '{}'; use off, on or off,on", item));
+  }
+  return v;
+}
+
 std::string Cell::key() const {
   return fmt::format("d{}-{}-{}-{}-{}-s{}", depth, init, norm, residual ? "res" : "plain", optimizer, seed_index);
 }
@@ -147,14 +191,6 @@ json hidden_block(const Cell& c, int width) {
     b.push_back({{"type", "layernorm"}});
   b.push_back({{"type", "tanh"}});
   return b;
-}
-
-// Stack indices of each hidden block's output (its Tanh, or the residual layer).
-std::vector<int> block_outputs(const Cell& c) {
-  const int per = c.norm == "none" ? 2 : 3;
-  std::vector<int> idx{per - 1};
-  for (int b = 1; b < c.depth; ++b) idx.push_back(c.residual ? per + (b - 1) : per * b + per - 1);
-  return idx;
 }
 
 json lr_json(double lr, int64_t steps) {
@@ -235,75 +271,28 @@ json cell_header(const Cell& c) {
           {"optimizer", c.optimizer}, {"seed_index", c.seed_index}, {"seed", c.seed}};
 }
 
-// Per hidden block at step 0: output std / saturation and the gradient reaching it; per
-// hidden Linear weight its grad:data. Blocks are found at their known stack positions; if
-// the stack is laid out differently (a layer type that expands), by type instead.
-json init_stats(const Snapshot& s, const Cell& c) {
-  std::vector<int> idx = block_outputs(c);
-  bool known = !idx.empty() && idx.back() < static_cast<int>(s.layers.size());
-  const auto is_block = [](const LayerDiag& d) { return d.kind && d.kind->is(LayerRole::Block); };
-  for (std::size_t k = 0; known && k < idx.size(); ++k) {
-    const LayerDiag& d = s.layers[static_cast<std::size_t>(idx[k])];
-    known = (c.residual && k > 0) ? is_block(d) : d.bounded();
-  }
-  if (!known) {
-    idx.clear();
-    for (const auto& d : s.layers)
-      if (d.bounded() || is_block(d)) idx.push_back(d.index);
-  }
-  json blocks = json::array();
-  for (int i : idx) {
-    const LayerDiag& d = s.layers[static_cast<std::size_t>(i)];
-    blocks.push_back({{"layer", d.index},
-                      {"type", d.type},
-                      {"act_mean", num_or_null(d.out.mean)},
-                      {"act_std", num_or_null(d.out.std)},
-                      // |t| > 0.97 means saturated only for a tanh: a residual block's x + f(x) is unbounded.
-                      {"saturated_pct", d.bounded() ? num_or_null(d.saturated_pct) : json(nullptr)},
-                      {"grad_std", d.has_grad ? num_or_null(d.grad.std) : json(nullptr)}});
-  }
-  std::vector<const ParamDiag*> weights;
-  for (const auto& p : s.params)
-    if (!p.is_1d && p.name.rfind("layers.", 0) == 0 && p.name.size() > 7 && p.name.ends_with(".weight")) weights.push_back(&p);
-  json w = json::array();
-  for (std::size_t k = 0; k < weights.size(); ++k)
-    w.push_back({{"name", weights[k]->name},
-                 {"grad_data", num_or_null(weights[k]->grad_data_ratio)},
-                 {"grad_std", num_or_null(weights[k]->grad.std)},
-                 {"output_layer", k + 1 == weights.size()}});
-  return {{"loss", num_or_null(s.loss)}, {"blocks", blocks}, {"weights", w}};
-}
-
-json run_cell(const Cell& c, const json& config_j, const Splits& splits, int vocab_size, double unigram) {
+// A cell's study.json entry from its config and what the engine returned.
+json cell_result(const Cell& c, const json& config_j, const study::Finished& f, double unigram) {
   json out = cell_header(c);
   out["config"] = config_j;
-  const auto t0 = std::chrono::steady_clock::now();
-  try {
-    const Config cfg = parse_config(config_j, "study depth cell " + c.key());
-    Model model(cfg, vocab_size);
-    DiagOptions d;
-    d.every = 0;
-    d.last_step = 0;
-    d.ratio_dense_steps = 0;
-    d.ratio_every = 0;
-    d.sample = 0;
-    DiagObserver obs(d);
-    const TrainOutcome o = train_and_evaluate(model, cfg, splits, {&obs});
-    const Status st = classify(o.stats.diverged, o.losses.val, unigram);
-    out["status"] = status_name(st);
-    out["initial_loss"] = num_or_null(o.stats.initial_loss);
-    out["steps_done"] = o.stats.steps;
-    out["diverged_step"] = o.stats.diverged ? json(o.stats.diverged_step) : json(nullptr);
-    const bool ok = !o.stats.diverged;
-    out["train_loss"] = ok ? num_or_null(o.losses.train) : json(nullptr);
-    out["val_loss"] = ok ? num_or_null(o.losses.val) : json(nullptr);
-    out["steps_per_sec"] = o.stats.steps_per_sec;
-    if (obs.last()) out["at_init"] = init_stats(*obs.last(), c);
-  } catch (const std::exception& e) {
+  if (!f.ok()) {
     out["status"] = status_name(Status::Failed);
-    out["error"] = e.what();
+    out["error"] = f.error;
+    out["seconds"] = 0.0;
+    return out;
   }
-  out["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const study::Record& r = f.record;
+  const TrainOutcome& o = r.outcome;
+  out["status"] = status_name(classify(o.stats.diverged, o.losses.val, unigram));
+  out["initial_loss"] = num_or_null(o.stats.initial_loss);
+  out["steps_done"] = o.stats.steps;
+  out["diverged_step"] = o.stats.diverged ? json(o.stats.diverged_step) : json(nullptr);
+  const bool ok = !o.stats.diverged;
+  out["train_loss"] = ok ? num_or_null(o.losses.train) : json(nullptr);
+  out["val_loss"] = ok ? num_or_null(o.losses.val) : json(nullptr);
+  out["steps_per_sec"] = o.stats.steps_per_sec;
+  if (!r.at_init.is_null()) out["at_init"] = r.at_init;
+  out["seconds"] = r.seconds;
   return out;
 }
 
@@ -547,15 +536,12 @@ std::string format_table(const json& study) {
   return o;
 }
 
-void write_outputs(const std::string& out_dir, const json& study) {
-  using plot::xml_escape;
-  std::error_code ec;
-  fs::create_directories(out_dir + "/figures", ec);
-  if (ec) throw Error(fmt::format("{}: cannot create the study folder ({})", out_dir, ec.message()));
-  write_file_atomic(out_dir + "/study.json", study.dump(1) + "\n");
+namespace {
 
+using Figures = std::vector<std::pair<std::string, std::string>>;  // file, svg
+
+Figures heatmaps_of(const json& study) {
   const double unigram = study["unigram_entropy"].get<double>();
-  const double margin = study["trained_margin"].get<double>();
   const json& grid = study["grid"];
   const auto groups = group_cells(study["cells"]);
   const auto inits = ordered(grid, "inits");
@@ -566,7 +552,7 @@ void write_outputs(const std::string& out_dir, const json& study) {
   double best = INFINITY;
   for (const auto& [k, g] : groups) best = std::min(best, g.mean_of("val_loss"));
   if (!std::isfinite(best) || best >= unigram) best = unigram - 1.0;
-  std::vector<std::pair<std::string, std::string>> heatmaps;  // file, svg
+  Figures heatmaps;
   for (const auto& norm : ordered(grid, "norms"))
     for (const auto& res_j : grid["residual"])
       for (const auto& opt : ordered(grid, "optimizers")) {
@@ -606,10 +592,19 @@ void write_outputs(const std::string& out_dir, const json& study) {
         heatmaps.emplace_back(panel_file(norm, res, opt), plot::render_svg(h));
       }
 
+  return heatmaps;
+}
+
+Figures init_curves_of(const json& study) {
+  const json& grid = study["grid"];
+  const auto groups = group_cells(study["cells"]);
+  const auto inits = ordered(grid, "inits");
+  const std::vector<int> depths = sorted_depths(grid);
+
   // Activation and gradient std across depth at init, at the deepest depth, one line per init,
   // one chart per (norm, residual); the first optimizer's seed-0 cell (step 0 does not depend
   // on the optimizer).
-  std::vector<std::pair<std::string, std::string>> curves;
+  Figures curves;
   const int deepest = depths.empty() ? 0 : depths.back();
   const std::string opt0 = ordered(grid, "optimizers").front();
   for (const auto& norm : ordered(grid, "norms"))
@@ -643,12 +638,16 @@ void write_outputs(const std::string& out_dir, const json& study) {
                             plot::render_svg(ch));
       }
     }
-  for (const auto& [f, svg] : heatmaps) write_file_atomic(out_dir + "/figures/" + f, svg);
-  for (const auto& [f, svg] : curves) write_file_atomic(out_dir + "/figures/" + f, svg);
+  return curves;
+}
 
-  // The page.
-  // The shared page (page.h), wide for the side-by-side heatmaps; the body is this study's markup.
-  page::Page doc("makemore study depth", true);
+std::string page_head(const json& study) {
+  using plot::xml_escape;
+  const double unigram = study["unigram_entropy"].get<double>();
+  const double margin = study["trained_margin"].get<double>();
+  const json& grid = study["grid"];
+  const auto inits = ordered(grid, "inits");
+  const std::vector<int> depths = sorted_depths(grid);
   std::string html;
   html += fmt::format(
       "<h1>Depth study: does initialization still matter?</h1><p>{} cells: hidden layers {} of width {}, inits {}, norms {}, "
@@ -683,10 +682,13 @@ void write_outputs(const std::string& out_dir, const json& study) {
     }
     html += "</tr>";
   }
-  html += "</table><h2>Final val loss: depth x initialization</h2><div class=\"figs\">";
-  for (const auto& [f, svg] : heatmaps) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
-  html += "</div><h2>Activation and gradient std across depth at initialization</h2><div class=\"figs\">";
-  for (const auto& [f, svg] : curves) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
+  return html;
+}
+
+std::string every_cell_table(const json& study) {
+  using plot::xml_escape;
+  const json& grid = study["grid"];
+  std::string html;
   html +=
       "</div><h2>Every cell</h2><p>The act std, saturated % and grad std columns are of the first minibatch at "
       "initialization (step 0), at the first and the last hidden block's output: its Tanh, or with residual on, the "
@@ -725,73 +727,60 @@ void write_outputs(const std::string& out_dir, const json& study) {
         fmt_num(a1), s1, std::isfinite(g0) ? fmt::format("{:.2e}", g0) : "-", std::isfinite(g1) ? fmt::format("{:.2e}", g1) : "-",
         fmt_num(num_of(c["seconds"]), 1));
   }
-  html += "</table>\n";
-  doc.html(html);
+  return html + "</table>\n";
+}
+
+}  // namespace
+
+void write_outputs(const std::string& out_dir, const json& study) {
+  std::error_code ec;
+  fs::create_directories(out_dir + "/figures", ec);
+  if (ec) throw Error(fmt::format("{}: cannot create the study folder ({})", out_dir, ec.message()));
+  write_file_atomic(out_dir + "/study.json", study.dump(1) + "\n");
+  const Figures heatmaps = heatmaps_of(study), curves = init_curves_of(study);
+  for (const auto& [f, svg] : heatmaps) write_file_atomic(out_dir + "/figures/" + f, svg);
+  for (const auto& [f, svg] : curves) write_file_atomic(out_dir + "/figures/" + f, svg);
+  std::string html = page_head(study);
+  html += "</table><h2>Final val loss: depth x initialization</h2><div class=\"figs\">";
+  for (const auto& [f, svg] : heatmaps) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
+  html += "</div><h2>Activation and gradient std across depth at initialization</h2><div class=\"figs\">";
+  for (const auto& [f, svg] : curves) html += "<div><a href=\"figures/" + f + "\">" + f + "</a><br>" + svg + "</div>";
+  // The shared page (page.h), wide for the side-by-side heatmaps; the body is this study's markup.
+  page::Page doc("makemore study depth", true);
+  doc.html(html + every_cell_table(study));
   write_file_atomic(out_dir + "/study.html", doc.document());
 }
 
 // ---- the run ----------------------------------------------------------------------------------
 
-StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
-  const Grid& g = opt.grid;
-  validate(g);
-  if (opt.jobs < 1) throw Error(fmt::format("--jobs: {} must be at least 1", opt.jobs));
-  const std::vector<Cell> cells = build_cells(g);
-  const Dataset data = Dataset::load(opt.input);
-  const Vocab& vocab = data.vocab();
-  // Every cell reads the same data section (block size, split seed): the first cell's says what.
-  const Config data_cfg = parse_config(cell_config_json(cells.front(), g), "study depth cell " + cells.front().key());
-  const Splits splits = data.split_nonempty(data_cfg.block_size, data_cfg.split_seed);
-  const double unigram = unigram_entropy(splits.train, vocab.size());
-  // A rerun from another folder, with the same words under another path, still finds its cells.
-  const std::string& words_hash = data.fingerprint();
+namespace {
 
-  std::error_code ec;
-  fs::create_directories(opt.out_dir + "/cells", ec);
-  if (ec) throw Error(fmt::format("{}: cannot create the study folder ({}); pass a writable -o DIR", opt.out_dir, ec.message()));
+// Each cell's config, parsed into a job; a config that does not parse is the cell's failure.
+struct CellJobs {
+  std::vector<json> configs;            // per cell
+  std::vector<study::Job> jobs;         // the cells that parsed
+  std::vector<std::size_t> cell_of;     // jobs[k] is cell cell_of[k]
+  std::vector<study::Finished> failed;  // per cell: the parse error, if any
+};
 
-  std::vector<json> configs, results(cells.size());
-  std::vector<std::size_t> todo;
-  int reused = 0;
+CellJobs cell_jobs(const std::vector<Cell>& cells, const Grid& g) {
+  CellJobs cj;
+  cj.failed.resize(cells.size());
   for (std::size_t i = 0; i < cells.size(); ++i) {
-    configs.push_back(cell_config_json(cells[i], g));
-    const std::string path = opt.out_dir + "/cells/" + cells[i].key() + ".json";
-    if (opt.resume && fs::exists(path)) {
-      try {
-        json prev = read_json_file(path);
-        // Kept only when it finished with exactly this config on this data.
-        if (prev.value("config", json()) == configs[i] && status_of(prev) != "failed" &&
-            prev.value("words_fnv1a", "") == words_hash) {
-          results[i] = std::move(prev);
-          ++reused;
-          continue;
-        }
-      } catch (const std::exception&) {
-        // unreadable (a run killed mid-write leaves only .tmp files, but be safe): retrain
-      }
+    cj.configs.push_back(cell_config_json(cells[i], g));
+    try {
+      const Config cfg = parse_config(cj.configs[i], "study depth cell " + cells[i].key());
+      cj.jobs.push_back(study::make_job(cells[i].key(), cfg, cfg.seed, /*at_init=*/true));
+      cj.cell_of.push_back(i);
+    } catch (const std::exception& e) {
+      cj.failed[i].error = e.what();
     }
-    todo.push_back(i);
   }
-  int done = 0;
-  const int total = static_cast<int>(cells.size());
-  std::mutex mu;
-  if (progress)
-    for (std::size_t i = 0; i < cells.size(); ++i)
-      if (!results[i].is_null()) progress(++done, total, results[i], true);
-  const auto t0 = std::chrono::steady_clock::now();
-  parallel_for(todo.size(), opt.jobs, [&](std::size_t k) {
-    const std::size_t i = todo[k];
-    json r = run_cell(cells[i], configs[i], splits, vocab.size(), unigram);
-    r["words_fnv1a"] = words_hash;
-    r["unigram_entropy"] = unigram;
-    write_file_atomic(opt.out_dir + "/cells/" + cells[i].key() + ".json", r.dump() + "\n");
-    std::lock_guard<std::mutex> lock(mu);
-    results[i] = std::move(r);
-    ++done;
-    if (progress) progress(done, total, results[i], false);
-  });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return cj;
+}
 
+// study.json: the grid, the cells in table order, the summary.
+json study_json(const Grid& g, std::vector<json>& results) {
   json grid_j{{"depths", g.depths},         {"inits", g.inits},   {"norms", g.norms},     {"residual", g.residual},
               {"optimizers", g.optimizers}, {"seeds", g.seeds},   {"steps", g.steps},     {"width", g.width},
               {"batch_size", g.batch_size}, {"sgd_lr", g.sgd_lr}, {"adam_lr", g.adam_lr}, {"seed", g.seed}};
@@ -801,16 +790,52 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return row_key(grid_j, results[a]) < row_key(grid_j, results[b]); });
   json cells_j = json::array();
+  for (std::size_t i : order) cells_j.push_back(std::move(results[i]));
+  return {{"grid", grid_j}, {"cells", std::move(cells_j)}};
+}
+
+}  // namespace
+
+StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
+  const Grid& g = opt.grid;
+  validate(g);
+  if (opt.jobs < 1) throw Error(fmt::format("--jobs: {} must be at least 1", opt.jobs));
+  const std::vector<Cell> cells = build_cells(g);
+  const Dataset data = Dataset::load(opt.input);
+  // Every cell reads the same data section (block size, split seed): the first cell's says what.
+  const Config data_cfg = parse_config(cell_config_json(cells.front(), g), "study depth cell " + cells.front().key());
+  const double unigram =
+      unigram_entropy(data.split_nonempty(data_cfg.block_size, data_cfg.split_seed).train, data.vocab().size());
+  const study::Store store = study::Store::open(opt.out_dir + "/runs");
+  const CellJobs cj = cell_jobs(cells, g);
+
+  std::vector<json> results(cells.size());
+  int done = 0, reused = 0;
+  const int total = static_cast<int>(cells.size());
+  auto settle = [&](std::size_t i, const study::Finished& f) {
+    results[i] = cell_result(cells[i], cj.configs[i], f, unigram);
+    results[i]["words_fnv1a"] = data.fingerprint();  // a rerun with the same words under another path keeps it
+    results[i]["unigram_entropy"] = unigram;
+    reused += f.reused ? 1 : 0;
+    if (progress) progress(++done, total, results[i], f.reused);
+  };
+  study::RunOptions ro;
+  ro.threads = opt.jobs;
+  ro.resume = opt.resume;
+  ro.on_finished = [&](std::size_t k, const study::Finished& f) { settle(cj.cell_of[k], f); };
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < cells.size(); ++i)
+    if (!cj.failed[i].ok()) settle(i, cj.failed[i]);
+  study::run_jobs(cj.jobs, data, store, ro);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
   StudyOutput out;
-  for (std::size_t i : order) {
-    json& r = results[i];
-    out.trained += status_of(r) == "trained" ? 1 : 0;
-    cells_j.push_back(std::move(r));
-  }
-  out.study = {
-      {"study", "depth"},           {"input", data.source()},           {"words_fnv1a", words_hash}, {"grid", grid_j},
-      {"unigram_entropy", unigram}, {"trained_margin", kTrainedMargin}, {"jobs", opt.jobs},          {"seconds", seconds},
-      {"cells_reused", reused},     {"cells", std::move(cells_j)}};
+  const json parts = study_json(g, results);
+  for (const auto& c : parts["cells"]) out.trained += status_of(c) == "trained" ? 1 : 0;
+  out.study = {{"study", "depth"},       {"input", data.source()},     {"words_fnv1a", data.fingerprint()},
+               {"grid", parts["grid"]},  {"unigram_entropy", unigram}, {"trained_margin", kTrainedMargin},
+               {"jobs", opt.jobs},       {"seconds", seconds},         {"cells_reused", reused},
+               {"cells", parts["cells"]}};
   out.study["summary"] = summarize(out.study);
   out.reused = reused;
   out.total = total;

@@ -130,6 +130,29 @@ int threads() { return g_threads.load(std::memory_order_relaxed); }
 
 bool try_parallel_run(int n, const std::function<void(int)>& f) { return n > 1 && threads() > 1 && team().run(n, f); }
 
+void parallel_for_each(std::size_t n, int workers, const std::function<void(std::size_t)>& work) {
+  std::atomic<std::size_t> next{0};
+  std::mutex mu;
+  std::exception_ptr error;
+  auto drain = [&](int) {
+    for (;;) {
+      const std::size_t i = next++;
+      if (i >= n) return;
+      try {
+        work(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!error) error = std::current_exception();
+        next = n;
+        return;
+      }
+    }
+  };
+  const int w = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(std::max(1, workers)), n));
+  if (w <= 1 || !team().run(w, drain)) drain(0);
+  if (error) std::rethrow_exception(error);
+}
+
 void parallel_run(int n, const std::function<void(int)>& f) {
   if (n > 1 && threads() > 1 && team().run(n, f)) return;
   for (int i = 0; i < n; ++i) f(i);

@@ -28,6 +28,7 @@
 #include "makemore/checkpoint.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/folder_lock.h"
 #include "makemore/json_text.h"
 #include "makemore/metrics.h"
 #include "makemore/perf.h"
@@ -168,50 +169,6 @@ LoadedRun load_run(const std::string& dir) {
 
 namespace {
 
-// flock on DIR/.lock: released by the kernel when its holder ends however it ends, so a killed
-// run never leaves a stale lock behind. The holder's pid is written into the file for the
-// message a second writer gets.
-class RunLock {
- public:
-  RunLock() = default;
-  RunLock(RunLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  RunLock& operator=(RunLock&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~RunLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  static RunLock acquire(const std::string& dir) {
-    const std::string path = dir + "/" + kLockFile;
-    RunLock lock;
-    lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
-    if (lock.fd_ < 0)
-      throw Error(
-          errno == ELOOP
-              ? fmt::format("{}: is a symbolic link; remove it (the run folder's lock file must be its own)", path)
-              : fmt::format("{}: cannot lock the run folder ({}); check that it is writable", path, std::strerror(errno)));
-    if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK) throw Error(fmt::format("{}: cannot lock the run folder ({})", path, std::strerror(errno)));
-      char buf[32] = {};
-      const ssize_t n = ::pread(lock.fd_, buf, sizeof buf - 1, 0);
-      std::string pid(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-      pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
-      throw Error(
-          fmt::format("{}: another makemore process (pid {}) is writing this run folder; wait for it to end, or "
-                      "pick another -o DIR",
-                      dir, pid.empty() ? "unknown" : pid));
-    }
-    const std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(lock.fd_, 0) != 0 || ::pwrite(lock.fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
-      throw Error(fmt::format("{}: cannot write ({})", path, std::strerror(errno)));
-    return lock;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 void note(const RunSettings& s, const std::string& text) {
   if (s.note) s.note(text);
 }
@@ -294,7 +251,7 @@ LoadedRun load_run_for_resume(const std::string& dir) {
 // ---- a writing run -------------------------------------------------------------------------
 
 struct Run::Writer {
-  RunLock lock;
+  FolderLock lock;
   RunSettings settings;
   int64_t diag_every = 1000, save_every = 10000;
   int64_t resumed_from = 0;
@@ -329,7 +286,7 @@ Run Run::create(const std::string& dir, const Config& cfg, const Dataset& data, 
     throw Error(
         fmt::format("{}: cannot create the run folder ({}); pick another -o DIR", dir, ec ? ec.message() : "not a directory"));
   auto w = std::make_unique<Writer>();
-  w->lock = RunLock::acquire(dir);
+  w->lock = FolderLock::acquire(dir, "run folder");
   remove_leftovers(dir);
   if (!overwrite) refuse_unfinished(dir);
   // A previous run's results must not pass for this one's if it fails part way.
@@ -378,7 +335,7 @@ Run Run::resume(const std::string& dir, int64_t steps, RunSettings settings) {
   if (!fs::is_regular_file(fs::path(dir) / kCheckpointFile) && !fs::is_regular_file(fs::path(dir) / kTrainStateFile))
     load_run(dir);
   auto w = std::make_unique<Writer>();
-  w->lock = RunLock::acquire(dir);
+  w->lock = FolderLock::acquire(dir, "run folder");
   remove_leftovers(dir);
   LoadedRun loaded = load_run_for_resume(dir);
   Run run;

@@ -672,7 +672,9 @@ CliResult run_cli_and_signal(const fs::path& cwd, const std::vector<std::string>
     started = read_file(cli_stdout(cwd)).find(started_marker) != std::string::npos;
   }
   usleep(300000);
-  for (int i = 0; i < 3000 && !wait_for.empty() && !fs::exists(wait_for); ++i) usleep(10000);
+  // wait_for: a file, or a study store (a folder) to hold a finished training.
+  const auto arrived = [&] { return fs::is_directory(wait_for) ? mm_test::store_size(wait_for) > 0 : fs::exists(wait_for); };
+  for (int i = 0; i < 3000 && !wait_for.empty() && !arrived(); ++i) usleep(10000);
   kill(pid, sig);
   int status = 0;
   bool done = false;
@@ -884,11 +886,7 @@ std::vector<std::vector<double>> study_runs(const fs::path& study_json) {
                       r.at("val_loss").get<double>()});
   return rows;
 }
-std::size_t count_files(const fs::path& dir) {
-  std::size_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
-  return n;
-}
+std::size_t count_files(const fs::path& dir) { return mm_test::store_size(dir); }
 }  // namespace
 
 TEST(CliStudy, InitKeepsFinishedRunsAndRetrainsTheRest) {
@@ -915,14 +913,15 @@ TEST(CliStudy, InitKeepsFinishedRunsAndRetrainsTheRest) {
   // A study stopped part way: two runs never finished (no file), one file torn, one from
   // another config. The rerun trains those four and keeps six; the trainings are
   // deterministic, so the study comes out the same.
-  fs::remove(dir.path() / "st" / "runs" / "lecture-kaiming-seed0.json");
-  fs::remove(dir.path() / "st" / "runs" / "lecture-batchnorm-seed1.json");
+  const fs::path store = dir.path() / "st" / "runs";
+  fs::remove(mm_test::store_file(store, "lecture-kaiming-seed0"));
+  fs::remove(mm_test::store_file(store, "lecture-batchnorm-seed1"));
   fs::remove(dir.path() / "st" / "study.json");
-  write_file(dir.path() / "st" / "runs" / "lecture-fix-tanh-seed1.json", "{\"config\": ");
+  write_file(mm_test::store_file(store, "lecture-fix-tanh-seed1"), "{\"key\": ");
   {
-    const fs::path p = dir.path() / "st" / "runs" / "lecture-original-seed0.json";
+    const fs::path p = mm_test::store_file(store, "lecture-original-seed0");
     json other = json::parse(read_file(p));
-    other["config"]["steps"] = 100;
+    other["key"]["config"]["train"]["steps"] = 100;
     write_file(p, other.dump());
   }
   const CliResult again = run_cli(dir.path(), args);
@@ -974,8 +973,7 @@ TEST(CliStudy, InterruptedStudySaysWhatIsKept) {
   TempDir dir;
   const std::string words = write_names(dir);
   const std::vector<std::string> args = {"study", "init", "-i", words, "--seeds", "1", "--steps", "20000", "-j", "1", "-o", "st"};
-  const CliResult r =
-      run_cli_and_signal(dir.path(), args, SIGINT, dir.path() / "st" / "runs" / "lecture-original-seed0.json", "study init: ");
+  const CliResult r = run_cli_and_signal(dir.path(), args, SIGINT, dir.path() / "st" / "runs", "study init: ");
   EXPECT_EQ(r.exit_code, 128 + SIGINT) << describe(r);
   EXPECT_NE(
       r.err.find("makemore: interrupted; the trainings finished so far are kept in st/runs/: the same command trains the rest"),
@@ -1011,7 +1009,7 @@ TEST(CliStudy, FidelityKeepsItsTrainingsAndChecksTheStudyFirst) {
   ASSERT_EQ(run_cli(dir.path(), {"study", "init", "-i", words, "--seeds", "1", "--steps", "30", "-o", "short"}).exit_code, 0);
   expect_one_line_error(run_cli(dir.path(), {"study", "fidelity", "-i", words, "-o", "fid", "--study", "short"}),
                         {"short/study.json", "trained 30 steps", "200000"});
-  EXPECT_FALSE(fs::exists(dir.path() / "fid" / "runs" / "lecture-kaiming-seed0.json"));
+  EXPECT_EQ(count_files(dir.path() / "fid" / "runs"), 0u);
 
   // Six 200k-step trainings and the video's two of 40,001 (fast on 300 names), kept; the rerun
   // reuses them all and prints the same numbers.

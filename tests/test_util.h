@@ -25,6 +25,26 @@ inline std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// The file of a study store (DIR/runs/) holding the training the study named `name`; empty
+// when there is none. Files are named by their key's hash: the name is read from inside.
+inline std::filesystem::path store_file(const std::filesystem::path& store, const std::string& name) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(store, ec)) {
+    if (e.path().extension() != ".json") continue;
+    const std::string text = read_file(e.path());
+    if (text.find("\"name\":\"" + name + "\"") != std::string::npos) return e.path();
+  }
+  return {};
+}
+
+// How many finished trainings a store holds (its .json files).
+inline std::size_t store_size(const std::filesystem::path& store) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(store, ec)) n += e.path().extension() == ".json" ? 1 : 0;
+  return n;
+}
+
 // A fresh folder under /tmp (named after `tag`), removed with everything in it at the end.
 class TempDir {
  public:

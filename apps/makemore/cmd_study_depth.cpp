@@ -5,12 +5,11 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <sstream>
-#include <thread>
 
 #include "commands.h"
 #include "makemore/depth.h"
 #include "makemore/error.h"
+#include "makemore/study_engine.h"
 
 namespace mm::cli {
 
@@ -30,55 +29,14 @@ struct DepthArgs {
   std::string input, out_dir = "study-depth";
 };
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> v;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    const auto a = item.find_first_not_of(' '), b = item.find_last_not_of(' ');
-    v.push_back(a == std::string::npos ? "" : item.substr(a, b - a + 1));
-  }
-  return v;
-}
-
-std::vector<int> parse_depths(const std::string& s) {
-  std::vector<int> v;
-  for (const auto& item : split_list(s)) {
-    std::size_t used = 0;
-    int d = 0;
-    try {
-      d = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size())
-      throw Error(fmt::format(
-          "--depths: '{}' is not a number; give a comma list of hidden-layer counts from 1 to 50 (e.g. --depths 3,10)", item));
-    v.push_back(d);
-  }
-  return v;
-}
-
-std::vector<bool> parse_residual(const std::string& s) {
-  std::vector<bool> v;
-  for (const auto& item : split_list(s)) {
-    if (item == "off")
-      v.push_back(false);
-    else if (item == "on")
-      v.push_back(true);
-    else
-      throw Error(fmt::format("--residual: unknown value '{}'; use off, on or off,on", item));
-  }
-  return v;
-}
-
 std::string fmt_secs(double s) {
   if (!(s >= 0) || s > 1e7) return "?";
   const long t = static_cast<long>(s + 0.5);
   return t >= 60 ? fmt::format("{}m{:02d}s", t / 60, t % 60) : fmt::format("{}s", t);
 }
 
-int run_study_depth(const DepthArgs& a) {
-  FILE* log = a.json ? stderr : stdout;
+// The grid and options: the quick or full grid, with what the command line gave.
+depth::Options depth_options(const DepthArgs& a) {
   depth::Options opt;
   opt.grid = a.full ? depth::full_grid() : depth::quick_grid();
   depth::Grid& g = opt.grid;
@@ -88,21 +46,28 @@ int run_study_depth(const DepthArgs& a) {
           fmt::format("{}: empty; give a comma list (see `makemore study depth --help`), or leave the option out for the "
                       "grid's default",
                       o->get_name()));
-  if (!a.depths.empty()) g.depths = parse_depths(a.depths);
-  if (!a.inits.empty()) g.inits = split_list(a.inits);
-  if (!a.norms.empty()) g.norms = split_list(a.norms);
-  if (!a.residual.empty()) g.residual = parse_residual(a.residual);
-  if (!a.optimizers.empty()) g.optimizers = split_list(a.optimizers);
+  if (!a.depths.empty()) g.depths = depth::parse_depths(a.depths);
+  if (!a.inits.empty()) g.inits = depth::split_list(a.inits);
+  if (!a.norms.empty()) g.norms = depth::split_list(a.norms);
+  if (!a.residual.empty()) g.residual = depth::parse_residual(a.residual);
+  if (!a.optimizers.empty()) g.optimizers = depth::split_list(a.optimizers);
   if (a.seeds_opt->count()) g.seeds = a.seeds;
   if (a.steps_opt->count()) g.steps = a.steps;
   if (a.width_opt->count()) g.width = a.width;
   if (a.sgd_opt->count()) g.sgd_lr = a.sgd_lr;
   if (a.adam_opt->count()) g.adam_lr = a.adam_lr;
   depth::validate(g);
-  opt.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  opt.jobs = study::default_threads(a.jobs);
   opt.out_dir = a.out_dir;
   opt.input = a.input.empty() ? default_words_path() : a.input;
   opt.resume = !a.no_resume;
+  return opt;
+}
+
+int run_study_depth(const DepthArgs& a) {
+  FILE* log = a.json ? stderr : stdout;
+  const depth::Options opt = depth_options(a);
+  const depth::Grid& g = opt.grid;
   const auto cells = depth::build_cells(g);
   // Cost of a cell ~ steps x (depth + 1): the ETA weighs finished cells by it.
   double total_units = 0;
@@ -134,7 +99,7 @@ int run_study_depth(const DepthArgs& a) {
     std::fflush(stderr);
   };
   on_stop_say(
-      fmt::format("interrupted; the cells finished so far are kept in {}/cells/: the same command trains the rest "
+      fmt::format("interrupted; the cells finished so far are kept in {}/runs/: the same command trains the rest "
                   "and writes study.json and study.html",
                   opt.out_dir));
   const depth::StudyOutput out = depth::run_depth_study(opt, progress);
@@ -186,9 +151,10 @@ Runner add_study_depth(CLI::App& study) {
   a->adam_opt = c->add_option("--adam-lr", a->adam_lr, "Adam learning rate, x0.1 for the last quarter (default 0.003)");
   c->add_option("--jobs,-j", a->jobs, "Trainings at a time (default: one per core)")->check(number_in(a->jobs, 0, 256));
   c->add_option("-i,--input", a->input, "Word list (default: data/names.txt)");
-  c->add_option("-o,--out", a->out_dir, "Folder for study.json, study.html, figures/ and cells/")->capture_default_str();
-  c->add_flag("--no-resume", a->no_resume,
-              "Retrain every cell (default: keep cells finished in DIR/cells/ with the same config)");
+  c->add_option("-o,--out", a->out_dir,
+                "Folder for study.json, study.html, figures/ and runs/ (the finished cells, kept for a rerun)")
+      ->capture_default_str();
+  c->add_flag("--no-resume", a->no_resume, "Retrain every cell (default: keep cells finished in DIR/runs/ with the same config)");
   c->add_flag("--json", a->json,
               "Print study.json without per-cell configs and layer statistics on stdout (the table goes to stderr)");
   return [a] { return run_study_depth(*a); };

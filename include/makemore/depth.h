@@ -48,6 +48,13 @@ Grid full_grid();
 // Throws mm::Error naming the option (--depths, --inits, ...) and the allowed values.
 void validate(const Grid& g);
 
+// The command line's comma lists: "a, b" -> {"a", "b"} (items trimmed, empty ones kept for
+// validate to name); --depths as whole numbers and --residual as off / on, each an mm::Error
+// naming the option and the item otherwise.
+std::vector<std::string> split_list(const std::string& s);
+std::vector<int> parse_depths(const std::string& s);
+std::vector<bool> parse_residual(const std::string& s);
+
 struct Cell {
   int depth = 0;
   std::string init, norm, optimizer;
@@ -76,7 +83,7 @@ struct Options {
   std::string out_dir = "study-depth";
   std::string input;  // word list (required: the CLI passes its default)
   int jobs = 2;
-  bool resume = true;  // keep cells finished with the same config (DIR/cells/KEY.json)
+  bool resume = true;  // keep cells finished with the same config (the store, DIR/runs/)
 };
 
 // Called after each cell: done, total, and the cell's JSON (status, losses, ...).
@@ -88,7 +95,7 @@ struct StudyOutput {
   std::string table;  // the text table
 };
 
-// Trains every cell not already finished, writing DIR/cells/KEY.json as each finishes and
+// Trains every cell not already in the store (DIR/runs/, study_engine.h), putting each there as it finishes, and writing
 // DIR/study.json, DIR/figures/*.svg and DIR/study.html at the end. A cell whose config does
 // not parse or whose training throws is recorded as failed with the message (and retried on
 // the next run).

@@ -2,6 +2,7 @@
 // evaluation pass) over cores. One team per process; a caller that finds it busy (another
 // thread is using it, as in a study running one training per core) runs its work serially.
 #pragma once
+#include <cstddef>
 #include <functional>
 
 namespace mm {
@@ -17,5 +18,13 @@ void parallel_run(int n, const std::function<void(int)>& f);
 // The same, but when the team is not available (threads() == 1, or busy) runs nothing and
 // returns false, so the caller can do the work its own, undivided way.
 bool try_parallel_run(int n, const std::function<void(int)>& f);
+
+// A pool of jobs on the same team: work(i) for i in [0, n), each index once, handed out in
+// order to `workers` threads as they come free (the caller is one of them). The first exception
+// stops the handing out and is rethrown when the others finish; work that must not stop the
+// others catches its own. A job's own parallel_run finds the team busy and runs serially, so
+// each job is single-threaded unless workers is 1 (then the jobs run on the caller, in order,
+// and may use the team). The team busy already: the jobs run on the caller, in order.
+void parallel_for_each(std::size_t n, int workers, const std::function<void(std::size_t)>& work);
 
 }  // namespace mm

@@ -16,6 +16,7 @@
 #include "makemore/atomic_file.h"
 #include "makemore/config.h"
 #include "makemore/data.h"
+#include "makemore/folder_lock.h"
 #include "makemore/model.h"
 #include "makemore/sample.h"
 #include "makemore/train.h"
@@ -28,7 +29,7 @@ inline constexpr const char* kWordsFile = "words.txt";                     // th
 inline constexpr const char* kMetricsFile = "metrics.jsonl";               // {"step", "loss", "lr"} per step
 inline constexpr const char* kResultFile = "result.json";                  // written once, when the run ends
 inline constexpr const char* kTrainStateFile = "train_state.safetensors";  // what `train --resume` needs
-inline constexpr const char* kLockFile = ".lock";                          // flock'd by the process writing the folder
+// and kLockFile (folder_lock.h), flock'd by the process writing the folder
 
 // words_fp: words_fingerprint() of the word list trained on (metadata "words_fnv1a64"), so that
 // a run folder whose words.txt was replaced is refused instead of evaluated on other splits.
