@@ -50,13 +50,30 @@ void StepCallback::after_update(Trainer& t, int64_t step, double) {
 }
 
 void ProgressLog::on_begin(Trainer& t) {
-  start_ = t.first_step();
+  start_ = reported_ = t.first_step();
   t0_ = last_ = std::chrono::steady_clock::now();
+}
+
+void ProgressLog::report_progress(int64_t step, float loss) {
+  const int64_t done = step + 1;
+  if ((done & 255) != 0 && done != total_) return;  // the clock is read every 256 steps
+  const auto now = std::chrono::steady_clock::now();
+  const bool tenth = (done - reported_) * 10 >= total_ - start_;
+  if (done != total_ && !tenth && now - last_ < std::chrono::seconds(30)) return;
+  last_ = now;
+  reported_ = done;
+  const double el = std::chrono::duration<double>(now - t0_).count();
+  const double rate = el > 0 ? static_cast<double>(done - start_) / el : 0;
+  const double left = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
+  fmt::print(progress_, "makemore: step {}/{} ({:.0f}%) | loss {:.4f} | {:.0f} steps/s | {:.0f}s left\n", done, total_,
+             100.0 * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(total_, 1)), loss, rate, left);
+  std::fflush(progress_);
 }
 
 void ProgressLog::after_forward(Trainer&, int64_t step, float loss) {
   if (!live_) {
     if (step % 10000 == 0) fmt::print(out_, "{:7d}/{:7d}: {:.4f}\n", step, total_, loss);
+    if (progress_) report_progress(step, loss);
     return;
   }
   if ((step & 255) != 0 && step + 1 != total_) return;

@@ -29,6 +29,7 @@
 #include "makemore/checkpoint.h"
 #include "makemore/data.h"
 #include "makemore/page.h"
+#include "makemore/presets.h"
 #include "makemore/version.h"
 #include "test_util.h"
 
@@ -833,6 +834,101 @@ TEST(CliBadInput, OptionErrorsAreOneLine) {
     EXPECT_EQ(r.exit_code, 0) << describe(r);
     EXPECT_FALSE(r.out.empty());
   }
+}
+
+// The shell's conventions: a usage error exits 2 (a runtime error 1), a likely typo of a command
+// or an option gets a suggestion, `makemore help [COMMAND]` prints that command's help, and the
+// usage line names `makemore`, not the path the binary was started by.
+TEST(CliConventions, UsageErrorsSuggestionsAndHelp) {
+  TempDir dir;
+  const CliResult steps = run_cli(dir.path(), {"train", "--stpes", "5"});
+  expect_one_line_error(steps, {"unknown option '--stpes'", "did you mean '--steps'?", "`makemore train --help`"});
+  EXPECT_EQ(steps.exit_code, 2);
+  const CliResult command = run_cli(dir.path(), {"trian"});
+  expect_one_line_error(command, {"unknown command 'trian'", "did you mean 'train'?"});
+  EXPECT_EQ(command.exit_code, 2);
+  const CliResult sub = run_cli(dir.path(), {"study", "fidelty"});
+  expect_one_line_error(sub, {"unknown command 'fidelty'", "did you mean 'fidelity'?"});
+  EXPECT_EQ(sub.exit_code, 2);
+  EXPECT_EQ(run_cli(dir.path(), {"train", "--lr", "fast"}).exit_code, 2);
+  // Nothing close: no suggestion.
+  const CliResult far = run_cli(dir.path(), {"train", "--zzzzzz"});
+  EXPECT_EQ(far.exit_code, 2);
+  EXPECT_EQ(far.err.find("did you mean"), std::string::npos) << far.err;
+  // A runtime error stays 1.
+  const CliResult missing = run_cli(dir.path(), {"train", "-i", "no-such-words.txt", "-o", "r"});
+  expect_one_line_error(missing, {"no-such-words.txt"});
+  EXPECT_EQ(missing.exit_code, 1);
+
+  const CliResult help = run_cli(dir.path(), {"help", "train"});
+  EXPECT_EQ(help.exit_code, 0) << describe(help);
+  EXPECT_NE(help.out.find("Usage: makemore train [OPTIONS]"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("--steps"), std::string::npos);
+  const CliResult nested = run_cli(dir.path(), {"help", "study", "init"});
+  EXPECT_EQ(nested.exit_code, 0) << describe(nested);
+  EXPECT_NE(nested.out.find("Usage: makemore study init"), std::string::npos) << nested.out;
+  const CliResult top = run_cli(dir.path(), {"help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.out.find("Usage: makemore [OPTIONS] SUBCOMMAND"), std::string::npos) << top.out;
+  const CliResult bad = run_cli(dir.path(), {"help", "trian"});
+  expect_one_line_error(bad, {"unknown command 'trian'", "did you mean 'train'?"});
+  EXPECT_EQ(bad.exit_code, 2);
+  const CliResult flag = run_cli(dir.path(), {"sample", "--help"});
+  EXPECT_EQ(flag.exit_code, 0);
+  EXPECT_NE(flag.out.find("Usage: makemore sample"), std::string::npos) << flag.out;
+  EXPECT_EQ(flag.out.find("/makemore"), std::string::npos) << "the usage line names the binary's path";
+}
+
+// Without a terminal (pipes, as in a notebook or CI) train keeps the lecture's log on stdout and
+// writes a progress line to stderr about every 10% of the run (step, loss, steps/s, time left).
+TEST(CliConventions, ProgressLinesWithoutATerminal) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult r = run_cli(dir.path(), {"train", "-i", words, "--steps", "20000", "-o", "run", "--no-report"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  int progress = 0;
+  for (const auto& line : split_lines(r.err)) {
+    if (!line.starts_with("makemore: step ")) continue;
+    ++progress;
+    for (const char* part : {"/20000 (", "%) | loss ", " steps/s | ", "s left"})
+      EXPECT_NE(line.find(part), std::string::npos) << line;
+  }
+  EXPECT_GE(progress, 9) << r.err;
+  EXPECT_LE(progress, 12) << r.err;
+  EXPECT_EQ(r.out.find("makemore: step "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("      0/  20000: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  10000/  20000: "), std::string::npos) << r.out;
+  // -q: neither.
+  const CliResult q = run_cli(dir.path(), {"train", "-i", words, "--steps", "300", "-o", "q", "--no-report", "-q"});
+  ASSERT_EQ(q.exit_code, 0) << describe(q);
+  EXPECT_EQ(q.err.find("makemore: step "), std::string::npos) << q.err;
+}
+
+// `presets` lists every preset in a column as wide as the longest name, with its parameter count
+// for the word list's real vocabulary (names.txt: 27 tokens; lecture-batchnorm then has the
+// lecture's 12,097 parameters).
+TEST(CliConventions, PresetsShowTheirVocabularyInAWideEnoughColumn) {
+  TempDir dir;
+  const CliResult r = run_cli(dir.path(), {"presets"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  std::size_t longest = 0, listed = 0;
+  std::set<std::size_t> params_at;  // where " params" starts: one column for every line
+  for (const auto& p : mm::embedded_presets()) longest = std::max(longest, std::string(p.name).size());
+  for (const auto& line : split_lines(r.out)) {
+    for (const auto& p : mm::embedded_presets()) {
+      const std::string name = p.name;
+      if (!line.starts_with(name + " ")) continue;
+      ++listed;
+      EXPECT_GT(line.find_first_not_of(' ', name.size()), longest) << line;  // the name never runs into the count
+      params_at.insert(line.find(" params"));
+      if (name == "lecture-batchnorm") {
+        EXPECT_NE(line.find(" 12097 params"), std::string::npos) << line;
+      }
+    }
+  }
+  EXPECT_EQ(params_at.size(), 1u) << r.out;
+  EXPECT_EQ(listed, mm::embedded_presets().size()) << r.out;
+  EXPECT_NE(r.out.find("27 tokens"), std::string::npos) << r.out;
 }
 
 // A run killed outright (SIGKILL: no handler runs) keeps its last periodic checkpoint

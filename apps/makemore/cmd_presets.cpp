@@ -1,9 +1,13 @@
 // `makemore presets`: list the built-in networks, or print one to copy and edit.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
+#include <string>
 
 #include "commands.h"
+#include "makemore/data.h"
+#include "makemore/error.h"
 #include "makemore/model.h"
 #include "makemore/presets.h"
 
@@ -20,11 +24,23 @@ Runner add_presets(CLI::App& app) {
       return 0;
     }
     (void)c;
+    // The parameter count depends on the vocabulary: the default word list's, when it is there.
+    int vocab = 27;
+    std::string vocab_from = "27 tokens assumed: data/names.txt not found";
+    try {
+      const std::string path = default_words_path();
+      vocab = Dataset::load(path).vocab().size();
+      vocab_from = fmt::format("{} tokens: the vocabulary of {}", vocab, path);
+    } catch (const Error&) {
+    }
+    std::size_t width = 0;
+    for (const auto& p : embedded_presets()) width = std::max(width, std::string(p.name).size());
     for (const auto& p : embedded_presets()) {
       const Config cfg = load_preset(p.name);
-      Model m(cfg, 27);
-      fmt::print("{:<22} {:>7} params (27 tokens)  {}\n", p.name, m.num_params(), cfg.description);
+      Model m(cfg, vocab);
+      fmt::print("{:<{}}  {:>7} params  {}\n", p.name, width, m.num_params(), cfg.description);
     }
+    fmt::print("\nParameters counted with {}.\n", vocab_from);
     fmt::print("\nPrint one with `makemore presets show NAME`; train it with `makemore train --preset NAME`.\n");
     return 0;
   };

@@ -51,7 +51,9 @@ int run_train(const TrainArgs& a) {
     fmt::print(log, "makemore: {} steps, batch {}, seed {} -> {}\n", cfg.steps, cfg.batch_size, cfg.seed, dir);
   std::fflush(log);
 
-  ProgressLog progress(log, !a.json && !a.quiet && stdout_is_terminal(), cfg.steps);
+  // Without a terminal (a notebook, CI) the lecture's log stays on stdout as it is and a
+  // progress line goes to stderr every ~10% or 30 s.
+  ProgressLog progress(log, !a.json && !a.quiet && stdout_is_terminal(), cfg.steps, stderr);
   std::optional<StopSignals> signals(std::in_place);
   TrainHooks hooks{signals->flag(), {}, [&] { signals.reset(); }};  // saved: a signal ends the process as usual
   if (!a.quiet) hooks.observers.push_back(&progress);

@@ -12,6 +12,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace mm::cli {
 
@@ -63,6 +64,17 @@ Runner add_compare(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_study_fidelity(CLI::App& study);  // a subcommand of `study`
 Runner add_study_depth(CLI::App& study);     // a subcommand of `study`
+
+// Command-line conventions (common.cpp). " (did you mean 'train'?)" when `typed` is a likely typo
+// of one of `names`, else "".
+std::string did_you_mean(const std::string& typed, const std::vector<std::string>& names);
+std::vector<std::string> command_names(const CLI::App& app);  // its subcommands
+// After a failed parse: "unknown option '--stpes' for `makemore train` (did you mean '--steps'?)"
+// for the first argument no command took, or "" when every argument was taken.
+std::string unknown_argument(CLI::App& app);
+// `makemore help [COMMAND...]`: the help of the command named, exit 0; an unknown one is a usage
+// error (exit 2).
+int print_help(CLI::App& app, const std::vector<std::string>& path);
 
 // Shared helpers.
 std::string default_words_path();  // data/names.txt near the cwd or the binary

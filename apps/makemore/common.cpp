@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 
@@ -21,6 +22,97 @@ std::string default_words_path() {
       if (fs::exists(p)) return fs::weakly_canonical(p).string();
   }
   return "data/names.txt";  // missing: load_words names it and says how to fix it
+}
+
+namespace {
+// Edit distance, a swap of neighbours counting one.
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  const std::size_t n = a.size(), m = b.size();
+  std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+  for (std::size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= n; ++i)
+    for (std::size_t j = 1; j <= m; ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[n][m];
+}
+
+// The chain of commands the parse chose: makemore, train; makemore, study, init.
+std::vector<CLI::App*> chosen(CLI::App& app) {
+  std::vector<CLI::App*> chain{&app};
+  for (;;) {
+    const auto subs = chain.back()->get_subcommands();
+    if (subs.empty()) return chain;
+    chain.push_back(subs.front());
+  }
+}
+
+std::string command_line(const std::vector<CLI::App*>& chain) {
+  std::string s;
+  for (const CLI::App* a : chain) s += (s.empty() ? "" : " ") + a->get_name();
+  return s;
+}
+}  // namespace
+
+std::string did_you_mean(const std::string& typed, const std::vector<std::string>& names) {
+  std::string best;
+  std::size_t best_d = 3;  // at most 2 edits, and fewer than half of what was typed
+  for (const auto& n : names) {
+    const std::size_t d = edit_distance(typed, n);
+    if (d < best_d && 2 * d < typed.size()) {
+      best = n;
+      best_d = d;
+    }
+  }
+  return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
+}
+
+std::vector<std::string> command_names(const CLI::App& app) {
+  std::vector<std::string> out;
+  for (const CLI::App* sub : app.get_subcommands({})) out.push_back(sub->get_name());
+  return out;
+}
+
+std::string unknown_argument(CLI::App& app) {
+  const std::vector<CLI::App*> chain = chosen(app);
+  CLI::App& last = *chain.back();
+  for (const std::string& arg : app.remaining(true)) {
+    if (arg.starts_with("-")) {
+      const std::string name = arg.substr(0, arg.find('='));
+      std::vector<std::string> names;
+      for (const CLI::Option* o : last.get_options()) {
+        for (const auto& l : o->get_lnames()) names.push_back("--" + l);
+        for (const auto& s : o->get_snames()) names.push_back("-" + s);
+      }
+      return fmt::format("unknown option '{}' for `{}`{}", name, command_line(chain), did_you_mean(name, names));
+    }
+    if (!last.get_subcommands({}).empty())
+      return fmt::format("unknown command '{}' for `{}`{}", arg, command_line(chain), did_you_mean(arg, command_names(last)));
+  }
+  return "";
+}
+
+int print_help(CLI::App& app, const std::vector<std::string>& path) {
+  CLI::App* target = &app;
+  std::string prefix;
+  for (const std::string& name : path) {
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : target->get_subcommands({}))
+      if (sub->get_name() == name && sub->get_name() != "help") next = sub;
+    if (!next) {
+      fmt::print(stderr, "makemore: error: unknown command '{}'{}; see `makemore help`\n", name,
+                 did_you_mean(name, command_names(*target)));
+      return 2;
+    }
+    prefix += (prefix.empty() ? "" : " ") + target->get_name();
+    target = next;
+  }
+  // The formatter directly: App::help() would show the chosen subcommand's, `help` itself.
+  const std::string name = prefix.empty() ? target->get_name() : prefix + " " + target->get_name();
+  fmt::print("{}", target->get_formatter()->make_help(target, name, CLI::AppFormatMode::Normal));
+  return 0;
 }
 
 bool stdout_is_terminal() { return isatty(STDOUT_FILENO) == 1; }

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "makemore.cpp: the makemore part 3 MLP (activations, gradients, BatchNorm), fast and exact.\n"
       "Start with `makemore train` (trains lecture-batchnorm on data/names.txt), then `makemore sample -o out`."};
+  app.name("makemore");  // the usage line names the command, not the binary's path
   // The version, and the kernel set this CPU gets (one binary holds several: docs/performance.md).
   app.set_version_flag("--version", [] {
     std::string kernels;
@@ -48,6 +49,9 @@ int main(int argc, char** argv) {
   reg(mm::cli::add_report);
   reg(mm::cli::add_compare);
   reg(mm::cli::add_inspect);
+  auto help_path = std::make_shared<std::vector<std::string>>();
+  CLI::App* help = app.add_subcommand("help", "Print the help of makemore or of a command (`makemore help study init`)");
+  help->add_option("command", *help_path, "A command, and its subcommand");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -75,11 +79,15 @@ int main(int argc, char** argv) {
       std::string names;
       for (const auto& [sub, run] : cmds) names += (names.empty() ? "" : ", ") + sub->get_name();
       what = first.starts_with("-") ? fmt::format("unknown option '{}' (commands: {})", first, names)
-                                    : fmt::format("unknown command '{}' (commands: {})", first, names);
+                                    : fmt::format("unknown command '{}'{} (commands: {})", first,
+                                                  mm::cli::did_you_mean(first, mm::cli::command_names(app)), names);
+    } else if (const std::string unknown = mm::cli::unknown_argument(app); !unknown.empty()) {
+      what = unknown;
     }
     fmt::print(stderr, "makemore: error: {}; see `{} --help`\n", what, where);
-    return e.get_exit_code();
+    return 2;  // a usage error, as the shell's convention has it (runtime errors are 1)
   }
+  if (help->parsed()) return mm::cli::print_help(app, *help_path);
   try {
     // The environment's kernel choices are read here, before any command writes a file: a bad
     // MAKEMORE_KERNELS, MAKEMORE_GEMM or MAKEMORE_TOKEN_LINEAR is an error up front, not in the

@@ -37,18 +37,23 @@ class LossRecorder : public Observer {
 };
 
 // On a terminal (live): one line redrawn in place (step, loss, steps/s, ETA). Otherwise the
-// lecture's log line every 10k steps (and the last step).
+// lecture's log line every 10k steps (and the last step), and, given a `progress` stream (a
+// notebook's or CI's stderr), a line there about every 10% of the run or 30 seconds: "makemore:
+// step 20000/200000 (10%) | loss 2.0322 | 15952 steps/s | 11s left".
 class ProgressLog : public Observer {
  public:
-  ProgressLog(std::FILE* out, bool live, int64_t total) : out_(out), live_(live), total_(total) {}
+  ProgressLog(std::FILE* out, bool live, int64_t total, std::FILE* progress = nullptr)
+      : out_(out), progress_(live ? nullptr : progress), live_(live), total_(total) {}
   void on_begin(Trainer& t) override;
   void after_forward(Trainer&, int64_t step, float loss) override;
   void on_end(Trainer&) override;
 
  private:
+  void report_progress(int64_t step, float loss);
   std::FILE* out_;
+  std::FILE* progress_;
   bool live_;
-  int64_t total_, start_ = 0;
+  int64_t total_, start_ = 0, reported_ = 0;
   std::chrono::steady_clock::time_point t0_, last_;
 };
 
