@@ -384,6 +384,55 @@ TEST(CliBench, ProfileThreadsAndTrainResources) {
   EXPECT_GE(res["eval_train_seconds"].get<double>(), 0.0);
 }
 
+// --config times any network; --torch runs its PyTorch twin (bench/torch/config.py) when this
+// machine has PyTorch; --seconds bounds each run by time and never exceeds --steps.
+const char* k_tiny_residual = R"({"name": "tiny-net", "data": {"block_size": 4},
+  "model": {"n_embd": 6, "layers": [
+    {"type": "linear", "out": 16}, {"type": "tanh"},
+    {"type": "residual", "layers": [{"type": "layernorm"}, {"type": "linear", "out": 16, "bias": false}, {"type": "tanh"}]},
+    {"type": "linear", "out": "vocab"}]},
+  "train": {"optimizer": "adam", "lr": 0.01}})";
+
+bool have_torch() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
+
+TEST(CliBench, ConfigFileAnyNetwork) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  write_file(dir / "tiny.json", k_tiny_residual);
+  const CliResult r = run_cli(dir.path(), {"bench", "-i", words, "--config", "tiny.json", "--steps", "40", "--repeat", "1",
+                                           "--seconds", "0.05", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json j = last_json_line(r);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  ASSERT_EQ(j["results"].size(), 1u) << "--config alone: no default presets";
+  const json& row = j["results"][0];
+  EXPECT_EQ(row["preset"], "tiny-net");
+  EXPECT_EQ(row["config"], "tiny.json");
+  EXPECT_GT(row["steps_per_sec"].get<double>(), 0.0);
+  EXPECT_GE(row["steps"].get<int64_t>(), 1);
+  EXPECT_LE(row["steps"].get<int64_t>(), 40);
+  EXPECT_GT(row["matmul_flops_per_step"].get<double>(), 0.0);
+
+  const CliResult plain = run_cli(dir.path(), {"bench", "-i", words, "--config", "tiny.json", "--preset", "lecture-kaiming",
+                                               "--steps", "20", "--repeat", "1"});
+  ASSERT_EQ(plain.exit_code, 0) << describe(plain);
+  const auto k = plain.out.find("\nlecture-kaiming "), t = plain.out.find("\ntiny-net ");
+  EXPECT_TRUE(k != std::string::npos && t != std::string::npos && k < t) << "presets first, then files:\n" << plain.out;
+
+  if (!have_torch()) GTEST_SKIP() << "PyTorch is not installed: the twin is not run";
+  const CliResult tr = run_cli(dir.path(), {"bench", "-i", words, "--config", "tiny.json", "--steps", "20", "--repeat", "1",
+                                            "--torch", "--torch-steps", "20", "--json"});
+  ASSERT_EQ(tr.exit_code, 0) << describe(tr);
+  const json tj = last_json_line(tr);
+  ASSERT_TRUE(tj.is_object()) << tr.out;
+  EXPECT_EQ(tj["torch"], true);
+  const json& trow = tj["results"][0];
+  ASSERT_TRUE(trow["torch_steps_per_sec"].is_number()) << trow.dump();
+  EXPECT_GT(trow["torch_steps_per_sec"].get<double>(), 0.0);
+  EXPECT_NEAR(trow["speedup_vs_torch"].get<double>(),
+              trow["steps_per_sec"].get<double>() / trow["torch_steps_per_sec"].get<double>(), 1e-9);
+}
+
 // --- bad inputs: one line on stderr, non-zero exit, no result.json ---------------------------
 
 TEST(CliBadInput, WordFiles) {
@@ -489,6 +538,20 @@ TEST(CliBadInput, UnknownPreset) {
   const CliResult b = run_cli(dir.path(), {"bench", "-i", words, "--preset", "nope", "--steps", "5", "--repeat", "1"});
   expect_one_line_error(b, {"unknown preset 'nope'"});
   EXPECT_TRUE(b.out.empty()) << b.out;
+}
+
+TEST(CliBadInput, BenchConfig) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  write_file(dir / "bad.json",
+             R"({"model": {"n_embd": 10, "layers": [{"type": "linear", "out": "vocab"}]}, "train": {"steps": -4}})");
+  const CliResult b = run_cli(dir.path(), {"bench", "-i", words, "--config", "bad.json", "--steps", "5", "--repeat", "1"});
+  expect_one_line_error(b, {"bad.json", "train.steps"});
+  EXPECT_TRUE(b.out.empty()) << "nothing timed before every file is checked:\n" << b.out;
+
+  const CliResult m = run_cli(dir.path(), {"bench", "-i", words, "--preset", "lecture-kaiming", "--config", "missing.json"});
+  expect_one_line_error(m, {"missing.json", "no such config file"});
+  EXPECT_TRUE(m.out.empty()) << m.out;
 }
 
 TEST(CliBadInput, PresetAndConfigTogether) {

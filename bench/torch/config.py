@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""Any makemore network as a PyTorch twin, for `makemore bench --torch`: the config's network built
+from torch.nn's standard layers (Embedding, Linear, BatchNorm1d, LayerNorm, GroupNorm, Tanh, ReLU,
+GELU, Sigmoid, Dropout; a residual block is x + f(x); a flatten merges consecutive positions) and
+trained with torch.optim's optimizer of the config on random minibatches of the word list, one
+thread. It times the step as PyTorch users write it; its numbers are not makemore's (other
+initial values, another split), only its work per step is the same.
+
+usage: /usr/bin/python3 config.py --config FILE.json [--steps N] [--max-seconds S] [--threads N]
+                                  [--names PATH]
+  FILE.json: the config as `makemore presets show NAME` writes it (no // comments).
+  Prints `TIMING ... steps/s=X`; stops after --steps steps or --max-seconds seconds, whichever first.
+"""
+import argparse, json, math, os, random, sys, time
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+ap = argparse.ArgumentParser()
+ap.add_argument('--config', required=True)
+ap.add_argument('--steps', type=int, default=1000)
+ap.add_argument('--max-seconds', type=float, default=0.0, help='0: no time limit')
+ap.add_argument('--threads', type=int, default=1)
+ap.add_argument('--names', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'data', 'names.txt'))
+args = ap.parse_args()
+if args.threads > 0:
+    torch.set_num_threads(args.threads)
+cfg = json.load(open(args.config))
+model_cfg, train_cfg = cfg['model'], cfg.get('train', {})
+block_size = cfg.get('data', {}).get('block_size', 3)
+n_embd = model_cfg.get('n_embd', 10)
+batch_size = train_cfg.get('batch_size', 32)
+
+# ---- data: every (context, next character) pair of the words, the lecture's way ------------------
+words = [w for w in open(args.names, encoding='utf-8').read().splitlines() if w]
+chars = sorted(set(''.join(words)))
+stoi = {s: i + 1 for i, s in enumerate(chars)}
+vocab_size = len(chars) + 1
+random.seed(cfg.get('data', {}).get('split_seed', 42))
+random.shuffle(words)
+X, Y = [], []
+for w in words[:int(0.8 * len(words))]:
+    context = [0] * block_size
+    for ch in w + '.':
+        ix = stoi.get(ch, 0)
+        X.append(context)
+        Y.append(ix)
+        context = context[1:] + [ix]
+Xtr, Ytr = torch.tensor(X), torch.tensor(Y)
+
+
+# ---- the network ----------------------------------------------------------------------------------
+class Residual(nn.Module):
+    def __init__(self, layers):
+        super().__init__()
+        self.f = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.f(x)
+
+
+class Flatten(nn.Module):
+    """Merges n consecutive rows (positions) of each example: (B*T, C) -> (B*T/n, n*C)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x):
+        return x.reshape(-1, self.n * x.shape[1])
+
+
+def build(specs, features, steps_left):
+    out = []
+    for s in specs:
+        t = s['type']
+        if t == 'linear':
+            n = vocab_size if s['out'] == 'vocab' else s['out']
+            out.append(nn.Linear(features, n, bias=s.get('bias', True) is True))
+            features = n
+        elif t == 'batchnorm1d':
+            out.append(nn.BatchNorm1d(features, eps=s.get('eps', 1e-5), momentum=s.get('momentum', 0.1)))
+        elif t == 'layernorm':
+            out.append(nn.LayerNorm(features, eps=s.get('eps', 1e-5), elementwise_affine=s.get('affine', True)))
+        elif t == 'groupnorm':
+            out.append(nn.GroupNorm(s['groups'], features, eps=s.get('eps', 1e-5), affine=s.get('affine', True)))
+        elif t in ('tanh', 'sigmoid', 'relu'):
+            out.append({'tanh': nn.Tanh, 'sigmoid': nn.Sigmoid, 'relu': nn.ReLU}[t]())
+        elif t == 'gelu':
+            out.append(nn.GELU(approximate=s.get('approximate', 'none')))
+        elif t == 'dropout':
+            out.append(nn.Dropout(s.get('p', 0.5)))
+        elif t == 'flatten':
+            n = s.get('n', 0) or steps_left
+            out.append(Flatten(n))
+            features, steps_left = features * n, steps_left // n
+        elif t == 'residual':
+            out.append(Residual(build(s['layers'], features, steps_left)[0]))
+        else:
+            sys.exit(f'config.py: a {t!r} layer has no PyTorch twin')
+    return out, features, steps_left
+
+
+layers = model_cfg['layers']
+sequence = bool(layers) and layers[0]['type'] == 'flatten'
+stack, _, _ = build(layers, n_embd if sequence else block_size * n_embd, block_size if sequence else 1)
+emb = nn.Embedding(vocab_size, n_embd)
+net = nn.Sequential(*stack)
+params = list(emb.parameters()) + list(net.parameters())
+
+opt_cfg = train_cfg.get('optimizer', 'sgd')
+if isinstance(opt_cfg, str):
+    opt_cfg = {'type': opt_cfg}
+kind = opt_cfg.get('type', 'sgd')
+lr_cfg = train_cfg.get('lr', 0.1)
+lr0 = lr_cfg if isinstance(lr_cfg, (int, float)) else (lr_cfg.get('values') or [lr_cfg.get('max', 0.1)])[0]
+settings = {k: v for k, v in opt_cfg.items() if k != 'type'}
+if 'betas' in settings:
+    settings['betas'] = tuple(settings['betas'])
+optimizer = {'sgd': torch.optim.SGD, 'rmsprop': torch.optim.RMSprop, 'adam': torch.optim.Adam,
+             'adamw': torch.optim.AdamW}[kind](params, lr=lr0, **settings)
+clip = train_cfg.get('clip_grad_norm', 0)
+
+# ---- the timed loop -------------------------------------------------------------------------------
+g = torch.Generator().manual_seed(train_cfg.get('seed', 2147483647))
+t0 = time.perf_counter()
+steps = 0
+while steps < args.steps:
+    ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g)
+    Xb, Yb = Xtr[ix], Ytr[ix]
+    e = emb(Xb)
+    x = e.reshape(-1, n_embd) if sequence else e.reshape(batch_size, -1)
+    loss = F.cross_entropy(net(x), Yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    optimizer.step()
+    steps += 1
+    if args.max_seconds > 0 and time.perf_counter() - t0 > args.max_seconds:
+        break
+dt = time.perf_counter() - t0
+print(f'TIMING config={cfg.get("name", "custom")} threads={torch.get_num_threads()} steps={steps} '
+      f'wall={dt:.3f}s steps/s={steps / dt:.1f} last loss {loss.item():.4f}')

@@ -1,0 +1,76 @@
+// The bench's library side (bench.h): which networks it times, and that the depth-study cell it
+// ships (bench/configs/depth-cell.json) is the network `study depth` trains, so its row measures
+// what a study runs. The command itself is tested end to end in test_cli.cpp (CliBench).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "makemore/bench.h"
+#include "makemore/config.h"
+#include "makemore/depth.h"
+#include "makemore/error.h"
+#include "test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string k_depth_cell = std::string(MM_SOURCE_DIR) + "/bench/configs/depth-cell.json";
+
+// The quick grid's cell of width 64, depth 10, Kaiming init, BatchNorm, no residual, SGD, seed 0.
+mm::depth::Cell depth_cell() {
+  mm::depth::Cell c;
+  c.depth = 10;
+  c.init = "kaiming";
+  c.norm = "batch";
+  c.optimizer = "sgd";
+  c.residual = false;
+  c.seed_index = 0;
+  c.seed = mm::depth::quick_grid().seed;
+  return c;
+}
+
+TEST(Bench, DepthCellFileIsTheStudysCell) {
+  const mm::depth::Grid g = mm::depth::quick_grid();
+  ASSERT_EQ(g.width, 64);
+  const mm::Config want = mm::parse_config(mm::depth::cell_config_json(depth_cell(), g), "study");
+  const mm::Config got = mm::load_config_file(k_depth_cell);
+  nlohmann::json a = got.to_json(), b = want.to_json();
+  for (const char* k : {"name", "description"}) {  // the file's say where it comes from
+    a.erase(k);
+    b.erase(k);
+  }
+  EXPECT_EQ(a, b) << "bench/configs/depth-cell.json should read:\n" << mm::depth::cell_config_json(depth_cell(), g).dump(2);
+}
+
+TEST(Bench, EntriesArePresetsThenFiles) {
+  mm_test::TempDir dir;
+  const fs::path file = dir.path() / "unnamed.json";
+  std::ofstream(file) << R"({"model": {"n_embd": 4, "layers": [{"type": "linear", "out": "vocab"}]}})";
+  const auto e = mm::bench_entries({"lecture-kaiming"}, {k_depth_cell, file.string()});
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].name, "lecture-kaiming");
+  EXPECT_TRUE(e[0].file.empty());
+  EXPECT_EQ(e[1].name, "depth-cell-d10-w64");
+  EXPECT_EQ(e[1].file, k_depth_cell);
+  EXPECT_EQ(e[2].name, "unnamed") << "a config without a name is named by its file";
+  EXPECT_EQ(e[2].cfg.n_embd, 4);
+}
+
+TEST(Bench, BadEntriesNameTheirSource) {
+  mm_test::TempDir dir;
+  const fs::path bad = dir.path() / "bad.json";
+  std::ofstream(bad) << R"({"model": {"layers": [{"type": "linear", "out": -3}]}})";
+  try {
+    mm::bench_entries({}, {bad.string()});
+    FAIL() << "a bad config was accepted";
+  } catch (const mm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(mm::bench_entries({"no-such-preset"}, {}), mm::Error);
+  EXPECT_THROW(mm::bench_entries({}, {(dir.path() / "absent.json").string()}), mm::Error);
+}
+
+}  // namespace
