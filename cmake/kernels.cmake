@@ -14,7 +14,13 @@ if(MAKEMORE_NATIVE)
 elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   include(CheckCXXCompilerFlag)
   check_cxx_compiler_flag(-march=x86-64-v4 MM_HAS_MARCH_V4)
-  if(MM_HAS_MARCH_V4 AND CMAKE_OBJCOPY AND CMAKE_LINKER)
+  # src/dispatch.cpp asks the CPU for its level (GCC 12; clang only from 16: Debian 12's clang 14,
+  # which builds the fuzz harnesses, gets the generic set).
+  include(CheckCXXSourceCompiles)
+  check_cxx_source_compiles(
+    "int main() { return __builtin_cpu_supports(\"x86-64-v4\") + __builtin_cpu_supports(\"x86-64-v3\"); }"
+    MM_HAS_CPU_LEVELS)
+  if(MM_HAS_MARCH_V4 AND MM_HAS_CPU_LEVELS AND CMAKE_OBJCOPY AND CMAKE_LINKER)
     # x86-64-v4: AVX-512 F/BW/CD/DQ/VL with AVX2 and FMA (Skylake-X, Ice Lake, Zen 4 and later);
     # x86-64-v3: AVX2 and FMA (Haswell, Zen 1 and later); generic: SSE2, any x86-64.
     set(MM_KERNEL_SETS avx512 avx2 generic)
@@ -22,7 +28,7 @@ elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND CMAKE_CXX_COM
     set(MM_KERNEL_FLAGS_avx2 -march=x86-64-v3)
     set(MM_KERNEL_FLAGS_generic)
   else()
-    message(STATUS "makemore: no -march=x86-64-v4 or no objcopy: the generic kernels only")
+    message(STATUS "makemore: no -march=x86-64-v4, no CPU level check or no objcopy: the generic kernels only")
     set(MM_KERNEL_SETS generic)
   endif()
 else()
@@ -30,6 +36,15 @@ else()
 endif()
 
 list(LENGTH MM_KERNEL_SETS mm_n_sets)
+# The partial link needs GNU ld's --force-group-allocation; with clang CMake finds ld.lld, which
+# has no such option: GNU ld (binutils, beside any compiler) does it then.
+set(mm_partial_ld ${CMAKE_LINKER})
+if(CMAKE_LINKER MATCHES "lld")
+  find_program(MM_GNU_LD NAMES ld.bfd)
+  if(MM_GNU_LD)
+    set(mm_partial_ld ${MM_GNU_LD})
+  endif()
+endif()
 foreach(set IN LISTS MM_KERNEL_SETS)
   set(lib makemore_kernels_${set})
   add_library(${lib} OBJECT ${PROJECT_SOURCE_DIR}/src/kernels/kernels.cpp)
@@ -54,7 +69,7 @@ foreach(set IN LISTS MM_KERNEL_SETS)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/kernels
-    COMMAND ${CMAKE_LINKER} -r --force-group-allocation -o ${obj}.all.o $<TARGET_OBJECTS:${lib}>
+    COMMAND ${mm_partial_ld} -r --force-group-allocation -o ${obj}.all.o $<TARGET_OBJECTS:${lib}>
     COMMAND ${CMAKE_OBJCOPY} --wildcard --keep-global-symbol=_ZN2mm7kernels${len}${set}* ${obj}.all.o ${obj}
     DEPENDS $<TARGET_OBJECTS:${lib}>
     COMMAND_EXPAND_LISTS VERBATIM

@@ -23,7 +23,8 @@ namespace mm {
 
 namespace testing_hooks {
 void (*after_commit)(const std::string& path) = nullptr;
-}
+std::string (*temp_suffix)() = nullptr;
+}  // namespace testing_hooks
 
 namespace {
 
@@ -85,7 +86,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     throw Error(fmt::format("{}: cannot write ({}); check the folder exists and is writable", path_, errno_text(errno)));
   }
   for (int attempt = 0; fd_ < 0; ++attempt) {
-    temp_name_ = name_ + ".tmp." + random_hex();
+    temp_name_ = name_ + ".tmp." + (testing_hooks::temp_suffix ? testing_hooks::temp_suffix() : random_hex());
     fd_ = ::openat(dir_fd_, temp_name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd_ < 0 && (errno != EEXIST || attempt >= 8)) {
       const int err = errno;
@@ -197,6 +198,10 @@ std::FILE* open_log(const std::string& path, bool append) {
     fail_write(path, err);
   }
   return f;
+}
+
+void write_log(std::FILE* f, std::string_view text, const std::string& path) {
+  if (std::fwrite(text.data(), 1, text.size(), f) != text.size()) fail_write(path, errno);
 }
 
 void fsync_file(std::FILE* f, const std::string& path) {

@@ -19,8 +19,12 @@ using nlohmann::json;
 RunDiagnostics::RunDiagnostics(const std::string& dir, DiagOptions opt, bool append) : dir_(dir), obs_(opt) {
   snap_ = open_log(dir + "/" + kDiagnosticsFile, append);
   ratio_ = open_log(dir + "/" + kUpdateRatioFile, append);
-  obs_.on_snapshot = [this](const Snapshot& s) { fmt::print(snap_, "{}\n", snapshot_json(s, false).dump()); };
-  obs_.on_ratios = [this](const UpdateRatios& u, const ParamStore& ps) { fmt::print(ratio_, "{}\n", ratios_json(u, ps).dump()); };
+  obs_.on_snapshot = [this](const Snapshot& s) {
+    write_log(snap_, snapshot_json(s, false).dump() + "\n", dir_ + "/" + kDiagnosticsFile);
+  };
+  obs_.on_ratios = [this](const UpdateRatios& u, const ParamStore& ps) {
+    write_log(ratio_, ratios_json(u, ps).dump() + "\n", dir_ + "/" + kUpdateRatioFile);
+  };
 }
 
 RunDiagnostics::~RunDiagnostics() {

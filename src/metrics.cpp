@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -29,16 +30,20 @@ MetricsWriter::~MetricsWriter() {
 void MetricsWriter::after_forward(Trainer&, int64_t, float loss) { loss_ = loss; }
 
 void MetricsWriter::after_update(Trainer&, int64_t step, double lr) {
+  fmt::memory_buffer line;
   if (std::isfinite(loss_))
-    fmt::print(f_, "{{\"step\":{},\"loss\":{},\"lr\":{:g}}}\n", step, loss_, lr);
+    fmt::format_to(std::back_inserter(line), "{{\"step\":{},\"loss\":{},\"lr\":{:g}}}\n", step, loss_, lr);
   else
-    fmt::print(f_, "{{\"step\":{},\"loss\":null,\"lr\":{:g}}}\n", step, lr);  // JSON has no NaN
+    fmt::format_to(std::back_inserter(line), "{{\"step\":{},\"loss\":null,\"lr\":{:g}}}\n", step, lr);  // JSON has no NaN
+  write_log(f_, {line.data(), line.size()}, path_);
 }
 
 void MetricsWriter::on_end(Trainer&) { flush(); }
 
 void MetricsWriter::flush() {
-  if (f_ && std::fflush(f_) != 0) throw Error(fmt::format("{}: cannot write ({})", path_, std::strerror(errno)));
+  if (f_ && std::fflush(f_) != 0)
+    throw Error(
+        fmt::format("{}: cannot write ({}); check free disk space and that the folder is writable", path_, std::strerror(errno)));
 }
 
 void MetricsWriter::sync() {

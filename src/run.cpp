@@ -142,7 +142,7 @@ LoadedRun load_run(const std::string& dir) {
   try {
     run.vocab = Vocab::from_chars(chars);
   } catch (const Error& e) {
-    throw Error(fmt::format("{}: metadata 'vocab': {}", path, e.what()));
+    throw Error(fmt::format("{}: metadata 'vocab': {}; restore the file or train again", path, e.what()));
   }
   const auto step = metadata_count(meta("step"), int64_t{1} << 40);
   if (!step)
@@ -435,6 +435,9 @@ std::vector<std::u32string> Run::sample(const SampleOptions& opt, std::optional<
   TorchGenerator gen(seed ? *seed : config_.seed + 10);
   try {
     return sample_words(*model_, vocab_, opt, gen);
+  } catch (const std::overflow_error& e) {
+    throw Error(fmt::format("sample: temperature {:g} is too small for the model of step {} in {}/{}: {}; use a larger one",
+                            opt.temperature, step_, dir_, kCheckpointFile, e.what()));
   } catch (const std::domain_error& e) {
     not_finite(fmt::format("cannot be sampled: {}", e.what()));
   } catch (const std::invalid_argument& e) {  // the generator's check of the probabilities

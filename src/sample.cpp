@@ -32,6 +32,8 @@ std::vector<std::u32string> sample_words(Model& model, const Vocab& vocab, const
       }
       // F.softmax in float: exp(x - max) / sum
       const float m = *std::max_element(logits.begin(), logits.end());
+      // Finite logits divided by a tiny temperature can overflow float: the draw would be NaN.
+      if (!std::isfinite(m)) throw std::overflow_error("its logits divided by the temperature overflow float");
       float sum = 0;
       for (int v = 0; v < V; ++v) sum += probs[static_cast<std::size_t>(v)] = std::exp(logits[static_cast<std::size_t>(v)] - m);
       for (auto& p : probs) p /= sum;

@@ -2,11 +2,14 @@
 // hold which must end in a one-line mm::Error naming the file, never a crash, a silent wrong
 // result or a huge allocation. The fuzz harnesses in fuzz/ search the same paths at random;
 // these tests pin each case that was found by hand or by them.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -21,6 +24,7 @@
 #include "makemore/json_text.h"
 #include "makemore/presets.h"
 #include "makemore/run.h"
+#include "makemore/sample.h"
 #include "makemore/stats.h"
 #include "test_util.h"
 
@@ -226,6 +230,7 @@ TEST(Hostile, MessagesFromAStoredVocabularyOrSamplingNameTheFile) {
   std::string err = error_of([&] { mm::Run::open(dir.string()); });
   EXPECT_NE(err.find(ck.string()), std::string::npos) << err;
   EXPECT_NE(err.find("must be distinct"), std::string::npos) << err;
+  EXPECT_NE(err.find("restore the file or train again"), std::string::npos) << err;
   f.metadata["vocab"] = vocab;
   mm::save_safetensors(ck.string(), f);
   fill_tensors(ck, 1e30f);
@@ -235,6 +240,25 @@ TEST(Hostile, MessagesFromAStoredVocabularyOrSamplingNameTheFile) {
   });
   EXPECT_NE(err.find(ck.string()), std::string::npos) << err;
   EXPECT_NE(err.find("step 3"), std::string::npos) << err;
+}
+
+// A temperature so small that the logits divided by it overflow float is the caller's to fix:
+// the message names the temperature, not a damaged file (nor the generator's internal check).
+TEST(Hostile, ATemperatureTooSmallForTheModelIsBlamedNotTheFile) {
+  TempDir tmp("mm_hostile");
+  const fs::path dir = tmp / "run";
+  stopped_run(dir, 3, 3);
+  mm::Run run = mm::Run::open(dir.string());
+  mm::SampleOptions opt;
+  opt.count = 1;
+  opt.temperature = 1e-300;
+  const std::string err = error_of([&] { run.sample(opt); });
+  EXPECT_NE(err.find("sample: temperature 1e-300 is too small for the model of step 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("use a larger one"), std::string::npos) << err;
+  EXPECT_EQ(err.find("damaged"), std::string::npos) << err;
+  EXPECT_EQ(err.find("multinomial1"), std::string::npos) << err;
+  opt.temperature = 0.5;
+  EXPECT_EQ(run.sample(opt).size(), 1u);
 }
 
 // ---- items 4 and 5: the checksum and the sizes ----------------------------------------------
@@ -306,4 +330,14 @@ TEST(Hostile, WordListsAreRegularFilesOfBoundedSize) {
   fs::resize_file(big, mm::kMaxWordListBytes + 1);  // sparse: zeros past the first line
   err = error_of([&] { mm::load_words(big.string()); });
   EXPECT_NE(err.find("larger than the word list limit of 64 MiB"), std::string::npos) << err;
+  // Standard input ("-") is read with the same cap: an endless stream ends in the same error.
+  const int saved = dup(STDIN_FILENO), zero = open("/dev/zero", O_RDONLY);
+  ASSERT_GE(zero, 0);
+  dup2(zero, STDIN_FILENO);
+  close(zero);
+  err = error_of([] { mm::load_words("-"); });
+  dup2(saved, STDIN_FILENO);
+  close(saved);
+  std::clearerr(stdin);
+  EXPECT_NE(err.find("-: larger than the word list limit of 64 MiB"), std::string::npos) << err;
 }

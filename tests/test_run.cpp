@@ -5,6 +5,7 @@
 // committed; the parent then continues the folder and compares it with a run never stopped.
 // test_cli.cpp keeps the few end-to-end checks of signals and exit codes.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -376,6 +377,14 @@ TEST(RunFolder, SymbolicLinksAreReplacedNeverWrittenThrough) {
   fs::create_directories(run);
   fs::create_directories(outside / "figs");
   write_file(outside / "figs" / "keep.svg", "theirs");
+  // Older versions saved through FILE.tmp.<pid>: links at those names, for this very process.
+  const std::string pid = std::to_string(getpid());
+  const std::vector<std::string> old_temps = {std::string(mm::kCheckpointFile) + ".tmp." + pid,
+                                              std::string(mm::kTrainStateFile) + ".tmp." + pid, "config.json.tmp." + pid};
+  for (const auto& t : old_temps) {
+    write_file(outside / t, "theirs");
+    fs::create_symlink(outside / t, run / t);
+  }
   for (const char* f : {mm::kMetricsFile, mm::kDiagnosticsFile, mm::kUpdateRatioFile, mm::kResultFile, "config.json.tmp.12345"}) {
     write_file(outside / f, "theirs");
     fs::create_symlink(outside / f, run / f);
@@ -389,6 +398,7 @@ TEST(RunFolder, SymbolicLinksAreReplacedNeverWrittenThrough) {
       EXPECT_FALSE(fs::is_symlink(run / f)) << f;
     }
   }
+  for (const auto& t : old_temps) EXPECT_EQ(read_file(outside / t), "theirs") << t;
   std::vector<std::string> figs;
   for (const auto& e : fs::directory_iterator(outside / "figs")) figs.push_back(e.path().filename().string());
   EXPECT_EQ(figs, std::vector<std::string>{"keep.svg"});
@@ -432,6 +442,86 @@ TEST(RunFolder, AtomicWriteReplacesWholeFilesOnly) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
   mm::write_file_atomic(target, "two");
   EXPECT_EQ(read_file(target), "two");
+}
+
+namespace {
+int g_suffix_calls = 0;
+std::string always_the_same_suffix() { return "0123456789abcdef"; }
+std::string taken_once_suffix() { return ++g_suffix_calls == 1 ? "0123456789abcdef" : "fedcba9876543210"; }
+}  // namespace
+
+// Issue 16 item 10, the writer itself: a link planted at the very temp name the writer tries (a
+// test hook fixes the name) is neither followed nor replaced: the exclusive create refuses it and
+// the writer tries another name; when every name is taken, the error names the file and nothing
+// is written anywhere.
+TEST(RunFolder, ALinkPlantedAtTheTempNameIsNeverWrittenThrough) {
+  TempDir dir;
+  const fs::path target = dir / "a.json", outside = dir / "outside.txt", planted = dir / "a.json.tmp.0123456789abcdef";
+  write_file(outside, "theirs");
+  fs::create_symlink(outside, planted);
+  struct Reset {
+    ~Reset() { mm::testing_hooks::temp_suffix = nullptr; }
+  } reset;
+  mm::testing_hooks::temp_suffix = taken_once_suffix;
+  mm::write_file_atomic(target.string(), "ours");
+  EXPECT_EQ(g_suffix_calls, 2);
+  EXPECT_FALSE(fs::is_symlink(target));
+  EXPECT_EQ(read_file(target), "ours");
+  EXPECT_EQ(read_file(outside), "theirs");
+  EXPECT_TRUE(fs::is_symlink(planted));
+  mm::testing_hooks::temp_suffix = always_the_same_suffix;
+  const std::string err = error_of([&] { mm::write_file_atomic(target.string(), "again"); });
+  EXPECT_EQ(err.rfind(target.string() + ": cannot write (File exists)", 0), 0u) << err;
+  EXPECT_EQ(read_file(target), "ours");
+  EXPECT_EQ(read_file(outside), "theirs");
+}
+
+namespace {
+// A file size limit for this process while alive: write(2) beyond it fails (EFBIG) the way it
+// fails on a full disk (ENOSPC), instead of raising SIGXFSZ.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &old_);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit l = old_;
+    l.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &l);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit old_{};
+  void (*old_handler_)(int) = nullptr;
+};
+}  // namespace
+
+// Issue 16 item 11: a write that fails (a full disk; here a file size limit, which fails write(2)
+// the same way) is an error naming the file and what to check, both for a file saved whole and
+// for the logs a training streams; a file saved whole keeps its old version and leaves no temp file.
+TEST(RunFolder, AFailedWriteIsAnErrorNamingTheFile) {
+  TempDir dir;
+  const std::string target = (dir / "a.json").string();
+  mm::write_file_atomic(target, "old");
+  const fs::path run = dir / "run";
+  std::string err_whole, err_log;
+  {
+    FileSizeLimit limit(64 << 10);
+    err_whole = error_of([&] { mm::write_file_atomic(target, std::string(100 << 10, 'x')); });
+    // diagnostics.jsonl gains ~20 KB a step: the first file past the limit.
+    err_log = error_of([&] { train_new(run, 30, quiet(1, 0)); });
+  }
+  EXPECT_EQ(err_whole, target + ": cannot write (File too large); check free disk space and that the folder is writable");
+  EXPECT_EQ(read_file(target), "old");
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_TRUE(e.path().filename() == "a.json" || e.path().filename() == "run") << e.path();
+  EXPECT_EQ(err_log, (run / mm::kDiagnosticsFile).string() +
+                         ": cannot write (File too large); check free disk space and that the folder is writable");
 }
 
 // Issue 16 item 12: temp files a kill left behind (ours, and the NAME.tmp.PID of older versions)

@@ -57,6 +57,9 @@ void remove_file(const std::string& path);
 // flushed onto the disk.
 std::FILE* open_log(const std::string& path, bool append);
 void fsync_file(std::FILE* f, const std::string& path);
+// Appends `text` to a log opened by open_log; a failed write (a full disk, a file size limit) is
+// an mm::Error naming `path`, like every other write of a run folder's files.
+void write_log(std::FILE* f, std::string_view text, const std::string& path);
 
 // Run-folder components are checked with lstat: true when `path` itself is a symbolic link.
 bool is_symlink(const std::string& path);
@@ -65,6 +68,9 @@ namespace testing_hooks {
 // Called after every AtomicFile commit with the file's path: a test stops a child process there
 // to see what a kill at that moment leaves. Null (nothing called) outside tests.
 extern void (*after_commit)(const std::string& path);
+// When set, replaces the random part of temp file names: a test plants a link at the very name
+// the writer will try. Null (random names) outside tests.
+extern std::string (*temp_suffix)();
 }  // namespace testing_hooks
 
 }  // namespace mm
