@@ -13,6 +13,8 @@ if [ "${MM_WITH_NOTEBOOK:-0}" = 1 ]; then pkgs+=(python3-nbclient python3-ipyker
 if [ "${MM_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
 # The house style checker (tools/format.sh --check), run by CI.
 if [ "${MM_WITH_CLANG_FORMAT:-0}" = 1 ]; then pkgs+=(clang-format git); fi
+# MPI studies (docs/cluster.md): Open MPI's headers and library, and mpirun.
+if [ "${MM_WITH_MPI:-0}" = 1 ]; then pkgs+=(libopenmpi-dev openmpi-bin); fi
 # The libFuzzer harnesses (scripts/fuzz.sh): clang and its runtime libraries (libFuzzer, ASan, UBSan).
 if [ "${MM_WITH_FUZZ:-0}" = 1 ]; then pkgs+=(clang libclang-rt-dev); fi
 

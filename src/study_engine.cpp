@@ -143,7 +143,7 @@ std::string key_file(const json& key) {
 
 // ---- the store ------------------------------------------------------------------------------
 
-Store Store::open(const std::string& dir) {
+Store Store::open(const std::string& dir, bool shared) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir, ec))
@@ -151,8 +151,8 @@ Store Store::open(const std::string& dir) {
                             ec ? ec.message() : "a file is in the way"));
   Store s;
   s.dir_ = dir;
-  s.lock_ = FolderLock::acquire(dir, "study store");
-  remove_temp_files(dir);
+  s.lock_ = FolderLock::acquire(dir, "study store", shared);
+  if (!shared) remove_temp_files(dir);
   return s;
 }
 
@@ -199,7 +199,6 @@ Record train_job(const Job& job, const Splits& splits, int vocab_size) {
   return r;
 }
 
-namespace {
 std::optional<Record> find_kept(const json& key, const Store& store, const RunOptions& opt) {
   std::optional<Record> kept;
   if (opt.resume) kept = store.find(key);
@@ -207,7 +206,6 @@ std::optional<Record> find_kept(const json& key, const Store& store, const RunOp
     kept = Store::find_in(opt.also_read_from[k], key);
   return kept;
 }
-}  // namespace
 
 int count_kept(const std::vector<Job>& jobs, const std::string& words_fingerprint, const Store& store, const RunOptions& opt) {
   int n = 0;

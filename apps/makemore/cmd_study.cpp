@@ -55,9 +55,9 @@ int run_study_init(StudyInitArgs a) {
 
 Runner add_study(CLI::App& app) {
   auto a = std::make_shared<StudyInitArgs>();
-  auto* c = app.add_subcommand(
-      "study",
-      "Studies over many trainings: `study init` (the lecture's loss log with error bars), `study fidelity`, `study depth`");
+  auto* c = app.add_subcommand("study",
+                               "Studies over many trainings: `study init` (the lecture's loss log with error bars), `study "
+                               "fidelity`, `study depth`, `study sweep`");
   c->require_subcommand(1);
   auto* init = c->add_subcommand("init", "Train the five single-layer lecture variants over N seeds; mean ± std vs the lecture");
   study::InitOptions& o = a->opt;
@@ -74,9 +74,11 @@ Runner add_study(CLI::App& app) {
                  "Train every run again (default: keep the runs finished in DIR/runs/ with the same config and words)");
   Runner fidelity = add_study_fidelity(*c);
   Runner depth = add_study_depth(*c);
-  return [a, init, c, fidelity, depth] {
+  Runner sweep = add_study_sweep(*c);
+  return [a, init, c, fidelity, depth, sweep] {
     if (init->parsed()) return run_study_init(*a);
     if (c->got_subcommand("depth")) return depth();
+    if (c->got_subcommand("sweep")) return sweep();
     return fidelity();
   };
 }

@@ -64,6 +64,7 @@ Runner add_compare(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_study_fidelity(CLI::App& study);  // a subcommand of `study`
 Runner add_study_depth(CLI::App& study);     // a subcommand of `study`
+Runner add_study_sweep(CLI::App& study);     // a subcommand of `study`
 
 // Command-line conventions (common.cpp). " (did you mean 'train'?)" when `typed` is a likely typo
 // of one of `names`, else "".
@@ -82,6 +83,8 @@ std::string default_words_path();  // data/names.txt near the cwd or the binary
 // the signal: a study keeps each finished training on disk, so stopping it loses only the
 // ones in flight, and the message says how to go on.
 void on_stop_say(const std::string& message);
+// Also written by that signal's handler, just before the message (fn must be async-signal-safe).
+void on_stop_also(void (*fn)(int fd));
 bool stdout_is_terminal();
 
 // While alive, Ctrl-C (SIGINT) or SIGTERM raises flag() (a training polls it between steps:

@@ -148,15 +148,21 @@ int StopSignals::last_signal() { return static_cast<int>(g_stop_signal); }
 namespace {
 char g_stop_message[1024];  // fixed storage: the handler may only call async-signal-safe code
 std::size_t g_stop_message_len = 0;
+void (*g_stop_also)(int fd) = nullptr;
 extern "C" void say_and_exit(int sig) {
   // write(2) and _exit(2) are async-signal-safe; the worker threads end with the process.
-  [[maybe_unused]] const ssize_t w = write(STDERR_FILENO, g_stop_message, g_stop_message_len);
+  static const char prefix[] = "\nmakemore: ";
+  [[maybe_unused]] ssize_t w = write(STDERR_FILENO, prefix, sizeof prefix - 1);
+  if (g_stop_also) g_stop_also(STDERR_FILENO);
+  w = write(STDERR_FILENO, g_stop_message, g_stop_message_len);
   _exit(128 + sig);
 }
 }  // namespace
 
+void on_stop_also(void (*fn)(int fd)) { g_stop_also = fn; }
+
 void on_stop_say(const std::string& message) {
-  const std::string line = "\nmakemore: " + message + "\n";
+  const std::string line = message + "\n";
   g_stop_message_len = std::min(line.size(), sizeof(g_stop_message));
   std::memcpy(g_stop_message, line.data(), g_stop_message_len);
   std::signal(SIGINT, say_and_exit);

@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
     (void)mm::token_linear();
     for (auto& [sub, run] : cmds)
       if (sub->parsed()) return run();
+  } catch (const mm::UsageError& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "makemore: error: {}\n", e.what());
+    return 2;
   } catch (const mm::Error& e) {
     std::fflush(stdout);
     fmt::print(stderr, "makemore: error: {}\n", e.what());

@@ -18,4 +18,11 @@ class NotFound : public Error {
   using Error::Error;
 };
 
+// The command line asked for something impossible (a --grid value no config accepts, a bad
+// --shard): the front end exits 2, as for an unknown option, instead of 1.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace mm

@@ -26,7 +26,9 @@ class FolderLock {
   // another makemore process (pid N) is writing this <what>; wait for it to end, or pick
   // another -o DIR"), DIR/.lock is a symbolic link, or the folder is not writable. `what` names
   // the folder in those messages ("run folder", "study store").
-  static FolderLock acquire(const std::string& dir, const std::string& what);
+  // shared: a lock many processes hold at once (the shards of a job array writing one study
+  // store, each its own files), refused while an exclusive holder writes, and refusing one.
+  static FolderLock acquire(const std::string& dir, const std::string& what, bool shared = false);
 
  private:
   int fd_ = -1;

@@ -68,8 +68,11 @@ std::string key_file(const nlohmann::json& key);
 class Store {
  public:
   // DIR created when missing and locked for writing (a second process is refused, naming the
-  // holder's pid); temp files a killed writer left are removed.
-  static Store open(const std::string& dir);
+  // holder's pid); temp files a killed writer left are removed. shared: one of several
+  // processes writing disjoint jobs into it at once (the shards of a job array): a shared lock
+  // (an exclusive writer is refused, and refuses it), and no temp file is removed (another
+  // shard's may be in flight).
+  static Store open(const std::string& dir, bool shared = false);
   // A record kept in `dir` for this key; nothing when missing, torn or another key's. No lock:
   // files are replaced atomically, so reading beside a writer is safe.
   static std::optional<Record> find_in(const std::string& dir, const nlohmann::json& key);
@@ -103,6 +106,9 @@ struct RunOptions {
 // as it finishes. Returns one Finished per job, in job order. The splits of each job's
 // data.block_size and data.split_seed come from `data`.
 std::vector<Finished> run_jobs(const std::vector<Job>& jobs, const Dataset& data, const Store& store, const RunOptions& opt);
+
+// The record kept for this key in `store` or opt.also_read_from (nothing when !opt.resume).
+std::optional<Record> find_kept(const nlohmann::json& key, const Store& store, const RunOptions& opt);
 
 // How many of the jobs run_jobs would find in the stores (what a study says before it trains).
 int count_kept(const std::vector<Job>& jobs, const std::string& words_fingerprint, const Store& store, const RunOptions& opt);
