@@ -11,6 +11,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "${1:-$here/build}" && pwd)/makemore
 words=$here/data/names.txt
+[ -f "$words" ] || "$here/scripts/get-data.sh"
 work=$(mktemp -d /tmp/mm_cluster_bench_XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mpi=(mpirun --allow-run-as-root --oversubscribe)
@@ -21,7 +22,13 @@ echo "date: $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores; load $(cut -d' ' -f1-3 
 lrs=$(seq -s, 0.01 0.01 0.20)
 grid=(study sweep --preset lecture-kaiming --steps 1000 -i "$words" --grid "train.lr=$lrs"
       --grid "model.layers[0].out=20,40,60,80,100,120,140,160,180,200")
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null 2> "$work/last.err"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+secs() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" > /dev/null 2> "$work/last.err" || { echo "failed: $*" >&2; tail -3 "$work/last.err" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc
+}
 t1=$(secs "${mpi[@]}" -np 1 "$bin" "${grid[@]}" -j 1 -o np1)
 t2=$(secs "${mpi[@]}" -np 2 "$bin" "${grid[@]}" -o np2)
 echo "scaling, 200 cells: -np 1 (-j 1) ${t1}s, -np 2 ${t2}s, speedup $(echo "scale=2; $t1 / $t2" | bc)x"

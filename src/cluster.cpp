@@ -159,6 +159,20 @@ double thread_cpu_seconds() {
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
+// MPI_Wait without spinning: a rank waiting does not slow the ones working beside it.
+// Sleeps grow from 50 us to 5 ms: many idle ranks on few cores do not crowd out the busy ones.
+void nap(int& us) {
+  std::this_thread::sleep_for(std::chrono::microseconds(us));
+  us = std::min(us * 2, 5000);
+}
+void wait_sleeping(MPI_Request& req) {
+  for (int done = 0, us = 50;;) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    nap(us);
+  }
+}
+
 // The splits of each (block size, split seed), made once per rank.
 class SplitCache {
  public:
@@ -199,7 +213,13 @@ World::World() {
 }
 
 World::~World() {
-  if (started_) MPI_Finalize();
+  if (!started_) return;
+  // Open MPI's blocking calls spin: a rank waiting in MPI_Finalize for rank 0 to write the
+  // outputs would take a core from it. Wait for every rank here, sleeping between looks.
+  MPI_Request all_here;
+  MPI_Ibarrier(MPI_COMM_WORLD, &all_here);
+  wait_sleeping(all_here);
+  MPI_Finalize();
 }
 
 void share_words(const World& w, const Dataset* data) {
@@ -210,7 +230,9 @@ void share_words(const World& w, const Dataset* data) {
     text = j.dump();
   }
   long long n = data ? static_cast<long long>(text.size()) : -1;
-  MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  MPI_Request sent_n;  // matches the other ranks' MPI_Ibcast
+  MPI_Ibcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD, &sent_n);
+  MPI_Wait(&sent_n, MPI_STATUS_IGNORE);
   if (n > 0) MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD);
   if (n < 0) return;
   // Who is where: a rank on this host that ends can be named by write_ended_ranks.
@@ -226,7 +248,9 @@ void share_words(const World& w, const Dataset* data) {
 
 bool serve([[maybe_unused]] const World& w) {
   long long n = 0;
-  MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  MPI_Request got_n;  // rank 0 may take a while reading the words: wait without spinning
+  MPI_Ibcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD, &got_n);
+  wait_sleeping(got_n);
   if (n < 0) return false;
   std::string text(static_cast<std::size_t>(n), '\0');
   MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -245,7 +269,10 @@ bool serve([[maybe_unused]] const World& w) {
   SplitCache splits(data);
   for (;;) {
     MPI_Status st;
-    MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+    for (int here = 0, us = 50; !here;) {  // MPI_Probe spins; this sleeps between looks
+      MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &here, &st);
+      if (!here) nap(us);
+    }
     const std::string msg = recv_text(st);
     if (st.MPI_TAG == kStop) return true;
     const json m = json::parse(msg);
@@ -292,7 +319,8 @@ class Coordinator {
     int holding = 0;
     for (int r = 1; r < w_.size(); ++r) holding += hand(r) ? 1 : 0;
     std::thread own;
-    if (w_.size() < kCoordinatorTrainsBelow) own = std::thread([this] { train_own(); });
+    own_running_ = w_.size() < kCoordinatorTrainsBelow;  // from 8 ranks on, rank 0 only coordinates
+    if (own_running_) own = std::thread([this] { train_own(); });
     loop(holding);
     if (own.joinable()) own.join();
     settle_own();

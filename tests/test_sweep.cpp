@@ -332,6 +332,22 @@ TEST(SweepCli, MpiRanksGiveTheSameStudyAsOneProcess) {
   EXPECT_EQ(store_files(dir / "one" / "runs").size(), 300u);
 }
 
+// From 8 ranks on rank 0 only coordinates: the study still ends, with every training stored.
+TEST(SweepCli, MpiEightRanksCoordinatorOnly) {
+  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
+  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  TempDir dir("mm_sweep");
+  write_words(dir);
+  cli::write_text(dir / "tiny.json", tiny_base().dump());
+  const cli::Ran r =
+      cli::run(dir.path(), "study sweep --config tiny.json -i words.txt --seeds 2 --grid train.lr=0.05,0.1,0.2 -o st",
+               "timeout 120 mpirun --allow-run-as-root --oversubscribe -np 8");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("on 8 MPI ranks"), std::string::npos) << r.err;
+  EXPECT_EQ(mm_test::store_size(dir / "st" / "runs"), 6u);
+  EXPECT_TRUE(fs::exists(dir / "st" / "study.json"));
+}
+
 TEST(SweepCli, LaunchedAsRanksWithoutMpiBuiltSaysSoOnce) {
   if (mm::cluster::mpi_built()) GTEST_SKIP() << "built with MPI: the ranks take part";
   TempDir dir("mm_sweep");
