@@ -8,6 +8,7 @@
 #include <limits>
 #include <tuple>
 
+#include "kernels/kernels.h"
 #include "makemore/layer_kinds.h"
 #include "makemore/parallel.h"
 
@@ -140,9 +141,10 @@ const Mat& Model::forward(const int32_t* x, int batch, const ForwardContext& ctx
 float Model::loss(const int32_t* y) { return ce_.forward(stack_.out(), y); }
 
 bool Model::outputs_finite() const {
-  if (!embedding_->out().allFinite()) return false;
+  const auto& k = kernels::kernels();
+  if (!k.all_finite(embedding_->out().data(), embedding_->out().size())) return false;
   for (const Layer* l : all_layers())
-    if (!l->out().allFinite()) return false;
+    if (!k.all_finite(l->out().data(), l->out().size())) return false;
   return true;
 }
 

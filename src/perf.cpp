@@ -76,9 +76,9 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   TorchGenerator gen(seed);
   auto& layers = model.stack().layers();
   const std::size_t L = layers.size();
-  // slots: 0 gather, 1 embedding fwd, 2..2+L layer fwd, loss, loss bwd, layer bwd (L),
-  // embedding bwd, update
-  const std::size_t n_slots = 2 * L + 6;
+  // slots: 0 gather, 1 embedding fwd, 2..2+L layer fwd, loss, finiteness check, loss bwd,
+  // layer bwd (L), embedding bwd, update
+  const std::size_t n_slots = 2 * L + 7;
   std::vector<double> acc(n_slots, 0.0);
   std::vector<int64_t> ix(static_cast<std::size_t>(batch));
   std::vector<int32_t> yb(static_cast<std::size_t>(batch));
@@ -88,6 +88,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   std::vector<Mat> grads(L);
   SoftmaxCrossEntropy ce;
   const int64_t warm = std::min<int64_t>(steps, 200);
+  int64_t non_finite_steps = 0;
   for (int64_t s = 0; s < warm + steps; ++s) {
     const bool timed = s >= warm;
     std::size_t k = 0;
@@ -116,6 +117,8 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     }
     ce.forward(*in, yb.data());
     lap();
+    non_finite_steps += model.outputs_finite() ? 0 : 1;  // the trainer's check of every activation
+    lap();
     ce.backward(&dlogits);
     lap();
     const bool token_path = model.first_linear_took_tokens();  // layers[0] writes dC itself
@@ -130,6 +133,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     lap();
   }
   StepProfile prof;
+  prof.non_finite_steps = non_finite_steps;
   std::size_t k = 0;
   auto add = [&](std::string what, std::string kind) {
     prof.entries.push_back({std::move(what), std::move(kind), acc[k++] / static_cast<double>(steps)});
@@ -139,6 +143,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   add("embedding forward (rows of C, flattened)", "gather");
   for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(*layers[i]));
   add("softmax + cross-entropy forward", "softmax");
+  add("finiteness check of every activation", "other");
   add("softmax + cross-entropy backward", "softmax");
   for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(*layers[i]));
   add("embedding backward (scatter-add)", "gather");

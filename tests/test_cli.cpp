@@ -361,9 +361,9 @@ TEST(CliBench, ProfileThreadsAndTrainResources) {
   EXPECT_EQ(j["threads"], 2);
   const json& prof = j["results"][0]["profile"];
   ASSERT_TRUE(prof.is_object()) << j.dump();
-  // gather, embedding, 4 layers forward, loss forward and backward, 4 layers backward,
-  // embedding backward, the update
-  ASSERT_EQ(prof["parts"].size(), 14u) << prof.dump();
+  // gather, embedding, 4 layers forward, loss forward, the finiteness check, loss backward,
+  // 4 layers backward, embedding backward, the update
+  ASSERT_EQ(prof["parts"].size(), 15u) << prof.dump();
   double sum = 0;
   for (const auto& part : prof["parts"]) {
     EXPECT_GE(part["ns_per_step"].get<double>(), 0.0) << part.dump();

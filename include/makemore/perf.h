@@ -47,7 +47,8 @@ struct ProfileEntry {
 };
 struct StepProfile {
   std::vector<ProfileEntry> entries;
-  double total_ns = 0;  // sum of the entries
+  double total_ns = 0;           // sum of the entries
+  int64_t non_finite_steps = 0;  // steps whose activations were not all finite (a diverged run)
 };
 StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train, int64_t steps);
 

@@ -255,24 +255,34 @@ using RowArray = Eigen::Array<float, 1, Eigen::Dynamic>;
 
 // Per row r and group g of K = C/G features: mu = mean, v = biased variance (sums in double),
 // xhat = (x - mu) / sqrt(v + eps), out = gamma * xhat + beta.
+// Each row's sums are added feature by feature in double, a chain of K dependent adds; R rows
+// go side by side (their chains independent, so the core overlaps them) and every row's sums
+// keep their order: the same bits as one row at a time.
+template <int R>
+void group_norm_rows(const float* x, Index C, Index G, double eps, float* xhat, float* inv_std) {
+  const Index K = C / G;
+  for (Index g = 0; g < G; ++g) {
+    double sum[R] = {}, mu[R], ss[R] = {}, rstd[R];
+    for (Index k = g * K; k < (g + 1) * K; ++k)
+      for (int j = 0; j < R; ++j) sum[j] += x[j * C + k];
+    for (int j = 0; j < R; ++j) mu[j] = sum[j] / static_cast<double>(K);
+    for (Index k = g * K; k < (g + 1) * K; ++k)
+      for (int j = 0; j < R; ++j) ss[j] += (x[j * C + k] - mu[j]) * (x[j * C + k] - mu[j]);
+    for (int j = 0; j < R; ++j) {
+      rstd[j] = 1.0 / std::sqrt(ss[j] / static_cast<double>(K) + eps);
+      inv_std[j * G + g] = static_cast<float>(rstd[j]);
+    }
+    for (int j = 0; j < R; ++j)
+      for (Index k = g * K; k < (g + 1) * K; ++k) xhat[j * C + k] = static_cast<float>((x[j * C + k] - mu[j]) * rstd[j]);
+  }
+}
+
 void group_norm_forward(const float* x, Index n, Index C, Index G, double eps, const float* gamma, const float* beta, float* xhat,
                         float* inv_std, float* out) {
-  const Index K = C / G;
-  for (Index r = 0; r < n; ++r) {
-    const float* xr = x + r * C;
-    float* hr = xhat + r * C;
-    for (Index g = 0; g < G; ++g) {
-      const float* xg = xr + g * K;
-      double sum = 0;
-      for (Index k = 0; k < K; ++k) sum += xg[k];
-      const double mu = sum / static_cast<double>(K);
-      double ss = 0;
-      for (Index k = 0; k < K; ++k) ss += (xg[k] - mu) * (xg[k] - mu);
-      const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(K) + eps);
-      inv_std[r * G + g] = static_cast<float>(rstd);
-      for (Index k = 0; k < K; ++k) hr[g * K + k] = static_cast<float>((xg[k] - mu) * rstd);
-    }
-  }
+  constexpr int R = 8;
+  Index r = 0;
+  for (; r + R <= n; r += R) group_norm_rows<R>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
+  for (; r < n; ++r) group_norm_rows<1>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
   Eigen::Map<RowMajorArray, Eigen::Aligned64> o(out, n, C);
   const Eigen::Map<const RowMajorArray, Eigen::Aligned64> h(xhat, n, C);
   if (gamma) {
@@ -282,39 +292,73 @@ void group_norm_forward(const float* x, Index n, Index C, Index G, double eps, c
   }
 }
 
+// dx of R rows side by side (as group_norm_rows: every row's sums in their own order).
+template <int R, bool Affine>
+void group_norm_dx_rows(const float* dout, const float* xhat, const float* inv_std, Index C, Index G, const float* gamma,
+                        float* dx) {
+  const Index K = C / G;
+  auto gk = [&](int j, Index k) -> double {
+    if constexpr (Affine)
+      return static_cast<double>(dout[j * C + k]) * gamma[k];
+    else
+      return dout[j * C + k];
+  };
+  for (Index g = 0; g < G; ++g) {
+    double sg[R] = {}, sgx[R] = {}, mg[R], mgx[R];
+    for (Index k = g * K; k < (g + 1) * K; ++k)
+      for (int j = 0; j < R; ++j) {
+        sg[j] += gk(j, k);
+        sgx[j] += gk(j, k) * xhat[j * C + k];
+      }
+    for (int j = 0; j < R; ++j) {
+      mg[j] = sg[j] / static_cast<double>(K);
+      mgx[j] = sgx[j] / static_cast<double>(K);
+    }
+    for (int j = 0; j < R; ++j) {
+      const double s = inv_std[j * G + g];
+      for (Index k = g * K; k < (g + 1) * K; ++k)
+        dx[j * C + k] = static_cast<float>(s * (gk(j, k) - mg[j] - xhat[j * C + k] * mgx[j]));
+    }
+  }
+}
+
+template <bool Affine>
+void group_norm_dx(const float* dout, const float* xhat, const float* inv_std, Index n, Index C, Index G, const float* gamma,
+                   float* dx) {
+  constexpr int R = 8;
+  Index r = 0;
+  for (; r + R <= n; r += R) group_norm_dx_rows<R, Affine>(dout + r * C, xhat + r * C, inv_std + r * G, C, G, gamma, dx + r * C);
+  for (; r < n; ++r) group_norm_dx_rows<1, Affine>(dout + r * C, xhat + r * C, inv_std + r * G, C, G, gamma, dx + r * C);
+}
+
 // With g = dout * gamma, per row and group (K features, s = 1/sqrt(v + eps)):
 //   dx = s * (g - mean(g) - xhat * mean(g * xhat));  dgamma = sum_rows(dout * xhat), dbeta = sum_rows(dout).
 void group_norm_backward(const float* dout, const float* xhat, const float* inv_std, Index n, Index C, Index G,
                          const float* gamma, float* dgamma, float* dbeta, float* dx) {
-  const Index K = C / G;
   const Eigen::Map<const RowMajorArray, Eigen::Aligned64> d(dout, n, C), h(xhat, n, C);
   if (gamma) {
     Eigen::Map<RowArray>(dgamma, C) = (d * h).colwise().sum();
     Eigen::Map<RowArray>(dbeta, C) = d.colwise().sum();
   }
   if (!dx) return;
-  for (Index r = 0; r < n; ++r) {
-    const float* dr = dout + r * C;
-    const float* hr = xhat + r * C;
-    float* xr = dx + r * C;
-    for (Index g = 0; g < G; ++g) {
-      double sg = 0, sgx = 0;
-      for (Index k = g * K; k < (g + 1) * K; ++k) {
-        const double gk = gamma ? static_cast<double>(dr[k]) * gamma[k] : dr[k];
-        sg += gk;
-        sgx += gk * hr[k];
-      }
-      const double mg = sg / static_cast<double>(K), mgx = sgx / static_cast<double>(K), s = inv_std[r * G + g];
-      for (Index k = g * K; k < (g + 1) * K; ++k) {
-        const double gk = gamma ? static_cast<double>(dr[k]) * gamma[k] : dr[k];
-        xr[k] = static_cast<float>(s * (gk - mg - hr[k] * mgx));
-      }
-    }
-  }
+  if (gamma)
+    group_norm_dx<true>(dout, xhat, inv_std, n, C, G, gamma, dx);
+  else
+    group_norm_dx<false>(dout, xhat, inv_std, n, C, G, gamma, dx);
 }
 
 void add(const float* a, const float* b, Index n, float* out) {
   AlignedArray(out, n) = ConstAlignedArray(a, n) + ConstAlignedArray(b, n);
+}
+
+bool all_finite(const float* x, Index n) {
+  uint32_t bad = 0;
+  for (Index i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    bad |= static_cast<uint32_t>((b & 0x7f800000u) == 0x7f800000u);  // exponent all ones: inf or NaN
+  }
+  return bad == 0;
 }
 
 // ---- Tanh -------------------------------------------------------------------------------
@@ -820,7 +864,7 @@ const Table& table() {
     .name = MM_STR(MM_KERNEL_SET), .vectors = fma_vector_isa(), .embedding_rows = embedding_rows,
     .embedding_scatter = embedding_scatter, .add_bias_rows = add_bias_rows, .column_sums = column_sums,
     .bn_statistics = bn_statistics_all, .bn_normalize = bn_normalize, .bn_grad_sums = grad_sums, .bn_dx = bn_dx,
-    .group_norm_forward = group_norm_forward, .group_norm_backward = group_norm_backward, .add = add,
+    .group_norm_forward = group_norm_forward, .group_norm_backward = group_norm_backward, .add = add, .all_finite = all_finite,
     .tanh_forward = tanh_forward, .tanh_backward = tanh_backward, .softmax_rows = softmax_rows, .normalize_rows = normalize_rows,
     .tokens_portable = {pairs_forward_portable, pairs_dweight_portable, pairs_dembed_portable, pair_sums_portable,
                         gather_rows_portable},

@@ -67,6 +67,9 @@ struct Table {
                               const float* gamma, float* dgamma, float* dbeta, float* dx);
   // out = a + b (n floats: a residual block's sum and its gradient).
   void (*add)(const float* a, const float* b, Index n, float* out);
+  // No NaN or infinity among the n floats (what Eigen's allFinite() says, without its early
+  // exit: one branch-free pass over the bits).
+  bool (*all_finite)(const float* x, Index n);
 
   // out = tanh(x); dx = dout * (1 - out^2) (n floats, 64-byte aligned).
   void (*tanh_forward)(const float* x, Index n, float* out);
