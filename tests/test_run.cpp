@@ -423,6 +423,24 @@ TEST(RunFolder, SymbolicLinksAreReplacedNeverWrittenThrough) {
   EXPECT_NE(error_of([&] { mm::Run::resume(run.string(), 40); }).find(".lock: is a symbolic link"), std::string::npos);
 }
 
+// Issue 16 item 10, `makemore report` on a finished folder whose figures/ someone replaced by a
+// link: the report draws into a real figures/ of its own; the link's target, its figures and
+// the stale ones there included, is left alone.
+TEST(RunFolder, AReportNeverDrawsIntoALinkedFiguresFolder) {
+  TempDir dir;
+  const fs::path run = dir / "run", outside = dir / "outside";
+  train_new(run, 10, quiet(5, 0));
+  fs::create_directories(outside);
+  for (const char* f : {"keep.svg", "loss.svg", "saturation.png"}) write_file(outside / f, "theirs");
+  fs::remove_all(run / mm::kFiguresDir);
+  fs::create_symlink(outside, run / mm::kFiguresDir);
+  mm::write_report({run.string(), "", 5, true});
+  for (const char* f : {"keep.svg", "loss.svg", "saturation.png"}) EXPECT_EQ(read_file(outside / f), "theirs") << f;
+  EXPECT_EQ(std::distance(fs::directory_iterator(outside), fs::directory_iterator()), 3);
+  EXPECT_FALSE(fs::is_symlink(run / mm::kFiguresDir));
+  EXPECT_TRUE(fs::exists(run / mm::kFiguresDir / "loss.svg"));
+}
+
 // The writer itself: an unpredictable temp name each time, created exclusively beside the
 // target; a failed write leaves the old file and no temp file.
 TEST(RunFolder, AtomicWriteReplacesWholeFilesOnly) {
