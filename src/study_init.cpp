@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <boost/math/distributions/students_t.hpp>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -104,8 +105,8 @@ json gather_variant(const lecture::VariantNumbers& v, const std::vector<Run>& ru
 }
 
 // Which consecutive fixes change the val loss by more than the seed-to-seed spread? Welch's t
-// of the difference of means against the two-sided 95% critical value for min(n1, n2) - 1
-// degrees of freedom (conservative next to Welch's own df).
+// of the difference of means against Student's t two-sided 95% critical value (Boost.Math) at
+// the Welch-Satterthwaite degrees of freedom.
 json differences(const std::map<std::string, Row>& rows, std::string& text) {
   json diffs = json::array();
   text += "\nval loss differences between consecutive variants (Welch t against its 95% critical value):\n";
@@ -116,10 +117,11 @@ json differences(const std::map<std::string, Row>& rows, std::string& text) {
     const double se =
         (p.val.n > 1 && q.val.n > 1) ? std::sqrt(p.val.std * p.val.std / p.val.n + q.val.std * q.val.std / q.val.n) : 0;
     const double t = se > 0 ? d / se : 0;
-    const double crit = t_critical_95(std::min(p.val.n, q.val.n) - 1);
+    const double df = welch_df(p.val, q.val);
+    const double crit = t_critical_95(df);
     const bool real = se > 0 && std::fabs(t) > crit;
     if (se > 0)
-      text += fmt::format("  {:<20} -> {:<20} {:+.4f}  t = {:+7.2f} (95%: {:.2f})  {}\n", from, to, d, t, crit,
+      text += fmt::format("  {:<20} -> {:<20} {:+.4f}  t = {:+7.2f} (df {:.1f}, 95%: {:.2f})  {}\n", from, to, d, t, df, crit,
                           real ? "larger than the seed spread" : "within the seed spread");
     else
       text += fmt::format("  {:<20} -> {:<20} {:+.4f}  (no spread to test against: needs 2+ seeds)\n", from, to, d);
@@ -127,6 +129,7 @@ json differences(const std::map<std::string, Row>& rows, std::string& text) {
                      {"to", to},
                      {"val_diff", d},
                      {"welch_t", se > 0 ? json(t) : json(nullptr)},
+                     {"welch_df", se > 0 ? json(df) : json(nullptr)},
                      {"t_critical_95", se > 0 ? json(crit) : json(nullptr)},
                      {"significant", real}});
   }
@@ -208,9 +211,9 @@ std::string page(const json& out, const std::map<std::string, Row>& rows, int tr
       html += fmt::format("<li>{} &rarr; {}: {:+.4f} (no spread to test against: needs 2+ seeds)</li>",
                           d["from"].get<std::string>(), d["to"].get<std::string>(), d["val_diff"].get<double>());
     else
-      html += fmt::format("<li>{} &rarr; {}: {:+.4f} (Welch t {:+.2f}, 95% critical {:.2f}): {}</li>",
+      html += fmt::format("<li>{} &rarr; {}: {:+.4f} (Welch t {:+.2f}, {:.1f} df, 95% critical {:.2f}): {}</li>",
                           d["from"].get<std::string>(), d["to"].get<std::string>(), d["val_diff"].get<double>(),
-                          d["welch_t"].get<double>(), d["t_critical_95"].get<double>(),
+                          d["welch_t"].get<double>(), d["welch_df"].get<double>(), d["t_critical_95"].get<double>(),
                           d["significant"].get<bool>() ? "larger than the seed spread" : "within the seed spread");
   }
   // The shared page (page.h): its stylesheet; the body is this study's markup.
@@ -241,13 +244,16 @@ void write_figures_and_page(const std::string& dir, const json& out, const std::
 
 }  // namespace
 
-double t_critical_95(double df_real) {
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086};
-  const int df = static_cast<int>(df_real);
-  if (df < 1) return INFINITY;
-  if (df <= 20) return table[df - 1];
-  return df <= 40 ? 2.042 : 1.96;
+double t_critical_95(double df) {
+  if (!(df > 0)) return INFINITY;
+  return boost::math::quantile(boost::math::students_t(df), 0.975);
+}
+
+double welch_df(const MeanStd& a, const MeanStd& b) {
+  if (a.n < 2 || b.n < 2) return NAN;
+  const double va = a.std * a.std / a.n, vb = b.std * b.std / b.n;
+  const double den = va * va / (a.n - 1) + vb * vb / (b.n - 1);
+  return den > 0 ? (va + vb) * (va + vb) / den : NAN;
 }
 
 InitOutput run_init_study(const InitOptions& opt, const InitHooks& hooks) {

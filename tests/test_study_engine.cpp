@@ -18,6 +18,7 @@
 #include "makemore/parallel.h"
 #include "makemore/presets.h"
 #include "makemore/study_engine.h"
+#include "makemore/study_init.h"
 #include "test_util.h"
 
 namespace {
@@ -188,6 +189,32 @@ TEST(ParallelForEach, EachIndexOnceAndTheFirstErrorRethrown) {
                                      }),
                std::runtime_error);
   mm::parallel_for_each(0, 2, [](std::size_t) { FAIL(); });
+}
+
+}  // namespace
+
+// The init study's test: Student's t quantiles from Boost.Math and Welch-Satterthwaite degrees
+// of freedom, against values computed independently (published t tables to 6 digits; the df
+// example worked by hand: v1 = 1/5, v2 = 4/10, (v1 + v2)^2 / (v1^2/4 + v2^2/9) = 0.36 / (1/36)).
+namespace {
+
+TEST(StudyInit, StudentTQuantilesAndWelchDegreesOfFreedom) {
+  EXPECT_NEAR(t_critical_95(10), 2.228139, 1e-6);
+  EXPECT_NEAR(t_critical_95(1), 12.706205, 1e-6);
+  EXPECT_NEAR(t_critical_95(4), 2.776445, 1e-6);
+  EXPECT_NEAR(t_critical_95(30), 2.042272, 1e-6);
+  EXPECT_NEAR(t_critical_95(1e9), 1.959964, 1e-6);  // the normal's
+  // Between whole df the quantile lies between its neighbours (the old table rounded df down).
+  EXPECT_LT(t_critical_95(12.96), t_critical_95(12));
+  EXPECT_GT(t_critical_95(12.96), t_critical_95(13));
+  EXPECT_TRUE(std::isinf(t_critical_95(0)));
+  EXPECT_TRUE(std::isinf(t_critical_95(NAN)));
+
+  EXPECT_NEAR(welch_df({0, 1, 5}, {0, 2, 10}), 12.96, 1e-12);
+  // Equal variances and sizes: n1 + n2 - 2.
+  EXPECT_NEAR(welch_df({0, 0.5, 6}, {1, 0.5, 6}), 10.0, 1e-12);
+  EXPECT_TRUE(std::isnan(welch_df({0, 1, 1}, {0, 1, 5})));
+  EXPECT_TRUE(std::isnan(welch_df({0, 0, 3}, {0, 0, 3})));
 }
 
 }  // namespace

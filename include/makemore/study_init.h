@@ -34,7 +34,11 @@ struct InitOutput {
 
 InitOutput run_init_study(const InitOptions& opt, const InitHooks& hooks);
 
-// Two-sided 95% critical value of Student's t with df degrees of freedom (infinite below 1).
+// Two-sided 95% critical value of Student's t with df (real, > 0) degrees of freedom, from
+// Boost.Math's quantile; infinite for df <= 0 or NaN.
 double t_critical_95(double df);
+// The Welch-Satterthwaite degrees of freedom of the difference of two means (each with its
+// sample std and n); NaN when either has fewer than 2 values or both have no spread.
+double welch_df(const MeanStd& a, const MeanStd& b);
 
 }  // namespace mm::study
