@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Configures and builds makemore.cpp into build/ (Release, warnings on).
+# Configures and builds makemore.cpp into build/ (Release, warnings on): everything, or only the
+# targets named (scripts/demo.sh builds `makemore` alone, not the test suite).
+#   scripts/build.sh [TARGET...]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 gen=()
@@ -8,4 +10,6 @@ command -v ninja >/dev/null && gen=(-G Ninja)
 mpi=()
 [ "${MM_WITH_MPI:-0}" = 1 ] && mpi=(-DMM_WITH_MPI=ON)
 [ -f "$here/build/CMakeCache.txt" ] || cmake -S "$here" -B "$here/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "${mpi[@]}" ${MM_CMAKE_ARGS:-} >/dev/null
-cmake --build "$here/build" -j"$(nproc)"
+targets=()
+[ $# -gt 0 ] && targets=(--target "$@")
+cmake --build "$here/build" -j"$(nproc)" "${targets[@]}"

@@ -4,6 +4,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/setup.sh"
-"$here/scripts/build.sh"
+"$here/scripts/build.sh" makemore  # the command only: not the test suite, benchmarks or Python module
 "$here/build/makemore" train -i "$here/data/names.txt" -o "$here/runs/default" "$@"
 "$here/build/makemore" sample -o "$here/runs/default" -n 20

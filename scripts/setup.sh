@@ -4,9 +4,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-pkgs=(g++ cmake ninja-build pkgconf libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
-      libgtest-dev libbenchmark-dev libxsmm-dev ca-certificates curl
-      python3-dev pybind11-dev python3-numpy python3-pytest)  # the Python module (python/) and its tests
+# Each one is used (2026-12-04): the compiler and build tools (build.sh uses ninja when present);
+# the library's dependencies (CMakeLists.txt's find_package / find_path: Eigen, Boost.Math for the
+# init study's t quantiles, CLI11 for the command, nlohmann_json, fmt, zlib for the report's PNGs,
+# libxsmm for the small products); GoogleTest for the suite; curl and ca-certificates for
+# get-data.sh's download of names.txt; the Python module (python/) and its tests.
+pkgs=(g++ cmake ninja-build
+      libeigen3-dev libboost-math-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libxsmm-dev
+      libgtest-dev ca-certificates curl
+      python3-dev pybind11-dev python3-numpy python3-pytest)
 if [ "${MM_WITH_TORCH:-0}" = 1 ]; then pkgs+=(python3-torch libopenblas0-pthread); fi
 # The lecture notebook's test runs it in a Jupyter kernel and draws its figures.
 if [ "${MM_WITH_NOTEBOOK:-0}" = 1 ]; then pkgs+=(python3-nbclient python3-ipykernel python3-matplotlib); fi
