@@ -42,7 +42,7 @@ void RunDiagnostics::flush() {
     fsync_file(f, dir_ + "/" + file);
 }
 
-int64_t keep_records_before(const std::string& path, int64_t before) {
+int64_t keep_records_before(const std::string& path, int64_t before, const char* counted) {
   // A link is not the run's own log: it goes (the link, not its target), and the log starts anew.
   if (is_symlink(path)) {
     remove_file(path);
@@ -61,7 +61,7 @@ int64_t keep_records_before(const std::string& path, int64_t before) {
     if (j.is_discarded() && k + 1 == lines.size()) continue;
     const bool record = j.is_object() && j.contains("step") && j["step"].is_number_integer();
     if (record && j["step"].get<int64_t>() >= before) continue;
-    records += record ? 1 : 0;
+    records += record && (!counted || j.contains(counted)) ? 1 : 0;
     kept += lines[k] + "\n";
   }
   in.close();

@@ -38,7 +38,36 @@ void MetricsWriter::after_update(Trainer&, int64_t step, double lr) {
   write_log(f_, {line.data(), line.size()}, path_);
 }
 
+void MetricsWriter::write_val(int64_t step, double val_loss) {
+  if (std::isfinite(val_loss))
+    fmt::print(f_, "{{\"step\":{},\"val_loss\":{}}}\n", step, val_loss);
+  else
+    fmt::print(f_, "{{\"step\":{},\"val_loss\":null}}\n", step);
+}
+
 void MetricsWriter::on_end(Trainer&) { flush(); }
+
+void ValidationCurve::on_begin(Trainer& t) {
+  if (due(t.first_step(), t.config().steps)) evaluate(t, t.first_step());
+}
+
+void ValidationCurve::after_update(Trainer& t, int64_t step, double) {
+  if (due(step + 1, t.config().steps)) evaluate(t, step + 1);
+}
+
+void ValidationCurve::evaluate(Trainer& t, int64_t done) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Model& m = t.model();
+  if (!twin_) twin_ = m.clone();
+  twin_->params().values() = m.params().values();
+  twin_->params().buffers() = m.params().buffers();
+  // Chunks of 128 examples: on the lecture's network this took ~15 ms per evaluation of the
+  // 22,655 validation examples against ~25 ms in the final evaluation's chunks of 1024 (their
+  // activations stay in cache); the same loss up to the order of the sums.
+  const double loss = twin_->evaluate(val_, 128);
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  record_(done, loss);
+}
 
 void MetricsWriter::flush() {
   if (f_ && std::fflush(f_) != 0)
@@ -114,15 +143,29 @@ MetricsColumns read_metrics(const std::string& path) {
   if (!in) throw Error(fmt::format("{}: cannot read ({})", path, std::strerror(errno)));
   MetricsColumns m;
   std::string line;
+  const auto number_or_null = [](const nlohmann::json& j, const char* key) {
+    return j.contains(key) && (j[key].is_number() || j[key].is_null());
+  };
   for (int64_t n = 1; std::getline(in, line); ++n) {
     if (line.empty()) continue;
     const nlohmann::json j = parse_json_line(line).value_or(nlohmann::json());
-    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("loss") ||
-        !(j["loss"].is_number() || j["loss"].is_null()) || !j.contains("lr") || !j["lr"].is_number())
-      throw Error(fmt::format("{}:{}: not a metrics record ({{\"step\", \"loss\", \"lr\"}}); the file was damaged", path, n));
-    m.step.push_back(j["step"].get<int64_t>());
-    m.loss.push_back(j["loss"].is_null() ? std::numeric_limits<float>::quiet_NaN() : j["loss"].get<float>());
-    m.lr.push_back(j["lr"].get<double>());
+    const bool record = j.is_object() && j.contains("step") && j["step"].is_number_integer();
+    const bool step_record = record && number_or_null(j, "loss") && j.contains("lr") && j["lr"].is_number();
+    const bool val_record = record && number_or_null(j, "val_loss");
+    if (!step_record && !val_record)
+      throw Error(fmt::format(
+          "{}:{}: not a metrics record ({{\"step\", \"loss\", \"lr\"}} or {{\"step\", \"val_loss\"}}); the file was damaged",
+          path, n));
+    const auto step = j["step"].get<int64_t>();
+    if (step_record) {
+      m.step.push_back(step);
+      m.loss.push_back(j["loss"].is_null() ? std::numeric_limits<float>::quiet_NaN() : j["loss"].get<float>());
+      m.lr.push_back(j["lr"].get<double>());
+    }
+    if (val_record) {
+      m.val_step.push_back(step);
+      m.val_loss.push_back(j["val_loss"].is_null() ? std::numeric_limits<double>::quiet_NaN() : j["val_loss"].get<double>());
+    }
   }
   return m;
 }

@@ -253,7 +253,7 @@ LoadedRun load_run_for_resume(const std::string& dir) {
 struct Run::Writer {
   FolderLock lock;
   RunSettings settings;
-  int64_t diag_every = 1000, save_every = 10000;
+  int64_t diag_every = 1000, save_every = 10000, eval_every = kDefaultEvalEvery;
   int64_t resumed_from = 0;
   bool resumed = false;
 };
@@ -298,6 +298,7 @@ Run Run::create(const std::string& dir, const Config& cfg, const Dataset& data, 
   write_file_atomic(dir + "/" + kConfigFile, cfg.to_json().dump(2) + "\n");
   w->diag_every = settings.diag_every >= 0 ? settings.diag_every : 1000;
   w->save_every = settings.save_every >= 0 ? settings.save_every : 10000;
+  w->eval_every = settings.eval_every >= 0 ? settings.eval_every : kDefaultEvalEvery;
   w->settings = std::move(settings);
   run.writer_ = std::move(w);
   return run;
@@ -322,7 +323,7 @@ TrainState probe_state(const std::string& dir, const Config& cfg, Model& model) 
 // may have logged later steps (run again now) and a torn last line.
 void trim_logs(const std::string& dir, int64_t resume_step, const RunSettings& s) {
   for (const char* f : {kDiagnosticsFile, kUpdateRatioFile}) keep_records_before(dir + "/" + f, resume_step);
-  if (const int64_t losses = keep_records_before(dir + "/" + kMetricsFile, resume_step); losses < resume_step)
+  if (const int64_t losses = keep_records_before(dir + "/" + kMetricsFile, resume_step, "loss"); losses < resume_step)
     note(s, fmt::format("{}/{} holds the losses of {} of the {} steps done (the file was cut or edited); the loss curve and "
                         "the loss log will have a gap there",
                         dir, kMetricsFile, losses, resume_step));
@@ -369,6 +370,7 @@ Run Run::resume(const std::string& dir, int64_t steps, RunSettings settings) {
   // A resumed run records as it did unless told otherwise.
   w->diag_every = settings.diag_every >= 0 ? settings.diag_every : st.diag_every >= 0 ? st.diag_every : 1000;
   w->save_every = settings.save_every >= 0 ? settings.save_every : st.save_every >= 0 ? st.save_every : 10000;
+  w->eval_every = settings.eval_every >= 0 ? settings.eval_every : st.eval_every >= 0 ? st.eval_every : kDefaultEvalEvery;
   w->resumed = true;
   w->resumed_from = st.step;
   w->settings = std::move(settings);
@@ -406,6 +408,8 @@ std::optional<json> Run::result() const {
 }
 
 std::vector<float> Run::losses() const { return read_losses(dir_ + "/" + kMetricsFile); }
+
+MetricsColumns Run::metrics() const { return read_metrics(dir_ + "/" + kMetricsFile); }
 
 // Finite weights can still overflow float in a forward pass (a damaged or edited file): no loss
 // or sample is reported from such a model.
@@ -497,6 +501,7 @@ class RunTraining {
     std::vector<Observer*> obs{&metrics_};
     obs.insert(obs.end(), front_end.begin(), front_end.end());
     if (diag_) obs.push_back(&diag_->observer());
+    obs.push_back(&validation_);
     obs.push_back(&periodic_);  // last: after this step's loss and diagnostics are recorded
     return obs;
   }
@@ -526,6 +531,7 @@ class RunTraining {
     if (stepped || !w_.resumed) save_state(t, st.steps, st.initial_loss);
   }
 
+  double val_curve_seconds() const { return validation_.seconds(); }
   std::string path(const char* file) const { return run_.dir() + "/" + file; }
   const std::string& words_fp() const { return run_.words_fp_; }
 
@@ -536,13 +542,15 @@ class RunTraining {
   }
   void save_state(Trainer& t, int64_t done, float initial_loss) {
     save_train_state(path(kTrainStateFile), t.optimizer(), t.generator(), t.model(),
-                     {done, initial_loss, w_.diag_every, w_.save_every});
+                     {done, initial_loss, w_.diag_every, w_.save_every, w_.eval_every});
   }
 
   Run& run_;
   Run::Writer& w_;
   MetricsWriter metrics_;
   std::unique_ptr<RunDiagnostics> diag_;
+  ValidationCurve validation_{w_.eval_every, run_.splits().val,
+                              [this](int64_t step, double loss) { metrics_.write_val(step, loss); }};
   PeriodicSave periodic_{w_.save_every, run_.config().steps, [this](Trainer& t, int64_t done) { save_progress(t, done); }};
 };
 
@@ -570,6 +578,7 @@ json result_json(Run& run, const RunResult& r, int64_t steps, int threads) {
               {"seconds", st.seconds},
               {"steps_per_sec", st.steps_per_sec},
               {"eval_train_seconds", r.eval_seconds},
+              {"val_curve_seconds", r.val_curve_seconds},
               {"threads", threads},
               {"peak_memory_mb", peak_memory_mb()},
               {"seed", run.config().seed},
@@ -639,6 +648,7 @@ RunResult Run::train(const TrainHooks& hooks) {
   r.stats = out.stats;
   r.losses = out.losses;
   r.eval_seconds = out.eval_seconds;
+  r.val_curve_seconds = files.val_curve_seconds();
   r.resumed_from = w.resumed_from;
   if (out.stats.diverged) {
     record_divergence(r);

@@ -181,6 +181,7 @@ void save_train_state(const std::string& path, const Optimizer& opt, const Torch
   f.metadata["initial_loss"] = fmt::format("{:a}", state.initial_loss);
   if (state.diag_every >= 0) f.metadata["diag_every"] = std::to_string(state.diag_every);
   if (state.save_every >= 0) f.metadata["save_every"] = std::to_string(state.save_every);
+  if (state.eval_every >= 0) f.metadata["eval_every"] = std::to_string(state.eval_every);
   save_safetensors(path, f);
 }
 
@@ -206,7 +207,8 @@ TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenera
   };
   st.step = count("step");
   opt.set_steps_taken(count("optimizer_steps"));
-  for (auto [key, field] : {std::pair{"diag_every", &st.diag_every}, std::pair{"save_every", &st.save_every}})
+  for (auto [key, field] : {std::pair{"diag_every", &st.diag_every}, std::pair{"save_every", &st.save_every},
+                            std::pair{"eval_every", &st.eval_every}})
     if (f.metadata.count(key)) *field = count(key);
   try {
     std::size_t used = 0;

@@ -480,6 +480,7 @@ TEST(OptimCli, TrainOverridesOptimizerAndLr) {
   std::string line;
   int n = 0;
   while (std::getline(mf, line)) {
+    if (json::parse(line).contains("val_loss")) continue;  // the validation curve's records
     EXPECT_EQ(json::parse(line)["lr"], 0.002) << line;
     ++n;
   }

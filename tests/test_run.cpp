@@ -26,6 +26,7 @@
 #include "makemore/presets.h"
 #include "makemore/report.h"
 #include "makemore/run.h"
+#include "makemore/run_record.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -143,12 +144,30 @@ bool run_killed_at(const std::string& file, int nth, const std::function<void()>
   return WIFEXITED(status) && WEXITSTATUS(status) == 42;
 }
 
-const std::set<std::string> kResultKeys = {"preset",         "input",         "initial_loss",       "expected_initial_loss",
-                                           "train_loss",     "val_loss",      "test_loss",          "steps",
-                                           "steps_planned",  "interrupted",   "diverged",           "diverged_step",
-                                           "seconds",        "steps_per_sec", "eval_train_seconds", "threads",
-                                           "peak_memory_mb", "seed",          "vocab_size",         "params",
-                                           "examples",       "run_dir",       "makemore_version"};
+const std::set<std::string> kResultKeys = {"preset",
+                                           "input",
+                                           "initial_loss",
+                                           "expected_initial_loss",
+                                           "train_loss",
+                                           "val_loss",
+                                           "test_loss",
+                                           "steps",
+                                           "steps_planned",
+                                           "interrupted",
+                                           "diverged",
+                                           "diverged_step",
+                                           "seconds",
+                                           "steps_per_sec",
+                                           "eval_train_seconds",
+                                           "val_curve_seconds",
+                                           "threads",
+                                           "peak_memory_mb",
+                                           "seed",
+                                           "vocab_size",
+                                           "params",
+                                           "examples",
+                                           "run_dir",
+                                           "makemore_version"};
 
 std::set<std::string> keys_of(const json& j) {
   std::set<std::string> k;
@@ -675,7 +694,8 @@ TEST(RunLife, ResumeRefusesWhatItCannotContinueAndNotesACutLog) {
   std::string first10;
   std::ifstream in(run / mm::kMetricsFile);
   std::string line;
-  for (int k = 0; k < 10 && std::getline(in, line); ++k) first10 += line + "\n";
+  for (int k = 0; k < 10 && std::getline(in, line);)  // the first 10 steps' records (and step 0's val_loss)
+    if (first10 += line + "\n"; line.find("\"loss\"") != std::string::npos) ++k;
   write_file(run / mm::kMetricsFile, first10);
   std::vector<std::string> notes;
   mm::RunSettings s = quiet(0, 0);
@@ -719,4 +739,89 @@ TEST(RunLife, ZeroStepRunInspectsTheInitialization) {
   bool overconfident = false;
   for (const auto& f : inspect.at("findings")) overconfident |= f.at("id") == "overconfident-output";
   EXPECT_TRUE(overconfident) << inspect.at("findings").dump();
+}
+
+// ---- the validation curve (train --eval-every) --------------------------------------------
+
+namespace {
+
+mm::RunSettings evaluating(int64_t eval_every, int64_t diag_every = 0, int64_t save_every = 0) {
+  mm::RunSettings s = quiet(diag_every, save_every);
+  s.eval_every = eval_every;
+  return s;
+}
+
+}  // namespace
+
+// The curve evaluates a copy of the model: the training's losses, minibatches, BatchNorm running
+// statistics, diagnostics (which read the cached activations) and final model are those of a run
+// without it, byte for byte; its records sit at step 0, every N steps and the last, and the last
+// is result.json's val_loss (the same model, evaluated by the run's own model afterwards, in
+// other chunks).
+TEST(RunValidation, CurveIsRecordedWithoutTouchingTheTraining) {
+  TempDir dir;
+  const mm::RunResult no = train_new(dir / "off", 60, evaluating(0, 20));
+  const mm::RunResult on = train_new(dir / "on", 60, evaluating(25, 20));
+  EXPECT_EQ(no.json["val_curve_seconds"], 0.0);  // its time, part of the loop's
+  EXPECT_GT(on.json["val_curve_seconds"].get<double>(), 0.0);
+  EXPECT_LT(on.json["val_curve_seconds"].get<double>(), on.json["seconds"].get<double>());
+  for (const char* f : {mm::kCheckpointFile, mm::kDiagnosticsFile, mm::kUpdateRatioFile, mm::kInspectFile})
+    EXPECT_TRUE(read_file(dir / "on" / f) == read_file(dir / "off" / f)) << f << " differs";
+  const mm::MetricsColumns off = mm::read_metrics((dir / "off" / mm::kMetricsFile).string());
+  const mm::MetricsColumns m = mm::read_metrics((dir / "on" / mm::kMetricsFile).string());
+  EXPECT_TRUE(off.val_step.empty());
+  EXPECT_EQ(m.step, off.step);
+  EXPECT_EQ(m.loss, off.loss);
+  EXPECT_EQ(m.lr, off.lr);
+  ASSERT_EQ(m.val_step, (std::vector<int64_t>{0, 25, 50, 60}));
+  EXPECT_NEAR(m.val_loss.back(), on.json["val_loss"].get<double>(), 1e-12);  // chunked otherwise
+  // At step 0 the network guesses about uniformly (the lecture's -ln(1/V) start); it learns after.
+  EXPECT_NEAR(m.val_loss[0], on.json["expected_initial_loss"].get<double>(), 0.3);
+  EXPECT_LT(m.val_loss[3], m.val_loss[0]);
+  // The other readers: the loss list skips the records, the run record draws them.
+  EXPECT_EQ(mm::Run::open((dir / "on").string()).losses().size(), 60u);
+  EXPECT_EQ(mm::Run::open((dir / "on").string()).metrics().val_loss, m.val_loss);
+  EXPECT_EQ(mm::read_run_record((dir / "on").string()).val_losses.size(), 4u);
+}
+
+// A stopped run continued, and a finished one trained further, record each evaluation once, at
+// the same steps and with the same values as a run never stopped (the records at or after the
+// step it continues from are dropped and the one at that step evaluated again).
+TEST(RunValidation, ResumedRunsRecordEachEvaluationOnce) {
+  TempDir dir;
+  train_new(dir / "straight", 80, evaluating(10));
+  for (const int64_t stop_after : {24, 29}) {  // 25 steps done, then 30 (a multiple of 10)
+    const fs::path run = dir / ("stopped" + std::to_string(stop_after));
+    train_new(run, 80, evaluating(10), stop_after);
+    mm::Run::resume(run.string()).train();  // records as it did: every 10, from its train state
+    EXPECT_TRUE(read_file(run / mm::kMetricsFile) == read_file(dir / "straight" / mm::kMetricsFile)) << run;
+  }
+  train_new(dir / "further", 60, evaluating(10));
+  mm::Run::resume((dir / "further").string(), 80).train();
+  const mm::MetricsColumns m = mm::read_metrics((dir / "further" / mm::kMetricsFile).string());
+  EXPECT_EQ(m.val_step, (std::vector<int64_t>{0, 10, 20, 30, 40, 50, 60, 70, 80}));
+  EXPECT_TRUE(read_file(dir / "further" / mm::kMetricsFile) == read_file(dir / "straight" / mm::kMetricsFile));
+}
+
+// metrics.jsonl read back: both kinds of record (one line may hold both), null as NaN, and a
+// line that is neither named with its number.
+TEST(RunValidation, MetricsReaderKeepsTheTwoKindsApart) {
+  TempDir dir;
+  const fs::path p = dir / "metrics.jsonl";
+  write_file(p,
+             "{\"step\":0,\"val_loss\":3.3}\n{\"step\":0,\"loss\":3.2,\"lr\":0.1}\n{\"step\":1,\"loss\":null,\"lr\":0.1}\n"
+             "{\"step\":2,\"val_loss\":null}\n{\"step\":2,\"loss\":2.5,\"lr\":0.1,\"val_loss\":2.6}\n");
+  const mm::MetricsColumns m = mm::read_metrics(p.string());
+  EXPECT_EQ(m.step, (std::vector<int64_t>{0, 1, 2}));
+  ASSERT_EQ(m.loss.size(), 3u);
+  EXPECT_TRUE(std::isnan(m.loss[1]));
+  EXPECT_EQ(m.val_step, (std::vector<int64_t>{0, 2, 2}));
+  ASSERT_EQ(m.val_loss.size(), 3u);
+  EXPECT_EQ(m.val_loss[0], 3.3);
+  EXPECT_TRUE(std::isnan(m.val_loss[1]));
+  EXPECT_EQ(m.val_loss[2], 2.6);
+  write_file(p, "{\"step\":0,\"loss\":3.2,\"lr\":0.1}\n{\"step\":1,\"val\":2}\n");
+  EXPECT_EQ(
+      error_of([&] { mm::read_metrics(p.string()); }),
+      p.string() + ":2: not a metrics record ({\"step\", \"loss\", \"lr\"} or {\"step\", \"val_loss\"}); the file was damaged");
 }

@@ -106,6 +106,10 @@ Runner add_train(CLI::App& app) {
                 "Record activation / gradient / update statistics every N steps into diagnostics.jsonl, "
                 "update_ratio.jsonl and inspect.json (0: off; default 1000, or a resumed run's own)")
       ->check(at_least(a->settings.diag_every, 0));
+  c->add_option("--eval-every", a->settings.eval_every,
+                "Record the validation loss (whole split, eval mode) into metrics.jsonl at step 0, every N steps and at "
+                "the end (0: off; default 20000, under 3% of a lecture run's time, or a resumed run's own)")
+      ->check(at_least(a->settings.eval_every, 0));
   c->add_option("--threads", a->settings.threads,
                 "Cores one training may use: large matrix products and the evaluation split over them (the lecture's "
                 "small networks gain little; studies run one training per core instead)")

@@ -36,8 +36,8 @@ inline constexpr const char* kInspectFile = "inspect.json";            // diagno
 
 // A .jsonl file of {"step": ...} records cut to those of steps before `before` (a resumed run
 // appends from there; a run killed after its last checkpoint may have written later ones).
-// Returns the number of records kept.
-int64_t keep_records_before(const std::string& path, int64_t before);
+// Returns the number of records kept (with `counted`: of those holding that key).
+int64_t keep_records_before(const std::string& path, int64_t before, const char* counted = nullptr);
 
 // What `makemore train --diag-every N` attaches: the observer, streaming its snapshots and
 // update ratios into DIR's two .jsonl files, and at the end the diagnosis as inspect.json.

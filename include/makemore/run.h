@@ -17,6 +17,7 @@
 #include "makemore/config.h"
 #include "makemore/data.h"
 #include "makemore/folder_lock.h"
+#include "makemore/metrics.h"
 #include "makemore/model.h"
 #include "makemore/sample.h"
 #include "makemore/train.h"
@@ -59,7 +60,13 @@ struct RunSettings {
   bool report = true;       // draw report.html when the run completes
   // A notice for the user (a warmup longer than the run, a cut loss log); null: dropped.
   std::function<void(const std::string&)> note;
+  // The validation loss (whole split, eval mode) into metrics.jsonl at step 0, every N steps and
+  // at the last step, 0 off; -1: a resumed run's own, else kDefaultEvalEvery.
+  int64_t eval_every = -1;
 };
+// --eval-every's default: 11 points on a lecture run's curve at under 3% of its time (measured
+// by tools/eval_every_cost.sh: docs/cli.md).
+inline constexpr int64_t kDefaultEvalEvery = 20000;
 
 // What a front end hands a training while it runs.
 struct TrainHooks {
@@ -75,12 +82,13 @@ struct RunResult {
   TrainStats stats;
   SplitLosses losses;
   double eval_seconds = 0;
-  int64_t resumed_from = 0;   // steps done before this call (0: a new run)
-  bool stopped_late = false;  // the stop flag rose after the last step: complete and saved, no report
-  nlohmann::json json;        // result.json as written; null when a divergence left nothing to describe
-  std::string report_path;    // report.html, when drawn
-  std::string report_error;   // why it was not drawn (the run itself is complete and saved)
-  std::string divergence;     // diverged: one line saying where, what is kept, and the fix
+  double val_curve_seconds = 0;  // of `stats.seconds`, spent on the validation curve (eval_every)
+  int64_t resumed_from = 0;      // steps done before this call (0: a new run)
+  bool stopped_late = false;     // the stop flag rose after the last step: complete and saved, no report
+  nlohmann::json json;           // result.json as written; null when a divergence left nothing to describe
+  std::string report_path;       // report.html, when drawn
+  std::string report_error;      // why it was not drawn (the run itself is complete and saved)
+  std::string divergence;        // diverged: one line saying where, what is kept, and the fix
 };
 
 class Run;
@@ -133,6 +141,7 @@ class Run {
   const Splits& splits();
   std::optional<nlohmann::json> result() const;  // result.json; nullopt when absent
   std::vector<float> losses() const;             // metrics.jsonl, one loss per step
+  MetricsColumns metrics() const;                // metrics.jsonl as columns, the validation curve's included
   // The split losses of the model as it is (calibrate: first set BatchNorm statistics from the
   // training split, when it has any).
   SplitLosses evaluate(bool calibrate = false);

@@ -133,9 +133,9 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
 struct TrainState {
   int64_t step = 0;
   float initial_loss = 0;
-  // How the run records itself (`train --diag-every / --save-every`), so a resumed run records
-  // the same way unless told otherwise; -1: not saved.
-  int64_t diag_every = -1, save_every = -1;
+  // How the run records itself (`train --diag-every / --save-every / --eval-every`), so a resumed
+  // run records the same way unless told otherwise; -1: not saved.
+  int64_t diag_every = -1, save_every = -1, eval_every = -1;
 };
 void save_train_state(const std::string& path, const Optimizer& opt, const TorchGenerator& gen, const Model& model,
                       const TrainState& state);

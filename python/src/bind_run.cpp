@@ -111,13 +111,15 @@ py::object train_run(Run run, const TrainArgs& a, std::vector<std::string>& note
 }
 
 RunSettings settings_of(std::vector<std::string>& notes, std::optional<int64_t> diag_every, std::optional<int64_t> save_every,
-                        bool report, int threads) {
+                        bool report, int threads, std::optional<int64_t> eval_every = std::nullopt) {
   if (threads < 1 || threads > 256) throw py::value_error(fmt::format("threads: {} is out of range; use 1 to 256", threads));
   if (diag_every && *diag_every < 0) throw py::value_error("diag_every: must be 0 (off) or more");
   if (save_every && *save_every < 0) throw py::value_error("save_every: must be 0 (only at the end) or more");
+  if (eval_every && *eval_every < 0) throw py::value_error("eval_every: must be 0 (off) or more");
   RunSettings s;
   s.diag_every = diag_every.value_or(-1);
   s.save_every = save_every.value_or(-1);
+  s.eval_every = eval_every.value_or(-1);
   s.threads = threads;
   s.report = report;
   s.note = [&notes](const std::string& m) { notes.push_back(m); };
@@ -131,14 +133,15 @@ const char* kTrainDoc =
     "included) and the last; with stats=True, callback(step, loss, stats) also gets the doctor's statistics of "
     "that step (a dict: layers, params). Ctrl-C (KeyboardInterrupt) or an exception in the callback stops the run "
     "before its next step; the run is saved (makemore.resume continues it) and the exception raised again. "
-    "Returns the Run, opened from its folder.";
+    "eval_every: the validation loss into metrics.jsonl every N steps (`train --eval-every`; 0 off, default "
+    "20000). Returns the Run, opened from its folder.";
 
 void bind_train(py::module_& m) {
   m.def(
       "train",
       [](const Config& config, const PyDataset& ds, py::object out, std::optional<int64_t> steps, py::object callback,
          int64_t every, bool stats, bool overwrite, std::optional<int64_t> diag_every, std::optional<int64_t> save_every,
-         bool report, int threads, bool verbose) {
+         bool report, int threads, bool verbose, std::optional<int64_t> eval_every) {
         if (ds.block_size != config.block_size)
           throw py::value_error(
               fmt::format("the dataset's block_size {} is not the config's data.block_size {}; make "
@@ -150,14 +153,14 @@ void bind_train(py::module_& m) {
         const std::string source = "config " + config.name;
         const Config cfg = apply_overrides(config, o, source);
         std::vector<std::string> notes;
-        RunSettings s = settings_of(notes, diag_every, save_every, report, threads);
+        RunSettings s = settings_of(notes, diag_every, save_every, report, threads, eval_every);
         Run run = Run::create(path_arg(out), cfg, ds.data, source, overwrite, s);
         return train_run(std::move(run), TrainArgs{callback, every, stats, verbose}, notes);
       },
       py::arg("config"), py::arg("dataset"), py::arg("out"), py::kw_only(), py::arg("steps") = py::none(),
       py::arg("callback") = py::none(), py::arg("every") = 1000, py::arg("stats") = false, py::arg("overwrite") = false,
       py::arg("diag_every") = py::none(), py::arg("save_every") = py::none(), py::arg("report") = true, py::arg("threads") = 1,
-      py::arg("verbose") = false, kTrainDoc);
+      py::arg("verbose") = false, py::arg("eval_every") = py::none(), kTrainDoc);
 
   m.def(
       "resume",
@@ -176,11 +179,14 @@ void bind_train(py::module_& m) {
 }
 
 py::dict metrics_of(const PyRun& r) {
-  const MetricsColumns c = read_metrics(r.run.dir() + "/" + kMetricsFile);
+  const MetricsColumns c = r.run.metrics();
   py::dict d;
   d["step"] = py::array_t<int64_t>(static_cast<py::ssize_t>(c.step.size()), c.step.data());
   d["loss"] = py::array_t<float>(static_cast<py::ssize_t>(c.loss.size()), c.loss.data());
   d["lr"] = py::array_t<double>(static_cast<py::ssize_t>(c.lr.size()), c.lr.data());
+  // The validation curve (train --eval-every): its own steps, NaN where not finite.
+  d["val_step"] = py::array_t<int64_t>(static_cast<py::ssize_t>(c.val_step.size()), c.val_step.data());
+  d["val_loss"] = py::array_t<double>(static_cast<py::ssize_t>(c.val_loss.size()), c.val_loss.data());
   return d;
 }
 

@@ -19,6 +19,19 @@ def test_train_writes_a_finished_run(small_run):
     assert m["loss"].dtype == np.float32 and np.isfinite(m["loss"]).all()
     np.testing.assert_allclose(m["lr"], 0.1)
     assert small_run.step == 300 and small_run.config.name == "lecture-batchnorm"
+    # The validation curve at its default (every 20000 steps): step 0 and the last, which is the
+    # final model's val_loss in result.json.
+    np.testing.assert_array_equal(m["val_step"], [0, 300])
+    assert m["val_loss"][-1] == pytest.approx(r["val_loss"], abs=1e-12) and m["val_loss"][0] > m["val_loss"][-1]
+
+
+def test_eval_every_sets_the_validation_curve(tmp_path, names):
+    cfg = makemore.Config.from_preset("lecture-kaiming")
+    run = makemore.train(cfg, names, out=str(tmp_path / "r"), steps=50, eval_every=20, report=False)
+    np.testing.assert_array_equal(run.metrics["val_step"], [0, 20, 40, 50])
+    assert run.metrics["val_loss"].dtype == np.float64 and np.isfinite(run.metrics["val_loss"]).all()
+    with pytest.raises(ValueError, match="eval_every"):
+        makemore.train(cfg, names, out=str(tmp_path / "bad"), steps=5, eval_every=-1)
 
 
 def test_eval_and_sample_are_the_clis(small_run):
