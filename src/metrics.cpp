@@ -39,10 +39,9 @@ void MetricsWriter::after_update(Trainer&, int64_t step, double lr) {
 }
 
 void MetricsWriter::write_val(int64_t step, double val_loss) {
-  if (std::isfinite(val_loss))
-    fmt::print(f_, "{{\"step\":{},\"val_loss\":{}}}\n", step, val_loss);
-  else
-    fmt::print(f_, "{{\"step\":{},\"val_loss\":null}}\n", step);
+  const std::string line = std::isfinite(val_loss) ? fmt::format("{{\"step\":{},\"val_loss\":{}}}\n", step, val_loss)
+                                                   : fmt::format("{{\"step\":{},\"val_loss\":null}}\n", step);
+  write_log(f_, line, path_);
 }
 
 void MetricsWriter::on_end(Trainer&) { flush(); }
