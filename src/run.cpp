@@ -226,7 +226,11 @@ LoadedRun load_run_for_resume(const std::string& dir) {
   LoadedRun run;
   const std::string path = dir + "/" + kConfigFile;
   run.config = parse_config(read_json_file(path), path);
-  run.vocab = Dataset::load(dir + "/" + kWordsFile).vocab();
+  // The checkpoint that records the word list's fingerprint is not written yet (killed between
+  // the first train state and the first checkpoint): the words.txt the run wrote is the record.
+  const Dataset words = Dataset::load(dir + "/" + kWordsFile);
+  run.vocab = words.vocab();
+  run.words_fp = words.fingerprint();
   // Sized against the train state before a model of the config's size is allocated.
   const std::string state_path = dir + "/" + kTrainStateFile;
   const TensorFile state = load_own_safetensors(state_path);

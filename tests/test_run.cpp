@@ -349,6 +349,14 @@ TEST(RunKilled, DuringTheStopSaveLosesNothing) {
     run.train();
     expect_same_run(run_dir, dir / "straight");
   }
+  // The first save of all (no periodic saves before the stop): killed between the train state
+  // and the checkpoint, the continued run's checkpoint still records the word list it trained on.
+  train_new(dir / "straight-unsaved", 60, quiet(4, 0));
+  const fs::path run_dir = dir / "run-first-save";
+  ASSERT_TRUE(run_killed_at(mm::kTrainStateFile, 1, [&] { train_new(run_dir, 60, quiet(4, 0), 24); }));
+  ASSERT_FALSE(fs::exists(run_dir / mm::kCheckpointFile));
+  mm::Run::resume(run_dir.string()).train();
+  expect_same_run(run_dir, dir / "straight-unsaved");
 }
 
 // Issue 16 item 9: one writer per folder. A second one is refused naming the holder's pid; the
