@@ -67,6 +67,44 @@ double thread_ns() {
 }
 
 std::string kind_of(const Layer& l) { return role_name(l.kind().traits.role); }
+
+// The trainer's minibatch: `ix.size()` rows drawn from `train`, their contexts into `tokens`
+// and their targets into `yb`.
+void gather_minibatch(TorchGenerator& gen, const Examples& train, int T, std::vector<int64_t>& ix, std::vector<int32_t>& tokens,
+                      std::vector<int32_t>& yb) {
+  gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), ix.size());
+  for (std::size_t b = 0; b < ix.size(); ++b) {
+    const std::size_t r = static_cast<std::size_t>(ix[b]);
+    for (int j = 0; j < T; ++j)
+      tokens[b * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)] =
+          train.x[r * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)];
+    yb[b] = train.y[r];
+  }
+}
+
+// Names profile_steps' timing slots, in the order it laps them, with the time per step of each.
+StepProfile label_profile(const std::vector<double>& acc, int64_t steps, int64_t non_finite_steps, const Config& cfg,
+                          const std::vector<std::unique_ptr<Layer>>& layers) {
+  const std::size_t L = layers.size();
+  StepProfile prof;
+  prof.non_finite_steps = non_finite_steps;
+  std::size_t k = 0;
+  auto add = [&](std::string what, std::string kind) {
+    prof.entries.push_back({std::move(what), std::move(kind), acc[k++] / static_cast<double>(steps)});
+    prof.total_ns += prof.entries.back().ns_per_step;
+  };
+  add("minibatch gather (randint + rows)", "gather");
+  add("embedding forward (rows of C, flattened)", "gather");
+  for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(*layers[i]));
+  add("softmax + cross-entropy forward", "softmax");
+  add("finiteness check of every activation", "other");
+  add("softmax + cross-entropy backward", "softmax");
+  for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(*layers[i]));
+  add("embedding backward (scatter-add)", "gather");
+  add(fmt::format("{} update{}", cfg.optimizer.type, cfg.clip_grad_norm > 0 ? " (+ clipping)" : ""), "optimizer");
+  return prof;
+}
+
 }  // namespace
 
 StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train, int64_t steps) {
@@ -99,13 +137,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
       ++k;
       t = now;
     };
-    gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), ix.size());
-    for (int b = 0; b < batch; ++b) {
-      const std::size_t r = static_cast<std::size_t>(ix[static_cast<std::size_t>(b)]);
-      for (int j = 0; j < T; ++j)
-        tokens[static_cast<std::size_t>(b * T + j)] = train.x[r * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)];
-      yb[static_cast<std::size_t>(b)] = train.y[r];
-    }
+    gather_minibatch(gen, train, T, ix, tokens, yb);
     lap();
     model.embedding().forward_tokens(tokens.data(), batch, T);
     lap();
@@ -132,23 +164,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     opt.step(model.params().values(), model.params().grads(), cfg.lr_at(s));
     lap();
   }
-  StepProfile prof;
-  prof.non_finite_steps = non_finite_steps;
-  std::size_t k = 0;
-  auto add = [&](std::string what, std::string kind) {
-    prof.entries.push_back({std::move(what), std::move(kind), acc[k++] / static_cast<double>(steps)});
-    prof.total_ns += prof.entries.back().ns_per_step;
-  };
-  add("minibatch gather (randint + rows)", "gather");
-  add("embedding forward (rows of C, flattened)", "gather");
-  for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(*layers[i]));
-  add("softmax + cross-entropy forward", "softmax");
-  add("finiteness check of every activation", "other");
-  add("softmax + cross-entropy backward", "softmax");
-  for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(*layers[i]));
-  add("embedding backward (scatter-add)", "gather");
-  add(fmt::format("{} update{}", cfg.optimizer.type, cfg.clip_grad_norm > 0 ? " (+ clipping)" : ""), "optimizer");
-  return prof;
+  return label_profile(acc, steps, non_finite_steps, cfg, layers);
 }
 
 }  // namespace mm
