@@ -684,6 +684,16 @@ std::string describe_data(Run& run) {
                      run.model().num_params());
 }
 
+std::string describe_start(const Run& run) {
+  const Config& cfg = run.config();
+  if (run.finishing())
+    return fmt::format("all {} steps were done; finishing the run (evaluation, result, report) -> {}", cfg.steps, run.dir());
+  if (run.resumed())
+    return fmt::format("continuing from step {} to {}, batch {}, seed {} -> {}", run.step(), cfg.steps, cfg.batch_size, cfg.seed,
+                       run.dir());
+  return fmt::format("{} steps, batch {}, seed {} -> {}", cfg.steps, cfg.batch_size, cfg.seed, run.dir());
+}
+
 std::string describe_result(const Run& run, const RunResult& r) {
   const int V = run.vocab().size();
   std::string s;
@@ -697,6 +707,21 @@ std::string describe_result(const Run& run, const RunResult& r) {
       "saved in {}\n",
       r.stats.steps - r.resumed_from, r.stats.seconds, r.stats.steps_per_sec, 1e3 * r.eval_seconds, peak_memory_mb(), run.dir());
   return s;
+}
+
+std::string describe_stop(const Run& run, const RunResult& r) {
+  const std::string& dir = run.dir();
+  if (r.stats.interrupted)
+    return fmt::format(
+        "interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, `makemore report -o "
+        "{}`); `makemore train --resume -o {}` continues it",
+        r.stats.steps, run.config().steps, dir, dir, dir, dir);
+  if (r.stopped_late)
+    return fmt::format(
+        "stopped after the training finished; the run is complete and saved in {}, the report skipped (`makemore report -o "
+        "{}` writes it)",
+        dir, dir);
+  return "";
 }
 
 }  // namespace mm

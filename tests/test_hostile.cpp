@@ -205,7 +205,9 @@ TEST(Hostile, ConfigStoredInACheckpointNestedDeeplyIsAnError) {
 TEST(Hostile, HugeValuesAreQuotedShortAndNumbersOutOfRangeNamed) {
   TempDir tmp("mm_hostile");
   const fs::path cfg = tmp / "c.json";
-  write_file(cfg, config_with("batch_size", "\"" + std::string(100000, 'x') + "\""));
+  std::string huge(100002, 'x');  // a quoted JSON string of 100000 characters
+  huge.front() = huge.back() = '"';
+  write_file(cfg, config_with("batch_size", huge));
   std::string err = error_of([&] { mm::load_config_file(cfg.string()); });
   EXPECT_NE(err.find("train.batch_size"), std::string::npos) << err.substr(0, 300);
   EXPECT_LT(err.size(), 300u);

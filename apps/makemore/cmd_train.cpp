@@ -39,37 +39,21 @@ int run_train(const TrainArgs& a) {
   FILE* log = a.json ? stderr : stdout;  // with --json, stdout carries only the JSON
   set_threads(a.settings.threads);
   Run run = open_run(a);
-  const Config& cfg = run.config();
-  const std::string& dir = run.dir();
   fmt::print(log, "makemore: {}\n", describe_data(run));
-  if (run.finishing())
-    fmt::print(log, "makemore: all {} steps were done; finishing the run (evaluation, result, report) -> {}\n", cfg.steps, dir);
-  else if (a.resume)
-    fmt::print(log, "makemore: continuing from step {} to {}, batch {}, seed {} -> {}\n", run.step(), cfg.steps, cfg.batch_size,
-               cfg.seed, dir);
-  else
-    fmt::print(log, "makemore: {} steps, batch {}, seed {} -> {}\n", cfg.steps, cfg.batch_size, cfg.seed, dir);
+  fmt::print(log, "makemore: {}\n", describe_start(run));
   std::fflush(log);
 
   // Without a terminal (a notebook, CI) the lecture's log stays on stdout as it is and a
   // progress line goes to stderr every ~10% or 30 s.
-  ProgressLog progress(log, !a.json && !a.quiet && stdout_is_terminal(), cfg.steps, stderr);
+  ProgressLog progress(log, !a.json && !a.quiet && stdout_is_terminal(), run.config().steps, stderr);
   std::optional<StopSignals> signals(std::in_place);
   TrainHooks hooks{signals->flag(), {}, [&] { signals.reset(); }};  // saved: a signal ends the process as usual
   if (!a.quiet) hooks.observers.push_back(&progress);
   const RunResult r = run.train(hooks);
   if (!r.divergence.empty()) throw Error(r.divergence);
   fmt::print(log, "{}", describe_result(run, r));
-  if (r.stats.interrupted)
-    fmt::print(stderr,
-               "makemore: interrupted after {} of {} steps; the model so far is saved in {} (`makemore sample -o {}`, "
-               "`makemore report -o {}`); `makemore train --resume -o {}` continues it\n",
-               r.stats.steps, cfg.steps, dir, dir, dir, dir);
-  else if (r.stopped_late)
-    fmt::print(stderr,
-               "makemore: stopped after the training finished; the run is complete and saved in {}, the report "
-               "skipped (`makemore report -o {}` writes it)\n",
-               dir, dir);
+  if (const std::string stop = describe_stop(run, r); !stop.empty())
+    fmt::print(stderr, "makemore: {}\n", stop);
   else if (!r.report_path.empty())
     fmt::print(log, "report: {}\n", r.report_path);
   else if (!r.report_error.empty())

@@ -101,10 +101,16 @@ struct Diagnosis;  // doctor.h
 Diagnosis inspect_run(Run& run, const std::string& input = "", int batch_size = -1);
 
 // What a front end prints around a training: before it, "NAME | N words, vocabulary V | examples
-// train / val / test | P parameters"; after it, the initial and split losses and the steps taken
-// with their speed, as the lecture's notebook reports them (lines ending in a newline).
+// train / val / test | P parameters" and what the training will do ("N steps, batch B, seed S ->
+// DIR", or where a resumed run continues from, or that a killed run's steps were all done and only
+// its end remains); after it, the initial and split losses and the steps taken with their speed,
+// as the lecture's notebook reports them (lines ending in a newline).
 std::string describe_data(Run& run);
+std::string describe_start(const Run& run);
 std::string describe_result(const Run& run, const RunResult& r);
+// A stopped training's last word (empty when it ran to its end): stopped by a signal part way,
+// what is saved and how it continues; stopped after its end, that it is complete.
+std::string describe_stop(const Run& run, const RunResult& r);
 
 class Run {
  public:

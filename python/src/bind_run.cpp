@@ -79,7 +79,10 @@ py::object train_run(Run run, const TrainArgs& a, std::vector<std::string>& note
   };
   emit_notes();
   if (a.every < 0) throw py::value_error(fmt::format("every: {} is negative; use 0 (the last step only) or more", a.every));
-  if (a.verbose) py::print("makemore:", describe_data(run));
+  if (a.verbose) {
+    py::print("makemore:", describe_data(run));
+    py::print("makemore:", describe_start(run));
+  }
   std::atomic<bool> stop{false};
   std::optional<DiagObserver> diag;
   if (a.stats && !a.callback.is_none()) {
