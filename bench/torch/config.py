@@ -11,9 +11,8 @@ usage: /usr/bin/python3 config.py --config FILE.json [--steps N] [--max-seconds 
   FILE.json: the config as `makemore presets show NAME` writes it (no // comments).
   Prints `TIMING ... steps/s=X`; stops after --steps steps or --max-seconds seconds, whichever first.
 """
-import argparse, json, math, os, random, sys, time
+import argparse, importlib.util, json, os, random, sys, time
 import torch
-from torch import nn
 import torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
@@ -28,7 +27,6 @@ if args.threads > 0:
 cfg = json.load(open(args.config))
 model_cfg, train_cfg = cfg['model'], cfg.get('train', {})
 block_size = cfg.get('data', {}).get('block_size', 3)
-n_embd = model_cfg.get('n_embd', 10)
 batch_size = train_cfg.get('batch_size', 32)
 
 # ---- data: every (context, next character) pair of the words, the lecture's way ------------------
@@ -49,64 +47,16 @@ for w in words[:int(0.8 * len(words))]:
 Xtr, Ytr = torch.tensor(X), torch.tensor(Y)
 
 
-# ---- the network ----------------------------------------------------------------------------------
-class Residual(nn.Module):
-    def __init__(self, layers):
-        super().__init__()
-        self.f = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return x + self.f(x)
-
-
-class Flatten(nn.Module):
-    """Merges n consecutive rows (positions) of each example: (B*T, C) -> (B*T/n, n*C)."""
-
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-
-    def forward(self, x):
-        return x.reshape(-1, self.n * x.shape[1])
-
-
-def build(specs, features, steps_left):
-    out = []
-    for s in specs:
-        t = s['type']
-        if t == 'linear':
-            n = vocab_size if s['out'] == 'vocab' else s['out']
-            out.append(nn.Linear(features, n, bias=s.get('bias', True) is True))
-            features = n
-        elif t == 'batchnorm1d':
-            out.append(nn.BatchNorm1d(features, eps=s.get('eps', 1e-5), momentum=s.get('momentum', 0.1)))
-        elif t == 'layernorm':
-            out.append(nn.LayerNorm(features, eps=s.get('eps', 1e-5), elementwise_affine=s.get('affine', True)))
-        elif t == 'groupnorm':
-            out.append(nn.GroupNorm(s['groups'], features, eps=s.get('eps', 1e-5), affine=s.get('affine', True)))
-        elif t in ('tanh', 'sigmoid', 'relu'):
-            out.append({'tanh': nn.Tanh, 'sigmoid': nn.Sigmoid, 'relu': nn.ReLU}[t]())
-        elif t == 'gelu':
-            out.append(nn.GELU(approximate=s.get('approximate', 'none')))
-        elif t == 'dropout':
-            out.append(nn.Dropout(s.get('p', 0.5)))
-        elif t == 'flatten':
-            n = s.get('n', 0) or steps_left
-            out.append(Flatten(n))
-            features, steps_left = features * n, steps_left // n
-        elif t == 'residual':
-            out.append(Residual(build(s['layers'], features, steps_left)[0]))
-        else:
-            sys.exit(f'config.py: a {t!r} layer has no PyTorch twin')
-    return out, features, steps_left
-
-
-layers = model_cfg['layers']
-sequence = bool(layers) and layers[0]['type'] == 'flatten'
-stack, _, _ = build(layers, n_embd if sequence else block_size * n_embd, block_size if sequence else 1)
-emb = nn.Embedding(vocab_size, n_embd)
-net = nn.Sequential(*stack)
-params = list(emb.parameters()) + list(net.parameters())
+# ---- the network: makemore.torch's twin of the config (that file alone: no compiled module needed) --
+spec = importlib.util.spec_from_file_location(
+    'makemore_torch', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'python', 'makemore', 'torch.py'))
+mm_torch = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mm_torch)
+try:
+    net = mm_torch.module_for(cfg, vocab_size)
+except ValueError as e:  # "model.layers: a 'x' layer has no PyTorch counterpart ..."
+    sys.exit(f'config.py: {str(e).split(": ", 1)[-1].split(" has no")[0]} has no PyTorch twin')
+params = list(net.parameters())
 
 opt_cfg = train_cfg.get('optimizer', 'sgd')
 if isinstance(opt_cfg, str):
@@ -127,10 +77,7 @@ t0 = time.perf_counter()
 steps = 0
 while steps < args.steps:
     ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g)
-    Xb, Yb = Xtr[ix], Ytr[ix]
-    e = emb(Xb)
-    x = e.reshape(-1, n_embd) if sequence else e.reshape(batch_size, -1)
-    loss = F.cross_entropy(net(x), Yb)
+    loss = F.cross_entropy(net(Xtr[ix]), Ytr[ix])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip > 0:

@@ -99,8 +99,6 @@ def _build(nn, Residual, Flatten, specs, features, time, vocab_size):
     return out, features, time
 
 
-
-
 def state_dict(run):
     """The run's parameters and buffers as torch tensors in PyTorch's layouts, named as
     to_module(run)'s state_dict() names them (a module of your own with the same structure loads it)."""
@@ -143,20 +141,25 @@ def state_dict(run):
     return sd
 
 
+def module_for(config, vocab_size):
+    """An untrained nn.Module of the network `config` describes (a dict as Config.to_dict() or
+    `makemore presets show NAME` writes it), with torch's own initial values: what
+    `makemore bench --torch` times, and what to_module fills with a run's parameters."""
+    torch, nn, Residual, Flatten, MakemoreMLP = _modules()
+    model = config["model"]
+    block_size, n_embd = config.get("data", {}).get("block_size", 3), model.get("n_embd", 10)
+    layers = model["layers"]
+    sequence = bool(layers) and layers[0]["type"] == "flatten"
+    time, features = (block_size, n_embd) if sequence else (1, block_size * n_embd)
+    mods, _, _ = _build(nn, Residual, Flatten, layers, features, time, vocab_size)
+    return MakemoreMLP(vocab_size, n_embd, block_size, mods, sequence)
+
+
 def to_module(run):
     """An nn.Module computing the run's logits from contexts X (B, block_size): torch.nn's
     Embedding, Linear, BatchNorm1d, LayerNorm, GroupNorm, Tanh, ReLU, GELU, Sigmoid, Dropout, and
     two small modules of its own (Residual: x + f(x); Flatten: consecutive time steps merged).
     Put it in eval mode (.eval()) for the run's evaluation losses."""
-    torch, nn, Residual, Flatten, MakemoreMLP = _modules()
-    cfg = run.config.to_dict()
-    model = cfg["model"]
-    block_size, n_embd = cfg["data"]["block_size"], model["n_embd"]
-    vocab_size = len(run.vocab)
-    layers = model["layers"]
-    sequence = bool(layers) and layers[0]["type"] == "flatten"
-    time, features = (block_size, n_embd) if sequence else (1, block_size * n_embd)
-    mods, _, _ = _build(nn, Residual, Flatten, layers, features, time, vocab_size)
-    net = MakemoreMLP(vocab_size, n_embd, block_size, mods, sequence)
+    net = module_for(run.config.to_dict(), len(run.vocab))
     net.load_state_dict(state_dict(run), strict=True)
     return net
