@@ -141,9 +141,6 @@ extern "C" void worker_stop(int sig) {
   ::_exit(128 + sig);
 }
 
-void send_text(const std::string& s, int to, int tag) {
-  MPI_Send(s.data(), static_cast<int>(s.size()), MPI_CHAR, to, tag, MPI_COMM_WORLD);
-}
 std::string recv_text(const MPI_Status& st) {
   int n = 0;
   MPI_Get_count(&st, MPI_CHAR, &n);
@@ -172,6 +169,36 @@ void wait_sleeping(MPI_Request& req) {
     nap(us);
   }
 }
+
+// A worker's answer: MPI_Send would spin until rank 0 takes it (Open MPI yields and polls when
+// oversubscribed); this sleeps between looks instead.
+void send_sleeping(const std::string& s, int to, int tag) {
+  MPI_Request req;
+  MPI_Isend(s.data(), static_cast<int>(s.size()), MPI_CHAR, to, tag, MPI_COMM_WORLD, &req);
+  wait_sleeping(req);
+}
+
+// Rank 0's messages to the ranks, one in flight per rank at most (a rank is sent its next job
+// only after it answered the last): MPI_Isend, so handing a job out costs rank 0 no waiting.
+// Measured on 32 oversubscribed ranks (bench/cluster_bench.sh), a blocking MPI_Send took 1.4 ms
+// of rank 0's CPU per job, most of its coordinating cost.
+class Outbox {
+ public:
+  explicit Outbox(int ranks) : text_(static_cast<std::size_t>(ranks)), req_(static_cast<std::size_t>(ranks), MPI_REQUEST_NULL) {}
+  ~Outbox() {
+    for (MPI_Request& r : req_) wait_sleeping(r);
+  }
+  void send(std::string s, int to, int tag) {
+    const auto k = static_cast<std::size_t>(to);
+    wait_sleeping(req_[k]);  // long done: the rank answered the message before it
+    text_[k] = std::move(s);
+    MPI_Isend(text_[k].data(), static_cast<int>(text_[k].size()), MPI_CHAR, to, tag, MPI_COMM_WORLD, &req_[k]);
+  }
+
+ private:
+  std::vector<std::string> text_;
+  std::vector<MPI_Request> req_;
+};
 
 // The splits of each (block size, split seed), made once per rank.
 class SplitCache {
@@ -279,7 +306,7 @@ bool serve([[maybe_unused]] const World& w) {
     const study::Job job =
         study::make_job(m["name"].get<std::string>(), parse_config(m["config"], "job " + m["name"].get<std::string>()),
                         m["config"]["train"]["seed"].get<uint64_t>(), m["at_init"].get<bool>());
-    send_text(train_answer(m["i"].get<std::size_t>(), job, splits, data.vocab().size()), 0, kResult);
+    send_sleeping(train_answer(m["i"].get<std::size_t>(), job, splits, data.vocab().size()), 0, kResult);
   }
 }
 
@@ -297,6 +324,7 @@ class Coordinator {
         opt_(opt),
         on_note_(on_note),
         splits_(data),
+        outbox_(w.size()),
         at_rank_(static_cast<std::size_t>(w.size()), -1) {
     out_.finished.resize(jobs.size());
     settled_.resize(jobs.size(), false);
@@ -341,12 +369,12 @@ class Coordinator {
     at_rank_[static_cast<std::size_t>(r)] = next;
     if (next < 0) {
       set_job(static_cast<std::size_t>(r), "");
-      send_text("", r, kStop);
+      outbox_.send("", r, kStop);
       return false;
     }
     const study::Job& j = jobs_[static_cast<std::size_t>(next)];
     set_job(static_cast<std::size_t>(r), j.name);
-    send_text(json{{"i", next}, {"name", j.name}, {"config", j.config.to_json()}, {"at_init", j.at_init}}.dump(), r, kJob);
+    outbox_.send(json{{"i", next}, {"name", j.name}, {"config", j.config.to_json()}, {"at_init", j.at_init}}.dump(), r, kJob);
     ++out_.handed_out;
     return true;
   }
@@ -446,6 +474,7 @@ class Coordinator {
   const study::RunOptions& opt_;
   const NoteHook& on_note_;
   SplitCache splits_;
+  Outbox outbox_;
   std::vector<json> keys_;
   std::vector<long> at_rank_;  // the job each rank trains (-1: none); at_rank_[0] written under mu_
   std::vector<bool> settled_;
