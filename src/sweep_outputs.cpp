@@ -1,11 +1,13 @@
 // The sweep's outputs (sweep.h): study.json from the finished jobs, the text table,
-// results.csv (one row per training) and study.html on the shared page, with a bar chart per
-// axis and a heatmap per pair of axes.
+// results.csv (one row per training) and study.html on the shared page: per axis a line chart
+// (numeric values) or a bar chart, per pair of axes a heatmap and, when one is numeric, lines.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "makemore/atomic_file.h"
 #include "makemore/depth.h"
@@ -224,6 +226,86 @@ page::Figure axis_bars(const json& study, std::size_t a) {
           ""};
 }
 
+// A numeric axis: every value a finite number. Its x position, on a log10 scale when the values
+// are all positive and span 20x or more (learning rates, gains), as such sweeps are spaced.
+struct NumericAxis {
+  std::vector<double> x;
+  bool log = false;
+};
+std::optional<NumericAxis> numeric_axis(const json& axis) {
+  NumericAxis n;
+  for (const auto& v : axis["values"]) {
+    if (!v.is_number() || !std::isfinite(v.get<double>())) return std::nullopt;
+    n.x.push_back(v.get<double>());
+  }
+  if (n.x.size() < 2) return std::nullopt;
+  const auto [lo, hi] = std::minmax_element(n.x.begin(), n.x.end());
+  n.log = *lo > 0 && *hi >= 20 * *lo;
+  if (n.log)
+    for (double& x : n.x) x = std::log10(x);
+  return n;
+}
+std::string x_label_of(const json& axis, const NumericAxis& n) {
+  const std::string f = axis["field"].get<std::string>();
+  return n.log ? "log10 " + f : f;
+}
+
+// Mean val loss against the numeric axis a (over the seeds and, when b is given, at value w of
+// axis b; otherwise over every value of the other axes), with thin mean ± std lines.
+void add_mean_lines(plot::LineChart& ch, const json& study, std::size_t a, const NumericAxis& n, std::size_t b, std::size_t w,
+                    const std::string& label) {
+  plot::Series mean, lo, hi;
+  mean.label = label;
+  const plot::LineStyle style = plot::series_style(ch.series.size() / 3);
+  mean.color = lo.color = hi.color = style.color;
+  mean.dash = style.dash;
+  mean.width = 2;
+  lo.width = hi.width = 1;
+  lo.opacity = hi.opacity = 0.45;
+  lo.dash = hi.dash = "4 3";
+  for (std::size_t v = 0; v < n.x.size(); ++v) {
+    const study::MeanStd m = study::mean_std(val_losses(study, a, v, b, w));
+    for (plot::Series* sr : {&mean, &lo, &hi}) sr->x.push_back(n.x[v]);
+    mean.y.push_back(m.n ? m.mean : NAN);
+    lo.y.push_back(m.n > 1 ? m.mean - m.std : NAN);
+    hi.y.push_back(m.n > 1 ? m.mean + m.std : NAN);
+  }
+  for (plot::Series* sr : {&mean, &lo, &hi}) ch.series.push_back(std::move(*sr));
+}
+
+page::Figure axis_line(const json& study, std::size_t a, const NumericAxis& n) {
+  const json& ax = study["axes"][a];
+  plot::LineChart ch;
+  ch.title = "Val loss by " + ax["field"].get<std::string>();
+  ch.x_label = x_label_of(ax, n);
+  ch.width = 560;  // beside the heatmaps of a figure row
+  ch.height = 320;
+  ch.y_label = "val loss (nats)";
+  add_mean_lines(ch, study, a, n, SIZE_MAX, 0, "");
+  return {"axis_" + safe_id(ax["field"].get<std::string>()), ch.title,
+          "Mean (solid) and mean ± std (dashed) over the seeds and every value of the other axes; diverged and failed "
+          "runs left out.",
+          plot::render_svg(ch), ""};
+}
+
+// Val loss against the numeric axis x, one line per value of the other axis `by`.
+page::Figure pair_lines(const json& study, std::size_t x, const NumericAxis& n, std::size_t by) {
+  const json& axes = study["axes"];
+  const std::string fx = axes[x]["field"].get<std::string>(), fb = axes[by]["field"].get<std::string>();
+  plot::LineChart ch;
+  ch.title = "Val loss by " + fx + ", one line per " + fb;
+  ch.x_label = x_label_of(axes[x], n);
+  ch.width = 560;
+  ch.height = 320;
+  ch.y_label = "val loss (nats)";
+  for (std::size_t w = 0; w < axes[by]["texts"].size(); ++w)
+    add_mean_lines(ch, study, x, n, by, w, fb + "=" + axes[by]["texts"][w].get<std::string>());
+  return {"lines_" + safe_id(fx) + "__by__" + safe_id(fb), ch.title,
+          "Mean (solid) and mean ± std (dashed) over the seeds and every value of the other axes; diverged and failed "
+          "runs left out.",
+          plot::render_svg(ch), ""};
+}
+
 page::Figure pair_heatmap(const json& study, std::size_t a, std::size_t b) {
   const json& axes = study["axes"];
   plot::Heatmap h;
@@ -280,9 +362,16 @@ void write_outputs(const std::string& out_dir, const json& study) {
                   study["trained_margin"].get<double>(), study["seconds"].get<double>()));
   std::vector<page::Figure> figs;
   const std::size_t n = study["axes"].size();
-  for (std::size_t a = 0; a < n; ++a) figs.push_back(axis_bars(study, a));
+  std::vector<std::optional<NumericAxis>> num;
+  for (std::size_t a = 0; a < n; ++a) num.push_back(numeric_axis(study["axes"][a]));
+  for (std::size_t a = 0; a < n; ++a) figs.push_back(num[a] ? axis_line(study, a, *num[a]) : axis_bars(study, a));
   for (std::size_t a = 0; a < n; ++a)
-    for (std::size_t b = a + 1; b < n; ++b) figs.push_back(pair_heatmap(study, a, b));
+    for (std::size_t b = a + 1; b < n; ++b) {
+      // Along the numeric axis (the one with more values when both are): a line per value of the other.
+      const bool x_is_a = num[a] && (!num[b] || num[a]->x.size() >= num[b]->x.size());
+      if (num[a] || num[b]) figs.push_back(x_is_a ? pair_lines(study, a, *num[a], b) : pair_lines(study, b, *num[b], a));
+      figs.push_back(pair_heatmap(study, a, b));
+    }
   if (!figs.empty()) {
     doc.section("figures", "Val loss by axis and by pair of axes");
     doc.figure_row(figs);

@@ -195,11 +195,36 @@ TEST(Sweep, OutputsHoldEveryTrainingAndAChartPerAxisAndPair) {
   EXPECT_TRUE(fs::exists(dir / "st" / "figures" / "pair_train_lr__model_n_embd.svg"));
   EXPECT_TRUE(fs::exists(dir / "st" / "figures" / "axis_train_lr.svg"));
   EXPECT_NE(html.find("pair_train_lr__model_n_embd"), std::string::npos);
+  // Numeric axes are drawn as lines: val loss against the axis, and one line per value of the
+  // other axis of a pair; a pair with no numeric axis (none here) only has its heatmap.
+  const std::string lr_line = read_file(dir / "st" / "figures" / "axis_train_lr.svg");
+  EXPECT_NE(lr_line.find("<path"), std::string::npos);
+  EXPECT_NE(lr_line.find(">train.lr<"), std::string::npos);  // 0.05 to 0.2: a linear x axis
+  const std::string pair_lines = read_file(dir / "st" / "figures" / "lines_train_lr__by__model_n_embd.svg");
+  EXPECT_NE(pair_lines.find("model.n_embd=3"), std::string::npos);
+  EXPECT_NE(pair_lines.find("model.n_embd=5"), std::string::npos);
   // A rerun trains nothing and writes the same study.
   const Result again = run_sweep(o, {});
   EXPECT_EQ(again.trained, 0);
   EXPECT_EQ(again.reused, 8);
   EXPECT_EQ(untimed(again.study), untimed(s));
+}
+
+TEST(Sweep, TextAxesAreBarsAndWideNumericAxesAreOnALogScale) {
+  TempDir dir("mm_sweep");
+  Options o;
+  o.spec = tiny_spec({"train.lr=0.01,0.3", "train.optimizer=sgd,adam"}, 1);
+  o.input = write_words(dir);
+  o.out_dir = (dir / "st").string();
+  run_sweep(o, {});
+  const fs::path figs = dir / "st" / "figures";
+  const std::string lr = read_file(figs / "axis_train_lr.svg"), opt = read_file(figs / "axis_train_optimizer.svg");
+  EXPECT_NE(lr.find(">log10 train.lr<"), std::string::npos);  // 0.01 to 0.3: 30x apart
+  EXPECT_NE(lr.find("<path"), std::string::npos);             // a line
+  EXPECT_EQ(opt.find("<path"), std::string::npos);            // bars
+  EXPECT_TRUE(fs::exists(figs / "lines_train_lr__by__train_optimizer.svg"));
+  EXPECT_FALSE(fs::exists(figs / "lines_train_optimizer__by__train_lr.svg"));
+  EXPECT_TRUE(fs::exists(figs / "pair_train_lr__train_optimizer.svg"));
 }
 
 TEST(Sweep, ShardsThenMergeEqualOneProcessByteForByte) {
