@@ -57,6 +57,32 @@ Launch launched() {
   return l;
 }
 
+bool served_as_worker(const World& w) {
+  const Launch launch = launched();
+  if (launch.size > 1 && !mpi_built()) {
+    if (launch.rank != 0) return true;  // rank 0 says it, once
+    throw Error(fmt::format(
+        "started as {} ranks (mpirun or srun), but this makemore was built without MPI: each rank would run the whole "
+        "study; build it with -DMM_WITH_MPI=ON (MM_WITH_MPI=1 scripts/setup.sh), or run it without mpirun",
+        launch.size));
+  }
+  if (!w.active() || w.rank() == 0) return false;
+  serve(w);
+  return true;
+}
+
+Coordinated run_jobs_here_or_on_ranks(const World& w, const std::vector<study::Job>& jobs, const Dataset& data,
+                                      const study::Store& store, const study::RunOptions& opt, const NoteHook& on_note) {
+  if (w.active()) {
+    std::vector<double> cost;
+    for (const study::Job& j : jobs) cost.push_back(study::job_cost(j));
+    return coordinate(w, jobs, cost, data, store, opt, on_note);
+  }
+  Coordinated c;
+  c.finished = study::run_jobs(jobs, data, store, opt);
+  return c;
+}
+
 #ifndef MM_HAVE_MPI
 
 World::World() = default;

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "makemore/cluster.h"
 #include "makemore/config.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
@@ -796,18 +797,53 @@ json study_json(const Grid& g, std::vector<json>& results) {
 
 }  // namespace
 
-StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
+namespace {
+
+struct Prepared {
+  std::vector<Cell> cells;
+  Dataset data;
+  double unigram = 0;
+  study::Store store;
+  CellJobs cj;
+};
+
+// Everything before the first training: the grid checked, the words read, the store locked.
+Prepared prepare(const Options& opt) {
   const Grid& g = opt.grid;
   validate(g);
   if (opt.jobs < 1) throw Error(fmt::format("--jobs: {} must be at least 1", opt.jobs));
-  const std::vector<Cell> cells = build_cells(g);
-  const Dataset data = Dataset::load(opt.input);
+  Prepared p;
+  p.cells = build_cells(g);
+  p.data = Dataset::load(opt.input);
   // Every cell reads the same data section (block size, split seed): the first cell's says what.
-  const Config data_cfg = parse_config(cell_config_json(cells.front(), g), "study depth cell " + cells.front().key());
-  const double unigram =
-      unigram_entropy(data.split_nonempty(data_cfg.block_size, data_cfg.split_seed).train, data.vocab().size());
-  const study::Store store = study::Store::open(opt.out_dir + "/runs");
-  const CellJobs cj = cell_jobs(cells, g);
+  const Config data_cfg = parse_config(cell_config_json(p.cells.front(), g), "study depth cell " + p.cells.front().key());
+  p.unigram = unigram_entropy(p.data.split_nonempty(data_cfg.block_size, data_cfg.split_seed).train, p.data.vocab().size());
+  p.store = study::Store::open(opt.out_dir + "/runs");
+  p.cj = cell_jobs(p.cells, g);
+  return p;
+}
+
+}  // namespace
+
+StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
+  // Under mpirun or srun the cells are trained across the ranks (cluster.h), as a sweep's are.
+  cluster::World world;
+  StudyOutput out;
+  out.worker = cluster::served_as_worker(world);
+  if (out.worker) return out;
+  Prepared p;
+  try {
+    p = prepare(opt);
+  } catch (...) {
+    if (world.active()) cluster::share_words(world, nullptr);  // the other ranks end too
+    throw;
+  }
+  if (world.active()) cluster::share_words(world, &p.data);
+  const Grid& g = opt.grid;
+  const std::vector<Cell>& cells = p.cells;
+  const Dataset& data = p.data;
+  const double unigram = p.unigram;
+  const CellJobs& cj = p.cj;
 
   std::vector<json> results(cells.size());
   int done = 0, reused = 0;
@@ -826,10 +862,9 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < cells.size(); ++i)
     if (!cj.failed[i].ok()) settle(i, cj.failed[i]);
-  study::run_jobs(cj.jobs, data, store, ro);
+  cluster::run_jobs_here_or_on_ranks(world, cj.jobs, data, p.store, ro);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  StudyOutput out;
   const json parts = study_json(g, results);
   for (const auto& c : parts["cells"]) out.trained += status_of(c) == "trained" ? 1 : 0;
   out.study = {{"study", "depth"},       {"input", data.source()},     {"words_fnv1a", data.fingerprint()},

@@ -199,6 +199,16 @@ Record train_job(const Job& job, const Splits& splits, int vocab_size) {
   return r;
 }
 
+double job_cost(const Job& job) {
+  const Config& cfg = job.config;
+  std::size_t values = 1;
+  try {
+    values = Model::layout_of(cfg, 27).values;  // the vocabulary barely changes the order
+  } catch (const std::exception&) {
+  }
+  return static_cast<double>(std::max<int64_t>(cfg.steps, 1)) * cfg.batch_size * static_cast<double>(values);
+}
+
 std::optional<Record> find_kept(const json& key, const Store& store, const RunOptions& opt) {
   std::optional<Record> kept;
   if (opt.resume) kept = store.find(key);

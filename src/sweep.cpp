@@ -172,16 +172,7 @@ std::string Plan::cell_label(std::size_t c) const {
   return s.empty() ? "base" : s;
 }
 
-double Plan::job_cost(std::size_t j) const {
-  const Config& cfg = jobs[j].config;
-  std::size_t values = 0;
-  try {
-    values = Model::layout_of(cfg, 27).values;  // the vocabulary barely changes the order
-  } catch (const std::exception&) {
-    values = 1;
-  }
-  return static_cast<double>(std::max<int64_t>(cfg.steps, 1)) * cfg.batch_size * static_cast<double>(values);
-}
+double Plan::job_cost(std::size_t j) const { return study::job_cost(jobs[j]); }
 
 Plan make_plan(const Spec& spec) {
   if (spec.seeds < 1) throw UsageError(fmt::format("--seeds: {} must be at least 1", spec.seeds));

@@ -46,22 +46,10 @@ Prepared prepare(const Options& opt) {
 }  // namespace
 
 Result run_sweep(const Options& opt, const Hooks& hooks) {
-  const cluster::Launch launch = cluster::launched();
   Result res;
-  if (launch.size > 1 && !cluster::mpi_built()) {
-    res.worker = launch.rank != 0;
-    if (res.worker) return res;  // rank 0 says it, once
-    throw Error(fmt::format(
-        "started as {} ranks (mpirun or srun), but this makemore was built without MPI: each rank would run the whole "
-        "study; build it with -DMM_WITH_MPI=ON (MM_WITH_MPI=1 scripts/setup.sh), or run it without mpirun",
-        launch.size));
-  }
   cluster::World world;
-  if (world.active() && world.rank() != 0) {
-    res.worker = true;
-    cluster::serve(world);
-    return res;
-  }
+  res.worker = cluster::served_as_worker(world);
+  if (res.worker) return res;
   Prepared p;
   try {
     p = prepare(opt);
@@ -73,11 +61,7 @@ Result run_sweep(const Options& opt, const Hooks& hooks) {
   const Plan& plan = p.plan;
   const std::vector<std::size_t> order = job_order(plan, opt.shard);
   std::vector<study::Job> jobs;
-  std::vector<double> cost;
-  for (std::size_t j : order) {
-    jobs.push_back(plan.jobs[j]);
-    cost.push_back(plan.job_cost(j));
-  }
+  for (std::size_t j : order) jobs.push_back(plan.jobs[j]);
   res.total = static_cast<int>(jobs.size());
   study::RunOptions ro;
   ro.threads = opt.jobs;
@@ -97,15 +81,10 @@ Result run_sweep(const Options& opt, const Hooks& hooks) {
     if (hooks.progress) hooks.progress(++done, res.total, jobs[k].name, f);
   };
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<study::Finished> got;
-  if (world.active()) {
-    cluster::Coordinated c = cluster::coordinate(world, jobs, cost, p.data, p.store, ro, hooks.in_flight);
-    got = std::move(c.finished);
-    res.coordinator_seconds = c.coordinator_seconds;
-    res.ranks = world.size();
-  } else {
-    got = study::run_jobs(jobs, p.data, p.store, ro);
-  }
+  cluster::Coordinated c = cluster::run_jobs_here_or_on_ranks(world, jobs, p.data, p.store, ro, hooks.in_flight);
+  std::vector<study::Finished> got = std::move(c.finished);
+  res.coordinator_seconds = c.coordinator_seconds;
+  res.ranks = world.size();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (opt.shard.on()) return res;  // the outputs are the merge's: a run without --shard
 

@@ -357,6 +357,28 @@ TEST(SweepCli, MpiRanksGiveTheSameStudyAsOneProcess) {
   EXPECT_EQ(store_files(dir / "one" / "runs").size(), 300u);
 }
 
+// study depth runs on the same engine as a sweep: under mpirun its cells are trained across the
+// ranks (before, every rank ran the whole study and all but one were refused the store's lock).
+TEST(SweepCli, MpiDepthStudyEqualsOneProcess) {
+  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
+  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  TempDir dir("mm_sweep");
+  write_words(dir);
+  const std::string grid =
+      "study depth --depths 1,2 --width 8 --steps 20 --inits kaiming,normal --norms none --residual off "
+      "--optimizers sgd,adam --seeds 2 -i words.txt -j 1 ";
+  const cli::Ran one = cli::run(dir.path(), grid + "-o one");
+  ASSERT_EQ(one.code, 0) << one.err;
+  const cli::Ran mpi = cli::run(dir.path(), grid + "-o mpi", "timeout 120 mpirun --allow-run-as-root --oversubscribe -np 3");
+  ASSERT_EQ(mpi.code, 0) << mpi.err;
+  const std::string head = "study depth: 16 cells";
+  EXPECT_EQ(mpi.err.find(head), mpi.err.rfind(head)) << mpi.err;  // said once, by rank 0
+  EXPECT_EQ(untimed(json::parse(read_file(dir / "one" / "study.json"))).dump(1),
+            untimed(json::parse(read_file(dir / "mpi" / "study.json"))).dump(1));
+  EXPECT_EQ(store_files(dir / "one" / "runs"), store_files(dir / "mpi" / "runs"));
+  EXPECT_EQ(store_files(dir / "one" / "runs").size(), 16u);
+}
+
 // From 8 ranks on rank 0 only coordinates: the study still ends, with every training stored.
 TEST(SweepCli, MpiEightRanksCoordinatorOnly) {
   if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "makemore/cluster.h"
 #include "makemore/depth.h"
 #include "makemore/error.h"
 #include "makemore/study_engine.h"
@@ -72,11 +73,12 @@ int run_study_depth(const DepthArgs& a) {
   // Cost of a cell ~ steps x (depth + 1): the ETA weighs finished cells by it.
   double total_units = 0;
   for (const auto& c : cells) total_units += static_cast<double>(c.depth + 1);
-  fmt::print(stderr,
-             "study depth: {} cells ({} depths x {} inits x {} norms x {} residual x {} optimizers x {} seeds), {} steps each, "
-             "{} at a time -> {}/\n",
-             cells.size(), g.depths.size(), g.inits.size(), g.norms.size(), g.residual.size(), g.optimizers.size(), g.seeds,
-             g.steps, opt.jobs, opt.out_dir);
+  if (cluster::launched().rank == 0)  // under mpirun, once
+    fmt::print(stderr,
+               "study depth: {} cells ({} depths x {} inits x {} norms x {} residual x {} optimizers x {} seeds), {} steps each, "
+               "{} at a time -> {}/\n",
+               cells.size(), g.depths.size(), g.inits.size(), g.norms.size(), g.residual.size(), g.optimizers.size(), g.seeds,
+               g.steps, opt.jobs, opt.out_dir);
   const auto t0 = std::chrono::steady_clock::now();
   double done_units = 0, reused_units = 0;
   auto progress = [&](int done, int total, const nlohmann::json& cell, bool reused) {
@@ -103,6 +105,7 @@ int run_study_depth(const DepthArgs& a) {
                   "and writes study.json and study.html",
                   opt.out_dir));
   const depth::StudyOutput out = depth::run_depth_study(opt, progress);
+  if (out.worker) return 0;  // another MPI rank: rank 0 prints
   fmt::print(log, "\n{}", out.table);
   int failed = 0;
   for (const auto& c : out.study["cells"]) failed += c.value("status", std::string()) == "failed" ? 1 : 0;

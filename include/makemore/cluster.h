@@ -70,4 +70,17 @@ void write_ended_ranks(int fd);
 // Returns false when rank 0 ended the study before training (share_words(w, nullptr)).
 bool serve(const World& w);
 
+// What every study (sweep, depth, ...) does first: true on every MPI rank but 0, after serving
+// (the caller returns with nothing to print); false on rank 0 and in a plain process. Started
+// as several ranks by a build without MPI: rank 0 throws an mm::Error saying so, the others
+// return true at once.
+bool served_as_worker(const World& w);
+
+// Rank 0 (or a plain process): the study's jobs across the ranks when the world is active
+// (coordinate, most expensive first by study::job_cost; the words must have been shared),
+// otherwise on study::run_jobs' pool of opt.threads, in job order. Results are the same bits
+// either way; coordinator_seconds is 0 without MPI.
+Coordinated run_jobs_here_or_on_ranks(const World& w, const std::vector<study::Job>& jobs, const Dataset& data,
+                                      const study::Store& store, const study::RunOptions& opt, const NoteHook& on_note = {});
+
 }  // namespace mm::cluster

@@ -92,7 +92,8 @@ using Progress = std::function<void(int done, int total, const nlohmann::json& c
 struct StudyOutput {
   nlohmann::json study;  // what study.json holds
   int trained = 0, reused = 0, total = 0;
-  std::string table;  // the text table
+  std::string table;    // the text table
+  bool worker = false;  // an MPI rank other than 0: it only trained; nothing to print
 };
 
 // Trains every cell not already in the store (DIR/runs/, study_engine.h), putting each there as it finishes, and writing

@@ -113,6 +113,10 @@ std::optional<Record> find_kept(const nlohmann::json& key, const Store& store, c
 // How many of the jobs run_jobs would find in the stores (what a study says before it trains).
 int count_kept(const std::vector<Job>& jobs, const std::string& words_fingerprint, const Store& store, const RunOptions& opt);
 
+// What a job costs, about (steps x batch x the network's parameters): a scheduler hands out the
+// biggest first.
+double job_cost(const Job& job);
+
 // One training, as the pool runs it (for tests and for workers elsewhere).
 Record train_job(const Job& job, const Splits& splits, int vocab_size);
 
