@@ -100,6 +100,7 @@ int run_study_depth(const DepthArgs& a) {
                cell["seconds"].get<double>(), fmt_secs(el), fmt_secs(eta));
     std::fflush(stderr);
   };
+  on_stop_also(cluster::write_ended_ranks);  // under MPI: which rank ended, when one did
   on_stop_say(
       fmt::format("interrupted; the cells finished so far are kept in {}/runs/: the same command trains the rest "
                   "and writes study.json and study.html",
