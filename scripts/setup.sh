@@ -21,6 +21,9 @@ if [ "${MM_WITH_CHROMIUM:-0}" = 1 ]; then pkgs+=(chromium); fi
 if [ "${MM_WITH_CLANG_FORMAT:-0}" = 1 ]; then pkgs+=(clang-format git); fi
 # MPI studies (docs/cluster.md): Open MPI's headers and library, and mpirun.
 if [ "${MM_WITH_MPI:-0}" = 1 ]; then pkgs+=(libopenmpi-dev openmpi-bin); fi
+# ccache: CI compiles the library three times (build/ with MPI, scripts/check-install.sh's
+# subproject, scripts/package.sh's build without MPI); the later two hit its cache.
+if [ "${MM_WITH_CCACHE:-0}" = 1 ]; then pkgs+=(ccache); fi
 # The libFuzzer harnesses (scripts/fuzz.sh): clang and its runtime libraries (libFuzzer, ASan, UBSan).
 if [ "${MM_WITH_FUZZ:-0}" = 1 ]; then pkgs+=(clang libclang-rt-dev); fi
 
