@@ -11,6 +11,7 @@
 #include <map>
 
 #include "makemore/atomic_file.h"
+#include "makemore/cluster.h"
 #include "makemore/error.h"
 #include "makemore/lecture.h"
 #include "makemore/page.h"
@@ -256,8 +257,30 @@ double welch_df(const MeanStd& a, const MeanStd& b) {
   return den > 0 ? (va + vb) * (va + vb) / den : NAN;
 }
 
+namespace {
+
+// The word list on rank 0, shared with the other ranks under mpirun (each only trains); a load
+// that fails ends them too.
+Dataset load_and_share(const cluster::World& world, const std::string& input) {
+  try {
+    Dataset data = Dataset::load(input);
+    if (world.active()) cluster::share_words(world, &data);
+    return data;
+  } catch (...) {
+    if (world.active()) cluster::share_words(world, nullptr);
+    throw;
+  }
+}
+
+}  // namespace
+
 InitOutput run_init_study(const InitOptions& opt, const InitHooks& hooks) {
-  const Dataset data = Dataset::load(opt.input);
+  // Under mpirun or srun the trainings are spread over the ranks (cluster.h), as a sweep's are.
+  cluster::World world;
+  InitOutput out;
+  out.worker = cluster::served_as_worker(world);
+  if (out.worker) return out;
+  const Dataset data = load_and_share(world, opt.input);
   std::vector<Run> runs;
   const std::vector<Job> jobs = init_jobs(opt, runs);
   const int threads = default_threads(opt.jobs);
@@ -268,16 +291,19 @@ InitOutput run_init_study(const InitOptions& opt, const InitHooks& hooks) {
   const int reused = count_kept(jobs, data.fingerprint(), store, ro);
   const int todo = static_cast<int>(jobs.size()) - reused;
   int trained = 0;
-  hooks.say(fmt::format("study init: {} variants x {} seeds = {} trainings of {} steps, {} at a time", lecture::kVariants.size(),
-                        opt.seeds, jobs.size(), jobs[0].config.steps, threads));
+  const std::string how = world.active() ? fmt::format("on {} MPI ranks", world.size()) : fmt::format("{} at a time", threads);
+  hooks.say(fmt::format("study init: {} variants x {} seeds = {} trainings of {} steps, {}", lecture::kVariants.size(), opt.seeds,
+                        jobs.size(), jobs[0].config.steps, how));
   if (reused > 0)
     hooks.say(fmt::format("  {} of them already finished in {}/runs (kept; --no-resume trains them again)", reused, opt.out_dir));
+  std::string failed;  // the first training that failed: said once all have ended (the ranks too)
   ro.on_finished = [&](std::size_t, const Finished& f) {
-    if (!f.ok()) throw Error(f.error);
-    if (!f.reused && hooks.progress) hooks.progress(++trained, todo, reused);
+    if (!f.ok() && failed.empty()) failed = f.error;
+    if (f.ok() && !f.reused && hooks.progress) hooks.progress(++trained, todo, reused);
   };
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<Finished> done = run_jobs(jobs, data, store, ro);
+  const std::vector<Finished> done = cluster::run_jobs_here_or_on_ranks(world, jobs, data, store, ro).finished;
+  if (!failed.empty()) throw Error(failed);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (std::size_t i = 0; i < runs.size(); ++i) runs[i].rec = &done[i].record;
 
@@ -286,11 +312,10 @@ InitOutput run_init_study(const InitOptions& opt, const InitHooks& hooks) {
   for (const auto& v : lecture::kVariants) variants.push_back(gather_variant(v, runs, rows[v.preset]));
   const int vocab = data.vocab().size();
   const double expected = std::log(static_cast<double>(vocab));
-  InitOutput out;
   out.trained = trained;
   out.report = table(rows, opt.seeds, vocab, expected);
   const json diffs = differences(rows, out.report);
-  out.report += fmt::format("\n{} trainings in {:.1f}s ({} at a time){}\n", trained, seconds, threads,
+  out.report += fmt::format("\n{} trainings in {:.1f}s ({}){}\n", trained, seconds, how,
                             reused > 0 ? fmt::format("; {} more kept from an earlier run", reused) : "");
   out.study = {{"study", "init"},
                {"seeds", opt.seeds},

@@ -379,6 +379,26 @@ TEST(SweepCli, MpiDepthStudyEqualsOneProcess) {
   EXPECT_EQ(store_files(dir / "one" / "runs").size(), 16u);
 }
 
+// study init under mpirun: its trainings are spread over the ranks, the same bits as -j 1.
+TEST(SweepCli, MpiInitStudyEqualsOneProcess) {
+  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
+  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  TempDir dir("mm_sweep");
+  write_words(dir);
+  const std::string study = "study init --steps 20 --seeds 2 -i words.txt -j 1 ";
+  const cli::Ran one = cli::run(dir.path(), study + "-o one");
+  ASSERT_EQ(one.code, 0) << one.err;
+  const cli::Ran mpi = cli::run(dir.path(), study + "-o mpi", "timeout 120 mpirun --allow-run-as-root --oversubscribe -np 3");
+  ASSERT_EQ(mpi.code, 0) << mpi.err;
+  EXPECT_NE(mpi.out.find("on 3 MPI ranks"), std::string::npos) << mpi.out;
+  const std::string head = "study init: 5 variants";
+  EXPECT_EQ(mpi.out.find(head), mpi.out.rfind(head)) << mpi.out;  // said once, by rank 0
+  EXPECT_EQ(untimed(json::parse(read_file(dir / "one" / "study.json"))).dump(1),
+            untimed(json::parse(read_file(dir / "mpi" / "study.json"))).dump(1));
+  EXPECT_EQ(store_files(dir / "one" / "runs"), store_files(dir / "mpi" / "runs"));
+  EXPECT_EQ(store_files(dir / "one" / "runs").size(), 10u);
+}
+
 // From 8 ranks on rank 0 only coordinates: the study still ends, with every training stored.
 TEST(SweepCli, MpiEightRanksCoordinatorOnly) {
   if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";

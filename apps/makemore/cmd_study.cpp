@@ -42,6 +42,7 @@ int run_study_init(StudyInitArgs a) {
     std::fflush(log);
   };
   study::InitOutput out = study::run_init_study(a.opt, hooks);
+  if (out.worker) return 0;  // another MPI rank: rank 0 prints
   if (live && out.trained > 0) fmt::print(log, "\n");
   fmt::print(log, "{}results in {}/study.json, study.html and figures/\n", out.report, a.opt.out_dir);
   if (a.json) {

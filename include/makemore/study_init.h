@@ -30,6 +30,7 @@ struct InitOutput {
   nlohmann::json study;  // what study.json holds
   std::string report;    // the table, the differences and the timing line
   int trained = 0;       // trainings run now (the others were kept)
+  bool worker = false;   // an MPI rank other than 0: it only trained, rank 0 has the outputs
 };
 
 InitOutput run_init_study(const InitOptions& opt, const InitHooks& hooks);
