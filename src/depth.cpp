@@ -831,14 +831,8 @@ StudyOutput run_depth_study(const Options& opt, const Progress& progress) {
   StudyOutput out;
   out.worker = cluster::served_as_worker(world);
   if (out.worker) return out;
-  Prepared p;
-  try {
-    p = prepare(opt);
-  } catch (...) {
-    if (world.active()) cluster::share_words(world, nullptr);  // the other ranks end too
-    throw;
-  }
-  if (world.active()) cluster::share_words(world, &p.data);
+  Prepared p = cluster::prepare_and_share(
+      world, [&] { return prepare(opt); }, [](const Prepared& q) -> const Dataset& { return q.data; });
   const Grid& g = opt.grid;
   const std::vector<Cell>& cells = p.cells;
   const Dataset& data = p.data;

@@ -257,30 +257,14 @@ double welch_df(const MeanStd& a, const MeanStd& b) {
   return den > 0 ? (va + vb) * (va + vb) / den : NAN;
 }
 
-namespace {
-
-// The word list on rank 0, shared with the other ranks under mpirun (each only trains); a load
-// that fails ends them too.
-Dataset load_and_share(const cluster::World& world, const std::string& input) {
-  try {
-    Dataset data = Dataset::load(input);
-    if (world.active()) cluster::share_words(world, &data);
-    return data;
-  } catch (...) {
-    if (world.active()) cluster::share_words(world, nullptr);
-    throw;
-  }
-}
-
-}  // namespace
-
 InitOutput run_init_study(const InitOptions& opt, const InitHooks& hooks) {
   // Under mpirun or srun the trainings are spread over the ranks (cluster.h), as a sweep's are.
   cluster::World world;
   InitOutput out;
   out.worker = cluster::served_as_worker(world);
   if (out.worker) return out;
-  const Dataset data = load_and_share(world, opt.input);
+  const Dataset data = cluster::prepare_and_share(
+      world, [&] { return Dataset::load(opt.input); }, [](const Dataset& d) -> const Dataset& { return d; });
   std::vector<Run> runs;
   const std::vector<Job> jobs = init_jobs(opt, runs);
   const int threads = default_threads(opt.jobs);

@@ -50,14 +50,8 @@ Result run_sweep(const Options& opt, const Hooks& hooks) {
   cluster::World world;
   res.worker = cluster::served_as_worker(world);
   if (res.worker) return res;
-  Prepared p;
-  try {
-    p = prepare(opt);
-  } catch (...) {
-    if (world.active()) cluster::share_words(world, nullptr);  // the other ranks end too
-    throw;
-  }
-  if (world.active()) cluster::share_words(world, &p.data);
+  Prepared p = cluster::prepare_and_share(
+      world, [&] { return prepare(opt); }, [](const Prepared& q) -> const Dataset& { return q.data; });
   const Plan& plan = p.plan;
   const std::vector<std::size_t> order = job_order(plan, opt.shard);
   std::vector<study::Job> jobs;

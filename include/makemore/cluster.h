@@ -7,6 +7,7 @@
 // binary started by mpirun can say it cannot take part instead of running N copies.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,20 @@ class World {
 // Rank 0: the word list to every rank (ok), or that the study ended before training (!ok:
 // the other ranks return from serve() without training).
 void share_words(const World& w, const Dataset* data);
+// Rank 0's preparation of a study: prepare() (which loads the word list), then the words shared
+// with the other ranks (words_of(prepared)); a preparation that fails ends them too.
+template <class Prepare, class WordsOf>
+auto prepare_and_share(const World& w, Prepare&& prepare, WordsOf&& words_of) {
+  std::optional<decltype(prepare())> p;
+  try {
+    p.emplace(prepare());
+  } catch (...) {
+    if (w.active()) share_words(w, nullptr);  // the other ranks end too
+    throw;
+  }
+  if (w.active()) share_words(w, &words_of(*p));
+  return std::move(*p);
+}
 // Rank 0: the jobs not in the store (or opt's other stores), handed out most expensive first
 // (cost[i] per job); each result is put into `store` as it arrives and reported through
 // opt.on_finished. Rank 0 trains too when the world has fewer than kCoordinatorTrainsBelow
