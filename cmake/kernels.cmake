@@ -52,6 +52,12 @@ foreach(set IN LISTS MM_KERNEL_SETS)
   target_compile_definitions(${lib} PRIVATE MM_KERNEL_SET=${set} EIGEN_NO_DEBUG EIGEN_MAX_ALIGN_BYTES=64
                                             EIGEN_MAX_STATIC_ALIGN_BYTES=64)
   target_compile_options(${lib} PRIVATE ${MM_WARNINGS} ${MM_KERNEL_FLAGS_${set}})
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    # std::sqrt may then skip setting errno (nothing here reads it), which lets the compiler
+    # vectorize the optimizers' element loops (Adam, RMSprop): with errno, every element took a
+    # scalar sqrt and a branch to sqrtf. Same IEEE sqrt and division, the same bits.
+    target_compile_options(${lib} PRIVATE -fno-math-errno)
+  endif()
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # A function-local static of an inline function (Eigen's cache sizes) is otherwise a
     # STB_GNU_UNIQUE symbol, which objcopy leaves global: make it an ordinary weak one.

@@ -273,6 +273,37 @@ Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab,
   return s;
 }
 
+DistinctContexts distinct_contexts(const Examples& ex) {
+  if (ex.block_size < 1 || ex.x.size() != ex.size() * static_cast<std::size_t>(ex.block_size))
+    throw std::invalid_argument("distinct_contexts: examples of block size " + std::to_string(ex.block_size) +
+                                " whose x does not hold one context per example");
+  const std::size_t n = ex.size(), T = static_cast<std::size_t>(ex.block_size);
+  DistinctContexts d;
+  d.block_size = ex.block_size;
+  d.index.resize(n);
+  // Open addressing over the contexts seen so far (their rows in d.x), at most half full.
+  std::size_t cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  std::vector<int32_t> slot(cap, -1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const int32_t* row = ex.x.data() + i * T;
+    uint64_t h = 14695981039346656037ULL;
+    for (std::size_t t = 0; t < T; ++t) h = (h ^ static_cast<uint32_t>(row[t])) * 1099511628211ULL;
+    std::size_t s = (h ^ (h >> 29)) & (cap - 1);
+    for (;; s = (s + 1) & (cap - 1)) {
+      const int32_t k = slot[s];
+      if (k < 0) {
+        slot[s] = static_cast<int32_t>(d.count());
+        d.x.insert(d.x.end(), row, row + T);
+        break;
+      }
+      if (std::equal(row, row + T, d.x.data() + static_cast<std::size_t>(k) * T)) break;
+    }
+    d.index[i] = slot[s];
+  }
+  return d;
+}
+
 std::string to_utf8(char32_t c) {
   // Unencodable values (surrogates, beyond U+10FFFF) never come from from_utf8; show them
   // as the replacement character rather than emit invalid bytes.

@@ -993,13 +993,19 @@ double SoftmaxCrossEntropy::sum_loss(const Mat& logits, const int32_t* targets) 
 // Evaluation: float exps in full vectors (as the training step's), each row's loss summed in
 // double. Agrees with sum_loss to ~1e-7 relative per row.
 double SoftmaxCrossEntropy::sum_loss_fast(const Mat& logits, const int32_t* targets, Mat& scratch) {
-  Eigen::VectorXf rmax, rsum;
-  softmax_rows(logits, scratch, rmax, rsum);
+  std::vector<float> norm(static_cast<std::size_t>(logits.rows()));
+  log_normalizers(logits, norm.data(), scratch);
   const Eigen::Index V = logits.cols();
   double total = 0;
   for (Eigen::Index b = 0; b < logits.rows(); ++b)
-    total += static_cast<double>(std::log(rsum[b]) + rmax[b] - logits.data()[b * V + targets[b]]);
+    total += static_cast<double>(norm[static_cast<std::size_t>(b)] - logits.data()[b * V + targets[b]]);
   return total;
+}
+
+void SoftmaxCrossEntropy::log_normalizers(const Mat& logits, float* out, Mat& scratch) {
+  Eigen::VectorXf rmax, rsum;
+  softmax_rows(logits, scratch, rmax, rsum);
+  for (Eigen::Index b = 0; b < logits.rows(); ++b) out[b] = std::log(rsum[b]) + rmax[b];
 }
 
 // d loss / d logits = (softmax - onehot(y)) / B for the mean loss.

@@ -167,17 +167,33 @@ std::unique_ptr<Model> Model::clone() const {
   return m;
 }
 
+// Each distinct context's logits once (an eval-mode forward is a function of the row alone),
+// in chunks shared among copies of the model when threads() > 1. The last chunk is filled up
+// with the all-boundary context: every forward has `chunk` rows, so each row goes through the
+// same kernels (the product backend and its blocking, an exp's remainder path, depend on the
+// row count and may round a last bit differently). Then each example's loss, normalizer -
+// logit[y] in float, summed in double over chunks of `chunk` examples and the chunk sums added
+// in order: the additions and the order of forwarding every example in chunks of `chunk`. The
+// result is that evaluation's to the bit wherever a row's forward does not depend on where in
+// the chunk the row sits (the default paths: tests/test_model.cpp); libxsmm's kernel for some
+// shapes (the lecture's 1024 x 30 x 200 without the token path) sums a few rows in another order.
 double Model::evaluate(const Examples& ex, int chunk) {
-  const std::size_t n = ex.size(), step = static_cast<std::size_t>(chunk);
-  const std::size_t n_chunks = (n + step - 1) / step;
-  std::vector<double> sums(n_chunks, 0.0);
-  auto run_chunks = [&](Model& m, std::size_t first, std::size_t stride) {
+  const std::size_t n = ex.size(), step = static_cast<std::size_t>(chunk), V = static_cast<std::size_t>(vocab_size_);
+  if (n == 0) return 0.0;
+  DistinctContexts d = distinct_contexts(ex);
+  const std::size_t m = d.count(), n_chunks = (m + step - 1) / step, rows = n_chunks * step;
+  d.x.resize(rows * static_cast<std::size_t>(block_size_), 0);
+  std::vector<float> logits(rows * V), norm(rows);
+  std::vector<char> finite(n_chunks, 1);
+  auto run_chunks = [&](Model& model, std::size_t first, std::size_t stride) {
     for (std::size_t c = first; c < n_chunks; c += stride) {
       const std::size_t start = c * step;
-      const int b = static_cast<int>(std::min(step, n - start));
-      m.forward(ex.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
-      sums[c] = m.outputs_finite() ? SoftmaxCrossEntropy::sum_loss_fast(m.stack_.out(), ex.y.data() + start, m.eval_scratch_)
-                                   : std::numeric_limits<double>::quiet_NaN();
+      const int b = static_cast<int>(step);
+      const Mat& out = model.forward(d.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
+      finite[c] = model.outputs_finite();
+      if (!finite[c]) continue;
+      std::copy_n(out.data(), static_cast<std::size_t>(b) * V, logits.data() + start * V);
+      SoftmaxCrossEntropy::log_normalizers(out, norm.data() + start, model.eval_scratch_);
     }
   };
   const int t = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads()), n_chunks));
@@ -195,9 +211,17 @@ double Model::evaluate(const Examples& ex, int chunk) {
   } else {
     run_chunks(*this, 0, 1);
   }
+  if (std::find(finite.begin(), finite.end(), 0) != finite.end()) return std::numeric_limits<double>::quiet_NaN();
   double total = 0;
-  for (double s : sums) total += s;
-  return n ? total / static_cast<double>(n) : 0.0;
+  for (std::size_t start = 0; start < n; start += step) {
+    double sum = 0;
+    for (std::size_t i = start, end = std::min(n, start + step); i < end; ++i) {
+      const auto k = static_cast<std::size_t>(d.index[i]);
+      sum += static_cast<double>(norm[k] - logits[k * V + static_cast<std::size_t>(ex.y[i])]);
+    }
+    total += sum;
+  }
+  return total / static_cast<double>(n);
 }
 
 // One pass over the data per BatchNorm, in order: each layer's statistics are taken on the

@@ -54,6 +54,18 @@ struct Examples {
 };
 Examples build_examples(const std::vector<std::u32string>& words, const Vocab& vocab, int block_size);
 
+// The distinct contexts of some examples, in order of first appearance, and which of them each
+// example has. An eval-mode forward is a function of the context alone, so Model::evaluate
+// computes each context's logits once (names.txt at block size 3: 5,686 contexts for 228,146
+// examples; at block size 8: 58,841).
+struct DistinctContexts {
+  std::vector<int32_t> x;      // (count(), block_size) row-major
+  std::vector<int32_t> index;  // (examples): example i's context is row index[i] of x
+  int block_size = 0;
+  std::size_t count() const { return block_size > 0 ? x.size() / static_cast<std::size_t>(block_size) : 0; }
+};
+DistinctContexts distinct_contexts(const Examples& ex);
+
 struct Splits {
   std::vector<std::u32string> train_words, val_words, test_words;
   Examples train, val, test;

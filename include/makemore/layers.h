@@ -337,6 +337,9 @@ class SoftmaxCrossEntropy {
   // The same in float vectors with a double total (evaluation of whole splits); scratch is
   // reused between calls.
   static double sum_loss_fast(const Mat& logits, const int32_t* targets, Mat& scratch);
+  // Each row's log of its softmax denominator, log(sum exp(l - max)) + max, in float: a row's
+  // loss is then normalizer - l[y], in float, exactly as sum_loss_fast sums it.
+  static void log_normalizers(const Mat& logits, float* out, Mat& scratch);
   void backward(Mat* dlogits) const;  // (probs - onehot) / rows
   const Mat& probs() const { return probs_; }
 

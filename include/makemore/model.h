@@ -63,10 +63,12 @@ class Model {
   // backward then writes the embedding's gradient, and there is no dL/d(stack input).
   bool first_linear_took_tokens() const;
 
-  // Mean loss over a whole split in eval mode, in chunks (no batch statistics). With
-  // threads() > 1 the chunks are shared among copies of the model; each chunk's sum is kept
-  // and added in order, so the result is the same for any thread count. NaN when a chunk's
-  // forward overflows (outputs_finite()).
+  // Mean loss over a whole split in eval mode (no batch statistics): each distinct context
+  // forwarded once (distinct_contexts), in forwards of `chunk` rows; with threads() > 1 the
+  // chunks are shared among copies of the model. The losses are summed over chunks of `chunk`
+  // examples and the chunk sums added in order: the number of forwarding every example in
+  // chunks of `chunk` rows (to the bit on the default paths, see model.cpp), the same for any
+  // thread count. NaN when a forward overflows (outputs_finite()).
   double evaluate(const Examples& ex, int chunk = 1024);
   // A new model with this one's architecture, parameters and buffers.
   std::unique_ptr<Model> clone() const;
