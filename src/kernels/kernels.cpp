@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
@@ -277,10 +278,97 @@ void group_norm_rows(const float* x, Index C, Index G, double eps, float* xhat, 
   }
 }
 
+#if defined(__AVX512F__)
+// Columns k..k+7 of 8 rows (leading dimension ld) as 8 vectors of doubles, one per column, lane
+// j holding row j's value: an 8 x 8 transpose in registers.
+inline void columns8(const float* x, Index ld, __m512d* c) {
+  __m512d r[8], t[8];
+  for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtps_pd(_mm256_loadu_ps(x + j * ld));
+  for (int j = 0; j < 8; j += 2) {
+    t[j] = _mm512_unpacklo_pd(r[j], r[j + 1]);      // (r_j[0] r_j+1[0]) (r_j[2] ..) (r_j[4] ..) (r_j[6] ..)
+    t[j + 1] = _mm512_unpackhi_pd(r[j], r[j + 1]);  // the odd columns
+  }
+  const __m512d u0 = _mm512_shuffle_f64x2(t[0], t[2], 0x88), u1 = _mm512_shuffle_f64x2(t[0], t[2], 0xdd);
+  const __m512d u2 = _mm512_shuffle_f64x2(t[1], t[3], 0x88), u3 = _mm512_shuffle_f64x2(t[1], t[3], 0xdd);
+  const __m512d u4 = _mm512_shuffle_f64x2(t[4], t[6], 0x88), u5 = _mm512_shuffle_f64x2(t[4], t[6], 0xdd);
+  const __m512d u6 = _mm512_shuffle_f64x2(t[5], t[7], 0x88), u7 = _mm512_shuffle_f64x2(t[5], t[7], 0xdd);
+  c[0] = _mm512_shuffle_f64x2(u0, u4, 0x88);
+  c[4] = _mm512_shuffle_f64x2(u0, u4, 0xdd);
+  c[2] = _mm512_shuffle_f64x2(u1, u5, 0x88);
+  c[6] = _mm512_shuffle_f64x2(u1, u5, 0xdd);
+  c[1] = _mm512_shuffle_f64x2(u2, u6, 0x88);
+  c[5] = _mm512_shuffle_f64x2(u2, u6, 0xdd);
+  c[3] = _mm512_shuffle_f64x2(u3, u7, 0x88);
+  c[7] = _mm512_shuffle_f64x2(u3, u7, 0xdd);
+}
+
+// The K columns from k0 of NB blocks of 8 rows into tile: column k of block b at
+// tile + (b * K + k) * 8, lane j = row b * 8 + j.
+template <int NB>
+void transpose_blocks(const float* x, Index C, Index k0, Index K, double* tile) {
+  __m512d c[8];
+  for (int b = 0; b < NB; ++b)
+    for (Index k = 0; k < K; k += 8) {
+      columns8(x + b * 8 * C + k0 + k, C, c);
+      for (int i = 0; i < 8; ++i) _mm512_store_pd(tile + (b * K + k + i) * 8, c[i]);
+    }
+}
+
+double* norm_tile(std::size_t doubles) {
+  thread_local std::vector<double, Eigen::aligned_allocator<double>> tile;
+  if (tile.size() < doubles) tile.resize(doubles);
+  return tile.data();
+}
+
+// group_norm_rows<8> for NB blocks of 8 rows, each row in a lane of its block's vectors: lane j
+// runs row j's operations in row j's order (its sums feature by feature, with the fused
+// multiply-add the compiler makes of the scalar code), so the bits are those of one row at a
+// time (GroupNormKernel.BlocksAsOneRowAtATime). The NB blocks' chains of dependent adds overlap.
+// K (features per group) a multiple of 8.
+template <int NB>
+void group_norm_blocks(const float* x, Index C, Index G, double eps, float* xhat, float* inv_std) {
+  const Index K = C / G;
+  double* tile = norm_tile(static_cast<std::size_t>(NB * K * 8));
+  const __m512d vK = _mm512_set1_pd(static_cast<double>(K)), veps = _mm512_set1_pd(eps), one = _mm512_set1_pd(1.0);
+  for (Index g = 0; g < G; ++g) {
+    transpose_blocks<NB>(x, C, g * K, K, tile);
+    __m512d sum[NB], ss[NB], mu[NB];
+    for (int b = 0; b < NB; ++b) sum[b] = ss[b] = _mm512_setzero_pd();
+    for (Index k = 0; k < K; ++k)
+      for (int b = 0; b < NB; ++b) sum[b] = _mm512_add_pd(sum[b], _mm512_load_pd(tile + (b * K + k) * 8));
+    for (int b = 0; b < NB; ++b) mu[b] = _mm512_div_pd(sum[b], vK);
+    for (Index k = 0; k < K; ++k)
+      for (int b = 0; b < NB; ++b) {
+        const __m512d d = _mm512_sub_pd(_mm512_load_pd(tile + (b * K + k) * 8), mu[b]);
+        ss[b] = _mm512_fmadd_pd(d, d, ss[b]);
+      }
+    for (int b = 0; b < NB; ++b) {
+      alignas(64) double mu_j[8], rstd_j[8];
+      _mm512_store_pd(mu_j, mu[b]);
+      _mm512_store_pd(rstd_j, _mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(_mm512_div_pd(ss[b], vK), veps))));
+      for (int j = 0; j < 8; ++j) {
+        const Index row = b * 8 + j;
+        inv_std[row * G + g] = static_cast<float>(rstd_j[j]);
+        const __m512d m = _mm512_set1_pd(mu_j[j]), r = _mm512_set1_pd(rstd_j[j]);
+        for (Index k = g * K; k < (g + 1) * K; k += 8)
+          _mm256_storeu_ps(xhat + row * C + k, _mm512_cvtpd_ps(_mm512_mul_pd(
+                                                   _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + row * C + k)), m), r)));
+      }
+    }
+  }
+}
+#endif
+
 void group_norm_forward(const float* x, Index n, Index C, Index G, double eps, const float* gamma, const float* beta, float* xhat,
                         float* inv_std, float* out) {
   constexpr int R = 8;
   Index r = 0;
+#if defined(__AVX512F__)
+  if ((C / G) % 8 == 0) {
+    for (; r + 4 * R <= n; r += 4 * R) group_norm_blocks<4>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
+    for (; r + R <= n; r += R) group_norm_blocks<1>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
+  }
+#endif
   for (; r + R <= n; r += R) group_norm_rows<R>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
   for (; r < n; ++r) group_norm_rows<1>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
   Eigen::Map<RowMajorArray, Eigen::Aligned64> o(out, n, C);
@@ -322,11 +410,69 @@ void group_norm_dx_rows(const float* dout, const float* xhat, const float* inv_s
   }
 }
 
+#if defined(__AVX512F__)
+// group_norm_dx_rows<8, Affine> for NB blocks of 8 rows, a row per lane (as group_norm_blocks):
+// each lane's sums in its row's order, and the fused multiply-adds the compiler makes of the
+// scalar expressions: g * xhat added to sgx; g = dout * gamma fused into g - mean(g); the
+// subtraction of xhat * mean(g * xhat) fused. K a multiple of 8.
+template <int NB, bool Affine>
+void group_norm_dx_blocks(const float* dout, const float* xhat, const float* inv_std, Index C, Index G, const float* gamma,
+                          float* dx) {
+  const Index K = C / G;
+  double* td = norm_tile(static_cast<std::size_t>(2 * NB * K * 8));
+  double* th = td + NB * K * 8;
+  const __m512d vK = _mm512_set1_pd(static_cast<double>(K));
+  for (Index g = 0; g < G; ++g) {
+    transpose_blocks<NB>(dout, C, g * K, K, td);
+    transpose_blocks<NB>(xhat, C, g * K, K, th);
+    __m512d sg[NB], sgx[NB];
+    for (int b = 0; b < NB; ++b) sg[b] = sgx[b] = _mm512_setzero_pd();
+    for (Index k = 0; k < K; ++k) {
+      const __m512d gam = _mm512_set1_pd(Affine ? static_cast<double>(gamma[g * K + k]) : 1.0);
+      for (int b = 0; b < NB; ++b) {
+        __m512d gk = _mm512_load_pd(td + (b * K + k) * 8);
+        if constexpr (Affine) gk = _mm512_mul_pd(gk, gam);
+        sg[b] = _mm512_add_pd(sg[b], gk);
+        sgx[b] = _mm512_fmadd_pd(gk, _mm512_load_pd(th + (b * K + k) * 8), sgx[b]);
+      }
+    }
+    for (int b = 0; b < NB; ++b) {
+      alignas(64) double mg[8], mgx[8];
+      _mm512_store_pd(mg, _mm512_div_pd(sg[b], vK));
+      _mm512_store_pd(mgx, _mm512_div_pd(sgx[b], vK));
+      for (int j = 0; j < 8; ++j) {
+        const Index row = b * 8 + j;
+        const __m512d s = _mm512_set1_pd(static_cast<double>(inv_std[row * G + g]));
+        const __m512d m = _mm512_set1_pd(mg[j]), mx = _mm512_set1_pd(mgx[j]);
+        for (Index k = g * K; k < (g + 1) * K; k += 8) {
+          const __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(dout + row * C + k));
+          const __m512d h = _mm512_cvtps_pd(_mm256_loadu_ps(xhat + row * C + k));
+          __m512d w;
+          if constexpr (Affine)
+            w = _mm512_fmsub_pd(d, _mm512_cvtps_pd(_mm256_loadu_ps(gamma + k)), m);
+          else
+            w = _mm512_sub_pd(d, m);
+          _mm256_storeu_ps(dx + row * C + k, _mm512_cvtpd_ps(_mm512_mul_pd(s, _mm512_fnmadd_pd(h, mx, w))));
+        }
+      }
+    }
+  }
+}
+#endif
+
 template <bool Affine>
 void group_norm_dx(const float* dout, const float* xhat, const float* inv_std, Index n, Index C, Index G, const float* gamma,
                    float* dx) {
   constexpr int R = 8;
   Index r = 0;
+#if defined(__AVX512F__)
+  if ((C / G) % 8 == 0) {
+    for (; r + 4 * R <= n; r += 4 * R)
+      group_norm_dx_blocks<4, Affine>(dout + r * C, xhat + r * C, inv_std + r * G, C, G, gamma, dx + r * C);
+    for (; r + R <= n; r += R)
+      group_norm_dx_blocks<1, Affine>(dout + r * C, xhat + r * C, inv_std + r * G, C, G, gamma, dx + r * C);
+  }
+#endif
   for (; r + R <= n; r += R) group_norm_dx_rows<R, Affine>(dout + r * C, xhat + r * C, inv_std + r * G, C, G, gamma, dx + r * C);
   for (; r < n; ++r) group_norm_dx_rows<1, Affine>(dout + r * C, xhat + r * C, inv_std + r * G, C, G, gamma, dx + r * C);
 }
