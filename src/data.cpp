@@ -281,25 +281,39 @@ DistinctContexts distinct_contexts(const Examples& ex) {
   DistinctContexts d;
   d.block_size = ex.block_size;
   d.index.resize(n);
-  // Open addressing over the contexts seen so far (their rows in d.x), at most half full.
-  std::size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;
-  std::vector<int32_t> slot(cap, -1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const int32_t* row = ex.x.data() + i * T;
+  // Open addressing over the contexts seen so far (their rows in d.x), kept at most half full:
+  // grown with the contexts, so a few thousand of them stay in a table the cache holds.
+  auto hash = [T](const int32_t* row) {
     uint64_t h = 14695981039346656037ULL;
     for (std::size_t t = 0; t < T; ++t) h = (h ^ static_cast<uint32_t>(row[t])) * 1099511628211ULL;
-    std::size_t s = (h ^ (h >> 29)) & (cap - 1);
-    for (;; s = (s + 1) & (cap - 1)) {
-      const int32_t k = slot[s];
-      if (k < 0) {
-        slot[s] = static_cast<int32_t>(d.count());
-        d.x.insert(d.x.end(), row, row + T);
-        break;
-      }
-      if (std::equal(row, row + T, d.x.data() + static_cast<std::size_t>(k) * T)) break;
+    return h ^ (h >> 29);
+  };
+  std::size_t cap = 1024;
+  std::vector<int32_t> slot(cap, -1);
+  auto place = [&](int32_t k) {  // context k is new to the table
+    std::size_t s = hash(d.x.data() + static_cast<std::size_t>(k) * T) & (cap - 1);
+    while (slot[s] >= 0) s = (s + 1) & (cap - 1);
+    slot[s] = k;
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    const int32_t* row = ex.x.data() + i * T;
+    std::size_t s = hash(row) & (cap - 1);
+    for (; slot[s] >= 0; s = (s + 1) & (cap - 1))
+      if (std::equal(row, row + T, d.x.data() + static_cast<std::size_t>(slot[s]) * T)) break;
+    if (slot[s] >= 0) {
+      d.index[i] = slot[s];
+      continue;
     }
-    d.index[i] = slot[s];
+    const auto k = static_cast<int32_t>(d.count());
+    d.x.insert(d.x.end(), row, row + T);
+    d.index[i] = k;
+    if (2 * d.count() <= cap) {
+      slot[s] = k;
+      continue;
+    }
+    cap *= 2;
+    slot.assign(cap, -1);
+    for (int32_t j = 0; j <= k; ++j) place(j);
   }
   return d;
 }

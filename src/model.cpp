@@ -169,26 +169,31 @@ std::unique_ptr<Model> Model::clone() const {
 
 // Each distinct context's logits once (an eval-mode forward is a function of the row alone),
 // in chunks shared among copies of the model when threads() > 1. The last chunk is filled up
-// with the all-boundary context: every forward has `chunk` rows, so each row goes through the
-// same kernels (the product backend and its blocking, an exp's remainder path, depend on the
-// row count and may round a last bit differently). Then each example's loss, normalizer -
+// with the all-boundary context: every forward has the same number of rows, a multiple of 16, so
+// each row goes through the same kernels (an exp's remainder path, a product's remainder rows,
+// may round a last bit differently). Then each example's loss, normalizer -
 // logit[y] in float, summed in double over chunks of `chunk` examples and the chunk sums added
 // in order: the additions and the order of forwarding every example in chunks of `chunk`. The
 // result is that evaluation's to the bit wherever a row's forward does not depend on where in
-// the chunk the row sits (the default paths: tests/test_model.cpp); libxsmm's kernel for some
+// the chunk the row sits or on the chunk's size (the default paths: tests/test_model.cpp); libxsmm's kernel for some
 // shapes (the lecture's 1024 x 30 x 200 without the token path) sums a few rows in another order.
 double Model::evaluate(const Examples& ex, int chunk) {
   const std::size_t n = ex.size(), step = static_cast<std::size_t>(chunk), V = static_cast<std::size_t>(vocab_size_);
   if (n == 0) return 0.0;
   DistinctContexts d = distinct_contexts(ex);
-  const std::size_t m = d.count(), n_chunks = (m + step - 1) / step, rows = n_chunks * step;
+  // Forwards of at most kEvalRows rows: a deep model's activations for 1,024 rows are tens of
+  // megabytes, which the allocator maps fresh (page faults) at every switch from the training
+  // batch's size; 256 rows stay in reused memory (a d50 cell's first evaluation: 107 -> 25 ms).
+  constexpr std::size_t kEvalRows = 256;
+  const std::size_t fstep = std::min((step + 15) / 16 * 16, kEvalRows), m = d.count(), n_chunks = (m + fstep - 1) / fstep,
+                    rows = n_chunks * fstep;
   d.x.resize(rows * static_cast<std::size_t>(block_size_), 0);
   std::vector<float> logits(rows * V), norm(rows);
   std::vector<char> finite(n_chunks, 1);
   auto run_chunks = [&](Model& model, std::size_t first, std::size_t stride) {
     for (std::size_t c = first; c < n_chunks; c += stride) {
-      const std::size_t start = c * step;
-      const int b = static_cast<int>(step);
+      const std::size_t start = c * fstep;
+      const int b = static_cast<int>(fstep);
       const Mat& out = model.forward(d.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
       finite[c] = model.outputs_finite();
       if (!finite[c]) continue;
