@@ -49,6 +49,10 @@ int main() {
       {"deep forward         (32x100)(100x100)", Op::N, Op::N, 32, 100, 100},
       {"deep dW = x^T d      (100x32)(32x100)", Op::T, Op::N, 100, 100, 32},
       {"deep dx = d W^T      (32x100)(100x100)", Op::N, Op::T, 32, 100, 100},
+      // A depth-study cell (width 64): the products each hidden Linear runs every step.
+      {"study forward        (32x64)(64x64)", Op::N, Op::N, 32, 64, 64},
+      {"study dW = x^T d     (64x32)(32x64)", Op::T, Op::N, 64, 64, 32},
+      {"study dx = d W^T     (32x64)(64x64)", Op::N, Op::T, 32, 64, 64},
   };
   const double peak = mm::measure_fma_peak_gflops();
   fmt::print("products via {}; measured FMA peak {:.0f} GFLOP/s ({})\n", mm::gemm_backend_name(mm::gemm_backend()), peak,
