@@ -244,7 +244,7 @@ TEST(CliEndToEnd, TrainEvalSample) {
   ASSERT_EQ(val.size(), 2u);
   EXPECT_EQ(val[0].first, 0u);
   EXPECT_EQ(val[1].first, 300u);
-  EXPECT_NEAR(val[1].second, res["val_loss"].get<double>(), 1e-12);
+  EXPECT_EQ(val[1].second, res["val_loss"].get<double>());
 
   const CliResult ev = run_cli(dir.path(), {"eval", "-o", "run", "--json"});
   ASSERT_EQ(ev.exit_code, 0) << describe(ev);
