@@ -101,9 +101,10 @@ class Model {
   std::unique_ptr<Embedding> embedding_;
   Sequential stack_;
   SoftmaxCrossEntropy ce_;
-  Mat dlogits_;                     // (B, vocab)
-  Mat dflat_;                       // (B, block_size * n_embd)
-  Linear* token_reader_ = nullptr;  // the stack's first Linear when it reads the embedding's tokens
+  Mat dlogits_;                          // (B, vocab)
+  Mat dflat_;                            // (B, block_size * n_embd)
+  Linear* token_reader_ = nullptr;       // the stack's first Linear when it reads the embedding's tokens
+  std::vector<const Layer*> unbounded_;  // the layers whose outputs outputs_finite() reads
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };
