@@ -332,10 +332,22 @@ TEST(SweepCli, SweepPrintsTheTableAndWritesTheStudy) {
   for (const char* f : {"study.json", "results.csv", "study.html"}) EXPECT_TRUE(fs::exists(dir / "st" / f)) << f;
 }
 
+// Skips a test that needs an MPI build and an mpirun to launch it (CI's build has both).
+#define NEED_MPIRUN()                                                                    \
+  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)"; \
+  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun"
+
+namespace {
+// The study DIR/one (one process) and DIR/mpi (under mpirun) hold the same results, timings aside.
+void expect_same_study(const TempDir& dir) {
+  EXPECT_EQ(untimed(json::parse(read_file(dir / "one" / "study.json"))).dump(1),
+            untimed(json::parse(read_file(dir / "mpi" / "study.json"))).dump(1));
+}
+}  // namespace
+
 // The same sweep under `mpirun -np 3` (rank 0 coordinating, ranks 1 and 2 training) as with -j 1.
 TEST(SweepCli, MpiRanksGiveTheSameStudyAsOneProcess) {
-  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
-  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  NEED_MPIRUN();
   TempDir dir("mm_sweep");
   write_words(dir);
   json base = tiny_base();
@@ -350,8 +362,7 @@ TEST(SweepCli, MpiRanksGiveTheSameStudyAsOneProcess) {
   const cli::Ran mpi = cli::run(dir.path(), grid + "-o mpi", "mpirun --allow-run-as-root --oversubscribe -np 3");
   ASSERT_EQ(mpi.code, 0) << mpi.err;
   EXPECT_NE(mpi.err.find("on 3 MPI ranks"), std::string::npos) << mpi.err;
-  EXPECT_EQ(untimed(json::parse(read_file(dir / "one" / "study.json"))).dump(1),
-            untimed(json::parse(read_file(dir / "mpi" / "study.json"))).dump(1));
+  expect_same_study(dir);
   EXPECT_EQ(untimed_csv(read_file(dir / "one" / "results.csv")), untimed_csv(read_file(dir / "mpi" / "results.csv")));
   EXPECT_EQ(store_files(dir / "one" / "runs"), store_files(dir / "mpi" / "runs"));
   EXPECT_EQ(store_files(dir / "one" / "runs").size(), 300u);
@@ -360,8 +371,7 @@ TEST(SweepCli, MpiRanksGiveTheSameStudyAsOneProcess) {
 // study depth runs on the same engine as a sweep: under mpirun its cells are trained across the
 // ranks (before, every rank ran the whole study and all but one were refused the store's lock).
 TEST(SweepCli, MpiDepthStudyEqualsOneProcess) {
-  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
-  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  NEED_MPIRUN();
   TempDir dir("mm_sweep");
   write_words(dir);
   const std::string grid =
@@ -373,16 +383,14 @@ TEST(SweepCli, MpiDepthStudyEqualsOneProcess) {
   ASSERT_EQ(mpi.code, 0) << mpi.err;
   const std::string head = "study depth: 16 cells";
   EXPECT_EQ(mpi.err.find(head), mpi.err.rfind(head)) << mpi.err;  // said once, by rank 0
-  EXPECT_EQ(untimed(json::parse(read_file(dir / "one" / "study.json"))).dump(1),
-            untimed(json::parse(read_file(dir / "mpi" / "study.json"))).dump(1));
+  expect_same_study(dir);
   EXPECT_EQ(store_files(dir / "one" / "runs"), store_files(dir / "mpi" / "runs"));
   EXPECT_EQ(store_files(dir / "one" / "runs").size(), 16u);
 }
 
 // study init under mpirun: its trainings are spread over the ranks, the same bits as -j 1.
 TEST(SweepCli, MpiInitStudyEqualsOneProcess) {
-  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
-  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  NEED_MPIRUN();
   TempDir dir("mm_sweep");
   write_words(dir);
   const std::string study = "study init --steps 20 --seeds 2 -i words.txt -j 1 ";
@@ -393,16 +401,14 @@ TEST(SweepCli, MpiInitStudyEqualsOneProcess) {
   EXPECT_NE(mpi.out.find("on 3 MPI ranks"), std::string::npos) << mpi.out;
   const std::string head = "study init: 5 variants";
   EXPECT_EQ(mpi.out.find(head), mpi.out.rfind(head)) << mpi.out;  // said once, by rank 0
-  EXPECT_EQ(untimed(json::parse(read_file(dir / "one" / "study.json"))).dump(1),
-            untimed(json::parse(read_file(dir / "mpi" / "study.json"))).dump(1));
+  expect_same_study(dir);
   EXPECT_EQ(store_files(dir / "one" / "runs"), store_files(dir / "mpi" / "runs"));
   EXPECT_EQ(store_files(dir / "one" / "runs").size(), 10u);
 }
 
 // From 8 ranks on rank 0 only coordinates: the study still ends, with every training stored.
 TEST(SweepCli, MpiEightRanksCoordinatorOnly) {
-  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
-  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  NEED_MPIRUN();
   TempDir dir("mm_sweep");
   write_words(dir);
   cli::write_text(dir / "tiny.json", tiny_base().dump());
@@ -452,8 +458,7 @@ pid_t rank_pid(const fs::path& dir, int rank) {
 // A rank killed mid-run: one line names it and the jobs in flight, nothing finished is lost, and
 // the rerun trains only what is missing, giving the study of an uninterrupted run.
 TEST(SweepCli, MpiRankKilledThenRerunGivesTheSameStudy) {
-  if (!mm::cluster::mpi_built()) GTEST_SKIP() << "built without MPI (-DMM_WITH_MPI=ON)";
-  if (std::system("command -v mpirun > /dev/null") != 0) GTEST_SKIP() << "no mpirun";
+  NEED_MPIRUN();
   TempDir dir("mm_sweep");
   write_words(dir);
   json base = tiny_base();
@@ -495,7 +500,6 @@ TEST(SweepCli, MpiRankKilledThenRerunGivesTheSameStudy) {
   const cli::Ran again = cli::run(dir.path(), grid + "-j 1 -o mpi");
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_NE(again.err.find(fmt::format("{} kept in mpi/runs/, {} to train", kept, 16 - kept)), std::string::npos) << again.err;
-  EXPECT_EQ(untimed(json::parse(read_file(dir / "one" / "study.json"))).dump(1),
-            untimed(json::parse(read_file(dir / "mpi" / "study.json"))).dump(1));
+  expect_same_study(dir);
   EXPECT_EQ(untimed_csv(read_file(dir / "one" / "results.csv")), untimed_csv(read_file(dir / "mpi" / "results.csv")));
 }
