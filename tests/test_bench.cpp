@@ -20,11 +20,11 @@ namespace fs = std::filesystem;
 const std::string k_depth_cell = std::string(MM_SOURCE_DIR) + "/bench/configs/depth-cell.json";
 
 // The quick grid's cell of width 64, depth 10, Kaiming init, BatchNorm, no residual, SGD, seed 0.
-mm::depth::Cell depth_cell() {
+mm::depth::Cell depth_cell(int depth = 10, const char* norm = "batch") {
   mm::depth::Cell c;
-  c.depth = 10;
+  c.depth = depth;
   c.init = "kaiming";
-  c.norm = "batch";
+  c.norm = norm;
   c.optimizer = "sgd";
   c.residual = false;
   c.seed_index = 0;
@@ -32,17 +32,28 @@ mm::depth::Cell depth_cell() {
   return c;
 }
 
-TEST(Bench, DepthCellFileIsTheStudysCell) {
-  const mm::depth::Grid g = mm::depth::quick_grid();
+void expect_the_studys_cell(const std::string& file, const mm::depth::Cell& cell, const mm::depth::Grid& g) {
+  SCOPED_TRACE(file);
   ASSERT_EQ(g.width, 64);
-  const mm::Config want = mm::parse_config(mm::depth::cell_config_json(depth_cell(), g), "study");
-  const mm::Config got = mm::load_config_file(k_depth_cell);
+  const mm::Config want = mm::parse_config(mm::depth::cell_config_json(cell, g), "study");
+  const mm::Config got = mm::load_config_file(std::string(MM_SOURCE_DIR) + "/" + file);
   nlohmann::json a = got.to_json(), b = want.to_json();
   for (const char* k : {"name", "description"}) {  // the file's say where it comes from
     a.erase(k);
     b.erase(k);
   }
-  EXPECT_EQ(a, b) << "bench/configs/depth-cell.json should read:\n" << mm::depth::cell_config_json(depth_cell(), g).dump(2);
+  EXPECT_EQ(a, b) << file << " should read:\n" << mm::depth::cell_config_json(cell, g).dump(2);
+}
+
+TEST(Bench, DepthCellFileIsTheStudysCell) {
+  expect_the_studys_cell("bench/configs/depth-cell.json", depth_cell(), mm::depth::quick_grid());
+}
+
+// The full grid's depth-50 cells whose profiles docs/performance.md shows.
+TEST(Bench, DepthFiftyCellFilesAreTheFullGridsCells) {
+  for (const char* norm : {"none", "batch", "layer"})
+    expect_the_studys_cell(std::string("bench/configs/depth-cell-d50-") + norm + ".json", depth_cell(50, norm),
+                           mm::depth::full_grid());
 }
 
 TEST(Bench, EntriesArePresetsThenFiles) {
