@@ -334,8 +334,8 @@ class SoftmaxCrossEntropy {
   float forward(const Mat& logits, const int32_t* targets);
   // Sum (not mean) of per-row losses, in double, without caching (evaluation).
   static double sum_loss(const Mat& logits, const int32_t* targets);
-  // The same in float vectors with a double total (evaluation of whole splits); scratch is
-  // reused between calls.
+  // The same in float vectors with a double total; scratch is reused between calls. What
+  // Model::evaluate sums (via log_normalizers), kept as the reference its tests compare with.
   static double sum_loss_fast(const Mat& logits, const int32_t* targets, Mat& scratch);
   // Each row's log of its softmax denominator, log(sum exp(l - max)) + max, in float: a row's
   // loss is then normalizer - l[y], in float, exactly as sum_loss_fast sums it.
