@@ -235,16 +235,23 @@ json bench_row_json(const BenchResult& r, const BenchContext& ctx, bool with_tor
       parts.push_back({{"part", p.what}, {"kind", p.kind}, {"ns_per_step", p.ns_per_step}});
       by_kind[p.kind] += p.ns_per_step;
     }
-    // The products alone: their FLOPs over the time spent in the Linear layers.
-    const double mm_ns = by_kind["matmul"];
-    const double mm_gflops = mm_ns > 0 ? r.flops_per_step / mm_ns : 0;
+    const double mm_gflops = r.products_alone_gflops();  // null where not separable
     row["profile"] = {{"total_ns_per_step", r.profile.total_ns},
                       {"parts", parts},
                       {"by_kind", by_kind},
-                      {"matmul_gflops", mm_gflops},
-                      {"matmul_percent_of_peak", 100 * mm_gflops / peak}};
+                      {"matmul_gflops", mm_gflops > 0 ? json(mm_gflops) : json(nullptr)},
+                      {"matmul_percent_of_peak", mm_gflops > 0 ? json(100 * mm_gflops / peak) : json(nullptr)}};
   }
   return row;
+}
+
+double BenchResult::products_alone_gflops() const {
+  double matmul_ns = 0;
+  for (const auto& p : profile.entries) {
+    if (p.kind == "block") return 0;  // its Linears' time is in the block's rows
+    if (p.kind == "matmul") matmul_ns += p.ns_per_step;
+  }
+  return profiled && matmul_ns > 0 ? flops_per_step / matmul_ns : 0;
 }
 
 json bench_json(const BenchOptions& o, const BenchContext& ctx, const json& rows) {

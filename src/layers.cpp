@@ -826,13 +826,18 @@ void Sequential::forward(const Mat& x, const ForwardContext& ctx) {
   }
 }
 
-void Sequential::backward(const Mat& dout, Mat* dx) {
+void Sequential::backward(const Mat& dout, Mat* dx) { backward(dout, dx, {}); }
+
+void Sequential::backward(const Mat& dout, Mat* dx, const std::function<void(std::size_t)>& layer_done) {
   if (layers_.empty()) {
     if (dx) *dx = dout;
     return;
   }
   grads_.back() = dout;
-  for (std::size_t i = layers_.size(); i-- > 0;) layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx);
+  for (std::size_t i = layers_.size(); i-- > 0;) {
+    layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx);
+    if (layer_done) layer_done(i);
+  }
 }
 
 std::vector<Layer*> Sequential::children() {

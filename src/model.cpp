@@ -49,6 +49,7 @@ Model::Model(const Config& cfg, int vocab_size, bool allocate)
   // is another layer's output, checked itself: outputs_finite() reads the others.
   for (Layer* l : all_layers())
     if (!l->kind().bounded()) unbounded_.push_back(l);
+  update_ranges_ = allocate ? layer_ranges() : decltype(update_ranges_){};
 }
 
 void Model::init(TorchGenerator& gen) {
@@ -79,6 +80,47 @@ std::vector<Layer*> Model::all_layers() const {
   // children() hands out mutable pointers; the layers are the model's own.
   for (Layer* l : const_cast<Sequential&>(stack_).children()) collect_layers(l, out);
   return out;
+}
+
+// Each parameter's owner (0: the embedding, 1 + i: stack layer i, nested layers included) must
+// not decrease along values(): then owner o's elements are [its first parameter's offset, the
+// next owner's first offset), the padding after them included. Otherwise no ranges.
+std::vector<std::pair<std::size_t, std::size_t>> Model::layer_ranges() const {
+  const std::size_t n_owners = stack_.layers().size() + 1;
+  std::vector<std::pair<std::size_t, int>> offset_owner;  // (offset, owner) of each trainable parameter
+  auto add_owned = [&](const Layer& l, int owner) {
+    for (int id : l.param_ids())
+      if (params_.info(id).trainable) offset_owner.emplace_back(params_.info(id).offset, owner);
+  };
+  add_owned(*embedding_, 0);
+  for (std::size_t i = 0; i < stack_.layers().size(); ++i) {
+    std::vector<Layer*> nested;
+    collect_layers(stack_.layers()[i].get(), nested);
+    for (const Layer* l : nested) add_owned(*l, static_cast<int>(i + 1));
+  }
+  std::size_t trainable = 0;
+  for (const auto& p : params_.infos()) trainable += p.trainable ? 1 : 0;
+  if (offset_owner.size() != trainable) return {};  // a parameter no layer (or two layers) lists
+  std::sort(offset_owner.begin(), offset_owner.end());
+  std::vector<std::pair<std::size_t, std::size_t>> ranges(n_owners, {0, 0});
+  std::vector<char> seen(n_owners, 0);
+  int last = -1;
+  for (const auto& [offset, owner] : offset_owner) {
+    if (owner < last) return {};
+    if (owner != last) ranges[static_cast<std::size_t>(owner)].first = offset;
+    seen[static_cast<std::size_t>(owner)] = 1;
+    last = owner;
+  }
+  // Each owner's range ends where the next owner with parameters starts; the first starts at 0.
+  std::size_t end = params_.values().size(), first = n_owners;
+  for (std::size_t o = n_owners; o-- > 0;) {
+    if (!seen[o]) continue;  // stays {0, 0}: nothing to update
+    ranges[o].second = end;
+    end = ranges[o].first;
+    first = o;
+  }
+  if (first < n_owners) ranges[first].first = 0;
+  return ranges;
 }
 
 bool Model::has_lsuv() const {
@@ -160,6 +202,18 @@ void Model::backward() {
   }
   stack_.backward(dlogits_, &dflat_);
   embedding_->backward(dflat_, nullptr);
+}
+
+void Model::backward(const RangeDone& done) {
+  ce_.backward(&dlogits_);
+  auto layer_done = [&](std::size_t i) {
+    const auto& r = update_ranges_[i + 1];
+    if (r.first < r.second) done(r.first, r.second);
+  };
+  const bool tokens = first_linear_took_tokens();  // then the first Linear writes the embedding's gradient
+  stack_.backward(dlogits_, tokens ? nullptr : &dflat_, layer_done);
+  if (!tokens) embedding_->backward(dflat_, nullptr);
+  if (update_ranges_[0].first < update_ranges_[0].second) done(update_ranges_[0].first, update_ranges_[0].second);
 }
 
 bool Model::first_linear_took_tokens() const { return token_reader_ && token_reader_->took_token_path(); }

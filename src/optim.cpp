@@ -43,28 +43,33 @@ const FloatBuf& Optimizer::buffer(const std::string& name) const {
 }
 
 void Optimizer::step(float* p, const float* g, double lr) {
+  update(p, g, lr, 0, n_);
+  advance();
+}
+
+void Optimizer::update(float* p, const float* g, double lr, std::size_t k0, std::size_t k1) {
   const std::string& t = spec_.type;
-  auto range = [&](std::size_t k0, std::size_t k1) {
+  auto range = [&](std::size_t a, std::size_t b) {
     if (t == "sgd")
-      sgd(p, g, static_cast<float>(lr), k0, k1);
+      sgd(p, g, static_cast<float>(lr), a, b);
     else if (t == "rmsprop")
-      rmsprop(p, g, static_cast<float>(lr), k0, k1);
+      rmsprop(p, g, static_cast<float>(lr), a, b);
     else
-      adam(p, g, lr, k0, k1);
+      adam(p, g, lr, a, b);
   };
-  // Element-wise rules: a large model's update splits over the threads (the gradients of a
-  // product split by columns were written by both cores). Same arithmetic per element.
+  // Element-wise rules: a large range splits over the threads (the gradients of a product
+  // split by columns were written by both cores). Same arithmetic per element.
   const int nt = threads();
-  if (nt > 1 && n_ >= kParallelMinUpdate) {
-    const std::size_t per = (n_ / static_cast<std::size_t>(nt) + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+  const std::size_t n = k1 - k0;
+  if (nt > 1 && n >= kParallelMinUpdate) {
+    const std::size_t per = (n / static_cast<std::size_t>(nt) + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
     parallel_run(nt, [&](int i) {
-      const std::size_t k0 = std::min(n_, static_cast<std::size_t>(i) * per), k1 = std::min(n_, k0 + per);
-      if (k0 < k1) range(k0, k1);
+      const std::size_t a = std::min(k1, k0 + static_cast<std::size_t>(i) * per), b = std::min(k1, a + per);
+      if (a < b) range(a, b);
     });
   } else {
-    range(0, n_);
+    range(k0, k1);
   }
-  ++t_;
 }
 
 // d_p = g (+ weight_decay * p); buf = d_p at the first step, then buf * momentum +

@@ -11,6 +11,7 @@
 #include "makemore/layer_kinds.h"
 #include "makemore/optim.h"
 #include "makemore/rng.h"
+#include "makemore/train.h"
 
 namespace mm {
 
@@ -84,7 +85,7 @@ void gather_minibatch(TorchGenerator& gen, const Examples& train, int T, std::ve
 
 // Names profile_steps' timing slots, in the order it laps them, with the time per step of each.
 StepProfile label_profile(const std::vector<double>& acc, int64_t steps, int64_t non_finite_steps, const Config& cfg,
-                          const std::vector<std::unique_ptr<Layer>>& layers) {
+                          const std::vector<std::unique_ptr<Layer>>& layers, bool by_layer) {
   const std::size_t L = layers.size();
   StepProfile prof;
   prof.non_finite_steps = non_finite_steps;
@@ -101,7 +102,11 @@ StepProfile label_profile(const std::vector<double>& acc, int64_t steps, int64_t
   add("softmax + cross-entropy backward", "softmax");
   for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(*layers[i]));
   add("embedding backward (scatter-add)", "gather");
-  add(fmt::format("{} update{}", cfg.optimizer.type, cfg.clip_grad_norm > 0 ? " (+ clipping)" : ""), "optimizer");
+  add(fmt::format("{} update{}", cfg.optimizer.type,
+                  by_layer                 ? " (layer by layer, inside the backward)"
+                  : cfg.clip_grad_norm > 0 ? " (+ clipping)"
+                                           : ""),
+      "optimizer");
   return prof;
 }
 
@@ -118,6 +123,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   // layer bwd (L), embedding bwd, update
   const std::size_t n_slots = 2 * L + 7;
   std::vector<double> acc(n_slots, 0.0);
+  const bool by_layer = can_update_inside_backward(cfg, model);
   std::vector<int64_t> ix(static_cast<std::size_t>(batch));
   std::vector<int32_t> yb(static_cast<std::size_t>(batch));
   const int T = model.block_size();
@@ -154,17 +160,32 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     ce.backward(&dlogits);
     lap();
     const bool token_path = model.first_linear_took_tokens();  // layers[0] writes dC itself
+    // As Trainer::step: each layer's update right after its backward where it can (timed into
+    // the update's slot), else one update after the whole backward.
+    auto update_range = [&](std::size_t owner) {
+      const auto [k0, k1] = model.update_ranges()[owner];
+      if (k0 < k1) opt.update(model.params().values().data(), model.params().grads().data(), cfg.lr_at(s), k0, k1);
+      const double now = thread_ns();
+      if (timed) acc[n_slots - 1] += now - t;
+      t = now;
+    };
     for (std::size_t i = L; i-- > 0;) {
       layers[i]->backward(i + 1 == L ? dlogits : grads[i], i > 0 ? &grads[i - 1] : (token_path ? nullptr : &dflat));
       lap();
+      if (by_layer) update_range(i + 1);
     }
     if (!token_path) model.embedding().backward(dflat, nullptr);
     lap();
-    if (cfg.clip_grad_norm > 0) clip_grad_norm(model.params().grads(), cfg.clip_grad_norm);
-    opt.step(model.params().values(), model.params().grads(), cfg.lr_at(s));
+    if (by_layer) {
+      update_range(0);
+      opt.advance();
+    } else {
+      if (cfg.clip_grad_norm > 0) clip_grad_norm(model.params().grads(), cfg.clip_grad_norm);
+      opt.step(model.params().values(), model.params().grads(), cfg.lr_at(s));
+    }
     lap();
   }
-  return label_profile(acc, steps, non_finite_steps, cfg, layers);
+  return label_profile(acc, steps, non_finite_steps, cfg, layers, by_layer);
 }
 
 }  // namespace mm

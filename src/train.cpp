@@ -47,14 +47,32 @@ float Trainer::step(int64_t i) {
   // Activations that overflowed (inf squashed by a tanh to 1) make any loss meaningless.
   if (!model_.outputs_finite()) loss = std::numeric_limits<float>::quiet_NaN();
   for (auto* o : observers_) o->after_forward(*this, i, loss);
-  model_.backward();
-  for (auto* o : observers_) o->after_backward(*this, i);
   const double lr = lr_at(i);
   auto& params = model_.params();
-  if (cfg_.clip_grad_norm > 0) grad_norm_ = clip_grad_norm(params.grads(), cfg_.clip_grad_norm);
-  opt_.step(params.values(), params.grads(), lr);
+  if (updates_inside_backward(i)) {
+    float* p = params.values().data();
+    const float* g = params.grads().data();
+    model_.backward([&](std::size_t k0, std::size_t k1) { opt_.update(p, g, lr, k0, k1); });
+    opt_.advance();
+  } else {
+    model_.backward();
+    for (auto* o : observers_) o->after_backward(*this, i);
+    if (cfg_.clip_grad_norm > 0) grad_norm_ = clip_grad_norm(params.grads(), cfg_.clip_grad_norm);
+    opt_.step(params.values(), params.grads(), lr);
+  }
   for (auto* o : observers_) o->after_update(*this, i, lr);
   return loss;
+}
+
+bool can_update_inside_backward(const Config& cfg, const Model& model) {
+  return cfg.clip_grad_norm <= 0 && model.updates_by_layer();
+}
+
+bool Trainer::updates_inside_backward(int64_t step) const {
+  if (!can_update_inside_backward(cfg_, model_)) return false;
+  for (const auto* o : observers_)
+    if (o->watches_backward(step)) return false;
+  return true;
 }
 
 float Trainer::probe_next_loss() {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -19,7 +20,9 @@
 #include "makemore/config.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/model.h"
 #include "makemore/optim.h"
+#include "makemore/parallel.h"
 #include "makemore/params.h"
 #include "makemore/perf.h"
 #include "makemore/presets.h"
@@ -570,4 +573,104 @@ TEST(OptimTrainer, StoppedAndResumedRunIsBitIdentical) {
       EXPECT_NE(std::string(e.what()).find("saved for optimizer"), std::string::npos) << e.what();
     }
   }
+}
+
+// ---- the update inside the backward ----------------------------------------------------------
+
+// An observer that watches the backward (the default): the Trainer then updates after it.
+struct WatchesBackward : mm::Observer {};
+
+// Trains `steps` steps of cfg from seed 5, with or without an observer that watches the backward;
+// returns the parameters, the running statistics and the optimizer's state.
+struct Trained {
+  mm::FloatBuf values, buffers, state[3];
+  bool inside = false;
+};
+Trained train_steps(const mm::Config& cfg, const mm::Splits& splits, int vocab, bool watched) {
+  mm::Model model(cfg, vocab);
+  mm::TorchGenerator gen(5);
+  model.init(gen);
+  mm::Trainer trainer(model, cfg, splits.train, gen);
+  WatchesBackward watch;
+  if (watched) trainer.add_observer(&watch);
+  Trained t;
+  t.inside = trainer.updates_inside_backward(0);
+  trainer.run();
+  t.values = model.params().values();
+  t.buffers = model.params().buffers();
+  for (int i = 0; i < 3; ++i) t.state[i] = trainer.optimizer().state_buffer(i);
+  return t;
+}
+
+// Each layer's parameters updated right after its backward (while their gradients are in cache)
+// give the bits of one update after the whole backward: every optimizer rule, the token path,
+// residual blocks, BatchNorm, LayerNorm, a flattening stack, one and two threads.
+TEST(OptimTrainer, UpdatingInsideTheBackwardGivesTheSameBits) {
+  NEED_DATA();
+  const json optimizers[] = {
+      {{"optimizer", "sgd"}},
+      {{"optimizer", {{"type", "sgd"}, {"momentum", 0.9}, {"nesterov", true}, {"weight_decay", 1e-3}}}},
+      {{"optimizer", {{"type", "adam"}, {"weight_decay", 1e-3}}}, {"lr", 0.003}},
+      {{"optimizer", {{"type", "adamw"}, {"amsgrad", true}}}, {"lr", 0.003}},
+      {{"optimizer", {{"type", "rmsprop"}, {"momentum", 0.5}, {"centered", true}}}, {"lr", 0.001}},
+  };
+  for (const char* preset : {"lecture-batchnorm", "deep-residual-layernorm", "wavenet"}) {
+    for (const json& opt : optimizers) {
+      for (int threads : {1, 2}) {
+        SCOPED_TRACE(fmt::format("{} {} threads {}", preset, opt.dump(), threads));
+        json j = mm::load_preset(preset).to_json();
+        for (auto it = opt.begin(); it != opt.end(); ++it) j["train"][it.key()] = it.value();
+        j["train"]["steps"] = 12;
+        const mm::Config cfg = mm::parse_config(j, "test.json");
+        const mm::Splits splits =
+            cfg.block_size == 3 ? L->splits : mm::make_splits(L->splits.train_words, L->vocab, cfg.block_size, 42);
+        mm::set_threads(threads);
+        const int V = static_cast<int>(L->vocab.size());
+        const Trained inside = train_steps(cfg, splits, V, false), after = train_steps(cfg, splits, V, true);
+        mm::set_threads(1);
+        EXPECT_TRUE(inside.inside);
+        EXPECT_FALSE(after.inside);
+        EXPECT_TRUE(inside.values == after.values);
+        EXPECT_TRUE(inside.buffers == after.buffers);
+        for (int i = 0; i < 3; ++i) EXPECT_TRUE(inside.state[i] == after.state[i]) << i;
+      }
+    }
+  }
+}
+
+// backward(done)'s ranges tile the parameters: each element of values() in exactly one range,
+// the last layer's first and the embedding's last; clipping keeps the update after the backward.
+TEST(OptimTrainer, UpdateRangesTileTheParameters) {
+  NEED_DATA();
+  for (const char* preset : {"lecture-kaiming", "lecture-batchnorm", "deep-residual-layernorm", "wavenet", "big-mlp"}) {
+    SCOPED_TRACE(preset);
+    const mm::Config cfg = mm::load_preset(preset);
+    mm::Model model(cfg, static_cast<int>(L->vocab.size()));
+    ASSERT_TRUE(model.updates_by_layer());
+    mm::TorchGenerator gen(1);
+    model.init(gen);
+    const mm::Splits splits =
+        cfg.block_size == 3 ? L->splits : mm::make_splits(L->splits.train_words, L->vocab, cfg.block_size, 42);
+    const mm::Examples& ex = splits.train;
+    const std::vector<int32_t> xb(ex.x.begin(), ex.x.begin() + 32 * cfg.block_size), yb(ex.y.begin(), ex.y.begin() + 32);
+    model.forward(xb.data(), 32, mm::ForwardContext(mm::Mode::Train, &gen));
+    model.loss(yb.data());
+    std::vector<std::pair<std::size_t, std::size_t>> seen;
+    model.backward([&](std::size_t k0, std::size_t k1) { seen.emplace_back(k0, k1); });
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen.back().first, 0u);  // the embedding's, last
+    std::sort(seen.begin(), seen.end());
+    std::size_t at = 0;
+    for (const auto& [k0, k1] : seen) {
+      EXPECT_EQ(k0, at);
+      EXPECT_LT(k0, k1);
+      at = k1;
+    }
+    EXPECT_EQ(at, model.params().values().size());
+  }
+  const mm::Config clipped = config_with({{"clip_grad_norm", 1.0}});
+  mm::Model model(clipped, static_cast<int>(L->vocab.size()));
+  mm::TorchGenerator gen(1);
+  mm::Trainer trainer(model, clipped, L->splits.train, gen);
+  EXPECT_FALSE(trainer.updates_inside_backward(0));
 }

@@ -8,6 +8,7 @@
 // (the lecture zeroes them every step; each layer is used once per step) and writes dx when
 // asked. Derivations: docs/backward.md.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -292,6 +293,8 @@ class Sequential : public Layer {
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
   void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;
+  // The same, calling layer_done(i) right after layer i's backward (last to first).
+  void backward(const Mat& dout, Mat* dx, const std::function<void(std::size_t)>& layer_done);
   const Mat& out() const override { return layers_.empty() ? *x_ : layers_.back()->out(); }
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }

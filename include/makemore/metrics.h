@@ -15,6 +15,7 @@ namespace mm {
 
 class MetricsWriter : public Observer {
  public:
+  bool watches_backward(int64_t) const override { return false; }
   // append: continue a resumed run's file (its lines up to the resumed step are kept).
   explicit MetricsWriter(const std::string& path, bool append = false);
   ~MetricsWriter() override;
@@ -42,6 +43,7 @@ class MetricsWriter : public Observer {
 // step it resumes at when that is one of these steps: the run folder trims such records first.
 class ValidationCurve : public Observer {
  public:
+  bool watches_backward(int64_t) const override { return false; }
   ValidationCurve(int64_t every, const Examples& val, std::function<void(int64_t step, double loss)> record)
       : every_(every), val_(val), record_(std::move(record)) {}
   void on_begin(Trainer& t) override;
@@ -61,6 +63,7 @@ class ValidationCurve : public Observer {
 // Per-step losses kept in memory (for the report's loss curve and the loss log).
 class LossRecorder : public Observer {
  public:
+  bool watches_backward(int64_t) const override { return false; }
   void after_forward(Trainer&, int64_t, float loss) override { losses.push_back(loss); }
   std::vector<float> losses;
 };
@@ -71,6 +74,7 @@ class LossRecorder : public Observer {
 // step 20000/200000 (10%) | loss 2.0322 | 15952 steps/s | 11s left".
 class ProgressLog : public Observer {
  public:
+  bool watches_backward(int64_t) const override { return false; }
   ProgressLog(std::FILE* out, bool live, int64_t total, std::FILE* progress = nullptr)
       : out_(out), progress_(live ? nullptr : progress), live_(live), total_(total) {}
   void on_begin(Trainer& t) override;
@@ -90,6 +94,7 @@ class ProgressLog : public Observer {
 // end (a Python callback, a notebook's plot) follows a training without writing an Observer.
 class StepCallback : public Observer {
  public:
+  bool watches_backward(int64_t) const override { return false; }
   StepCallback(int64_t every, std::function<void(int64_t step, float loss)> fn) : every_(every), fn_(std::move(fn)) {}
   void after_forward(Trainer&, int64_t, float loss) override { loss_ = loss; }
   void after_update(Trainer& t, int64_t step, double) override;

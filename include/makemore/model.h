@@ -4,8 +4,10 @@
 // sized for the batch.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "makemore/config.h"
@@ -59,6 +61,17 @@ class Model {
   // inf is 1) can still look finite. The trainer and evaluate() treat that loss as not finite.
   bool outputs_finite() const;
   void backward();  // overwrites every parameter gradient
+  // The same backward, calling done(k0, k1) as soon as the gradients of params().values()'
+  // elements [k0, k1) are final: one range per top-level layer of the stack (its nested layers'
+  // parameters included), last to first, then the embedding's. The ranges tile values(), so an
+  // element-wise optimizer can update each while its gradient is still in cache (Trainer::step).
+  // Needs updates_by_layer(): each layer's parameters one block of values(), in the stack's order.
+  using RangeDone = std::function<void(std::size_t k0, std::size_t k1)>;
+  void backward(const RangeDone& done);
+  bool updates_by_layer() const { return !update_ranges_.empty(); }
+  // backward(done)'s ranges: [0] the embedding's, [1 + i] stack layer i's (possibly empty:
+  // {0, 0}); no ranges without updates_by_layer().
+  const std::vector<std::pair<std::size_t, std::size_t>>& update_ranges() const { return update_ranges_; }
   // The last forward's first Linear computed from the tokens (Linear's token path): its
   // backward then writes the embedding's gradient, and there is no dL/d(stack input).
   bool first_linear_took_tokens() const;
@@ -95,6 +108,7 @@ class Model {
 
  private:
   Model(const Config& cfg, int vocab_size, bool allocate);
+  std::vector<std::pair<std::size_t, std::size_t>> layer_ranges() const;
   int vocab_size_, block_size_;
   Config config_;
   ParamStore params_;
@@ -105,6 +119,9 @@ class Model {
   Mat dflat_;                            // (B, block_size * n_embd)
   Linear* token_reader_ = nullptr;       // the stack's first Linear when it reads the embedding's tokens
   std::vector<const Layer*> unbounded_;  // the layers whose outputs outputs_finite() reads
+  // backward(done)'s ranges of values(): [0] the embedding's, [1 + i] stack layer i's; empty
+  // when the parameters are not laid out one layer after another.
+  std::vector<std::pair<std::size_t, std::size_t>> update_ranges_;
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };

@@ -13,8 +13,9 @@
 
 namespace mm {
 
-// Models with at least this many parameters update over threads() threads.
-inline constexpr std::size_t kParallelMinUpdate = 1u << 20;
+// Updates of at least this many elements (a model's, or one layer's inside the backward: big-mlp's
+// 1000 x 1000 weights) split over threads() threads.
+inline constexpr std::size_t kParallelMinUpdate = 1u << 19;
 
 class Optimizer {
  public:
@@ -25,6 +26,10 @@ class Optimizer {
   // (SGD's weight decay and momentum work in the state buffers).
   void step(float* p, const float* g, double lr);
   void step(FloatBuf& p, const FloatBuf& g, double lr) { step(p.data(), g.data(), lr); }
+  // A step in pieces: update() the elements [k0, k1) (every element of [0, n) once, in any
+  // order: the rules are element-wise, so each gets the bits step() gives it), then advance().
+  void update(float* p, const float* g, double lr, std::size_t k0, std::size_t k1);
+  void advance() { ++t_; }
 
   const OptimizerSpec& spec() const { return spec_; }
   int64_t steps_taken() const { return t_; }

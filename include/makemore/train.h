@@ -30,6 +30,11 @@ class Observer {
   // after_backward sees the raw gradients, before clip_grad_norm scales them.
   virtual void after_update(Trainer&, int64_t /*step*/, double /*lr*/) {}
   virtual void on_end(Trainer&) {}
+  // Whether this step's after_backward reads the step's state (the gradients, the parameters
+  // before their update); asked after after_forward. An observer that does not override
+  // after_backward says false: the Trainer may then update each layer's parameters inside the
+  // backward, as soon as their gradients are final.
+  virtual bool watches_backward(int64_t /*step*/) const { return true; }
 };
 
 struct TrainStats {
@@ -42,6 +47,11 @@ struct TrainStats {
   int64_t diverged_step = -1;
   bool interrupted = false;  // the stop flag was raised: `steps` steps ran, the rest did not
 };
+
+// Whether a step may update each layer's parameters inside the backward (Model::backward(done)):
+// no clipping (it needs every gradient first) and a model whose parameters lie layer after layer.
+// The Trainer also needs every observer to leave the backward alone (watches_backward).
+bool can_update_inside_backward(const Config& cfg, const Model& model);
 
 class Trainer {
  public:
@@ -79,6 +89,10 @@ class Trainer {
   double lr_at(int64_t step) const { return cfg_.lr.at(step, schedule_steps_); }
   // The global gradient norm of the last step before clipping (0 when clipping is off).
   double last_grad_norm() const { return grad_norm_; }
+  // Whether step(step) updates each layer's parameters inside the backward, while their
+  // gradients are in cache (the same bits as one update after it): can_update_inside_backward
+  // and no observer that watches this step's backward.
+  bool updates_inside_backward(int64_t step) const;
 
  private:
   Model& model_;

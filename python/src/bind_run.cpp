@@ -30,6 +30,7 @@ class PyProgress final : public Observer {
   PyProgress(py::object fn, int64_t every, const DiagObserver* diag, std::atomic<bool>* stop)
       : fn_(std::move(fn)), every_(every), diag_(diag), stop_(stop), next_poll_(std::chrono::steady_clock::now()) {}
   void after_forward(Trainer&, int64_t, float loss) override { loss_ = loss; }
+  bool watches_backward(int64_t) const override { return false; }
   void after_update(Trainer& t, int64_t step, double) override {
     const bool due = !fn_.is_none() && ((every_ > 0 && step % every_ == 0) || step + 1 == t.config().steps);
     if (!due && (++since_poll_ < 16 || std::chrono::steady_clock::now() < next_poll_)) return;
