@@ -13,6 +13,7 @@
 #include <numbers>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "makemore/error.h"
 #include "makemore/layer_kinds.h"
@@ -38,10 +39,41 @@ double LrSchedule::at(int64_t step, int64_t total_steps) const {
   return lr;
 }
 
-OptimizerSpec OptimizerSpec::defaults(const std::string& type) {
+namespace {
+// Each optimizer's config name and the settings its object form takes.
+struct OptimizerEntry {
+  OptimizerKind kind;
+  const char* name;
+  std::set<std::string> keys;
+};
+const std::vector<OptimizerEntry>& optimizer_table() {
+  static const std::vector<OptimizerEntry> t = {
+      {OptimizerKind::Sgd, "sgd", {"type", "momentum", "dampening", "nesterov", "weight_decay"}},
+      {OptimizerKind::Rmsprop, "rmsprop", {"type", "alpha", "eps", "momentum", "centered", "weight_decay"}},
+      {OptimizerKind::Adam, "adam", {"type", "betas", "eps", "weight_decay", "amsgrad"}},
+      {OptimizerKind::AdamW, "adamw", {"type", "betas", "eps", "weight_decay", "amsgrad"}},
+  };
+  return t;
+}
+const OptimizerEntry& optimizer_entry(OptimizerKind kind) {
+  for (const auto& e : optimizer_table())
+    if (e.kind == kind) return e;
+  throw std::logic_error("optimizer kind missing from optimizer_table()");
+}
+}  // namespace
+
+const char* optimizer_name(OptimizerKind kind) { return optimizer_entry(kind).name; }
+
+std::optional<OptimizerKind> optimizer_kind(std::string_view name) {
+  for (const auto& e : optimizer_table())
+    if (name == e.name) return e.kind;
+  return std::nullopt;
+}
+
+OptimizerSpec OptimizerSpec::defaults(OptimizerKind kind) {
   OptimizerSpec s;
-  s.type = type;
-  if (type == "adamw") s.weight_decay = 0.01;
+  s.kind = kind;
+  if (kind == OptimizerKind::AdamW) s.weight_decay = 0.01;
   return s;
 }
 
@@ -187,15 +219,11 @@ OptimizerSpec parse_optimizer(const Ctx& c, const json& j) {
     c.fail(w, "must be a name (\"sgd\", \"rmsprop\", \"adam\", \"adamw\") or an object like {\"type\": \"adam\"}");
   if (!obj.contains("type")) c.fail(w + ".type", "missing; one of sgd, rmsprop, adam, adamw");
   const std::string type = get_str(c, obj["type"], w + ".type");
-  if (type != "sgd" && type != "rmsprop" && type != "adam" && type != "adamw")
+  const std::optional<OptimizerKind> kind = optimizer_kind(type);
+  if (!kind)
     c.fail(j.is_string() ? w : w + ".type", fmt::format("unknown optimizer '{}'; use sgd, rmsprop, adam or adamw", type));
-  OptimizerSpec s = OptimizerSpec::defaults(type);
-  if (type == "sgd")
-    check_keys(c, obj, w, {"type", "momentum", "dampening", "nesterov", "weight_decay"});
-  else if (type == "rmsprop")
-    check_keys(c, obj, w, {"type", "alpha", "eps", "momentum", "centered", "weight_decay"});
-  else
-    check_keys(c, obj, w, {"type", "betas", "eps", "weight_decay", "amsgrad"});
+  OptimizerSpec s = OptimizerSpec::defaults(*kind);
+  check_keys(c, obj, w, optimizer_entry(*kind).keys);
   if (obj.contains("momentum")) s.momentum = get_num(c, obj["momentum"], w + ".momentum", 0, 1);
   if (obj.contains("dampening")) s.dampening = get_num(c, obj["dampening"], w + ".dampening", 0, 1);
   if (obj.contains("nesterov")) s.nesterov = get_bool(c, obj["nesterov"], w + ".nesterov");
@@ -224,21 +252,26 @@ OptimizerSpec parse_optimizer(const Ctx& c, const json& j) {
 }
 
 json optimizer_to_json(const OptimizerSpec& s) {
-  if (s == OptimizerSpec::defaults(s.type)) return s.type;  // the short form, as presets write it
-  json j{{"type", s.type}};
-  if (s.type == "sgd") {
-    j["momentum"] = s.momentum;
-    j["dampening"] = s.dampening;
-    j["nesterov"] = s.nesterov;
-  } else if (s.type == "rmsprop") {
-    j["alpha"] = s.alpha;
-    j["eps"] = s.eps;
-    j["momentum"] = s.momentum;
-    j["centered"] = s.centered;
-  } else {
-    j["betas"] = {s.beta1, s.beta2};
-    j["eps"] = s.eps;
-    j["amsgrad"] = s.amsgrad;
+  if (s == OptimizerSpec::defaults(s.kind)) return s.name();  // the short form, as presets write it
+  json j{{"type", s.name()}};
+  switch (s.kind) {
+    case OptimizerKind::Sgd:
+      j["momentum"] = s.momentum;
+      j["dampening"] = s.dampening;
+      j["nesterov"] = s.nesterov;
+      break;
+    case OptimizerKind::Rmsprop:
+      j["alpha"] = s.alpha;
+      j["eps"] = s.eps;
+      j["momentum"] = s.momentum;
+      j["centered"] = s.centered;
+      break;
+    case OptimizerKind::Adam:
+    case OptimizerKind::AdamW:
+      j["betas"] = {s.beta1, s.beta2};
+      j["eps"] = s.eps;
+      j["amsgrad"] = s.amsgrad;
+      break;
   }
   j["weight_decay"] = s.weight_decay;
   return j;

@@ -14,28 +14,29 @@
 namespace mm {
 
 Optimizer::Optimizer(const OptimizerSpec& spec, std::size_t n) : spec_(spec), n_(n) {
-  const std::string& t = spec_.type;
-  if (t == "sgd") {
-    if (spec_.momentum != 0) buf_a_.assign(n, 0.0f);
-  } else if (t == "rmsprop") {
-    if (spec_.momentum > 0) buf_a_.assign(n, 0.0f);
-    buf_b_.assign(n, 0.0f);
-    if (spec_.centered) buf_c_.assign(n, 0.0f);
-  } else if (t == "adam" || t == "adamw") {
-    buf_a_.assign(n, 0.0f);
-    buf_b_.assign(n, 0.0f);
-    if (spec_.amsgrad) buf_c_.assign(n, 0.0f);
-  } else {
-    throw std::invalid_argument("unknown optimizer type " + t);
+  switch (spec_.kind) {
+    case OptimizerKind::Sgd:
+      if (spec_.momentum != 0) buf_a_.assign(n, 0.0f);
+      break;
+    case OptimizerKind::Rmsprop:
+      if (spec_.momentum > 0) buf_a_.assign(n, 0.0f);
+      buf_b_.assign(n, 0.0f);
+      if (spec_.centered) buf_c_.assign(n, 0.0f);
+      break;
+    case OptimizerKind::Adam:
+    case OptimizerKind::AdamW:
+      buf_a_.assign(n, 0.0f);
+      buf_b_.assign(n, 0.0f);
+      if (spec_.amsgrad) buf_c_.assign(n, 0.0f);
+      break;
   }
 }
 
 const FloatBuf& Optimizer::buffer(const std::string& name) const {
-  const std::string& t = spec_.type;
-  const bool adam = t == "adam" || t == "adamw";
+  const bool adam = spec_.is_adam(), rmsprop = spec_.kind == OptimizerKind::Rmsprop;
   if (name == "momentum_buffer" && !adam) return buf_a_;
-  if (name == "square_avg" && t == "rmsprop") return buf_b_;
-  if (name == "grad_avg" && t == "rmsprop") return buf_c_;
+  if (name == "square_avg" && rmsprop) return buf_b_;
+  if (name == "grad_avg" && rmsprop) return buf_c_;
   if (name == "exp_avg" && adam) return buf_a_;
   if (name == "exp_avg_sq" && adam) return buf_b_;
   if (name == "max_exp_avg_sq" && adam) return buf_c_;
@@ -48,14 +49,16 @@ void Optimizer::step(float* p, const float* g, double lr) {
 }
 
 void Optimizer::update(float* p, const float* g, double lr, std::size_t k0, std::size_t k1) {
-  const std::string& t = spec_.type;
   auto range = [&](std::size_t a, std::size_t b) {
-    if (t == "sgd")
-      sgd(p, g, static_cast<float>(lr), a, b);
-    else if (t == "rmsprop")
-      rmsprop(p, g, static_cast<float>(lr), a, b);
-    else
-      adam(p, g, lr, a, b);
+    switch (spec_.kind) {
+      case OptimizerKind::Sgd:
+        return sgd(p, g, static_cast<float>(lr), a, b);
+      case OptimizerKind::Rmsprop:
+        return rmsprop(p, g, static_cast<float>(lr), a, b);
+      case OptimizerKind::Adam:
+      case OptimizerKind::AdamW:
+        return adam(p, g, lr, a, b);
+    }
   };
   // Element-wise rules: a large range splits over the threads (the gradients of a product
   // split by columns were written by both cores). Same arithmetic per element.
@@ -122,7 +125,7 @@ void Optimizer::adam(float* p, const float* g, double lr, std::size_t k0, std::s
   const double bias_correction1 = 1 - std::pow(spec_.beta1, step);
   const double bias_correction2 = 1 - std::pow(spec_.beta2, step);
   kernels::AdamArgs a;
-  a.decoupled = spec_.type == "adamw";
+  a.decoupled = spec_.kind == OptimizerKind::AdamW;
   a.neg_step_size = static_cast<float>(-(lr / bias_correction1));
   a.bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
   a.b1 = static_cast<float>(spec_.beta1);

@@ -102,7 +102,7 @@ StepProfile label_profile(const std::vector<double>& acc, int64_t steps, int64_t
   add("softmax + cross-entropy backward", "softmax");
   for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(*layers[i]));
   add("embedding backward (scatter-add)", "gather");
-  add(fmt::format("{} update{}", cfg.optimizer.type,
+  add(fmt::format("{} update{}", cfg.optimizer.name(),
                   by_layer                 ? " (layer by layer, inside the backward)"
                   : cfg.clip_grad_norm > 0 ? " (+ clipping)"
                                            : ""),

@@ -193,7 +193,7 @@ void save_train_state(const std::string& path, const Optimizer& opt, const Torch
     f.tensors.push_back({"model.buffers", {static_cast<int64_t>(buffers.size())}, {buffers.begin(), buffers.end()}});
   f.metadata["format"] = "makemore.cpp train state 2";
   f.metadata["step"] = std::to_string(state.step);
-  f.metadata["optimizer"] = opt.spec().type;
+  f.metadata["optimizer"] = opt.spec().name();
   f.metadata["optimizer_steps"] = std::to_string(opt.steps_taken());
   f.metadata["generator"] = gen.state();
   f.metadata["initial_loss"] = fmt::format("{:a}", state.initial_loss);
@@ -214,8 +214,8 @@ TrainState load_train_state(const std::string& path, Optimizer& opt, TorchGenera
     return it->second;
   };
   if (meta("format") != "makemore.cpp train state 2") throw bad("unknown train state format '" + meta("format") + "'");
-  if (meta("optimizer") != opt.spec().type)
-    throw bad(fmt::format("saved for optimizer '{}', the config says '{}'", meta("optimizer"), opt.spec().type));
+  if (meta("optimizer") != opt.spec().name())
+    throw bad(fmt::format("saved for optimizer '{}', the config says '{}'", meta("optimizer"), opt.spec().name()));
   TrainState st;
   constexpr int64_t kMaxCount = int64_t{1} << 40;  // the config's bound on train.steps
   const auto count = [&](const char* key) {

@@ -102,7 +102,7 @@ TEST(DepthGrid, CellConfigsParseForTheAvailableAxes) {
         EXPECT_EQ(cfg.n_embd, 10);
         EXPECT_EQ(cfg.block_size, 3);
         EXPECT_EQ(cfg.steps, g.steps);
-        EXPECT_EQ(cfg.optimizer.type, "sgd");
+        EXPECT_EQ(cfg.optimizer.kind, mm::OptimizerKind::Sgd);
         ASSERT_EQ(cfg.lr.values.size(), 2u);
         EXPECT_DOUBLE_EQ(cfg.lr.values[0], 0.1);
         EXPECT_DOUBLE_EQ(cfg.lr.values[1], 0.1 * 0.1);

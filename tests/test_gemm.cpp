@@ -198,8 +198,8 @@ TEST(Parallel, OptimizerStepIsTheSameOverTwoThreads) {
   for (auto& x : p0) x = nd(rng);
   for (auto& x : g) x = nd(rng);
   for (const char* type : {"sgd", "adam", "rmsprop", "adamw"}) {
-    mm::OptimizerSpec spec = mm::OptimizerSpec::defaults(type);
-    if (std::string(type) == "sgd") spec.momentum = 0.9;
+    mm::OptimizerSpec spec = mm::OptimizerSpec::defaults(*mm::optimizer_kind(type));
+    if (spec.kind == mm::OptimizerKind::Sgd) spec.momentum = 0.9;
     mm::FloatBuf p[2] = {p0, p0};
     for (int t = 0; t < 2; ++t) {
       mm::set_threads(t + 1);

@@ -256,7 +256,7 @@ TEST(OptimClip, MatchesTorchClipGradNorm) {
 
 TEST(OptimConfig, StringFormsGiveTorchDefaults) {
   mm::Config c = config_with({{"optimizer", "adam"}});
-  EXPECT_EQ(c.optimizer.type, "adam");
+  EXPECT_EQ(c.optimizer.kind, mm::OptimizerKind::Adam);
   EXPECT_EQ(c.optimizer.beta1, 0.9);
   EXPECT_EQ(c.optimizer.beta2, 0.999);
   EXPECT_EQ(c.optimizer.eps, 1e-8);

@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "makemore/init.h"
@@ -56,8 +58,14 @@ struct LrSchedule {
 };
 
 // torch.optim's optimizers with their PyTorch defaults; which fields apply depends on type.
+// The optimizer rules (optim.cpp). Their config names ("sgd", "rmsprop", "adam", "adamw") and
+// settings are listed once, in config.cpp's table: optimizer_name / optimizer_kind.
+enum class OptimizerKind { Sgd, Rmsprop, Adam, AdamW };
+const char* optimizer_name(OptimizerKind kind);
+std::optional<OptimizerKind> optimizer_kind(std::string_view name);  // nullopt: no such optimizer
+
 struct OptimizerSpec {
-  std::string type = "sgd";           // sgd, rmsprop, adam, adamw
+  OptimizerKind kind = OptimizerKind::Sgd;
   double momentum = 0;                // sgd, rmsprop
   double dampening = 0;               // sgd
   bool nesterov = false;              // sgd
@@ -67,10 +75,12 @@ struct OptimizerSpec {
   double eps = 1e-8;                  // rmsprop, adam, adamw
   double weight_decay = 0;            // all; adamw's default is 0.01
   bool amsgrad = false;               // adam, adamw
-  // The defaults of the named type (adamw: weight_decay 0.01).
-  static OptimizerSpec defaults(const std::string& type);
+  // The defaults of the kind (adamw: weight_decay 0.01).
+  static OptimizerSpec defaults(OptimizerKind kind);
+  const char* name() const { return optimizer_name(kind); }
+  bool is_adam() const { return kind == OptimizerKind::Adam || kind == OptimizerKind::AdamW; }
   // Plain SGD: the lecture's `p.data += -lr * p.grad`, kept bit for bit.
-  bool is_plain_sgd() const { return type == "sgd" && momentum == 0 && weight_decay == 0; }
+  bool is_plain_sgd() const { return kind == OptimizerKind::Sgd && momentum == 0 && weight_decay == 0; }
   bool operator==(const OptimizerSpec&) const = default;
 };
 
