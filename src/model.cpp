@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <tuple>
 
 #include "kernels/kernels.h"
@@ -194,26 +195,21 @@ bool Model::outputs_finite() const {
   return true;
 }
 
-void Model::backward() {
-  ce_.backward(&dlogits_);
-  if (first_linear_took_tokens()) {
-    stack_.backward(dlogits_, nullptr);  // the first Linear writes the embedding's gradient
-    return;
-  }
-  stack_.backward(dlogits_, &dflat_);
-  embedding_->backward(dflat_, nullptr);
-}
+void Model::backward() { backward(RangeDone{}); }
 
+// One backward for both forms: with done, each range is reported once its gradients are final.
 void Model::backward(const RangeDone& done) {
-  ce_.backward(&dlogits_);
-  auto layer_done = [&](std::size_t i) {
-    const auto& r = update_ranges_[i + 1];
+  if (done && update_ranges_.empty()) throw std::logic_error("Model::backward(done) needs updates_by_layer()");
+  auto report = [&](std::size_t owner) {
+    if (!done) return;
+    const auto& r = update_ranges_[owner];
     if (r.first < r.second) done(r.first, r.second);
   };
+  ce_.backward(&dlogits_);
   const bool tokens = first_linear_took_tokens();  // then the first Linear writes the embedding's gradient
-  stack_.backward(dlogits_, tokens ? nullptr : &dflat_, layer_done);
+  stack_.backward(dlogits_, tokens ? nullptr : &dflat_, [&](std::size_t i) { report(i + 1); });
   if (!tokens) embedding_->backward(dflat_, nullptr);
-  if (update_ranges_[0].first < update_ranges_[0].second) done(update_ranges_[0].first, update_ranges_[0].second);
+  report(0);
 }
 
 bool Model::first_linear_took_tokens() const { return token_reader_ && token_reader_->took_token_path(); }
