@@ -232,10 +232,11 @@ json bench_row_json(const BenchResult& r, const BenchContext& ctx, bool with_tor
     json parts = json::array();
     std::map<std::string, double> by_kind;
     for (const auto& p : r.profile.entries) {
-      parts.push_back({{"part", p.what}, {"kind", p.kind}, {"ns_per_step", p.ns_per_step}});
-      by_kind[p.kind] += p.ns_per_step;
+      parts.push_back(
+          {{"part", p.what}, {"kind", p.kind}, {"ns_per_step", p.ns_per_step}, {"depth", p.depth}, {"group", p.group}});
+      if (!p.group) by_kind[p.kind] += p.ns_per_step;
     }
-    const double mm_gflops = r.products_alone_gflops();  // null where not separable
+    const double mm_gflops = r.products_alone_gflops();
     row["profile"] = {{"total_ns_per_step", r.profile.total_ns},
                       {"parts", parts},
                       {"by_kind", by_kind},
@@ -247,10 +248,8 @@ json bench_row_json(const BenchResult& r, const BenchContext& ctx, bool with_tor
 
 double BenchResult::products_alone_gflops() const {
   double matmul_ns = 0;
-  for (const auto& p : profile.entries) {
-    if (p.kind == "block") return 0;  // its Linears' time is in the block's rows
-    if (p.kind == "matmul") matmul_ns += p.ns_per_step;
-  }
+  for (const auto& p : profile.entries)
+    if (!p.group && p.kind == "matmul") matmul_ns += p.ns_per_step;
   return profiled && matmul_ns > 0 ? flops_per_step / matmul_ns : 0;
 }
 

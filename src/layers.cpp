@@ -801,6 +801,14 @@ const LayerKind& dropout_kind() {
 const LayerKind& Dropout::kind() const { return dropout_kind(); }
 }  // namespace
 
+// ---- LayerProbe ---------------------------------------------------------------------------
+namespace {
+thread_local LayerProbe* current_probe = nullptr;
+}
+LayerProbe* layer_probe() { return current_probe; }
+ScopedLayerProbe::ScopedLayerProbe(LayerProbe* probe) : previous_(current_probe) { current_probe = probe; }
+ScopedLayerProbe::~ScopedLayerProbe() { current_probe = previous_; }
+
 // ---- Sequential --------------------------------------------------------------------------
 void Sequential::build(int in_time, int in_features, ParamStore& store, const std::string& prefix) {
   store_ = &store;
@@ -820,8 +828,9 @@ void Sequential::build(int in_time, int in_features, ParamStore& store, const st
 void Sequential::forward(const Mat& x, const ForwardContext& ctx) {
   x_ = &x;
   const Mat* in = &x;
+  LayerProbe* probe = layer_probe();
   for (auto& l : layers_) {
-    l->forward(*in, ctx);
+    probed(probe, *l, Pass::Forward, [&] { l->forward(*in, ctx); });
     in = &l->out();
   }
 }
@@ -834,8 +843,9 @@ void Sequential::backward(const Mat& dout, Mat* dx, const std::function<void(std
     return;
   }
   grads_.back() = dout;
+  LayerProbe* probe = layer_probe();
   for (std::size_t i = layers_.size(); i-- > 0;) {
-    layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx);
+    probed(probe, *layers_[i], Pass::Backward, [&] { layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx); });
     if (layer_done) layer_done(i);
   }
 }

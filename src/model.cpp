@@ -180,7 +180,7 @@ std::vector<Model::LsuvLayer> Model::lsuv(const Examples& train, TorchGenerator&
 const Mat& Model::logits() const { return stack_.out(); }
 
 const Mat& Model::forward(const int32_t* x, int batch, const ForwardContext& ctx) {
-  embedding_->forward_tokens(x, batch, block_size_);
+  probed(layer_probe(), *embedding_, Pass::Forward, [&] { embedding_->forward_tokens(x, batch, block_size_); });
   stack_.forward(embedding_->out(), ctx);
   return stack_.out();
 }
@@ -208,7 +208,7 @@ void Model::backward(const RangeDone& done) {
   ce_.backward(&dlogits_);
   const bool tokens = first_linear_took_tokens();  // then the first Linear writes the embedding's gradient
   stack_.backward(dlogits_, tokens ? nullptr : &dflat_, [&](std::size_t i) { report(i + 1); });
-  if (!tokens) embedding_->backward(dflat_, nullptr);
+  if (!tokens) probed(layer_probe(), *embedding_, Pass::Backward, [&] { embedding_->backward(dflat_, nullptr); });
   report(0);
 }
 

@@ -4,8 +4,11 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <utility>
 
 #include "kernels/kernels.h"
 #include "makemore/layer_kinds.h"
@@ -63,129 +66,154 @@ namespace mm {
 
 namespace {
 // steady_clock reads the vDSO (~20 ns); the thread CPU clock is a system call here (~1.3 us).
-double thread_ns() {
-  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_ns() { return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 std::string kind_of(const Layer& l) { return role_name(l.kind().traits.role); }
+const char* pass_name(Pass p) { return p == Pass::Forward ? "forward" : "backward"; }
 
-// The trainer's minibatch: `ix.size()` rows drawn from `train`, their contexts into `tokens`
-// and their targets into `yb`.
-void gather_minibatch(TorchGenerator& gen, const Examples& train, int T, std::vector<int64_t>& ix, std::vector<int32_t>& tokens,
-                      std::vector<int32_t>& yb) {
-  gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), ix.size());
-  for (std::size_t b = 0; b < ix.size(); ++b) {
-    const std::size_t r = static_cast<std::size_t>(ix[b]);
-    for (int j = 0; j < T; ++j)
-      tokens[b * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)] =
-          train.x[r * static_cast<std::size_t>(T) + static_cast<std::size_t>(j)];
-    yb[b] = train.y[r];
+// Every layer's forward and backward time (nested layers included), summed over the timed steps,
+// and when the first layer of a pass began (where the backward's loss gradient ends).
+class LayerClock final : public LayerProbe {
+ public:
+  bool timing = false;
+  double first_begin = 0;  // the first begin() since it was last set to 0
+
+  void begin(const Layer&, Pass) override {
+    const double t = now_ns();
+    if (first_begin == 0) first_begin = t;
+    open_.push_back(t);
   }
-}
+  void end(const Layer& layer, Pass pass) override {
+    const double t = now_ns() - open_.back();
+    open_.pop_back();
+    if (timing) ns_[{&layer, pass}] += t;
+  }
+  double ns(const Layer& layer, Pass pass) const {
+    const auto it = ns_.find({&layer, pass});
+    return it == ns_.end() ? 0.0 : it->second;
+  }
 
-// Names profile_steps' timing slots, in the order it laps them, with the time per step of each.
-StepProfile label_profile(const std::vector<double>& acc, int64_t steps, int64_t non_finite_steps, const Config& cfg,
-                          const std::vector<std::unique_ptr<Layer>>& layers, bool by_layer) {
-  const std::size_t L = layers.size();
+ private:
+  std::vector<double> open_;
+  std::map<std::pair<const Layer*, Pass>, double> ns_;
+};
+
+// The parts of the step outside the layers, summed over the timed steps.
+struct StepParts {
+  double gather = 0, loss = 0, check = 0, loss_backward = 0, update = 0;
+};
+
+// Names the parts, in the order the step runs them, with the time per step of each; a block
+// (Residual) gets a group row, its layers' rows below it and a row for its own part.
+class ProfileLabels {
+ public:
+  ProfileLabels(const LayerClock& clock, int64_t steps) : clock_(clock), steps_(static_cast<double>(steps)) {}
+
+  void part(std::string what, std::string kind, double ns, int depth = 0, bool group = false) {
+    prof.entries.push_back({std::move(what), std::move(kind), ns / steps_, depth, group});
+    if (!group) prof.total_ns += prof.entries.back().ns_per_step;
+  }
+  void layer(Layer& l, Pass pass, const std::string& name, int depth = 0) {
+    const double ns = clock_.ns(l, pass);
+    const auto kids = l.children();
+    if (kids.empty()) return part(fmt::format("{} {} {}", name, l.describe(), pass_name(pass)), kind_of(l), ns, depth);
+    part(fmt::format("{} {} {}", name, l.type(), pass_name(pass)), kind_of(l), ns, depth, true);
+    double inside = 0;
+    for (std::size_t n = 0; n < kids.size(); ++n) {
+      const std::size_t j = pass == Pass::Forward ? n : kids.size() - 1 - n;
+      layer(*kids[j], pass, fmt::format("{}.layers.{}", name, j), depth + 1);
+      inside += clock_.ns(*kids[j], pass);
+    }
+    part(fmt::format("{} {}, outside its layers, {}", name, l.type(), pass_name(pass)), kind_of(l), std::max(0.0, ns - inside),
+         depth + 1);
+  }
+
   StepProfile prof;
-  prof.non_finite_steps = non_finite_steps;
-  std::size_t k = 0;
-  auto add = [&](std::string what, std::string kind) {
-    prof.entries.push_back({std::move(what), std::move(kind), acc[k++] / static_cast<double>(steps)});
-    prof.total_ns += prof.entries.back().ns_per_step;
-  };
-  add("minibatch gather (randint + rows)", "gather");
-  add("embedding forward (rows of C, flattened)", "gather");
-  for (std::size_t i = 0; i < L; ++i) add(fmt::format("layers.{} {} forward", i, layers[i]->describe()), kind_of(*layers[i]));
-  add("softmax + cross-entropy forward", "softmax");
-  add("finiteness check of every activation", "other");
-  add("softmax + cross-entropy backward", "softmax");
-  for (std::size_t i = L; i-- > 0;) add(fmt::format("layers.{} {} backward", i, layers[i]->describe()), kind_of(*layers[i]));
-  add("embedding backward (scatter-add)", "gather");
-  add(fmt::format("{} update{}", cfg.optimizer.name(),
-                  by_layer                 ? " (layer by layer, inside the backward)"
-                  : cfg.clip_grad_norm > 0 ? " (+ clipping)"
-                                           : ""),
-      "optimizer");
-  return prof;
+
+ private:
+  const LayerClock& clock_;
+  double steps_;
+};
+
+StepProfile label_profile(const LayerClock& clock, const StepParts& t, int64_t steps, const Config& cfg, Model& model,
+                          bool by_layer) {
+  ProfileLabels out(clock, steps);
+  auto& layers = model.stack().layers();
+  out.part("minibatch gather (randint + rows)", "gather", t.gather);
+  out.part("embedding forward (rows of C, flattened)", "gather", clock.ns(model.embedding(), Pass::Forward));
+  for (std::size_t i = 0; i < layers.size(); ++i) out.layer(*layers[i], Pass::Forward, fmt::format("layers.{}", i));
+  out.part("softmax + cross-entropy forward", "softmax", t.loss);
+  out.part("finiteness check of every activation", "other", t.check);
+  out.part("softmax + cross-entropy backward", "softmax", t.loss_backward);
+  for (std::size_t i = layers.size(); i-- > 0;) out.layer(*layers[i], Pass::Backward, fmt::format("layers.{}", i));
+  out.part("embedding backward (scatter-add)", "gather", clock.ns(model.embedding(), Pass::Backward));
+  out.part(fmt::format("{} update{}", cfg.optimizer.name(),
+                       by_layer                 ? " (layer by layer, inside the backward)"
+                       : cfg.clip_grad_norm > 0 ? " (+ clipping)"
+                                                : ""),
+           "optimizer", t.update);
+  return std::move(out.prof);
 }
 
 }  // namespace
 
 StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train, int64_t steps) {
-  const int batch = cfg.batch_size;
-  const uint64_t seed = cfg.seed;
   Optimizer opt(cfg.optimizer, model.params().values().size());
-  TorchGenerator gen(seed);
-  auto& layers = model.stack().layers();
-  const std::size_t L = layers.size();
-  // slots: 0 gather, 1 embedding fwd, 2..2+L layer fwd, loss, finiteness check, loss bwd,
-  // layer bwd (L), embedding bwd, update
-  const std::size_t n_slots = 2 * L + 7;
-  std::vector<double> acc(n_slots, 0.0);
+  TorchGenerator gen(cfg.seed);
+  const auto B = static_cast<std::size_t>(cfg.batch_size);
+  std::vector<int64_t> ix(B);
+  std::vector<int32_t> xb(B * static_cast<std::size_t>(cfg.block_size)), yb(B);
   const bool by_layer = can_update_inside_backward(cfg, model);
-  std::vector<int64_t> ix(static_cast<std::size_t>(batch));
-  std::vector<int32_t> yb(static_cast<std::size_t>(batch));
-  const int T = model.block_size();
-  std::vector<int32_t> tokens(static_cast<std::size_t>(batch) * static_cast<std::size_t>(T));
-  Mat dlogits, dflat;
-  std::vector<Mat> grads(L);
-  SoftmaxCrossEntropy ce;
+  LayerClock clock;
+  const ScopedLayerProbe probe(&clock);
+  StepParts acc;
   const int64_t warm = std::min<int64_t>(steps, 200);
   int64_t non_finite_steps = 0;
   for (int64_t s = 0; s < warm + steps; ++s) {
-    const bool timed = s >= warm;
-    std::size_t k = 0;
-    double t = thread_ns();
-    auto lap = [&] {
-      const double now = thread_ns();
-      if (timed) acc[k] += now - t;
-      ++k;
+    clock.timing = s >= warm;
+    double t = now_ns(), update = 0;
+    auto lap = [&](double& into) {
+      const double now = now_ns();
+      if (clock.timing) into += now - t;
       t = now;
     };
-    gather_minibatch(gen, train, T, ix, tokens, yb);
-    lap();
-    model.embedding().forward_tokens(tokens.data(), batch, T);
-    lap();
-    const Mat* in = &model.embedding().out();
-    for (auto& l : layers) {
-      l->forward(*in, ForwardContext(Mode::Train, &gen));
-      in = &l->out();
-      lap();
-    }
-    ce.forward(*in, yb.data());
-    lap();
-    non_finite_steps += model.outputs_finite() ? 0 : 1;  // the trainer's check of every activation
-    lap();
-    ce.backward(&dlogits);
-    lap();
-    const bool token_path = model.first_linear_took_tokens();  // layers[0] writes dC itself
-    // As Trainer::step: each layer's update right after its backward where it can (timed into
-    // the update's slot), else one update after the whole backward.
-    auto update_range = [&](std::size_t owner) {
-      const auto [k0, k1] = model.update_ranges()[owner];
-      if (k0 < k1) opt.update(model.params().values().data(), model.params().grads().data(), cfg.lr_at(s), k0, k1);
-      const double now = thread_ns();
-      if (timed) acc[n_slots - 1] += now - t;
-      t = now;
+    // Trainer::step's calls, in its order.
+    draw_minibatch(gen, train, cfg.block_size, ix, xb, yb);
+    lap(acc.gather);
+    model.forward(xb.data(), static_cast<int>(B), ForwardContext(Mode::Train, &gen));
+    t = now_ns();  // the layers timed themselves
+    model.loss(yb.data());
+    lap(acc.loss);
+    non_finite_steps += model.outputs_finite() ? 0 : 1;
+    lap(acc.check);
+    // The backward: the loss's gradient until the first layer's backward begins, then the
+    // layers (timed by the clock), with the update inside it or after it.
+    const double backward_began = t;
+    clock.first_begin = 0;
+    const double lr = cfg.lr_at(s);
+    auto timed_update = [&](auto&& f) {
+      const double u0 = now_ns();
+      f();
+      update += now_ns() - u0;
     };
-    for (std::size_t i = L; i-- > 0;) {
-      layers[i]->backward(i + 1 == L ? dlogits : grads[i], i > 0 ? &grads[i - 1] : (token_path ? nullptr : &dflat));
-      lap();
-      if (by_layer) update_range(i + 1);
-    }
-    if (!token_path) model.embedding().backward(dflat, nullptr);
-    lap();
     if (by_layer) {
-      update_range(0);
-      opt.advance();
+      float* p = model.params().values().data();
+      const float* g = model.params().grads().data();
+      model.backward([&](std::size_t k0, std::size_t k1) { timed_update([&] { opt.update(p, g, lr, k0, k1); }); });
+      timed_update([&] { opt.advance(); });
     } else {
-      if (cfg.clip_grad_norm > 0) clip_grad_norm(model.params().grads(), cfg.clip_grad_norm);
-      opt.step(model.params().values(), model.params().grads(), cfg.lr_at(s));
+      model.backward();
+      timed_update([&] {
+        if (cfg.clip_grad_norm > 0) clip_grad_norm(model.params().grads(), cfg.clip_grad_norm);
+        opt.step(model.params().values(), model.params().grads(), lr);
+      });
     }
-    lap();
+    if (clock.timing) {
+      acc.loss_backward += clock.first_begin - backward_began;
+      acc.update += update;
+    }
   }
-  return label_profile(acc, steps, non_finite_steps, cfg, layers, by_layer);
+  return label_profile(clock, acc, steps, cfg, model, by_layer);
 }
 
 }  // namespace mm

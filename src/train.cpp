@@ -30,15 +30,18 @@ Trainer::Trainer(Model& model, const Config& cfg, const Examples& train, TorchGe
   yb_.resize(B);
 }
 
-void Trainer::draw_batch() {
-  const std::size_t B = ix_.size(), T = static_cast<std::size_t>(cfg_.block_size);
-  gen_.randint(0, static_cast<int64_t>(train_.size()), ix_.data(), B);
+void draw_minibatch(TorchGenerator& gen, const Examples& train, int block_size, std::vector<int64_t>& ix,
+                    std::vector<int32_t>& xb, std::vector<int32_t>& yb) {
+  const std::size_t B = ix.size(), T = static_cast<std::size_t>(block_size);
+  gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), B);
   for (std::size_t b = 0; b < B; ++b) {
-    const auto r = static_cast<std::size_t>(ix_[b]);
-    for (std::size_t t = 0; t < T; ++t) xb_[b * T + t] = train_.x[r * T + t];
-    yb_[b] = train_.y[r];
+    const auto r = static_cast<std::size_t>(ix[b]);
+    for (std::size_t t = 0; t < T; ++t) xb[b * T + t] = train.x[r * T + t];
+    yb[b] = train.y[r];
   }
 }
+
+void Trainer::draw_batch() { draw_minibatch(gen_, train_, cfg_.block_size, ix_, xb_, yb_); }
 
 float Trainer::step(int64_t i) {
   draw_batch();

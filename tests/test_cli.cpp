@@ -396,6 +396,46 @@ TEST(CliBench, ProfileThreadsAndTrainResources) {
   EXPECT_GE(res["eval_train_seconds"].get<double>(), 0.0);
 }
 
+// --profile looks inside blocks: each residual block's row is a group whose time is its rows
+// one level deeper (its layers and its own sum), every nested layer has a forward and a backward
+// row named like its parameters, and the products alone are measured with the Linears inside.
+TEST(CliBench, ProfileLooksInsideResidualBlocks) {
+  TempDir dir;
+  const std::string words = write_names(dir);
+  const CliResult r = run_cli(dir.path(), {"bench", "-i", words, "--steps", "50", "--repeat", "1", "--json", "--profile",
+                                           "--preset", "deep-residual-layernorm"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json prof = last_json_line(r)["results"][0]["profile"];
+  ASSERT_TRUE(prof.is_object()) << r.out;
+  const json& parts = prof["parts"];
+  double leaves = 0;
+  int groups = 0, nested_linear_rows = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const json& p = parts[i];
+    if (!p["group"].get<bool>()) leaves += p["ns_per_step"].get<double>();
+    if (p["depth"] == 1 && p["kind"] == "matmul") {
+      ++nested_linear_rows;
+      EXPECT_NE(p["part"].get<std::string>().find(".layers.1 Linear(100, 100"), std::string::npos) << p.dump();
+    }
+    if (!p["group"].get<bool>()) continue;
+    ++groups;
+    EXPECT_EQ(p["depth"], 0) << p.dump();
+    EXPECT_EQ(p["kind"], "block") << p.dump();
+    double inside = 0;
+    std::size_t k = i + 1;
+    for (; k < parts.size() && parts[k]["depth"].get<int>() > p["depth"].get<int>(); ++k) {
+      EXPECT_EQ(parts[k]["depth"], 1) << parts[k].dump();
+      inside += parts[k]["ns_per_step"].get<double>();
+    }
+    EXPECT_EQ(k - i - 1, 4u) << "LayerNorm, Linear, Tanh and the block's own part below " << p.dump();
+    EXPECT_NEAR(inside, p["ns_per_step"].get<double>(), 1e-6 * inside + 1e-9) << p.dump();
+  }
+  EXPECT_EQ(groups, 2 * 9) << "nine residual blocks, forward and backward";
+  EXPECT_EQ(nested_linear_rows, 2 * 9);
+  EXPECT_NEAR(leaves, prof["total_ns_per_step"].get<double>(), 1e-6 * leaves);
+  EXPECT_GT(prof["matmul_gflops"].get<double>(), 0.0) << prof.dump();
+}
+
 // --config times any network; --torch runs its PyTorch twin (bench/torch/config.py) when this
 // machine has PyTorch; --seconds bounds each run by time and never exceeds --steps.
 const char* k_tiny_residual = R"({"name": "tiny-net", "data": {"block_size": 4},

@@ -41,16 +41,16 @@ void print_profile(const BenchResult& r, double peak) {
   fmt::print("  profile of {} ({} steps, wall time; total {:.0f} ns/step = {:.0f} steps/s):\n", r.name, r.steps, p.total_ns,
              1e9 / p.total_ns);
   std::map<std::string, double> by_kind;
-  std::size_t width = 58;  // the parts' column: as wide as its longest name
-  for (const auto& e : p.entries) width = std::max(width, e.what.size());
+  // The parts' column: as wide as its longest name; a block's layers indented below its row.
+  auto label = [](const ProfileEntry& e) { return std::string(2 * static_cast<std::size_t>(e.depth), ' ') + e.what; };
+  std::size_t width = 58;
+  for (const auto& e : p.entries) width = std::max(width, label(e).size());
   for (const auto& e : p.entries) {
-    fmt::print("    {:<{}} {:>8.0f} ns {:>6.1f}%\n", e.what, width, e.ns_per_step, 100 * e.ns_per_step / p.total_ns);
-    by_kind[e.kind] += e.ns_per_step;
+    fmt::print("    {:<{}} {:>8.0f} ns {:>6.1f}%\n", label(e), width, e.ns_per_step, 100 * e.ns_per_step / p.total_ns);
+    if (!e.group) by_kind[e.kind] += e.ns_per_step;
   }
   if (const double mm_gflops = r.products_alone_gflops(); mm_gflops > 0)
     fmt::print("    matrix products alone: {:.1f} GFLOP/s = {:.1f}% of the measured peak\n", mm_gflops, 100 * mm_gflops / peak);
-  else
-    fmt::print("    matrix products alone: not separable (the Linear layers inside blocks are timed with their block)\n");
   fmt::print("    by kind:");
   for (const auto& [k, v] : by_kind) fmt::print(" {} {:.0f}%", k, 100 * v / p.total_ns);
   fmt::print("\n");

@@ -57,8 +57,8 @@ struct BenchResult {
   bool profiled = false;
   StepProfile profile;
   double gflops() const { return flops_per_step * steps_per_sec / 1e9; }
-  // The profile's products alone: every Linear's FLOPs over the time of the Linear rows. 0 when
-  // not profiled, or when some Linear sits inside a block (a residual), timed with the block.
+  // The profile's products alone: every Linear's FLOPs over the time of the Linear rows (those
+  // inside blocks included). 0 when not profiled.
   double products_alone_gflops() const;
 };
 BenchResult bench_network(const BenchEntry& e, const Dataset& data, const BenchOptions& o, const BenchContext& ctx);

@@ -31,6 +31,36 @@ struct ForwardContext {
 };
 
 struct LayerKind;  // layer_kinds.h: a kind's registry entry
+class Layer;
+
+// Watches each layer's forward and backward as it runs, nested layers (a Residual's branch)
+// included, with begin / end around each: bench --profile's clock (perf.cpp). Set per thread
+// for a scope; with none set, a step pays one thread-local read per Sequential pass.
+enum class Pass { Forward, Backward };
+class LayerProbe {
+ public:
+  virtual ~LayerProbe() = default;
+  virtual void begin(const Layer& layer, Pass pass) = 0;
+  virtual void end(const Layer& layer, Pass pass) = 0;
+};
+LayerProbe* layer_probe();  // this thread's, or null
+class ScopedLayerProbe {
+ public:
+  explicit ScopedLayerProbe(LayerProbe* probe);
+  ~ScopedLayerProbe();
+  ScopedLayerProbe(const ScopedLayerProbe&) = delete;
+  ScopedLayerProbe& operator=(const ScopedLayerProbe&) = delete;
+
+ private:
+  LayerProbe* previous_;
+};
+// Runs f() between probe->begin(layer, pass) and probe->end(layer, pass) where a probe is set.
+template <class F>
+void probed(LayerProbe* probe, const Layer& layer, Pass pass, F&& f) {
+  if (probe) probe->begin(layer, pass);
+  f();
+  if (probe) probe->end(layer, pass);
+}
 
 class Layer {
  public:

@@ -36,18 +36,21 @@ double peak_memory_mb();
 
 namespace mm {
 
-// Where one training step's time goes: every layer's forward and backward, the loss, the
-// minibatch gather and the optimizer update, each timed separately (steady_clock, so run it on a quiet
-// machine) over `steps` steps after a warm-up. The step is the trainer's, taken apart: the same
-// calls in the same order. Timing each part costs ~20 ns.
+// Where one training step's time goes: the minibatch gather, every layer's forward and backward
+// (the layers inside a block too, below the block's row), the loss, the finiteness check and the
+// optimizer update, each timed separately (steady_clock, so run it on a quiet machine) over
+// `steps` steps after a warm-up. The step is the trainer's: the same Model calls in the same
+// order, the layers timed from inside by a LayerProbe. Timing each part costs ~20 ns.
 struct ProfileEntry {
-  std::string what;  // "layers.0 Linear(30, 200) forward", "softmax + cross-entropy", ...
-  std::string kind;  // matmul, batchnorm, tanh, softmax, gather, optimizer, other
+  std::string what;  // "layers.0 Linear(30, 200) forward", "softmax + cross-entropy forward", ...
+  std::string kind;  // the layer's role (matmul, normalization, activation, block ...), softmax, gather, optimizer, other
   double ns_per_step = 0;
+  int depth = 0;       // 0: a part of the step; 1: inside the block above it, and so on
+  bool group = false;  // a block's whole time: the sum of the rows below it one level deeper
 };
 struct StepProfile {
   std::vector<ProfileEntry> entries;
-  double total_ns = 0;           // sum of the entries
+  double total_ns = 0;           // sum of the entries that are not groups
   int64_t non_finite_steps = 0;  // steps whose activations were not all finite (a diverged run)
 };
 StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train, int64_t steps);

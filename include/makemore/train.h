@@ -53,6 +53,11 @@ struct TrainStats {
 // The Trainer also needs every observer to leave the backward alone (watches_backward).
 bool can_update_inside_backward(const Config& cfg, const Model& model);
 
+// The trainer's minibatch (the notebook's ix = randint(0, n, (B,))): ix.size() example indices
+// drawn from gen, their contexts into xb (B, block_size) and their targets into yb.
+void draw_minibatch(TorchGenerator& gen, const Examples& train, int block_size, std::vector<int64_t>& ix,
+                    std::vector<int32_t>& xb, std::vector<int32_t>& yb);
+
 class Trainer {
  public:
   Trainer(Model& model, const Config& cfg, const Examples& train, TorchGenerator& gen);
