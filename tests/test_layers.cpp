@@ -584,42 +584,56 @@ TEST(Dropout, ConfigRefusesAProbabilityOfOneOrMore) {
 }  // namespace
 
 // The norm kernels take rows in blocks (8 at a time; on AVX-512 32 and 8, a row per vector lane,
-// each lane running its row's sums in the row's order): the outputs and dx of 45 rows at once
-// are, to the bit, those of each row alone (the one-row path).
+// each lane running its row's sums in the row's order, a group's last K % 8 features through
+// masked loads): the outputs and dx of 45 rows at once are, to the bit, those of each row alone
+// (the one-row path). Widths 24 (K = 24, 8), 30 (K = 30, 10, 5) and 100 (deep-residual-layernorm's
+// LayerNorm(100); K = 25, 5).
 TEST(NormKernels, BlocksOfRowsGiveOneRowAtATimesBits) {
-  const json j = json::parse(R"({"data": {"block_size": 3}, "model": {"n_embd": 8, "layers": [
-      {"type": "layernorm"}, {"type": "groupnorm", "groups": 3}, {"type": "layernorm", "affine": false},
-      {"type": "linear", "out": "vocab"}]}})");
-  mm::Model model(mm::parse_config(j, "test"), 27);
-  mm::TorchGenerator gen(5);
-  model.init(gen);
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd;
-  for (float& v : model.params().values()) v += 0.3f * nd(rng);  // gamma and beta away from 1 and 0
-  Mat x(45, 24), dout(45, 24);
-  for (Eigen::Index i = 0; i < x.size(); ++i) {
-    x.data()[i] = 3.0f * nd(rng) + 0.5f;
-    dout.data()[i] = nd(rng);
-  }
-  const std::vector<mm::Layer*> layers = model.all_layers();
-  const std::string saved = mm::kernel_set();
-  for (const std::string& set : mm::kernel_sets())
-    for (int k = 0; k < 3; ++k) {
-      mm::set_kernel_set(set);
-      SCOPED_TRACE(set + ": " + layers[static_cast<std::size_t>(k)]->describe());
-      mm::Layer& layer = *layers[static_cast<std::size_t>(k)];
-      layer.forward(x, mm::Mode::Train);
-      const Mat out = layer.out();
-      Mat dx;
-      layer.backward(dout, &dx);
-      for (Eigen::Index r = 0; r < x.rows(); ++r) {
-        const Mat xr = x.row(r), dr = dout.row(r);
-        layer.forward(xr, mm::Mode::Train);
-        ASSERT_EQ(0, std::memcmp(layer.out().data(), out.row(r).data(), sizeof(float) * 24)) << "forward, row " << r;
-        Mat dxr;
-        layer.backward(dr, &dxr);
-        ASSERT_EQ(0, std::memcmp(dxr.data(), dx.row(r).data(), sizeof(float) * 24)) << "dx, row " << r;
-      }
+  struct Case {
+    int block_size, n_embd, groups_a, groups_b;
+  };
+  for (const Case c : {Case{3, 8, 3, 3}, Case{3, 10, 3, 6}, Case{4, 25, 4, 20}}) {
+    const json j = {{"data", {{"block_size", c.block_size}}},
+                    {"model",
+                     {{"n_embd", c.n_embd},
+                      {"layers", json::array({{{"type", "layernorm"}},
+                                              {{"type", "groupnorm"}, {"groups", c.groups_a}},
+                                              {{"type", "layernorm"}, {"affine", false}},
+                                              {{"type", "groupnorm"}, {"groups", c.groups_b}, {"affine", false}},
+                                              {{"type", "linear"}, {"out", "vocab"}}})}}}};
+    mm::Model model(mm::parse_config(j, "test"), 27);
+    mm::TorchGenerator gen(5);
+    model.init(gen);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd;
+    for (float& v : model.params().values()) v += 0.3f * nd(rng);  // gamma and beta away from 1 and 0
+    const Eigen::Index C = c.block_size * c.n_embd;
+    Mat x(45, C), dout(45, C);
+    for (Eigen::Index i = 0; i < x.size(); ++i) {
+      x.data()[i] = 3.0f * nd(rng) + 0.5f;
+      dout.data()[i] = nd(rng);
     }
-  mm::set_kernel_set(saved);
+    const std::vector<mm::Layer*> layers = model.all_layers();
+    const std::string saved = mm::kernel_set();
+    for (const std::string& set : mm::kernel_sets())
+      for (int k = 0; k < 4; ++k) {
+        mm::set_kernel_set(set);
+        mm::Layer& layer = *layers[static_cast<std::size_t>(k)];
+        SCOPED_TRACE(set + ", width " + std::to_string(C) + ": " + layer.describe());
+        layer.forward(x, mm::Mode::Train);
+        const Mat out = layer.out();
+        Mat dx;
+        layer.backward(dout, &dx);
+        for (Eigen::Index r = 0; r < x.rows(); ++r) {
+          const Mat xr = x.row(r), dr = dout.row(r);
+          layer.forward(xr, mm::Mode::Train);
+          ASSERT_EQ(0, std::memcmp(layer.out().data(), out.row(r).data(), sizeof(float) * static_cast<std::size_t>(C)))
+              << "forward, row " << r;
+          Mat dxr;
+          layer.backward(dr, &dxr);
+          ASSERT_EQ(0, std::memcmp(dxr.data(), dx.row(r).data(), sizeof(float) * static_cast<std::size_t>(C))) << "dx, row " << r;
+        }
+      }
+    mm::set_kernel_set(saved);
+  }
 }

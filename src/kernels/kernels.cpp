@@ -279,11 +279,21 @@ void group_norm_rows(const float* x, Index C, Index G, double eps, float* xhat, 
 }
 
 #if defined(__AVX512F__)
-// Columns k..k+7 of 8 rows (leading dimension ld) as 8 vectors of doubles, one per column, lane
-// j holding row j's value: an 8 x 8 transpose in registers.
-inline void columns8(const float* x, Index ld, __m512d* c) {
+// The first w (1-8) floats at p, zeros after them; and their store.
+inline __mmask8 lanes8(Index w) { return static_cast<__mmask8>((1u << w) - 1u); }
+inline __m256 load8(const float* p, Index w) { return w >= 8 ? _mm256_loadu_ps(p) : _mm256_maskz_loadu_ps(lanes8(w), p); }
+inline void store8(float* p, __m256 v, Index w) {
+  if (w >= 8)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm256_mask_storeu_ps(p, lanes8(w), v);
+}
+
+// Columns k..k+w-1 (w <= 8) of 8 rows (leading dimension ld) as vectors of doubles, one per
+// column, lane j holding row j's value: an 8 x 8 transpose in registers (c[w..7] are zeros).
+inline void columns8(const float* x, Index ld, Index w, __m512d* c) {
   __m512d r[8], t[8];
-  for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtps_pd(_mm256_loadu_ps(x + j * ld));
+  for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtps_pd(load8(x + j * ld, w));
   for (int j = 0; j < 8; j += 2) {
     t[j] = _mm512_unpacklo_pd(r[j], r[j + 1]);      // (r_j[0] r_j+1[0]) (r_j[2] ..) (r_j[4] ..) (r_j[6] ..)
     t[j + 1] = _mm512_unpackhi_pd(r[j], r[j + 1]);  // the odd columns
@@ -303,14 +313,15 @@ inline void columns8(const float* x, Index ld, __m512d* c) {
 }
 
 // The K columns from k0 of NB blocks of 8 rows into tile: column k of block b at
-// tile + (b * K + k) * 8, lane j = row b * 8 + j.
+// tile + (b * K + k) * 8, lane j = row b * 8 + j. Any K: the last columns through masked loads.
 template <int NB>
 void transpose_blocks(const float* x, Index C, Index k0, Index K, double* tile) {
   __m512d c[8];
   for (int b = 0; b < NB; ++b)
     for (Index k = 0; k < K; k += 8) {
-      columns8(x + b * 8 * C + k0 + k, C, c);
-      for (int i = 0; i < 8; ++i) _mm512_store_pd(tile + (b * K + k + i) * 8, c[i]);
+      const Index w = std::min<Index>(8, K - k);
+      columns8(x + b * 8 * C + k0 + k, C, w, c);
+      for (Index i = 0; i < w; ++i) _mm512_store_pd(tile + (b * K + k + i) * 8, c[i]);
     }
 }
 
@@ -323,8 +334,8 @@ double* norm_tile(std::size_t doubles) {
 // group_norm_rows<8> for NB blocks of 8 rows, each row in a lane of its block's vectors: lane j
 // runs row j's operations in row j's order (its sums feature by feature, with the fused
 // multiply-add the compiler makes of the scalar code), so the bits are those of one row at a
-// time (GroupNormKernel.BlocksAsOneRowAtATime). The NB blocks' chains of dependent adds overlap.
-// K (features per group) a multiple of 8.
+// time (NormKernels.BlocksOfRowsGiveOneRowAtATimesBits). The NB blocks' chains of dependent adds
+// overlap. Any K (features per group): a group's last K % 8 features through masked loads.
 template <int NB>
 void group_norm_blocks(const float* x, Index C, Index G, double eps, float* xhat, float* inv_std) {
   const Index K = C / G;
@@ -350,9 +361,11 @@ void group_norm_blocks(const float* x, Index C, Index G, double eps, float* xhat
         const Index row = b * 8 + j;
         inv_std[row * G + g] = static_cast<float>(rstd_j[j]);
         const __m512d m = _mm512_set1_pd(mu_j[j]), r = _mm512_set1_pd(rstd_j[j]);
-        for (Index k = g * K; k < (g + 1) * K; k += 8)
-          _mm256_storeu_ps(xhat + row * C + k, _mm512_cvtpd_ps(_mm512_mul_pd(
-                                                   _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + row * C + k)), m), r)));
+        for (Index k = g * K; k < (g + 1) * K; k += 8) {
+          const Index w = std::min<Index>(8, (g + 1) * K - k);
+          store8(xhat + row * C + k,
+                 _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(load8(x + row * C + k, w)), m), r)), w);
+        }
       }
     }
   }
@@ -364,7 +377,7 @@ void group_norm_forward(const float* x, Index n, Index C, Index G, double eps, c
   constexpr int R = 8;
   Index r = 0;
 #if defined(__AVX512F__)
-  if ((C / G) % 8 == 0) {
+  {
     for (; r + 4 * R <= n; r += 4 * R) group_norm_blocks<4>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
     for (; r + R <= n; r += R) group_norm_blocks<1>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
   }
@@ -414,7 +427,7 @@ void group_norm_dx_rows(const float* dout, const float* xhat, const float* inv_s
 // group_norm_dx_rows<8, Affine> for NB blocks of 8 rows, a row per lane (as group_norm_blocks):
 // each lane's sums in its row's order, and the fused multiply-adds the compiler makes of the
 // scalar expressions: g * xhat added to sgx; g = dout * gamma fused into g - mean(g); the
-// subtraction of xhat * mean(g * xhat) fused. K a multiple of 8.
+// subtraction of xhat * mean(g * xhat) fused. Any K, as group_norm_blocks.
 template <int NB, bool Affine>
 void group_norm_dx_blocks(const float* dout, const float* xhat, const float* inv_std, Index C, Index G, const float* gamma,
                           float* dx) {
@@ -445,14 +458,15 @@ void group_norm_dx_blocks(const float* dout, const float* xhat, const float* inv
         const __m512d s = _mm512_set1_pd(static_cast<double>(inv_std[row * G + g]));
         const __m512d m = _mm512_set1_pd(mg[j]), mx = _mm512_set1_pd(mgx[j]);
         for (Index k = g * K; k < (g + 1) * K; k += 8) {
-          const __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(dout + row * C + k));
-          const __m512d h = _mm512_cvtps_pd(_mm256_loadu_ps(xhat + row * C + k));
+          const Index n = std::min<Index>(8, (g + 1) * K - k);
+          const __m512d d = _mm512_cvtps_pd(load8(dout + row * C + k, n));
+          const __m512d h = _mm512_cvtps_pd(load8(xhat + row * C + k, n));
           __m512d w;
           if constexpr (Affine)
-            w = _mm512_fmsub_pd(d, _mm512_cvtps_pd(_mm256_loadu_ps(gamma + k)), m);
+            w = _mm512_fmsub_pd(d, _mm512_cvtps_pd(load8(gamma + k, n)), m);
           else
             w = _mm512_sub_pd(d, m);
-          _mm256_storeu_ps(dx + row * C + k, _mm512_cvtpd_ps(_mm512_mul_pd(s, _mm512_fnmadd_pd(h, mx, w))));
+          store8(dx + row * C + k, _mm512_cvtpd_ps(_mm512_mul_pd(s, _mm512_fnmadd_pd(h, mx, w))), n);
         }
       }
     }
@@ -466,7 +480,7 @@ void group_norm_dx(const float* dout, const float* xhat, const float* inv_std, I
   constexpr int R = 8;
   Index r = 0;
 #if defined(__AVX512F__)
-  if ((C / G) % 8 == 0) {
+  {
     for (; r + 4 * R <= n; r += 4 * R)
       group_norm_dx_blocks<4, Affine>(dout + r * C, xhat + r * C, inv_std + r * G, C, G, gamma, dx + r * C);
     for (; r + R <= n; r += R)
