@@ -19,6 +19,22 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int vocab_size, const std:
   return s.kind->make(s, LayerBuild{vocab_size, where});
 }
 
+namespace {
+// The layers whose outputs outputs_finite() reads, from one Sequential's layers (and recursively
+// the layers inside its blocks). Left out: a bounded activation's output (tanh, sigmoid), finite
+// whenever its input is; and an output that a normalization reads next, since a non-finite
+// input makes the norm's output non-finite in both modes (inf - inf in its statistics, inf times
+// its scale), and the norm's output is checked itself (or, norm after norm, the last one's).
+// The input of each is another layer's output or the embedding's, checked itself.
+void collect_checked_outputs(const std::vector<Layer*>& layers, std::vector<const Layer*>& out) {
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const bool norm_next = i + 1 < layers.size() && layers[i + 1]->kind().traits.role == LayerRole::Normalization;
+    if (!layers[i]->kind().bounded() && !norm_next) out.push_back(layers[i]);
+    collect_checked_outputs(layers[i]->children(), out);
+  }
+}
+}  // namespace
+
 Model::Model(const Config& cfg, int vocab_size) : Model(cfg, vocab_size, true) {}
 
 Model::Layout Model::layout_of(const Config& cfg, int vocab_size) {
@@ -46,10 +62,7 @@ Model::Model(const Config& cfg, int vocab_size, bool allocate)
     if (token_reader_) token_reader_->read_tokens_from(embedding_.get());
   }
   if (allocate) params_.finalize();
-  // A bounded activation's output (tanh, sigmoid) is finite whenever its input is, and its input
-  // is another layer's output, checked itself: outputs_finite() reads the others.
-  for (Layer* l : all_layers())
-    if (!l->kind().bounded()) unbounded_.push_back(l);
+  collect_checked_outputs(const_cast<Sequential&>(stack_).children(), checked_);
   update_ranges_ = allocate ? layer_ranges() : decltype(update_ranges_){};
 }
 
@@ -190,7 +203,7 @@ float Model::loss(const int32_t* y) { return ce_.forward(stack_.out(), y); }
 bool Model::outputs_finite() const {
   const auto& k = kernels::kernels();
   if (!k.all_finite(embedding_->out().data(), embedding_->out().size())) return false;
-  for (const Layer* l : unbounded_)
+  for (const Layer* l : checked_)
     if (!k.all_finite(l->out().data(), l->out().size())) return false;
   return true;
 }

@@ -583,6 +583,50 @@ TEST(Dropout, ConfigRefusesAProbabilityOfOneOrMore) {
 
 }  // namespace
 
+// outputs_finite() leaves out a Linear's output when a normalization reads it next (and tanh's
+// outputs): what it relies on is that every norm turns a non-finite input into a non-finite
+// output, in training and in evaluation, alone or inside a residual block. A Linear whose weights
+// overflow its output to inf must still make the check fail; the same model with sane weights
+// passes it.
+TEST(Model, OutputsFiniteSeesAnOverflowThatANormReads) {
+  const json norms = json::array({nullptr,  // no norm: a tanh would squash the inf to 1
+                                  {{"type", "batchnorm1d"}},
+                                  {{"type", "layernorm"}, {"affine", false}},
+                                  {{"type", "layernorm"}},
+                                  {{"type", "groupnorm"}, {"groups", 4}}});
+  for (const json& norm : norms)
+    for (const bool residual : {false, true}) {
+      SCOPED_TRACE(norm.dump() + (residual ? " in a residual block" : ""));
+      json inner = json::array({{{"type", "linear"}, {"out", 16}}});
+      if (!norm.is_null()) inner.push_back(norm);
+      inner.push_back({{"type", "tanh"}});
+      json layers = json::array({{{"type", "linear"}, {"out", 16}}, {{"type", "tanh"}}});
+      if (residual)
+        layers.push_back({{"type", "residual"}, {"layers", inner}});
+      else
+        for (const json& l : inner) layers.push_back(l);
+      layers.push_back({{"type", "linear"}, {"out", "vocab"}});
+      const json j = {{"data", {{"block_size", 3}}}, {"model", {{"n_embd", 4}, {"layers", layers}}}};
+      mm::Model model(mm::parse_config(j, "test"), 27);
+      mm::TorchGenerator gen(1);
+      model.init(gen);
+      std::vector<int32_t> x(8 * 3);
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int32_t>(i % 27);
+      for (const mm::Mode mode : {mm::Mode::Train, mm::Mode::Eval}) {
+        model.forward(x.data(), 8, mode);
+        EXPECT_TRUE(model.outputs_finite());
+      }
+      const std::string weight = residual ? "layers.2.layers.0.weight" : "layers.2.weight";
+      const int id = model.params().find(weight);
+      ASSERT_GE(id, 0) << weight;
+      for (int k = 0; k < 16 * 16; ++k) model.params().data(id)[k] = 3e38f;  // 16 terms of ~1e38 each: inf
+      for (const mm::Mode mode : {mm::Mode::Train, mm::Mode::Eval}) {
+        model.forward(x.data(), 8, mode);
+        EXPECT_FALSE(model.outputs_finite()) << (mode == mm::Mode::Train ? "train" : "eval");
+      }
+    }
+}
+
 // The norm kernels take rows in blocks (8 at a time; on AVX-512 32 and 8, a row per vector lane,
 // each lane running its row's sums in the row's order, a group's last K % 8 features through
 // masked loads): the outputs and dx of 45 rows at once are, to the bit, those of each row alone
