@@ -126,7 +126,8 @@ Runner add_bench(CLI::App& app) {
       ->capture_default_str()
       ->check(number_in(o.threads, 1, 256));
   c->add_flag("--profile", o.profile,
-              "Also print where a step's time goes, part by part (--steps steps; run on a quiet machine)");
+              "Also print where a step's time goes, part by part, the layers inside residual blocks too (--steps steps; run on a "
+              "quiet machine)");
   c->add_flag("--json", a->json, "Print one JSON object with steps_per_sec per network");
   return [a] { return run_bench(*a); };
 }
