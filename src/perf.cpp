@@ -213,7 +213,9 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
       acc.update += update;
     }
   }
-  return label_profile(clock, acc, steps, cfg, model, by_layer);
+  StepProfile prof = label_profile(clock, acc, steps, cfg, model, by_layer);
+  prof.non_finite_steps = non_finite_steps;
+  return prof;
 }
 
 }  // namespace mm
