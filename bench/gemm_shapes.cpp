@@ -2,13 +2,17 @@
 // (hot caches, best of 5 batches), through the same gemm() the layers call, against the
 // single-core FMA peak measured on the spot. `bench --profile` times the products inside the
 // step; this isolates them, e.g. to see what the transposed-operand products (dx = dout W^T)
-// cost next to the plain ones. MAKEMORE_GEMM=eigen times the portable path.
+// cost next to the plain ones. MAKEMORE_GEMM=eigen times the portable path. The last column says
+// whether each output equals one fused multiply-add chain over k from zero, in k's order (the
+// order a product kernel of our own would have to keep to give the same bits), or how many differ.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "makemore/gemm.h"
@@ -26,6 +30,24 @@ double best_ns(F f, int reps) {
     best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / reps);
   }
   return best;
+}
+
+// How many outputs of C (M x N, row-major) differ from std::fma(a_ik, b_kj, ...) added over
+// k = 0, 1, ... from zero; A and B stored as gemm() takes them (ld = their stored columns).
+int outputs_not_one_fma_chain(mm::Op a, mm::Op b, int M, int N, int K, const std::vector<float>& A, int lda,
+                              const std::vector<float>& B, int ldb, const std::vector<float>& C) {
+  auto at = [](const std::vector<float>& X, int ld, bool t, int r, int c) {
+    return t ? X[static_cast<std::size_t>(c) * static_cast<std::size_t>(ld) + static_cast<std::size_t>(r)]
+             : X[static_cast<std::size_t>(r) * static_cast<std::size_t>(ld) + static_cast<std::size_t>(c)];
+  };
+  int differ = 0;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      float acc = 0.0f;
+      for (int k = 0; k < K; ++k) acc = std::fma(at(A, lda, a == mm::Op::T, i, k), at(B, ldb, b == mm::Op::T, k, j), acc);
+      differ += acc != C[static_cast<std::size_t>(i) * static_cast<std::size_t>(N) + static_cast<std::size_t>(j)] ? 1 : 0;
+    }
+  return differ;
 }
 
 struct Shape {
@@ -57,7 +79,7 @@ int main() {
   const double peak = mm::measure_fma_peak_gflops();
   fmt::print("products via {}; measured FMA peak {:.0f} GFLOP/s ({})\n", mm::gemm_backend_name(mm::gemm_backend()), peak,
              mm::fma_vector_isa());
-  fmt::print("{:<40} {:>9} {:>9} {:>7}\n", "product (stored shapes)", "ns", "GFLOP/s", "% peak");
+  fmt::print("{:<40} {:>9} {:>9} {:>7}  {}\n", "product (stored shapes)", "ns", "GFLOP/s", "% peak", "one FMA chain per output");
   std::mt19937 gen(1);
   std::normal_distribution<float> normal;
   double lecture_ns = 0;
@@ -72,7 +94,9 @@ int main() {
     const double ns = best_ns([&] { mm::gemm(c.a, c.b, c.M, c.N, c.K, A.data(), acols, B.data(), bcols, C.data(), c.N); }, 20000);
     const double gf = 2.0 * c.M * c.N * c.K / ns;
     if (s < 6) lecture_ns += ns;
-    fmt::print("{:<40} {:>9.0f} {:>9.1f} {:>6.1f}%\n", c.what, ns, gf, 100 * gf / peak);
+    const int differ = outputs_not_one_fma_chain(c.a, c.b, c.M, c.N, c.K, A, acols, B, bcols, C);
+    fmt::print("{:<40} {:>9.0f} {:>9.1f} {:>6.1f}%  {}\n", c.what, ns, gf, 100 * gf / peak,
+               differ == 0 ? std::string("yes") : fmt::format("no: {} of {} outputs differ", differ, c.M * c.N));
   }
   fmt::print("the lecture step's six products alone: {:.0f} ns\n", lecture_ns);
   return 0;
