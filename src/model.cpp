@@ -62,7 +62,7 @@ Model::Model(const Config& cfg, int vocab_size, bool allocate)
     if (token_reader_) token_reader_->read_tokens_from(embedding_.get());
   }
   if (allocate) params_.finalize();
-  collect_checked_outputs(const_cast<Sequential&>(stack_).children(), checked_);
+  collect_checked_outputs(stack_.children(), checked_);
   update_ranges_ = allocate ? layer_ranges() : decltype(update_ranges_){};
 }
 
