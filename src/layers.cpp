@@ -842,10 +842,11 @@ void Sequential::backward(const Mat& dout, Mat* dx, const std::function<void(std
     if (dx) *dx = dout;
     return;
   }
-  grads_.back() = dout;
+  dout_ = &dout;  // the last layer's output gradient is the caller's, read in place
   LayerProbe* probe = layer_probe();
   for (std::size_t i = layers_.size(); i-- > 0;) {
-    probed(probe, *layers_[i], Pass::Backward, [&] { layers_[i]->backward(grads_[i], i > 0 ? &grads_[i - 1] : dx); });
+    const Mat& d = i + 1 == layers_.size() ? dout : grads_[i];
+    probed(probe, *layers_[i], Pass::Backward, [&] { layers_[i]->backward(d, i > 0 ? &grads_[i - 1] : dx); });
     if (layer_done) layer_done(i);
   }
 }
@@ -893,12 +894,12 @@ void Residual::forward(const Mat& x, const ForwardContext& ctx) {
   kernels::kernels().add(x.data(), branch_.out().data(), x.size(), out_.data());
 }
 
-// out = x + f(x): dx = dout + (df/dx)^T dout.
+// out = x + f(x): dx = dout + (df/dx)^T dout, the branch's part written into dx and dout added
+// in place.
 void Residual::backward(const Mat& dout, Mat* dx) {
-  branch_.backward(dout, dx ? &dbranch_ : nullptr);
+  branch_.backward(dout, dx);
   if (!dx) return;
-  dx->resize(dout.rows(), dout.cols());
-  kernels::kernels().add(dout.data(), dbranch_.data(), dout.size(), dx->data());
+  kernels::kernels().add(dout.data(), dx->data(), dout.size(), dx->data());
 }
 
 namespace {

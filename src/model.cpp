@@ -25,11 +25,20 @@ namespace {
 // whenever its input is; and an output that a normalization reads next, since a non-finite
 // input makes the norm's output non-finite in both modes (inf - inf in its statistics, inf times
 // its scale), and the norm's output is checked itself (or, norm after norm, the last one's).
-// The input of each is another layer's output or the embedding's, checked itself.
+// Also left out: a residual block whose branch ends in a bounded activation, x + b with |b| <= 1
+// (tanh) being finite whenever x is (the sum rounds to at most the largest float). The input of
+// each is another layer's output or the embedding's, checked itself or finite by these rules.
+bool bounded_sum(const Layer& layer) {
+  const auto* block = dynamic_cast<const Residual*>(&layer);
+  if (!block || block->branch().layers().empty()) return false;
+  const auto& bounds = block->branch().layers().back()->kind().traits.bounds;
+  return bounds && std::max(std::abs(bounds->lo), std::abs(bounds->hi)) <= 1.0;
+}
+
 void collect_checked_outputs(const std::vector<Layer*>& layers, std::vector<const Layer*>& out) {
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const bool norm_next = i + 1 < layers.size() && layers[i + 1]->kind().traits.role == LayerRole::Normalization;
-    if (!layers[i]->kind().bounded() && !norm_next) out.push_back(layers[i]);
+    if (!layers[i]->kind().bounded() && !norm_next && !bounded_sum(*layers[i])) out.push_back(layers[i]);
     collect_checked_outputs(layers[i]->children(), out);
   }
 }

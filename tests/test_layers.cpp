@@ -627,6 +627,43 @@ TEST(Model, OutputsFiniteSeesAnOverflowThatANormReads) {
     }
 }
 
+// A residual block whose branch ends in tanh is not checked: x + tanh(..) is finite whenever x
+// is, even at the largest float (the sum rounds back to it), and a non-finite x is the checked
+// output of the layer before.
+TEST(Model, OutputsFiniteLeavesABoundedResidualSumToItsInput) {
+  const json branch = json::array({{{"type", "linear"}, {"out", 16}}, {{"type", "tanh"}}});
+  const json layers = json::array({{{"type", "linear"}, {"out", 16}},
+                                   {{"type", "residual"}, {"layers", branch}},
+                                   {{"type", "residual"}, {"layers", branch}},
+                                   {{"type", "linear"}, {"out", "vocab"}}});
+  const json j = {{"data", {{"block_size", 3}}}, {"model", {{"n_embd", 4}, {"layers", layers}}}};
+  mm::Model model(mm::parse_config(j, "test"), 27);
+  mm::TorchGenerator gen(1);
+  model.init(gen);
+  auto fill = [&](const std::string& name, float v) {
+    const int id = model.params().find(name);
+    ASSERT_GE(id, 0) << name;
+    std::fill_n(model.params().data(id), model.params().info(id).size(), v);
+  };
+  // x = the largest float in every unit; each branch adds tanh(+-5), the output layer reads 0s.
+  fill("layers.0.weight", 0.0f);
+  fill("layers.0.bias", std::numeric_limits<float>::max());
+  for (const char* b : {"layers.1.layers.0.", "layers.2.layers.0."}) {
+    fill(std::string(b) + "weight", 0.0f);
+    fill(std::string(b) + "bias", b[7] == '1' ? 5.0f : -5.0f);
+  }
+  fill("layers.3.weight", 0.0f);
+  std::vector<int32_t> x(8 * 3, 1);
+  for (const mm::Mode mode : {mm::Mode::Train, mm::Mode::Eval}) {
+    model.forward(x.data(), 8, mode);
+    EXPECT_TRUE(model.outputs_finite());
+    for (const auto& l : model.stack().layers()) EXPECT_TRUE(l->out().array().isFinite().all()) << l->describe();
+  }
+  fill("layers.0.bias", std::numeric_limits<float>::infinity());
+  model.forward(x.data(), 8, mm::Mode::Train);
+  EXPECT_FALSE(model.outputs_finite());
+}
+
 // The norm kernels take rows in blocks (8 at a time; on AVX-512 32 and 8, a row per vector lane,
 // each lane running its row's sums in the row's order, a group's last K % 8 features through
 // masked loads): the outputs and dx of 45 rows at once are, to the bit, those of each row alone

@@ -328,13 +328,15 @@ class Sequential : public Layer {
   const Mat& out() const override { return layers_.empty() ? *x_ : layers_.back()->out(); }
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
-  // Gradient of the loss w.r.t. layer i's output, from the last backward (diagnostics).
-  const Mat& dout(std::size_t i) const { return grads_[i]; }
+  // Gradient of the loss w.r.t. layer i's output, from the last backward (diagnostics); the last
+  // layer's is the Mat the caller passed to backward (the model's, or a block's own dout).
+  const Mat& dout(std::size_t i) const { return i + 1 == grads_.size() && dout_ ? *dout_ : grads_[i]; }
   std::vector<Layer*> children() override;
 
  private:
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<Mat> grads_;  // grads_[i]: dL/d(out of layer i)
+  std::vector<Mat> grads_;     // grads_[i]: dL/d(out of layer i), but the last
+  const Mat* dout_ = nullptr;  // dL/d(out of the last layer): the last backward's argument
 };
 
 // out = x + f(x), f a Sequential of any layers (nested residuals included) whose output shape
@@ -357,7 +359,6 @@ class Residual : public Layer {
  private:
   std::string where_;
   Sequential branch_;
-  Mat dbranch_;  // (rows, C): dL/dx through the branch
 };
 
 // Softmax and cross-entropy fused: numerically stable for any logit magnitude.
