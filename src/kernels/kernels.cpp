@@ -290,39 +290,27 @@ inline void store8(float* p, __m256 v, Index w) {
 }
 
 // Columns k..k+w-1 (w <= 8) of 8 rows (leading dimension ld) as vectors of doubles, one per
-// column, lane j holding row j's value: an 8 x 8 transpose in registers (c[w..7] are zeros).
+// column, lane j holding row j's value: an 8 x 8 transpose of the floats in 256-bit registers
+// (cheaper shuffles than 512-bit ones of doubles), each column then widened (c[w..7] are zeros).
 inline void columns8(const float* x, Index ld, Index w, __m512d* c) {
-  __m512d r[8], t[8];
-  for (int j = 0; j < 8; ++j) r[j] = _mm512_cvtps_pd(load8(x + j * ld, w));
-  for (int j = 0; j < 8; j += 2) {
-    t[j] = _mm512_unpacklo_pd(r[j], r[j + 1]);      // (r_j[0] r_j+1[0]) (r_j[2] ..) (r_j[4] ..) (r_j[6] ..)
-    t[j + 1] = _mm512_unpackhi_pd(r[j], r[j + 1]);  // the odd columns
-  }
-  const __m512d u0 = _mm512_shuffle_f64x2(t[0], t[2], 0x88), u1 = _mm512_shuffle_f64x2(t[0], t[2], 0xdd);
-  const __m512d u2 = _mm512_shuffle_f64x2(t[1], t[3], 0x88), u3 = _mm512_shuffle_f64x2(t[1], t[3], 0xdd);
-  const __m512d u4 = _mm512_shuffle_f64x2(t[4], t[6], 0x88), u5 = _mm512_shuffle_f64x2(t[4], t[6], 0xdd);
-  const __m512d u6 = _mm512_shuffle_f64x2(t[5], t[7], 0x88), u7 = _mm512_shuffle_f64x2(t[5], t[7], 0xdd);
-  c[0] = _mm512_shuffle_f64x2(u0, u4, 0x88);
-  c[4] = _mm512_shuffle_f64x2(u0, u4, 0xdd);
-  c[2] = _mm512_shuffle_f64x2(u1, u5, 0x88);
-  c[6] = _mm512_shuffle_f64x2(u1, u5, 0xdd);
-  c[1] = _mm512_shuffle_f64x2(u2, u6, 0x88);
-  c[5] = _mm512_shuffle_f64x2(u2, u6, 0xdd);
-  c[3] = _mm512_shuffle_f64x2(u3, u7, 0x88);
-  c[7] = _mm512_shuffle_f64x2(u3, u7, 0xdd);
-}
-
-// The K columns from k0 of NB blocks of 8 rows into tile: column k of block b at
-// tile + (b * K + k) * 8, lane j = row b * 8 + j. Any K: the last columns through masked loads.
-template <int NB>
-void transpose_blocks(const float* x, Index C, Index k0, Index K, double* tile) {
-  __m512d c[8];
-  for (int b = 0; b < NB; ++b)
-    for (Index k = 0; k < K; k += 8) {
-      const Index w = std::min<Index>(8, K - k);
-      columns8(x + b * 8 * C + k0 + k, C, w, c);
-      for (Index i = 0; i < w; ++i) _mm512_store_pd(tile + (b * K + k + i) * 8, c[i]);
-    }
+  __m256 r[8];
+  for (int j = 0; j < 8; ++j) r[j] = load8(x + j * ld, w);
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);  // (r0[0] r1[0] r0[1] r1[1]) ..
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);  // rows 0-3 of columns 0, 1 (4, 5)
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);  // columns 2, 3 (6, 7)
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);  // rows 4-7
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  c[0] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u0, u4, 0x20));
+  c[1] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u1, u5, 0x20));
+  c[2] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u2, u6, 0x20));
+  c[3] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u3, u7, 0x20));
+  c[4] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u0, u4, 0x31));
+  c[5] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u1, u5, 0x31));
+  c[6] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u2, u6, 0x31));
+  c[7] = _mm512_cvtps_pd(_mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
 double* norm_tile(std::size_t doubles) {
@@ -336,17 +324,30 @@ double* norm_tile(std::size_t doubles) {
 // multiply-add the compiler makes of the scalar code), so the bits are those of one row at a
 // time (NormKernels.BlocksOfRowsGiveOneRowAtATimesBits). The NB blocks' chains of dependent adds
 // overlap. Any K (features per group): a group's last K % 8 features through masked loads.
+// out = gamma * xhat + beta is written as each xhat is, in one rounding: the fused multiply-add
+// GCC makes of group_norm_forward's Eigen expression for the other rows (the test above holds
+// the two to the same bits).
 template <int NB>
-void group_norm_blocks(const float* x, Index C, Index G, double eps, float* xhat, float* inv_std) {
+void group_norm_blocks(const float* x, Index C, Index G, double eps, const float* gamma, const float* beta, float* xhat,
+                       float* inv_std, float* out) {
   const Index K = C / G;
   double* tile = norm_tile(static_cast<std::size_t>(NB * K * 8));
   const __m512d vK = _mm512_set1_pd(static_cast<double>(K)), veps = _mm512_set1_pd(eps), one = _mm512_set1_pd(1.0);
   for (Index g = 0; g < G; ++g) {
-    transpose_blocks<NB>(x, C, g * K, K, tile);
     __m512d sum[NB], ss[NB], mu[NB];
     for (int b = 0; b < NB; ++b) sum[b] = ss[b] = _mm512_setzero_pd();
-    for (Index k = 0; k < K; ++k)
-      for (int b = 0; b < NB; ++b) sum[b] = _mm512_add_pd(sum[b], _mm512_load_pd(tile + (b * K + k) * 8));
+    // The columns into the tile (for the second pass), their sums taken on the way.
+    for (Index k = 0; k < K; k += 8) {
+      const Index w = std::min<Index>(8, K - k);
+      for (int b = 0; b < NB; ++b) {
+        __m512d c[8];
+        columns8(x + b * 8 * C + g * K + k, C, w, c);
+        for (Index i = 0; i < w; ++i) {
+          _mm512_store_pd(tile + (b * K + k + i) * 8, c[i]);
+          sum[b] = _mm512_add_pd(sum[b], c[i]);
+        }
+      }
+    }
     for (int b = 0; b < NB; ++b) mu[b] = _mm512_div_pd(sum[b], vK);
     for (Index k = 0; k < K; ++k)
       for (int b = 0; b < NB; ++b) {
@@ -363,8 +364,9 @@ void group_norm_blocks(const float* x, Index C, Index G, double eps, float* xhat
         const __m512d m = _mm512_set1_pd(mu_j[j]), r = _mm512_set1_pd(rstd_j[j]);
         for (Index k = g * K; k < (g + 1) * K; k += 8) {
           const Index w = std::min<Index>(8, (g + 1) * K - k);
-          store8(xhat + row * C + k,
-                 _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(load8(x + row * C + k, w)), m), r)), w);
+          const __m256 h = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(load8(x + row * C + k, w)), m), r));
+          store8(xhat + row * C + k, h, w);
+          store8(out + row * C + k, gamma ? _mm256_fmadd_ps(h, load8(gamma + k, w), load8(beta + k, w)) : h, w);
         }
       }
     }
@@ -378,14 +380,18 @@ void group_norm_forward(const float* x, Index n, Index C, Index G, double eps, c
   Index r = 0;
 #if defined(__AVX512F__)
   {
-    for (; r + 4 * R <= n; r += 4 * R) group_norm_blocks<4>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
-    for (; r + R <= n; r += R) group_norm_blocks<1>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
+    for (; r + 4 * R <= n; r += 4 * R)
+      group_norm_blocks<4>(x + r * C, C, G, eps, gamma, beta, xhat + r * C, inv_std + r * G, out + r * C);
+    for (; r + R <= n; r += R)
+      group_norm_blocks<1>(x + r * C, C, G, eps, gamma, beta, xhat + r * C, inv_std + r * G, out + r * C);
   }
 #endif
+  const Index done = r;  // rows whose out is written
   for (; r + R <= n; r += R) group_norm_rows<R>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
   for (; r < n; ++r) group_norm_rows<1>(x + r * C, C, G, eps, xhat + r * C, inv_std + r * G);
-  Eigen::Map<RowMajorArray, Eigen::Aligned64> o(out, n, C);
-  const Eigen::Map<const RowMajorArray, Eigen::Aligned64> h(xhat, n, C);
+  if (done == n) return;
+  Eigen::Map<RowMajorArray> o(out + done * C, n - done, C);
+  const Eigen::Map<const RowMajorArray> h(xhat + done * C, n - done, C);
   if (gamma) {
     o = (h.rowwise() * Eigen::Map<const RowArray>(gamma, C)).rowwise() + Eigen::Map<const RowArray>(beta, C);
   } else {
@@ -431,22 +437,32 @@ void group_norm_dx_rows(const float* dout, const float* xhat, const float* inv_s
 template <int NB, bool Affine>
 void group_norm_dx_blocks(const float* dout, const float* xhat, const float* inv_std, Index C, Index G, const float* gamma,
                           float* dx) {
-  const Index K = C / G;
-  double* td = norm_tile(static_cast<std::size_t>(2 * NB * K * 8));
-  double* th = td + NB * K * 8;
+  const Index K = C / G, K8 = (K + 7) / 8 * 8;
+  double* gam = norm_tile(static_cast<std::size_t>(K8));  // the group's gamma in double, zeros after K
   const __m512d vK = _mm512_set1_pd(static_cast<double>(K));
   for (Index g = 0; g < G; ++g) {
-    transpose_blocks<NB>(dout, C, g * K, K, td);
-    transpose_blocks<NB>(xhat, C, g * K, K, th);
+    for (Index k = 0; k < K8; ++k) gam[k] = Affine && k < K ? static_cast<double>(gamma[g * K + k]) : 1.0;
     __m512d sg[NB], sgx[NB];
     for (int b = 0; b < NB; ++b) sg[b] = sgx[b] = _mm512_setzero_pd();
-    for (Index k = 0; k < K; ++k) {
-      const __m512d gam = _mm512_set1_pd(Affine ? static_cast<double>(gamma[g * K + k]) : 1.0);
-      for (int b = 0; b < NB; ++b) {
-        __m512d gk = _mm512_load_pd(td + (b * K + k) * 8);
-        if constexpr (Affine) gk = _mm512_mul_pd(gk, gam);
+    // The sums straight from the transposed columns, 8 features at a time, each lane in order.
+    auto add_columns = [&](int b, const __m512d* cd, const __m512d* ch, Index k, auto w) {
+      for (Index i = 0; i < w; ++i) {
+        __m512d gk = cd[i];
+        if constexpr (Affine) gk = _mm512_mul_pd(gk, _mm512_set1_pd(gam[k + i]));
         sg[b] = _mm512_add_pd(sg[b], gk);
-        sgx[b] = _mm512_fmadd_pd(gk, _mm512_load_pd(th + (b * K + k) * 8), sgx[b]);
+        sgx[b] = _mm512_fmadd_pd(gk, ch[i], sgx[b]);
+      }
+    };
+    for (Index k = 0; k < K; k += 8) {
+      const Index w = std::min<Index>(8, K - k);
+      for (int b = 0; b < NB; ++b) {
+        __m512d cd[8], ch[8];
+        columns8(dout + b * 8 * C + g * K + k, C, w, cd);
+        columns8(xhat + b * 8 * C + g * K + k, C, w, ch);
+        if (w == 8)
+          add_columns(b, cd, ch, k, std::integral_constant<Index, 8>{});
+        else
+          add_columns(b, cd, ch, k, w);
       }
     }
     for (int b = 0; b < NB; ++b) {
@@ -457,16 +473,16 @@ void group_norm_dx_blocks(const float* dout, const float* xhat, const float* inv
         const Index row = b * 8 + j;
         const __m512d s = _mm512_set1_pd(static_cast<double>(inv_std[row * G + g]));
         const __m512d m = _mm512_set1_pd(mg[j]), mx = _mm512_set1_pd(mgx[j]);
-        for (Index k = g * K; k < (g + 1) * K; k += 8) {
-          const Index n = std::min<Index>(8, (g + 1) * K - k);
-          const __m512d d = _mm512_cvtps_pd(load8(dout + row * C + k, n));
-          const __m512d h = _mm512_cvtps_pd(load8(xhat + row * C + k, n));
+        for (Index k = 0; k < K; k += 8) {
+          const Index n = std::min<Index>(8, K - k), at = row * C + g * K + k;
+          const __m512d d = _mm512_cvtps_pd(load8(dout + at, n));
+          const __m512d h = _mm512_cvtps_pd(load8(xhat + at, n));
           __m512d w;
           if constexpr (Affine)
-            w = _mm512_fmsub_pd(d, _mm512_cvtps_pd(load8(gamma + k, n)), m);
+            w = _mm512_fmsub_pd(d, _mm512_load_pd(gam + k), m);
           else
             w = _mm512_sub_pd(d, m);
-          store8(dx + row * C + k, _mm512_cvtpd_ps(_mm512_mul_pd(s, _mm512_fnmadd_pd(h, mx, w))), n);
+          store8(dx + at, _mm512_cvtpd_ps(_mm512_mul_pd(s, _mm512_fnmadd_pd(h, mx, w))), n);
         }
       }
     }
