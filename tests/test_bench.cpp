@@ -20,13 +20,13 @@ namespace fs = std::filesystem;
 const std::string k_depth_cell = std::string(MM_SOURCE_DIR) + "/bench/configs/depth-cell.json";
 
 // The quick grid's cell of width 64, depth 10, Kaiming init, BatchNorm, no residual, SGD, seed 0.
-mm::depth::Cell depth_cell(int depth = 10, const char* norm = "batch") {
+mm::depth::Cell depth_cell(int depth = 10, const char* norm = "batch", bool residual = false) {
   mm::depth::Cell c;
   c.depth = depth;
   c.init = "kaiming";
   c.norm = norm;
   c.optimizer = "sgd";
-  c.residual = false;
+  c.residual = residual;
   c.seed_index = 0;
   c.seed = mm::depth::quick_grid().seed;
   return c;
@@ -53,6 +53,9 @@ TEST(Bench, DepthCellFileIsTheStudysCell) {
 TEST(Bench, DepthFiftyCellFilesAreTheFullGridsCells) {
   for (const char* norm : {"none", "batch", "layer"})
     expect_the_studys_cell(std::string("bench/configs/depth-cell-d50-") + norm + ".json", depth_cell(50, norm),
+                           mm::depth::full_grid());
+  for (const char* norm : {"none", "layer"})
+    expect_the_studys_cell(std::string("bench/configs/depth-cell-d50-") + norm + "-res.json", depth_cell(50, norm, true),
                            mm::depth::full_grid());
 }
 
