@@ -223,7 +223,7 @@ json cell_config_json(const Cell& c, const Grid& g) {
             {"batch_size", g.batch_size},
             {"seed", c.seed},
             {"optimizer", c.optimizer},
-            {"lr", lr_json(c.optimizer == "adam" ? g.adam_lr : g.sgd_lr, g.steps)}}}};
+            {"lr", lr_json(optimizer_kind(c.optimizer) == OptimizerKind::Adam ? g.adam_lr : g.sgd_lr, g.steps)}}}};
 }
 
 double unigram_entropy(const Examples& train, int vocab_size) {
