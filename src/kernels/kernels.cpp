@@ -441,7 +441,8 @@ void group_norm_dx_blocks(const float* dout, const float* xhat, const float* inv
   double* gam = norm_tile(static_cast<std::size_t>(K8));  // the group's gamma in double, zeros after K
   const __m512d vK = _mm512_set1_pd(static_cast<double>(K));
   for (Index g = 0; g < G; ++g) {
-    for (Index k = 0; k < K8; ++k) gam[k] = Affine && k < K ? static_cast<double>(gamma[g * K + k]) : 1.0;
+    if constexpr (Affine)
+      for (Index k = 0; k < K8; ++k) gam[k] = k < K ? static_cast<double>(gamma[g * K + k]) : 0.0;
     __m512d sg[NB], sgx[NB];
     for (int b = 0; b < NB; ++b) sg[b] = sgx[b] = _mm512_setzero_pd();
     // The sums straight from the transposed columns, 8 features at a time, each lane in order.
