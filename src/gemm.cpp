@@ -54,6 +54,13 @@ libxsmm_smmfunction dispatch(const KernelKey& key) {
   return fn;
 }
 
+// out (cols x rows, ldo) = in (rows x cols, ldi) transposed, row-major: the kernel set's 16 x 16
+// register blocks, or libxsmm's (column-major terms: in is cols x rows) where the set has none.
+void transpose(const float* in, int rows, int cols, int ldi, float* out, int ldo) {
+  if (const auto t = kernels::kernels().transpose) return t(in, rows, cols, ldi, out, ldo);
+  libxsmm_otrans(out, in, sizeof(float), cols, rows, ldi, ldo);
+}
+
 bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                bool accumulate) {
   thread_local std::vector<float> scratch, scratch_c;
@@ -65,13 +72,13 @@ bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, con
     // by product shape: for the lecture's 32 x 200 x 27 and 32 x 30 x 200 it is a wash.)
     scratch.resize(static_cast<std::size_t>(M) * static_cast<std::size_t>(K));
     scratch_c.resize(static_cast<std::size_t>(M) * static_cast<std::size_t>(N));
-    libxsmm_otrans(scratch.data(), A, sizeof(float), K, M, lda, M);
+    transpose(A, M, K, lda, scratch.data(), M);
     const KernelKey key{M, N, K, M, ldb, M, 0};
     libxsmm_smmfunction fn = dispatch(key);
     if (!fn) return false;
     fn(scratch.data(), B, scratch_c.data());
     if (!accumulate) {
-      libxsmm_otrans(C, scratch_c.data(), sizeof(float), M, N, M, ldc);
+      transpose(scratch_c.data(), N, M, M, C, ldc);
     } else {
       for (int i = 0; i < M; ++i)
         for (int j = 0; j < N; ++j)
@@ -83,8 +90,7 @@ bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, con
   if (opb == Op::T) {
     // B is stored (N x K); make it (K x N).
     scratch.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(N));
-    // libxsmm's own transpose (column-major terms: B is K x N with leading dimension ldb).
-    libxsmm_otrans(scratch.data(), B, sizeof(float), K, N, ldb, N);
+    transpose(B, N, K, ldb, scratch.data(), N);
     B = scratch.data();
     ldb = N;
     opb = Op::N;

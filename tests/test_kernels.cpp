@@ -18,6 +18,8 @@
 #include "makemore/rng.h"
 #include "makemore/train.h"
 #include "test_util.h"
+// White-box: the kernel table itself (private to the library, so not on the include path).
+#include "../src/kernels/kernels.h"
 
 namespace {
 
@@ -72,6 +74,39 @@ TEST(KernelSets, EachMeasuresItsOwnFmaPeak) {
     EXPECT_EQ(mm::kernel_set(), s);
     EXPECT_GT(mm::measure_fma_peak_gflops(0.01), 0.1);
     EXPECT_NE(std::string(mm::fma_vector_isa()), "");
+  }
+}
+
+// The 16 x 16 register-block transpose (gemm.cpp's transposed operands, in the sets that have
+// it): every element lands in its transposed place, for sizes that are and are not multiples of
+// 16 and strides wider than the rows, no padding of the input is read into the output, and nothing
+// past each output row's first `rows` floats is written.
+TEST(KernelSets, TransposeMovesEveryElementAndWritesNothingElse) {
+  KernelGuard guard;
+  int tested = 0;
+  for (const std::string& set : mm::kernel_sets()) {
+    mm::set_kernel_set(set);
+    const mm::kernels::Table& t = mm::kernels::kernels();
+    if (!t.transpose) continue;
+    ++tested;
+    for (const int rows : {1, 5, 16, 17, 32, 33, 64, 100})
+      for (const int cols : {1, 3, 16, 27, 30, 31, 64, 200}) {
+        const int ldi = cols + 3, ldo = rows + 5;
+        std::vector<float> in(static_cast<std::size_t>(rows * ldi), -2.0f), out(static_cast<std::size_t>(cols * ldo), -1.0f);
+        for (int i = 0; i < rows; ++i)
+          for (int j = 0; j < cols; ++j) in[static_cast<std::size_t>(i * ldi + j)] = static_cast<float>(i * cols + j);
+        t.transpose(in.data(), rows, cols, ldi, out.data(), ldo);
+        int wrong = 0;
+        for (int j = 0; j < cols; ++j)
+          for (int i = 0; i < ldo; ++i) {
+            const float want = i < rows ? static_cast<float>(i * cols + j) : -1.0f;
+            wrong += out[static_cast<std::size_t>(j * ldo + i)] != want;
+          }
+        EXPECT_EQ(wrong, 0) << t.name << ": " << rows << " x " << cols;
+      }
+  }
+  if (__builtin_cpu_supports("avx512f")) {
+    EXPECT_GT(tested, 0) << "no kernel set of this AVX-512 CPU has the transpose";
   }
 }
 

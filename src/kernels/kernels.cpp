@@ -963,6 +963,56 @@ void adam(float* p, const float* g, float* m, float* v, float* vmax, const AdamA
   }
 }
 
+// ---- Transpose ----------------------------------------------------------------------------
+#if defined(__AVX512F__)
+// One block of up to 16 x 16: rows r <= 16 of c <= 16 floats in, c rows of r floats out. The
+// missing rows and columns load as zeros and are not stored. Four rounds of shuffles (pairs of
+// floats, of doubles, of 128-bit lanes twice), every register named so nothing goes to memory.
+inline void transpose_block16(const float* in, Index ldi, float* out, Index ldo, int r, int c) {
+  const auto cols = static_cast<__mmask16>((1u << c) - 1u), rows = static_cast<__mmask16>((1u << r) - 1u);
+  __m512 a[16], b[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) a[i] = i < r ? _mm512_maskz_loadu_ps(cols, in + i * ldi) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i += 2) {
+    b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+    b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      const __m512d lo = _mm512_castps_pd(b[i + h]), hi = _mm512_castps_pd(b[i + h + 2]);
+      a[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi));
+      a[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
+    }
+#pragma GCC unroll 16
+  for (int i = 0; i < 4; ++i) {
+    b[i] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0x88);
+    b[i + 4] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0xdd);
+    b[i + 8] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0x88);
+    b[i + 12] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0xdd);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 4; ++i) {
+    a[i] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0x88);
+    a[i + 8] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0xdd);
+    a[i + 4] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0x88);
+    a[i + 12] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0xdd);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i)
+    if (i < c) _mm512_mask_storeu_ps(out + i * ldo, rows, a[i]);
+}
+
+// out (cols x rows, row stride ldo) = in (rows x cols, row stride ldi) transposed.
+void transpose(const float* in, Index rows, Index cols, Index ldi, float* out, Index ldo) {
+  for (Index i = 0; i < rows; i += 16)
+    for (Index j = 0; j < cols; j += 16)
+      transpose_block16(in + i * ldi + j, ldi, out + j * ldo + i, ldo, static_cast<int>(std::min<Index>(16, rows - i)),
+                        static_cast<int>(std::min<Index>(16, cols - j)));
+}
+#endif
+
 // ---- The FMA peak -------------------------------------------------------------------------
 constexpr const char* fma_vector_isa() {
 #if defined(__AVX512F__)
@@ -1049,6 +1099,11 @@ const Table& table() {
     .tokens_simd = {pairs_forward_simd, pairs_dweight_simd, pairs_dembed_simd, pair_sums_simd, gather_rows_simd},
 #else
     .tokens_simd = {},
+#endif
+#if defined(__AVX512F__)
+    .transpose = transpose,
+#else
+    .transpose = nullptr,
 #endif
     .gemm_eigen = gemm_eigen, .sgd_plain = sgd_plain, .sgd = sgd, .rmsprop = rmsprop, .adam = adam,
     .fma_peak_gflops = measure_fma_peak_gflops,

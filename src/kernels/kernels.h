@@ -91,6 +91,10 @@ struct Table {
   };
   Tokens tokens_portable, tokens_simd;
 
+  // out (cols x rows, row stride ldo) = in (rows x cols, row stride ldi) transposed, in 16 x 16
+  // register blocks (null in a set without AVX-512: gemm.cpp then uses libxsmm's, half as fast).
+  void (*transpose)(const float* in, Index rows, Index cols, Index ldi, float* out, Index ldo);
+
   // Row-major C (M x N, ldc) = op(A) op(B) (+ C when accumulate), through Eigen; op: transpose
   // when the flag is set.
   void (*gemm_eigen)(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
@@ -111,7 +115,5 @@ struct Table {
 // The set this process uses: the best the CPU runs, or MAKEMORE_KERNELS=avx512|avx2|generic
 // (an unknown name, or one the CPU or the build lacks, is an mm::Error naming the choices).
 const Table& kernels();
-// The sets this build holds that this CPU can run, best first.
-const Table* const* available_sets(int* count);
 
 }  // namespace mm::kernels
