@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -61,6 +62,70 @@ void transpose(const float* in, int rows, int cols, int ldi, float* out, int ldo
   libxsmm_otrans(out, in, sizeof(float), cols, rows, ldi, ldo);
 }
 
+// ---- A B with B larger than the L2 ----------------------------------------------------------
+// x W with W a wide weight (big-mlp's 1000 x 1000, 4 MB): libxsmm's kernel walks W in strips a
+// few vectors wide down all K rows, each row 4 KB after the last, and waits on memory (about 62-73%
+// of the peak in makemore_gemm_bench, less in a training step, where W is not in the L3). In
+// panels of kPanel columns of C and chunks of kChunk rows of W instead, each chunk (16 KB) comes
+// from memory once and serves every row of x from the L1. The chunks continue each output's
+// fused multiply-add chain (beta = 1 after the first), so where libxsmm computes one chain per
+// output in k's order for both shapes the result is the single call's to the bit; that is
+// checked once per shape on random data (panels_exact), and a shape that fails it keeps the
+// single call.
+constexpr int kPanel = 64, kChunk = 64;
+constexpr double kPanelMinB = 1 << 18;  // B's floats (1 MB): an L2's worth
+
+// false (C partly written) where libxsmm has no kernel for a chunk's shape.
+bool panels(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, bool accumulate) {
+  for (int n0 = 0; n0 < N; n0 += kPanel) {
+    const int w = std::min(kPanel, N - n0);
+    for (int k0 = 0; k0 < K; k0 += kChunk) {
+      const int kc = std::min(kChunk, K - k0);
+      const int flags = (accumulate || k0 > 0) ? 0x100 : 0;
+      libxsmm_smmfunction fn = dispatch(KernelKey{w, M, kc, ldb, lda, ldc, flags});
+      if (!fn) return false;
+      fn(B + static_cast<std::ptrdiff_t>(k0) * ldb + n0, A + k0, C + n0);
+    }
+  }
+  return true;
+}
+
+bool panels_exact(libxsmm_smmfunction whole, int M, int N, int K, int lda, int ldb, int ldc, bool accumulate) {
+  std::vector<float> A(static_cast<std::size_t>(M) * static_cast<std::size_t>(lda)),
+      B(static_cast<std::size_t>(K) * static_cast<std::size_t>(ldb)),
+      C1(static_cast<std::size_t>(M) * static_cast<std::size_t>(ldc));
+  uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) / static_cast<float>(1 << 23);
+  };
+  for (float& v : A) v = next();
+  for (float& v : B) v = next();
+  for (float& v : C1) v = next();
+  std::vector<float> C2 = C1;
+  whole(B.data(), A.data(), C1.data());
+  return panels(M, N, K, A.data(), lda, B.data(), ldb, C2.data(), ldc, accumulate) &&
+         std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0;
+}
+
+// One NN product, in panels where B is large and that gives the same bits.
+void product_nn(libxsmm_smmfunction whole, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
+                int ldc, bool accumulate) {
+  if (static_cast<double>(K) * N >= kPanelMinB && K > kChunk) {
+    struct Verdict {
+      KernelKey key;
+      bool exact;
+    };
+    thread_local std::vector<Verdict> verdicts;
+    const KernelKey key{N, M, K, ldb, lda, ldc, accumulate ? 0x100 : 0};
+    auto it = std::find_if(verdicts.begin(), verdicts.end(), [&](const Verdict& v) { return v.key == key; });
+    if (it == verdicts.end())
+      it = verdicts.insert(verdicts.end(), {key, panels_exact(whole, M, N, K, lda, ldb, ldc, accumulate)});
+    if (it->exact && panels(M, N, K, A, lda, B, ldb, C, ldc, accumulate)) return;
+  }
+  whole(B, A, C);
+}
+
 bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                bool accumulate) {
   thread_local std::vector<float> scratch, scratch_c;
@@ -101,7 +166,10 @@ bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, con
   const KernelKey key{N, M, K, ldb, lda, ldc, flags};
   libxsmm_smmfunction fn = dispatch(key);
   if (!fn) return false;
-  fn(B, A, C);
+  if (opa == Op::N)
+    product_nn(fn, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+  else
+    fn(B, A, C);
   return true;
 }
 

@@ -145,6 +145,41 @@ TEST(Gemm, SplitOverThreadsMatchesOneThread) {
     }
 }
 
+// x W with W larger than the L2 (big-mlp's 1000 x 1000) runs in panels and chunks of W
+// (gemm.cpp), each chunk continuing the outputs' fused multiply-add chains: on an AVX-512 CPU,
+// where libxsmm's single call is one chain per output in k's order (makemore_gemm_bench's last
+// column), the result is that chain to the bit, from zero and from C (accumulate); and a ragged
+// shape (chunks and panels with remainders, 7 rows) is the product to float rounding.
+TEST(Gemm, WideWeightProductIsOneFmaChainPerOutput) {
+  if (!mm::gemm_backend_available(GemmBackend::Xsmm)) GTEST_SKIP() << "no libxsmm in this build";
+  BackendGuard guard;
+  ThreadsGuard tguard;
+  mm::set_threads(1);
+  check(GemmBackend::Xsmm, Op::N, Op::N, 7, 517, 1037, false);
+  check(GemmBackend::Xsmm, Op::N, Op::N, 7, 517, 1037, true);
+  if (!__builtin_cpu_supports("avx512f")) return;
+  const int M = 32, N = 1000, K = 1000;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  std::vector<float> A(static_cast<std::size_t>(M * K)), B(static_cast<std::size_t>(K * N)), C(static_cast<std::size_t>(M * N));
+  for (auto& x : A) x = nd(rng);
+  for (auto& x : B) x = nd(rng);
+  for (bool acc : {false, true}) {
+    for (auto& x : C) x = nd(rng);
+    const std::vector<float> C0 = C;
+    mm::gemm(Op::N, Op::N, M, N, K, A.data(), K, B.data(), N, C.data(), N, acc);
+    int differ = 0;
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        float s = acc ? C0[static_cast<std::size_t>(i * N + j)] : 0.0f;
+        for (int k = 0; k < K; ++k)
+          s = std::fma(A[static_cast<std::size_t>(i * K + k)], B[static_cast<std::size_t>(k * N + j)], s);
+        differ += s != C[static_cast<std::size_t>(i * N + j)];
+      }
+    EXPECT_EQ(differ, 0) << "accumulate " << acc;
+  }
+}
+
 TEST(Parallel, RunsEveryTaskOnceAndNestedCallsRunSerially) {
   ThreadsGuard tguard;
   mm::set_threads(2);
