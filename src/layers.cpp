@@ -845,10 +845,16 @@ void Sequential::backward(const Mat& dout, Mat* dx, const std::function<void(std
   dout_ = &dout;  // the last layer's output gradient is the caller's, read in place
   LayerProbe* probe = layer_probe();
   for (std::size_t i = layers_.size(); i-- > 0;) {
-    const Mat& d = i + 1 == layers_.size() ? dout : grads_[i];
-    probed(probe, *layers_[i], Pass::Backward, [&] { layers_[i]->backward(d, i > 0 ? &grads_[i - 1] : dx); });
+    const Mat& d = i + 1 == layers_.size() ? dout : grad_buffer(i);
+    probed(probe, *layers_[i], Pass::Backward, [&] { layers_[i]->backward(d, i > 0 ? &grad_buffer(i - 1) : dx); });
     if (layer_done) layer_done(i);
   }
+}
+
+void Sequential::set_scratch_gradients(bool on) {
+  scratch_ = on;
+  for (auto& l : layers_)
+    if (auto* block = dynamic_cast<Residual*>(l.get())) block->branch().set_scratch_gradients(on);
 }
 
 std::vector<Layer*> Sequential::children() {

@@ -227,6 +227,11 @@ void Model::backward(const RangeDone& done) {
     const auto& r = update_ranges_[owner];
     if (r.first < r.second) done(r.first, r.second);
   };
+  // With done the parameters are updated inside: no observer reads the layers' output gradients.
+  if (scratch_gradients_ != static_cast<bool>(done)) {
+    scratch_gradients_ = static_cast<bool>(done);
+    stack_.set_scratch_gradients(scratch_gradients_);
+  }
   ce_.backward(&dlogits_);
   const bool tokens = first_linear_took_tokens();  // then the first Linear writes the embedding's gradient
   stack_.backward(dlogits_, tokens ? nullptr : &dflat_, [&](std::size_t i) { report(i + 1); });

@@ -20,6 +20,7 @@
 #include "makemore/config.h"
 #include "makemore/diag.h"
 #include "makemore/error.h"
+#include "makemore/layers.h"
 #include "makemore/model.h"
 #include "makemore/optim.h"
 #include "makemore/parallel.h"
@@ -636,6 +637,51 @@ TEST(OptimTrainer, UpdatingInsideTheBackwardGivesTheSameBits) {
       }
     }
   }
+}
+
+// backward(done) passes the layers' output gradients through two scratch buffers and keeps none
+// (Sequential::set_scratch_gradients); a plain backward after it keeps every layer's again, top
+// level and inside a residual block, to the bit of a model that never used the scratch buffers.
+TEST(OptimTrainer, APlainBackwardAfterAnUpdatingOneKeepsEveryLayersGradient) {
+  NEED_DATA();
+  const json j = {
+      {"data", {{"block_size", 3}}},
+      {"model",
+       {{"n_embd", 10},
+        {"layers",
+         json::array({{{"type", "linear"}, {"out", 32}},
+                      {{"type", "tanh"}},
+                      {{"type", "residual"},
+                       {"layers", json::array({{{"type", "linear"}, {"out", 32}}, {{"type", "layernorm"}}, {{"type", "tanh"}}})}},
+                      {{"type", "linear"}, {"out", "vocab"}}})}}}};
+  const mm::Config cfg = mm::parse_config(j, "test.json");
+  const int V = static_cast<int>(L->vocab.size());
+  mm::Model a(cfg, V), b(cfg, V);
+  mm::TorchGenerator ga(3), gb(3);
+  a.init(ga);
+  b.init(gb);
+  const mm::Examples& ex = L->splits.train;
+  const std::vector<int32_t> xb(ex.x.begin(), ex.x.begin() + 32 * 3), yb(ex.y.begin(), ex.y.begin() + 32);
+  auto step = [&](mm::Model& m, mm::TorchGenerator& g, bool updating) {
+    m.forward(xb.data(), 32, mm::ForwardContext(mm::Mode::Train, &g));
+    m.loss(yb.data());
+    if (updating)
+      m.backward([](std::size_t, std::size_t) {});  // no update: the next forward is the same
+    else
+      m.backward();
+  };
+  step(a, ga, true);
+  step(a, ga, false);
+  step(b, gb, false);
+  auto same = [](const mm::Mat& x, const mm::Mat& y) { return x.rows() == y.rows() && x.cols() == y.cols() && x == y; };
+  const mm::Sequential& sa = a.stack();
+  const mm::Sequential& sb = b.stack();
+  for (std::size_t i = 0; i + 1 < sa.layers().size(); ++i) EXPECT_TRUE(same(sa.dout(i), sb.dout(i))) << "layer " << i;
+  const auto& ra = dynamic_cast<const mm::Residual&>(*sa.layers()[2]).branch();
+  const auto& rb = dynamic_cast<const mm::Residual&>(*sb.layers()[2]).branch();
+  for (std::size_t i = 0; i + 1 < ra.layers().size(); ++i) EXPECT_TRUE(same(ra.dout(i), rb.dout(i))) << "block layer " << i;
+  ASSERT_GT(sa.dout(1).size(), 0);
+  EXPECT_GT(sa.dout(1).cwiseAbs().maxCoeff(), 0.0f);  // a real gradient, not two empty Mats
 }
 
 // backward(done)'s ranges tile the parameters: each element of values() in exactly one range,

@@ -330,13 +330,23 @@ class Sequential : public Layer {
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   // Gradient of the loss w.r.t. layer i's output, from the last backward (diagnostics); the last
   // layer's is the Mat the caller passed to backward (the model's, or a block's own dout).
+  // Not kept by a backward with scratch gradients.
   const Mat& dout(std::size_t i) const { return i + 1 == grads_.size() && dout_ ? *dout_ : grads_[i]; }
+  // With on, the following backwards pass each layer's output gradient to the layer before it in
+  // two buffers taken in turn (they stay in the L1) instead of one per layer, so dout(i) keeps
+  // nothing; the branches of residual blocks inside follow. For a backward whose gradients of
+  // layer outputs no one reads (Model::backward(done)).
+  void set_scratch_gradients(bool on);
   std::vector<Layer*> children() override;
 
  private:
+  Mat& grad_buffer(std::size_t i) { return scratch_ ? scratch_grads_[i % 2] : grads_[i]; }
+
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Mat> grads_;     // grads_[i]: dL/d(out of layer i), but the last
   const Mat* dout_ = nullptr;  // dL/d(out of the last layer): the last backward's argument
+  bool scratch_ = false;
+  Mat scratch_grads_[2];  // with scratch_: layer i's output gradient in [i % 2]
 };
 
 // out = x + f(x), f a Sequential of any layers (nested residuals included) whose output shape

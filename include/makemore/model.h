@@ -66,6 +66,8 @@ class Model {
   // parameters included), last to first, then the embedding's. The ranges tile values(), so an
   // element-wise optimizer can update each while its gradient is still in cache (Trainer::step).
   // Needs updates_by_layer(): each layer's parameters one block of values(), in the stack's order.
+  // The layers' output gradients are not kept by this form (Sequential::set_scratch_gradients):
+  // it is for a step that no observer inspects.
   using RangeDone = std::function<void(std::size_t k0, std::size_t k1)>;
   void backward(const RangeDone& done);
   bool updates_by_layer() const { return !update_ranges_.empty(); }
@@ -122,6 +124,7 @@ class Model {
   // backward(done)'s ranges of values(): [0] the embedding's, [1 + i] stack layer i's; empty
   // when the parameters are not laid out one layer after another.
   std::vector<std::pair<std::size_t, std::size_t>> update_ranges_;
+  bool scratch_gradients_ = false;  // the stack's mode (set_scratch_gradients) since the last backward
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };
