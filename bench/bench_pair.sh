@@ -6,8 +6,10 @@
 #   bench/bench_pair.sh OLD_BINARY NEW_BINARY [ROUNDS] [-- BENCH ARGS]
 #
 # Default bench arguments: the d50 cells of `study depth --full` (no norm, BatchNorm, LayerNorm,
-# LayerNorm with residual blocks), `--seconds 1 --repeat 2`. Prints, per round and core, each
-# network's steps/s for both binaries and the ratio new / old.
+# LayerNorm with residual blocks), `--seconds 1 --repeat 2`. Prints each run's steps/s for both
+# binaries and the ratio new / old, then per round the geometric mean of the two runs' ratios,
+# in which a core that is faster than the other (interrupts, a neighbour) cancels out:
+# sqrt(new@1 / old@0 * new@0 / old@1) = the mean of the same-core ratios.
 # Example: bench/bench_pair.sh /tmp/old/build/makemore build/makemore 3
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,8 +39,10 @@ for r in $(seq 1 "$rounds"); do
     taskset -c "$c_new" "$new" bench "${args[@]}" > "$out/new.$r.$swap" 2>&1
     wait
     echo "round $r: old on core $c_old, new on core $c_new ($(date -u +%H:%M:%S) UTC)"
-    join <(rows "$out/old.$r.$swap" | sort) <(rows "$out/new.$r.$swap" | sort) |
+    join <(rows "$out/old.$r.$swap" | sort) <(rows "$out/new.$r.$swap" | sort) | tee "$out/ratios.$r.$swap" |
       awk '{printf "  %-28s old %8d  new %8d  new/old %.3f\n", $1, $2, $3, $3 / $2}'
   done
+  echo "round $r, both placements: new / old"
+  join "$out/ratios.$r.0" "$out/ratios.$r.1" | awk '{printf "  %-28s %.3f\n", $1, sqrt($3 / $2 * $5 / $4)}'
 done
 echo "bench outputs under $out"
