@@ -108,22 +108,72 @@ bool panels_exact(libxsmm_smmfunction whole, int M, int N, int K, int lda, int l
          std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)) == 0;
 }
 
+// Whether panels() gives `whole`'s bits for this shape: checked once per shape and thread.
+bool panels_verified(libxsmm_smmfunction whole, int M, int N, int K, int lda, int ldb, int ldc, bool accumulate) {
+  struct Verdict {
+    KernelKey key;
+    bool exact;
+  };
+  thread_local std::vector<Verdict> verdicts;
+  const KernelKey key{N, M, K, ldb, lda, ldc, accumulate ? 0x100 : 0};
+  auto it = std::find_if(verdicts.begin(), verdicts.end(), [&](const Verdict& v) { return v.key == key; });
+  if (it == verdicts.end()) it = verdicts.insert(verdicts.end(), {key, panels_exact(whole, M, N, K, lda, ldb, ldc, accumulate)});
+  return it->exact;
+}
+
+bool wide_weight(int N, int K) { return static_cast<double>(K) * N >= kPanelMinB && K > kChunk; }
+
 // One NN product, in panels where B is large and that gives the same bits.
 void product_nn(libxsmm_smmfunction whole, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
                 int ldc, bool accumulate) {
-  if (static_cast<double>(K) * N >= kPanelMinB && K > kChunk) {
-    struct Verdict {
-      KernelKey key;
-      bool exact;
-    };
-    thread_local std::vector<Verdict> verdicts;
-    const KernelKey key{N, M, K, ldb, lda, ldc, accumulate ? 0x100 : 0};
-    auto it = std::find_if(verdicts.begin(), verdicts.end(), [&](const Verdict& v) { return v.key == key; });
-    if (it == verdicts.end())
-      it = verdicts.insert(verdicts.end(), {key, panels_exact(whole, M, N, K, lda, ldb, ldc, accumulate)});
-    if (it->exact && panels(M, N, K, A, lda, B, ldb, C, ldc, accumulate)) return;
-  }
+  if (wide_weight(N, K) && panels_verified(whole, M, N, K, lda, ldb, ldc, accumulate) &&
+      panels(M, N, K, A, lda, B, ldb, C, ldc, accumulate))
+    return;
   whole(B, A, C);
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// ---- x W over threads, each with its own rows of W -----------------------------------------
+// Split by C's columns, every thread would read every row of W, while the backward (dW by rows,
+// dx by W's rows) and the update (by rows) give each thread its own rows; W's lines would then
+// move between the cores every step, and a core reads data the other core just wrote at less
+// than half the speed of its own. Here thread i takes its own whole chunks of panels()'s rows
+// of W, and for each panel continues the fused multiply-add chains thread i - 1 left there (a
+// pipeline, one panel behind): every output gets panels()'s calls in panels()'s order, so the
+// bits of one thread. False (nothing written) where this does not apply.
+bool pipelined_nn(int t, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  if (gemm_backend() != GemmBackend::Xsmm || !wide_weight(N, K) || K < kChunk * t) return false;
+  libxsmm_smmfunction whole = dispatch(KernelKey{N, M, K, ldb, lda, ldc, 0});
+  if (!whole || !panels_verified(whole, M, N, K, lda, ldb, ldc, false)) return false;
+  const int chunks = (K + kChunk - 1) / kChunk, per = (chunks + t - 1) / t, n_panels = (N + kPanel - 1) / kPanel;
+  std::vector<std::atomic<int>> done(static_cast<std::size_t>(t));  // panels each thread has finished
+  std::atomic<bool> failed{false};
+  auto stage = [&](int i) {
+    const int c0 = std::min(chunks, i * per), c1 = std::min(chunks, c0 + per);
+    for (int p = 0; p < n_panels; ++p) {
+      if (i > 0)
+        while (done[static_cast<std::size_t>(i - 1)].load(std::memory_order_acquire) <= p) {
+          if (failed.load(std::memory_order_relaxed)) return;
+          cpu_relax();
+        }
+      const int n0 = p * kPanel, w = std::min(kPanel, N - n0);
+      for (int c = c0; c < c1; ++c) {
+        const int k0 = c * kChunk;
+        libxsmm_smmfunction fn = dispatch(KernelKey{w, M, std::min(kChunk, K - k0), ldb, lda, ldc, k0 > 0 ? 0x100 : 0});
+        if (!fn) return failed.store(true);
+        fn(B + static_cast<std::ptrdiff_t>(k0) * ldb + n0, A + k0, C + n0);
+      }
+      done[static_cast<std::size_t>(i)].store(p + 1, std::memory_order_release);
+    }
+  };
+  if (!try_parallel_run(t, stage)) return false;
+  if (failed.load()) whole(B, A, C);  // a kernel panels_verified() dispatched, missing on a worker
+  return true;
 }
 
 bool gemm_xsmm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
@@ -228,25 +278,45 @@ void gemm_one(Op opa, Op opb, int M, int N, int K, const float* A, int lda, cons
 #endif
   gemm_eigen(opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
+
+// op(A)^T dout-like products (a weight's gradient, x^T dout) split C's rows, which are W's rows:
+// each thread then writes the rows of dW that it updates (Optimizer::update) and, for a wide W,
+// reads in x W (pipelined_nn) and dout W^T (split_columns: dx's columns are W's rows).
+bool split_rows(int t, Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+                bool accumulate) {
+  const int per = static_cast<int>(rows_per_thread(static_cast<std::size_t>(M), t));
+  return try_parallel_run(t, [&](int i) {
+    const int m0 = std::min(M, i * per), m1 = std::min(M, m0 + per);
+    if (m1 > m0)
+      gemm_one(opa, opb, m1 - m0, N, K, A + m0, lda, B, ldb, C + static_cast<std::ptrdiff_t>(m0) * ldc, ldc, accumulate);
+  });
+}
+
+// C's columns in blocks, one per thread: op(B)'s matching columns are B + n0 (stored K x N) or
+// B + n0 * ldb (stored N x K). Each element is computed by the same kernel arithmetic as in one
+// piece, only the block shapes differ.
+bool split_columns(int t, Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
+                   int ldc, bool accumulate) {
+  const int per = static_cast<int>(rows_per_thread(static_cast<std::size_t>(N), t));
+  return try_parallel_run(t, [&](int i) {
+    const int n0 = std::min(N, i * per), n1 = std::min(N, n0 + per);
+    if (n1 <= n0) return;
+    const float* Bi = opb == Op::N ? B + n0 : B + static_cast<std::ptrdiff_t>(n0) * ldb;
+    gemm_one(opa, opb, M, n1 - n0, K, A, lda, Bi, ldb, C + n0, ldc, accumulate);
+  });
+}
 }  // namespace
 
 void gemm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
           bool accumulate) {
   const int t = threads();
-  const double macs = static_cast<double>(M) * N * K;
-  if (t > 1 && macs >= kParallelMinMacs && N >= 32 * t) {
-    // Split C's columns into 16-aligned blocks, one per thread: op(B)'s matching columns are
-    // B + n0 (stored K x N) or B + n0 * ldb (stored N x K). Each element is computed by the
-    // same kernel arithmetic as in one piece, only the block shapes differ.
-    // A busy team (this product is inside a parallel evaluation) means one undivided product.
-    const int per = (N / t + 15) / 16 * 16;
-    if (try_parallel_run(t, [&](int i) {
-          const int n0 = std::min(N, i * per), n1 = std::min(N, n0 + per);
-          if (n1 <= n0) return;
-          const float* Bi = opb == Op::N ? B + n0 : B + static_cast<std::ptrdiff_t>(n0) * ldb;
-          gemm_one(opa, opb, M, n1 - n0, K, A, lda, Bi, ldb, C + n0, ldc, accumulate);
-        }))
-      return;
+  // A busy team (this product is inside a parallel evaluation) means one undivided product.
+  if (t > 1 && static_cast<double>(M) * N * K >= kParallelMinMacs) {
+    if (opa == Op::T && M >= 32 * t && split_rows(t, opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate)) return;
+#ifdef MAKEMORE_WITH_XSMM
+    if (opa == Op::N && opb == Op::N && !accumulate && pipelined_nn(t, M, N, K, A, lda, B, ldb, C, ldc)) return;
+#endif
+    if (N >= 32 * t && split_columns(t, opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate)) return;
   }
   gemm_one(opa, opb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }

@@ -73,6 +73,7 @@ Model::Model(const Config& cfg, int vocab_size, bool allocate)
   if (allocate) params_.finalize();
   collect_checked_outputs(stack_.children(), checked_);
   update_ranges_ = allocate ? layer_ranges() : decltype(update_ranges_){};
+  update_rows_ = range_rows();
 }
 
 void Model::init(TorchGenerator& gen) {
@@ -144,6 +145,15 @@ std::vector<std::pair<std::size_t, std::size_t>> Model::layer_ranges() const {
   }
   if (first < n_owners) ranges[first].first = 0;
   return ranges;
+}
+
+// The row length of each update range's first parameter: a matrix's columns, 1 for a vector.
+std::vector<std::size_t> Model::range_rows() const {
+  std::vector<std::size_t> rows(update_ranges_.size(), 1);
+  for (const auto& p : params_.infos())
+    for (std::size_t o = 0; o < update_ranges_.size(); ++o)
+      if (p.trainable && p.offset == update_ranges_[o].first && p.rows > 1) rows[o] = static_cast<std::size_t>(p.cols);
+  return rows;
 }
 
 bool Model::has_lsuv() const {
@@ -225,7 +235,7 @@ void Model::backward(const RangeDone& done) {
   auto report = [&](std::size_t owner) {
     if (!done) return;
     const auto& r = update_ranges_[owner];
-    if (r.first < r.second) done(r.first, r.second);
+    if (r.first < r.second) done(r.first, r.second, update_rows_[owner]);
   };
   // With done the parameters are updated inside: no observer reads the layers' output gradients.
   if (scratch_gradients_ != static_cast<bool>(done)) {

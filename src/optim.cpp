@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "makemore/gemm.h"
 #include "makemore/parallel.h"
 
 namespace mm {
@@ -48,7 +49,7 @@ void Optimizer::step(float* p, const float* g, double lr) {
   advance();
 }
 
-void Optimizer::update(float* p, const float* g, double lr, std::size_t k0, std::size_t k1) {
+void Optimizer::update(float* p, const float* g, double lr, std::size_t k0, std::size_t k1, std::size_t row) {
   auto range = [&](std::size_t a, std::size_t b) {
     switch (spec_.kind) {
       case OptimizerKind::Sgd:
@@ -60,12 +61,12 @@ void Optimizer::update(float* p, const float* g, double lr, std::size_t k0, std:
         return adam(p, g, lr, a, b);
     }
   };
-  // Element-wise rules: a large range splits over the threads (the gradients of a product
-  // split by columns were written by both cores). Same arithmetic per element.
+  // Element-wise rules: a large range splits over the threads, at whole rows as gemm() splits
+  // the matrix's products. Same arithmetic per element.
   const int nt = threads();
   const std::size_t n = k1 - k0;
   if (nt > 1 && n >= kParallelMinUpdate) {
-    const std::size_t per = (n / static_cast<std::size_t>(nt) + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+    const std::size_t per = rows_per_thread((n + row - 1) / row, nt) * row;
     parallel_run(nt, [&](int i) {
       const std::size_t a = std::min(k1, k0 + static_cast<std::size_t>(i) * per), b = std::min(k1, a + per);
       if (a < b) range(a, b);

@@ -199,7 +199,8 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     if (by_layer) {
       float* p = model.params().values().data();
       const float* g = model.params().grads().data();
-      model.backward([&](std::size_t k0, std::size_t k1) { timed_update([&] { opt.update(p, g, lr, k0, k1); }); });
+      model.backward(
+          [&](std::size_t k0, std::size_t k1, std::size_t row) { timed_update([&] { opt.update(p, g, lr, k0, k1, row); }); });
       timed_update([&] { opt.advance(); });
     } else {
       model.backward();

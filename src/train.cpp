@@ -55,7 +55,7 @@ float Trainer::step(int64_t i) {
   if (updates_inside_backward(i)) {
     float* p = params.values().data();
     const float* g = params.grads().data();
-    model_.backward([&](std::size_t k0, std::size_t k1) { opt_.update(p, g, lr, k0, k1); });
+    model_.backward([&](std::size_t k0, std::size_t k1, std::size_t row) { opt_.update(p, g, lr, k0, k1, row); });
     opt_.advance();
   } else {
     model_.backward();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -114,7 +115,8 @@ struct ThreadsGuard {
 TEST(Gemm, SplitOverThreadsMatchesOneThread) {
   BackendGuard guard;
   ThreadsGuard tguard;
-  const int shapes[][3] = {{64, 1000, 200}, {32, 1000, 1000}, {200, 1000, 64}, {512, 200, 100}, {50, 333, 300}};
+  // 129 rows or columns: two blocks of 64 and one left over, which a split must not drop.
+  const int shapes[][3] = {{64, 1000, 200}, {32, 1000, 1000}, {200, 1000, 64}, {512, 200, 100}, {50, 333, 300}, {129, 129, 300}};
   for (GemmBackend be : backends())
     for (const auto& s : shapes) {
       ASSERT_GE(static_cast<double>(s[0]) * s[1] * s[2], mm::kParallelMinMacs);
@@ -243,5 +245,40 @@ TEST(Parallel, OptimizerStepIsTheSameOverTwoThreads) {
     }
     EXPECT_TRUE(p[0] == p[1]) << type;
     EXPECT_FALSE(p[0] == p0) << type;
+  }
+}
+
+// Over threads, a wide weight's x W runs as a pipeline over W's rows (each thread continuing the
+// chains the previous one left in each panel) and a weight's gradient x^T dout splits by W's
+// rows: with libxsmm both are the one-thread result to the bit, for 2 and 3 threads and ragged
+// shapes (chunks, panels and row blocks with remainders).
+TEST(Gemm, WeightRowsOverThreadsGiveTheOneThreadBits) {
+  if (!mm::gemm_backend_available(GemmBackend::Xsmm)) GTEST_SKIP() << "no libxsmm in this build";
+  BackendGuard guard;
+  ThreadsGuard tguard;
+  mm::set_gemm_backend(GemmBackend::Xsmm);
+  struct Case {
+    Op oa;
+    int M, N, K;
+  };
+  const Case cases[] = {
+      {Op::N, 32, 1000, 1000}, {Op::N, 7, 517, 1037}, {Op::N, 5, 300, 1500}, {Op::T, 1000, 1000, 32}, {Op::T, 1037, 517, 7}};
+  for (const Case& c : cases) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd;
+    std::vector<float> A(static_cast<std::size_t>(c.M * c.K)), B(static_cast<std::size_t>(c.K * c.N)),
+        C1(static_cast<std::size_t>(c.M * c.N));
+    for (auto& x : A) x = nd(rng);
+    for (auto& x : B) x = nd(rng);
+    const int lda = c.oa == Op::N ? c.K : c.M;
+    mm::set_threads(1);
+    mm::gemm(c.oa, Op::N, c.M, c.N, c.K, A.data(), lda, B.data(), c.N, C1.data(), c.N);
+    for (int t : {2, 3}) {
+      mm::set_threads(t);
+      std::vector<float> C2(C1.size(), std::nanf(""));
+      mm::gemm(c.oa, Op::N, c.M, c.N, c.K, A.data(), lda, B.data(), c.N, C2.data(), c.N);
+      EXPECT_EQ(0, std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)))
+          << "op " << int(c.oa) << " " << c.M << "x" << c.N << "x" << c.K << ", " << t << " threads";
+    }
   }
 }

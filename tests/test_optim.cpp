@@ -666,7 +666,7 @@ TEST(OptimTrainer, APlainBackwardAfterAnUpdatingOneKeepsEveryLayersGradient) {
     m.forward(xb.data(), 32, mm::ForwardContext(mm::Mode::Train, &g));
     m.loss(yb.data());
     if (updating)
-      m.backward([](std::size_t, std::size_t) {});  // no update: the next forward is the same
+      m.backward([](std::size_t, std::size_t, std::size_t) {});  // no update: the next forward is the same
     else
       m.backward();
   };
@@ -702,7 +702,7 @@ TEST(OptimTrainer, UpdateRangesTileTheParameters) {
     model.forward(xb.data(), 32, mm::ForwardContext(mm::Mode::Train, &gen));
     model.loss(yb.data());
     std::vector<std::pair<std::size_t, std::size_t>> seen;
-    model.backward([&](std::size_t k0, std::size_t k1) { seen.emplace_back(k0, k1); });
+    model.backward([&](std::size_t k0, std::size_t k1, std::size_t) { seen.emplace_back(k0, k1); });
     ASSERT_FALSE(seen.empty());
     EXPECT_EQ(seen.back().first, 0u);  // the embedding's, last
     std::sort(seen.begin(), seen.end());

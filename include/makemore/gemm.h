@@ -2,12 +2,20 @@
 // which backend ran: Eigen (portable, always there) or libxsmm (JIT kernels for the running
 // CPU, when built with it). Row-major throughout, as the layers store their matrices.
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace mm {
 
 enum class Op { N, T };
 enum class GemmBackend { Eigen, Xsmm };
+
+// The rows (or columns) of a product's result each of t threads computes: whole blocks of 16,
+// t of them covering all rows. Optimizer::update splits a matrix's rows the same way.
+inline std::size_t rows_per_thread(std::size_t rows, int t) {
+  const auto n = static_cast<std::size_t>(t);
+  return ((rows + n - 1) / n + 15) / 16 * 16;
+}
 
 // Products of at least this many multiply-adds split their columns over threads() threads
 // (parallel.h); the lecture's products (~0.2M) stay on one core.

@@ -67,8 +67,10 @@ class Model {
   // element-wise optimizer can update each while its gradient is still in cache (Trainer::step).
   // Needs updates_by_layer(): each layer's parameters one block of values(), in the stack's order.
   // The layers' output gradients are not kept by this form (Sequential::set_scratch_gradients):
-  // it is for a step that no observer inspects.
-  using RangeDone = std::function<void(std::size_t k0, std::size_t k1)>;
+  // it is for a step that no observer inspects. row: the length of a row of the range's first
+  // parameter (1 for a vector), so that threads can split the update at whole rows
+  // (Optimizer::update).
+  using RangeDone = std::function<void(std::size_t k0, std::size_t k1, std::size_t row)>;
   void backward(const RangeDone& done);
   bool updates_by_layer() const { return !update_ranges_.empty(); }
   // backward(done)'s ranges: [0] the embedding's, [1 + i] stack layer i's (possibly empty:
@@ -121,10 +123,12 @@ class Model {
   Mat dflat_;                          // (B, block_size * n_embd)
   Linear* token_reader_ = nullptr;     // the stack's first Linear when it reads the embedding's tokens
   std::vector<const Layer*> checked_;  // the layers whose outputs outputs_finite() reads
+  std::vector<std::size_t> range_rows() const;
   // backward(done)'s ranges of values(): [0] the embedding's, [1 + i] stack layer i's; empty
   // when the parameters are not laid out one layer after another.
   std::vector<std::pair<std::size_t, std::size_t>> update_ranges_;
-  bool scratch_gradients_ = false;  // the stack's mode (set_scratch_gradients) since the last backward
+  std::vector<std::size_t> update_rows_;  // the row length of each range's first parameter
+  bool scratch_gradients_ = false;        // the stack's mode (set_scratch_gradients) since the last backward
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };

@@ -28,7 +28,10 @@ class Optimizer {
   void step(FloatBuf& p, const FloatBuf& g, double lr) { step(p.data(), g.data(), lr); }
   // A step in pieces: update() the elements [k0, k1) (every element of [0, n) once, in any
   // order: the rules are element-wise, so each gets the bits step() gives it), then advance().
-  void update(float* p, const float* g, double lr, std::size_t k0, std::size_t k1);
+  // A large range splits over threads() at whole rows of `row` elements, in the blocks of rows
+  // gemm() gives each thread of a product with that matrix (dW by rows, dx by W's rows, x W by
+  // W's rows for a wide W), so each thread updates what it wrote and read.
+  void update(float* p, const float* g, double lr, std::size_t k0, std::size_t k1, std::size_t row = 1);
   void advance() { ++t_; }
 
   const OptimizerSpec& spec() const { return spec_; }
