@@ -17,8 +17,9 @@ inline std::size_t rows_per_thread(std::size_t rows, int t) {
   return ((rows + n - 1) / n + 15) / 16 * 16;
 }
 
-// Products of at least this many multiply-adds split their columns over threads() threads
-// (parallel.h); the lecture's products (~0.2M) stay on one core.
+// Products of at least this many multiply-adds split over threads() threads (parallel.h): a
+// weight's gradient by its rows, x W with a wide W as a pipeline over W's rows, the others by
+// C's columns (gemm.cpp); the lecture's products (~0.2M) stay on one core.
 inline constexpr double kParallelMinMacs = 4.0e6;
 
 // C (M x N) = op(A) (M x K) * op(B) (K x N), plus C when accumulate. Leading dimensions are

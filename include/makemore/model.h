@@ -113,6 +113,7 @@ class Model {
  private:
   Model(const Config& cfg, int vocab_size, bool allocate);
   std::vector<std::pair<std::size_t, std::size_t>> layer_ranges() const;
+  std::vector<std::size_t> range_rows() const;
   int vocab_size_, block_size_;
   Config config_;
   ParamStore params_;
@@ -123,7 +124,6 @@ class Model {
   Mat dflat_;                          // (B, block_size * n_embd)
   Linear* token_reader_ = nullptr;     // the stack's first Linear when it reads the embedding's tokens
   std::vector<const Layer*> checked_;  // the layers whose outputs outputs_finite() reads
-  std::vector<std::size_t> range_rows() const;
   // backward(done)'s ranges of values(): [0] the embedding's, [1 + i] stack layer i's; empty
   // when the parameters are not laid out one layer after another.
   std::vector<std::pair<std::size_t, std::size_t>> update_ranges_;
