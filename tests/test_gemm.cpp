@@ -2,6 +2,7 @@
 // backend against a double-precision reference, and a whole training step under both.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -246,6 +247,32 @@ TEST(Parallel, OptimizerStepIsTheSameOverTwoThreads) {
     EXPECT_TRUE(p[0] == p[1]) << type;
     EXPECT_FALSE(p[0] == p0) << type;
   }
+}
+
+// Optimizer::update over two and three threads splits a range at whole rows of any length
+// (Model::backward(done)'s row): every element is updated once, as one thread's update does it,
+// rows that do not divide the range and ranges that do not start at 0 included.
+TEST(Parallel, UpdateSplitAtRowsUpdatesEveryElementOnce) {
+  ThreadsGuard tguard;
+  const std::size_t n = mm::kParallelMinUpdate + 4096 + 37, k0 = 96, k1 = n - 5;
+  std::mt19937 rng(6);
+  std::normal_distribution<float> nd;
+  mm::FloatBuf p0(n), g(n);
+  for (auto& x : p0) x = nd(rng);
+  for (auto& x : g) x = nd(rng);
+  const mm::OptimizerSpec spec = mm::OptimizerSpec::defaults(mm::OptimizerKind::Adam);
+  mm::FloatBuf one = p0;
+  mm::set_threads(1);
+  mm::Optimizer(spec, n).update(one.data(), g.data(), 0.01, k0, k1);
+  for (std::size_t row : {std::size_t{1}, std::size_t{7}, std::size_t{1000}, std::size_t{4093}})
+    for (int t : {2, 3}) {
+      mm::set_threads(t);
+      mm::FloatBuf p = p0;
+      mm::Optimizer(spec, n).update(p.data(), g.data(), 0.01, k0, k1, row);
+      EXPECT_TRUE(p == one) << "row " << row << ", " << t << " threads";
+    }
+  EXPECT_TRUE(std::equal(one.begin(), one.begin() + k0, p0.begin()));  // outside [k0, k1): untouched
+  EXPECT_FALSE(one[k1 - 1] == p0[k1 - 1]);
 }
 
 // Over threads, a wide weight's x W runs as a pipeline over W's rows (each thread continuing the
