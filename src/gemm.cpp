@@ -153,8 +153,8 @@ bool pipelined_nn(int t, int M, int N, int K, const float* A, int lda, const flo
   const int chunks = (K + kChunk - 1) / kChunk, per = (chunks + t - 1) / t, n_panels = (N + kPanel - 1) / kPanel;
   std::vector<std::atomic<int>> done(static_cast<std::size_t>(t));  // panels each thread has finished
   std::atomic<bool> failed{false};
-  auto stage = [&](int i) {
-    const int c0 = std::min(chunks, i * per), c1 = std::min(chunks, c0 + per);
+  auto stage = [&](int thread) {
+    const int i = block_of(thread, t), c0 = std::min(chunks, i * per), c1 = std::min(chunks, c0 + per);
     for (int p = 0; p < n_panels; ++p) {
       if (i > 0)
         while (done[static_cast<std::size_t>(i - 1)].load(std::memory_order_acquire) <= p) {
@@ -285,8 +285,8 @@ void gemm_one(Op opa, Op opb, int M, int N, int K, const float* A, int lda, cons
 bool split_rows(int t, Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                 bool accumulate) {
   const int per = static_cast<int>(rows_per_thread(static_cast<std::size_t>(M), t));
-  return try_parallel_run(t, [&](int i) {
-    const int m0 = std::min(M, i * per), m1 = std::min(M, m0 + per);
+  return try_parallel_run(t, [&](int thread) {
+    const int m0 = std::min(M, block_of(thread, t) * per), m1 = std::min(M, m0 + per);
     if (m1 > m0)
       gemm_one(opa, opb, m1 - m0, N, K, A + m0, lda, B, ldb, C + static_cast<std::ptrdiff_t>(m0) * ldc, ldc, accumulate);
   });
@@ -298,8 +298,8 @@ bool split_rows(int t, Op opa, Op opb, int M, int N, int K, const float* A, int 
 bool split_columns(int t, Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
                    int ldc, bool accumulate) {
   const int per = static_cast<int>(rows_per_thread(static_cast<std::size_t>(N), t));
-  return try_parallel_run(t, [&](int i) {
-    const int n0 = std::min(N, i * per), n1 = std::min(N, n0 + per);
+  return try_parallel_run(t, [&](int thread) {
+    const int n0 = std::min(N, block_of(thread, t) * per), n1 = std::min(N, n0 + per);
     if (n1 <= n0) return;
     const float* Bi = opb == Op::N ? B + n0 : B + static_cast<std::ptrdiff_t>(n0) * ldb;
     gemm_one(opa, opb, M, n1 - n0, K, A, lda, Bi, ldb, C + n0, ldc, accumulate);

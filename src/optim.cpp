@@ -67,8 +67,9 @@ void Optimizer::update(float* p, const float* g, double lr, std::size_t k0, std:
   const std::size_t n = k1 - k0;
   if (nt > 1 && n >= kParallelMinUpdate) {
     const std::size_t per = rows_per_thread((n + row - 1) / row, nt) * row;
-    parallel_run(nt, [&](int i) {
-      const std::size_t a = std::min(k1, k0 + static_cast<std::size_t>(i) * per), b = std::min(k1, a + per);
+    parallel_run(nt, [&](int thread) {
+      const auto i = static_cast<std::size_t>(block_of(thread, nt));
+      const std::size_t a = std::min(k1, k0 + i * per), b = std::min(k1, a + per);
       if (a < b) range(a, b);
     });
   } else {

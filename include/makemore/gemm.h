@@ -17,6 +17,11 @@ inline std::size_t rows_per_thread(std::size_t rows, int t) {
   return ((rows + n - 1) / n + 15) / 16 * 16;
 }
 
+// Which block of those the thread numbered `thread` takes (parallel_run's numbering; 0 is the
+// caller): the last, so that the calling thread ends a pipelined x W (gemm.cpp) and holds its
+// result for the layers after it, which run on the caller alone.
+inline int block_of(int thread, int t) { return t - 1 - thread; }
+
 // Products of at least this many multiply-adds split over threads() threads (parallel.h): a
 // weight's gradient by its rows, x W with a wide W as a pipeline over W's rows, the others by
 // C's columns (gemm.cpp); the lecture's products (~0.2M) stay on one core.
