@@ -175,9 +175,13 @@ void Linear::forward(const Mat& x, const ForwardContext&) {
 
 void Linear::backward(const Mat& dout, Mat* dx) {
   const int rows = static_cast<int>(dout.rows());
+  if (dx) dx->resize(rows, in_features_);
+  rows_reported_ = !token_path_ && weight_rows_done_ &&
+                   gemm_linear_backward_rows(rows, in_features_, fan_out_, x_->data(), dout.data(), store_->data(param_ids_[0]),
+                                             store_->grad(param_ids_[0]), dx ? dx->data() : nullptr, weight_rows_done_);
   if (token_path_) {
     backward_tokens(dout);
-  } else {
+  } else if (!rows_reported_) {
     gemm(Op::T, Op::N, in_features_, fan_out_, rows, x_->data(), in_features_, dout.data(), fan_out_, store_->grad(param_ids_[0]),
          fan_out_);
   }
@@ -186,11 +190,9 @@ void Linear::backward(const Mat& dout, Mat* dx) {
     // bits as copying row 0 and adding the others; faster than that row loop).
     kernels::kernels().column_sums(dout.data(), rows, fan_out_, store_->grad(param_ids_[1]));
   }
-  if (dx) {
-    dx->resize(rows, in_features_);
+  if (dx && !rows_reported_)
     gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_, dx->data(),
          in_features_);
-  }
 }
 
 namespace {

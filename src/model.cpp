@@ -74,6 +74,7 @@ Model::Model(const Config& cfg, int vocab_size, bool allocate)
   collect_checked_outputs(stack_.children(), checked_);
   update_ranges_ = allocate ? layer_ranges() : decltype(update_ranges_){};
   update_rows_ = range_rows();
+  row_linears_ = weight_row_linears();
 }
 
 void Model::init(TorchGenerator& gen) {
@@ -148,6 +149,16 @@ std::vector<std::pair<std::size_t, std::size_t>> Model::layer_ranges() const {
 }
 
 // The row length of each update range's first parameter: a matrix's columns, 1 for a vector.
+std::vector<Linear*> Model::weight_row_linears() {
+  std::vector<Linear*> out(update_ranges_.size(), nullptr);
+  for (std::size_t i = 0; i + 1 < out.size() && i < stack_.layers().size(); ++i) {
+    auto* lin = dynamic_cast<Linear*>(stack_.layers()[i].get());
+    if (lin && params_.info(lin->weight_id()).trainable && params_.info(lin->weight_id()).offset == update_ranges_[i + 1].first)
+      out[i + 1] = lin;
+  }
+  return out;
+}
+
 std::vector<std::size_t> Model::range_rows() const {
   std::vector<std::size_t> rows(update_ranges_.size(), 1);
   for (const auto& p : params_.infos())
@@ -229,14 +240,48 @@ bool Model::outputs_finite() const {
 
 void Model::backward() { backward(RangeDone{}); }
 
+namespace {
+// Model::backward(done)'s row reports from inside the Linears (Linear::set_weight_rows_done): rows
+// [r0, r1) of the weight opening range o are its elements [first + r0 * row, first + r1 * row).
+// Set for the backward's duration only, since each hook refers to that call's done.
+class WeightRowHooks {
+ public:
+  WeightRowHooks(const std::vector<Linear*>& linears, const std::vector<std::pair<std::size_t, std::size_t>>& ranges,
+                 const std::vector<std::size_t>& rows, const Model::RangeDone& done)
+      : linears_(linears) {
+    if (!done) return;
+    for (std::size_t o = 0; o < linears_.size(); ++o)
+      if (Linear* lin = linears_[o]) {
+        const std::size_t first = ranges[o].first, row = rows[o];
+        lin->set_weight_rows_done([&done, first, row](int r0, int r1) {
+          done(first + static_cast<std::size_t>(r0) * row, first + static_cast<std::size_t>(r1) * row, row);
+        });
+      }
+  }
+  ~WeightRowHooks() {
+    for (Linear* lin : linears_)
+      if (lin) lin->set_weight_rows_done({});
+  }
+  WeightRowHooks(const WeightRowHooks&) = delete;
+  WeightRowHooks& operator=(const WeightRowHooks&) = delete;
+
+ private:
+  const std::vector<Linear*>& linears_;
+};
+}  // namespace
+
 // One backward for both forms: with done, each range is reported once its gradients are final.
 void Model::backward(const RangeDone& done) {
   if (done && update_ranges_.empty()) throw std::logic_error("Model::backward(done) needs updates_by_layer()");
+  // A Linear that reported its weight's rows itself leaves the rest of its range (the bias).
   auto report = [&](std::size_t owner) {
     if (!done) return;
-    const auto& r = update_ranges_[owner];
-    if (r.first < r.second) done(r.first, r.second, update_rows_[owner]);
+    auto r = update_ranges_[owner];
+    if (const Linear* lin = row_linears_[owner]; lin && lin->weight_rows_reported())
+      r.first += params_.info(lin->weight_id()).size();
+    if (r.first < r.second) done(r.first, r.second, r.first == update_ranges_[owner].first ? update_rows_[owner] : 1);
   };
+  WeightRowHooks hooks(row_linears_, update_ranges_, update_rows_, done);
   // With done the parameters are updated inside: no observer reads the layers' output gradients.
   if (scratch_gradients_ != static_cast<bool>(done)) {
     scratch_gradients_ = static_cast<bool>(done);

@@ -88,6 +88,9 @@ class LayerClock final : public LayerProbe {
     open_.pop_back();
     if (timing) ns_[{&layer, pass}] += t;
   }
+  // Inside some layer's begin() and end(): a wide Linear updates its weight's rows inside its
+  // backward (Linear::set_weight_rows_done), and that time is the layer's.
+  bool in_layer() const { return !open_.empty(); }
   double ns(const Layer& layer, Pass pass) const {
     const auto it = ns_.find({&layer, pass});
     return it == ns_.end() ? 0.0 : it->second;
@@ -199,8 +202,12 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     if (by_layer) {
       float* p = model.params().values().data();
       const float* g = model.params().grads().data();
-      model.backward(
-          [&](std::size_t k0, std::size_t k1, std::size_t row) { timed_update([&] { opt.update(p, g, lr, k0, k1, row); }); });
+      model.backward([&](std::size_t k0, std::size_t k1, std::size_t row) {
+        if (clock.in_layer())  // on any of the layer's threads: timed as the layer's
+          opt.update(p, g, lr, k0, k1, row);
+        else
+          timed_update([&] { opt.update(p, g, lr, k0, k1, row); });
+      });
       timed_update([&] { opt.advance(); });
     } else {
       model.backward();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <vector>
 
@@ -279,6 +280,71 @@ TEST(Parallel, UpdateSplitAtRowsUpdatesEveryElementOnce) {
 // chains the previous one left in each panel) and a weight's gradient x^T dout splits by W's
 // rows: with libxsmm both are the one-thread result to the bit, for 2 and 3 threads and ragged
 // shapes (chunks, panels and row blocks with remainders).
+// A Linear's backward in blocks of W's rows (the update inside it applies each block while in
+// cache): dW and dx have the bits of gemm()'s two calls on 1, 2 and 3 threads; every row of W is
+// reported once, after its rows of dW are final and with its rows of W read for the last time
+// (the callback overwrites them, as the update does); a W that fits the L2 is left to gemm(), and
+// so is a shape whose blocks libxsmm sums in another order (1037 x 517 declines on some CPUs).
+TEST(Gemm, LinearBackwardInRowBlocksGivesTheTwoProductsBits) {
+  if (!mm::gemm_backend_available(GemmBackend::Xsmm)) GTEST_SKIP() << "no libxsmm in this build";
+  BackendGuard guard;
+  ThreadsGuard tguard;
+  mm::set_gemm_backend(GemmBackend::Xsmm);
+  struct Case {
+    int M, In, Out;
+    bool must_run;
+  };
+  for (const Case& c :
+       {Case{32, 1000, 1000, true}, Case{32, 600, 600, true}, Case{16, 300, 1000, true}, Case{32, 1037, 517, false}}) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd;
+    const auto n = [](int a, int b) { return static_cast<std::size_t>(a) * static_cast<std::size_t>(b); };
+    std::vector<float> x(n(c.M, c.In)), dout(n(c.M, c.Out)), W(n(c.In, c.Out));
+    for (auto* v : {&x, &dout, &W})
+      for (auto& e : *v) e = nd(rng);
+    for (int t : {1, 2, 3}) {
+      SCOPED_TRACE(::testing::Message() << c.M << " x " << c.In << " x " << c.Out << ", " << t << " threads");
+      mm::set_threads(t);
+      std::vector<float> dW1(W.size()), dx1(n(c.M, c.In));
+      mm::gemm(Op::T, Op::N, c.In, c.Out, c.M, x.data(), c.In, dout.data(), c.Out, dW1.data(), c.Out);
+      mm::gemm(Op::N, Op::T, c.M, c.In, c.Out, dout.data(), c.Out, W.data(), c.Out, dx1.data(), c.In);
+      for (bool with_dx : {true, false}) {
+        std::vector<float> W2 = W, dW2(W.size(), std::nanf("")), dx2(dx1.size(), std::nanf(""));
+        std::vector<int> times(static_cast<std::size_t>(c.In), 0);
+        bool final_when_reported = true;
+        std::mutex mu;
+        const bool ran = mm::gemm_linear_backward_rows(
+            c.M, c.In, c.Out, x.data(), dout.data(), W2.data(), dW2.data(), with_dx ? dx2.data() : nullptr, [&](int r0, int r1) {
+              std::lock_guard<std::mutex> lock(mu);
+              const std::size_t a = n(r0, c.Out), b = n(r1, c.Out);
+              final_when_reported &= r0 < r1 && std::memcmp(&dW1[a], &dW2[a], (b - a) * sizeof(float)) == 0;
+              std::fill(W2.begin() + static_cast<std::ptrdiff_t>(a), W2.begin() + static_cast<std::ptrdiff_t>(b), std::nanf(""));
+              for (int r = r0; r < r1; ++r) ++times[static_cast<std::size_t>(r)];
+            });
+        if (!ran) {
+          EXPECT_FALSE(c.must_run);
+          EXPECT_TRUE(std::all_of(times.begin(), times.end(), [](int k) { return k == 0; }));
+          continue;
+        }
+        EXPECT_TRUE(final_when_reported);
+        EXPECT_TRUE(std::all_of(times.begin(), times.end(), [](int k) { return k == 1; }));
+        EXPECT_EQ(0, std::memcmp(dW1.data(), dW2.data(), dW1.size() * sizeof(float)));
+        if (with_dx) {
+          EXPECT_EQ(0, std::memcmp(dx1.data(), dx2.data(), dx1.size() * sizeof(float)));
+        }
+      }
+    }
+  }
+  std::vector<float> small(64 * 64), dsmall(64 * 64);
+  auto never = [](int, int) { ADD_FAILURE() << "a W that fits the L2 reported rows"; };
+  EXPECT_FALSE(
+      mm::gemm_linear_backward_rows(64, 64, 64, small.data(), small.data(), small.data(), dsmall.data(), dsmall.data(), never));
+  mm::set_gemm_backend(GemmBackend::Eigen);
+  std::vector<float> big(1000 * 1000), dbig(1000 * 1000), thin(32 * 1000), dthin(32 * 1000);
+  EXPECT_FALSE(
+      mm::gemm_linear_backward_rows(32, 1000, 1000, thin.data(), thin.data(), big.data(), dbig.data(), dthin.data(), never));
+}
+
 TEST(Gemm, WeightRowsOverThreadsGiveTheOneThreadBits) {
   if (!mm::gemm_backend_available(GemmBackend::Xsmm)) GTEST_SKIP() << "no libxsmm in this build";
   BackendGuard guard;

@@ -586,6 +586,7 @@ struct WatchesBackward : mm::Observer {};
 struct Trained {
   mm::FloatBuf values, buffers, state[3];
   bool inside = false;
+  int rows_reported = 0;  // Linears whose last backward reported their weight's rows
 };
 Trained train_steps(const mm::Config& cfg, const mm::Splits& splits, int vocab, bool watched) {
   mm::Model model(cfg, vocab);
@@ -600,12 +601,28 @@ Trained train_steps(const mm::Config& cfg, const mm::Splits& splits, int vocab, 
   t.values = model.params().values();
   t.buffers = model.params().buffers();
   for (int i = 0; i < 3; ++i) t.state[i] = trainer.optimizer().state_buffer(i);
+  for (const mm::Layer* l : model.all_layers())
+    if (const auto* lin = dynamic_cast<const mm::Linear*>(l); lin && lin->weight_rows_reported()) ++t.rows_reported;
   return t;
+}
+
+// A network with wide weights (Linear(600, 600) with a bias, big-mlp's Linear(1000, 1000)), whose
+// backward updates the weight's rows in blocks inside the Linear (gemm_linear_backward_rows).
+json wide_network(const char* preset) {
+  if (std::string(preset) != "wide-with-bias") return mm::load_preset(preset).to_json();
+  json j = mm::load_preset("lecture-kaiming").to_json();
+  j["model"]["layers"] = json::array({{{"type", "linear"}, {"out", 600}},
+                                      {{"type", "tanh"}},
+                                      {{"type", "linear"}, {"out", 600}},
+                                      {{"type", "tanh"}},
+                                      {{"type", "linear"}, {"out", "vocab"}}});
+  return j;
 }
 
 // Each layer's parameters updated right after its backward (while their gradients are in cache)
 // give the bits of one update after the whole backward: every optimizer rule, the token path,
-// residual blocks, BatchNorm, LayerNorm, a flattening stack, one and two threads.
+// residual blocks, BatchNorm, LayerNorm, a flattening stack, wide weights updated in blocks of
+// rows inside their Linear's backward, one and two threads.
 TEST(OptimTrainer, UpdatingInsideTheBackwardGivesTheSameBits) {
   NEED_DATA();
   const json optimizers[] = {
@@ -615,11 +632,11 @@ TEST(OptimTrainer, UpdatingInsideTheBackwardGivesTheSameBits) {
       {{"optimizer", {{"type", "adamw"}, {"amsgrad", true}}}, {"lr", 0.003}},
       {{"optimizer", {{"type", "rmsprop"}, {"momentum", 0.5}, {"centered", true}}}, {"lr", 0.001}},
   };
-  for (const char* preset : {"lecture-batchnorm", "deep-residual-layernorm", "wavenet"}) {
+  for (const char* preset : {"lecture-batchnorm", "deep-residual-layernorm", "wavenet", "wide-with-bias", "big-mlp"}) {
     for (const json& opt : optimizers) {
       for (int threads : {1, 2}) {
         SCOPED_TRACE(fmt::format("{} {} threads {}", preset, opt.dump(), threads));
-        json j = mm::load_preset(preset).to_json();
+        json j = wide_network(preset);
         for (auto it = opt.begin(); it != opt.end(); ++it) j["train"][it.key()] = it.value();
         j["train"]["steps"] = 12;
         const mm::Config cfg = mm::parse_config(j, "test.json");
@@ -634,6 +651,11 @@ TEST(OptimTrainer, UpdatingInsideTheBackwardGivesTheSameBits) {
         EXPECT_TRUE(inside.values == after.values);
         EXPECT_TRUE(inside.buffers == after.buffers);
         for (int i = 0; i < 3; ++i) EXPECT_TRUE(inside.state[i] == after.state[i]) << i;
+        const bool wide = std::string(preset) == "wide-with-bias" || std::string(preset) == "big-mlp";
+        if (wide && mm::gemm_backend() == mm::GemmBackend::Xsmm) {
+          EXPECT_GT(inside.rows_reported, 0);
+        }
+        EXPECT_EQ(after.rows_reported, 0);
       }
     }
   }

@@ -3,6 +3,7 @@
 // CPU, when built with it). Row-major throughout, as the layers store their matrices.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace mm {
@@ -31,6 +32,18 @@ inline constexpr double kParallelMinMacs = 4.0e6;
 // the row lengths of the matrices as stored (lda = columns of A as stored, ...).
 void gemm(Op opa, Op opb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
           bool accumulate = false);
+
+// A Linear's backward for a wide weight W (In x Out, an L2's worth or more): dW = x^T dout and,
+// where dx is not null, dx = dout W^T, in blocks of W's rows. After block [r0, r1)'s rows of dW
+// and columns of dx, rows_done(r0, r1) runs on the thread that computed them, while those rows
+// of W and dW are in its core's cache (the update inside the backward applies them there instead
+// of streaming W and dW from memory afterwards). Each thread takes the rows gemm() gives it, and
+// every output comes from the kernel gemm()'s two calls use, so the bits are those calls'. False,
+// with nothing written and rows_done never called, where this does not apply (the Eigen
+// backend, a W that fits the L2, a shape gemm() computes another way).
+using RowsDone = std::function<void(int r0, int r1)>;
+bool gemm_linear_backward_rows(int M, int In, int Out, const float* x, const float* dout, const float* W, float* dW, float* dx,
+                               const RowsDone& rows_done);
 
 bool gemm_backend_available(GemmBackend b);
 // Process-wide choice. The default is libxsmm where available, else Eigen; the environment

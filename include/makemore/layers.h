@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "makemore/gemm.h"
 #include "makemore/params.h"
 #include "makemore/rng.h"
 #include "makemore/tensor.h"
@@ -186,6 +187,12 @@ class Linear : public Layer {
   // caller passes dx = nullptr and skips emb.backward(); a dx asked for is still written.
   void read_tokens_from(const Embedding* emb) { tokens_from_ = emb; }
   bool took_token_path() const { return token_path_; }  // by the last forward
+  // Set by Model::backward(done) while it runs, for a Linear whose weight opens its layer's
+  // update range: a wide weight's backward then runs in blocks of the weight's rows and calls
+  // it with each block [r0, r1) once those rows' gradients are final and no longer read
+  // (gemm_linear_backward_rows), and weight_rows_reported() is true until the next backward.
+  void set_weight_rows_done(RowsDone f) { weight_rows_done_ = std::move(f); }
+  bool weight_rows_reported() const { return rows_reported_; }
 
  private:
   void forward_tokens(const Mat& x);
@@ -196,6 +203,8 @@ class Linear : public Layer {
   InitSpec weight_init_, bias_init_;
   const Embedding* tokens_from_ = nullptr;
   bool token_path_ = false;
+  RowsDone weight_rows_done_;
+  bool rows_reported_ = false;
   // The token path's pairs: slot_of_[j * V + v] is pair (j, v)'s slot or -1; pairs are numbered
   // position by position (pos_begin_[j] .. pos_begin_[j + 1]); row_slot_ is (B, T).
   // slot_rows_[slot_row_begin_[s] ..] are pair s's rows, ascending (backward's sums per pair).

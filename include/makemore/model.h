@@ -114,6 +114,7 @@ class Model {
   Model(const Config& cfg, int vocab_size, bool allocate);
   std::vector<std::pair<std::size_t, std::size_t>> layer_ranges() const;
   std::vector<std::size_t> range_rows() const;
+  std::vector<Linear*> weight_row_linears();
   int vocab_size_, block_size_;
   Config config_;
   ParamStore params_;
@@ -128,7 +129,10 @@ class Model {
   // when the parameters are not laid out one layer after another.
   std::vector<std::pair<std::size_t, std::size_t>> update_ranges_;
   std::vector<std::size_t> update_rows_;  // the row length of each range's first parameter
-  bool scratch_gradients_ = false;        // the stack's mode (set_scratch_gradients) since the last backward
+  // Per range, the stack's Linear whose weight opens it (else null): backward(done) lets it
+  // report its weight's rows from inside its backward (Linear::set_weight_rows_done).
+  std::vector<Linear*> row_linears_;
+  bool scratch_gradients_ = false;  // the stack's mode (set_scratch_gradients) since the last backward
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };
