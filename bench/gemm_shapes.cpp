@@ -13,9 +13,11 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "makemore/gemm.h"
+#include "makemore/parallel.h"
 #include "makemore/perf.h"
 
 namespace {
@@ -55,6 +57,67 @@ struct Shape {
   mm::Op a, b;
   int M, N, K;
 };
+
+// big-mlp's Linear(1000, 1000) backward with its SGD update, as the step runs it (the update
+// inside the backward): the two products and then the update of all of W, against
+// gemm_linear_backward_rows updating each block of 64 rows while it is in the L2. Three layers'
+// weights and gradients (24 MB) taken in turn, as the step's backward does, so that W is not
+// hot; times per layer, each way 6 times in turn, at threads() threads.
+void big_backward_with_update() {
+  const int M = 32, In = 1000, Out = 1000, layers = 3, t = mm::threads();
+  const std::size_t n = static_cast<std::size_t>(In) * Out;
+  std::mt19937 gen(2);
+  std::normal_distribution<float> normal;
+  std::vector<std::vector<float>> W(layers), dW(layers), x(layers), dout(layers), dx(layers);
+  for (int l = 0; l < layers; ++l) {
+    W[l].resize(n);
+    dW[l].resize(n);
+    x[l].resize(static_cast<std::size_t>(M) * In);
+    dout[l].resize(static_cast<std::size_t>(M) * Out);
+    dx[l].resize(x[l].size());
+    for (auto* v : {&W[l], &x[l], &dout[l]})
+      for (auto& e : *v) e = normal(gen);
+  }
+  auto sgd = [](float* p, const float* g, std::size_t a, std::size_t b) {
+    for (std::size_t k = a; k < b; ++k) p[k] = p[k] + -1e-9f * g[k];
+  };
+  auto after = [&](int l) {
+    mm::gemm(mm::Op::T, mm::Op::N, In, Out, M, x[l].data(), In, dout[l].data(), Out, dW[l].data(), Out);
+    mm::gemm(mm::Op::N, mm::Op::T, M, In, Out, dout[l].data(), Out, W[l].data(), Out, dx[l].data(), In);
+    const std::size_t per = mm::rows_per_thread(static_cast<std::size_t>(In), t) * Out;  // Optimizer::update's split
+    mm::parallel_run(t, [&](int thread) {
+      const std::size_t a = std::min(n, static_cast<std::size_t>(mm::block_of(thread, t)) * per), b = std::min(n, a + per);
+      sgd(W[l].data(), dW[l].data(), a, b);
+    });
+  };
+  bool blocks = true;
+  auto inside = [&](int l) {
+    blocks &= mm::gemm_linear_backward_rows(
+        M, In, Out, x[l].data(), dout[l].data(), W[l].data(), dW[l].data(), dx[l].data(), [&](int r0, int r1) {
+          sgd(W[l].data(), dW[l].data(), static_cast<std::size_t>(r0) * Out, static_cast<std::size_t>(r1) * Out);
+        });
+  };
+  auto per_layer_us = [&](auto&& backward) {
+    const int steps = 40;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int s = 0; s < steps; ++s)
+      for (int l = layers; l-- > 0;) backward(l);
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / (steps * layers);
+  };
+  std::vector<double> a, b;
+  for (int r = 0; r < 6; ++r) {
+    a.push_back(per_layer_us(after));
+    b.push_back(per_layer_us(inside));
+  }
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  fmt::print(
+      "big Linear(1000, 1000) backward + SGD update, {} thread(s), us per layer (median of 6): update after the two "
+      "products {:.0f}, in row blocks {}\n",
+      t, (a[2] + a[3]) / 2,
+      blocks ? fmt::format("{:.0f}", (b[2] + b[3]) / 2)
+             : std::string("not available (another backend, or blocks that would not give the same bits)"));
+}
 
 }  // namespace
 
@@ -105,5 +168,9 @@ int main() {
                differ == 0 ? std::string("yes") : fmt::format("no: {} of {} outputs differ", differ, c.M * c.N));
   }
   fmt::print("the lecture step's six products alone: {:.0f} ns\n", lecture_ns);
+  for (int t = 1; t <= std::min(2, static_cast<int>(std::thread::hardware_concurrency())); ++t) {
+    mm::set_threads(t);
+    big_backward_with_update();
+  }
   return 0;
 }
