@@ -5,6 +5,8 @@
 // cost next to the plain ones. MAKEMORE_GEMM=eigen times the portable path. The last column says
 // whether each output equals one fused multiply-add chain over k from zero, in k's order (the
 // order a product kernel of our own would have to keep to give the same bits), or how many differ.
+// The last lines time big-mlp's Linear(1000, 1000) backward with its SGD update, after the two
+// products and in row blocks (gemm_linear_backward_rows), on one and two threads.
 #include <fmt/format.h>
 
 #include <algorithm>
