@@ -440,7 +440,7 @@ void Tanh::build(int in_time, int in_features, ParamStore& store, const std::str
 void Tanh::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   out_.resize(x.rows(), x.cols());
-  kernels::kernels().tanh_forward(x.data(), x.size(), out_.data());
+  input_finite_ = kernels::kernels().tanh_forward(x.data(), x.size(), out_.data());
 }
 
 // d tanh(x)/dx = 1 - tanh(x)^2: the cached output is all backward needs.

@@ -26,8 +26,11 @@ namespace {
 // input makes the norm's output non-finite in both modes (inf - inf in its statistics, inf times
 // its scale), and the norm's output is checked itself (or, norm after norm, the last one's).
 // Also left out: a residual block whose branch ends in a bounded activation, x + b with |b| <= 1
-// (tanh) being finite whenever x is (the sum rounds to at most the largest float). The input of
-// each is another layer's output or the embedding's, checked itself or finite by these rules.
+// (tanh) being finite whenever x is (the sum rounds to at most the largest float); a layer that
+// only moves numbers (Flatten: LayerRole::Gather), finite exactly when its input is; and an
+// output that a layer checking its input (Tanh, Layer::checks_input) reads next: such layers go
+// to `checkers`, whose input_finite() outputs_finite() asks. The input of each is another
+// layer's output or the embedding's, checked itself or finite by these rules.
 bool bounded_sum(const Layer& layer) {
   const auto* block = dynamic_cast<const Residual*>(&layer);
   if (!block || block->branch().layers().empty()) return false;
@@ -35,11 +38,15 @@ bool bounded_sum(const Layer& layer) {
   return bounds && std::max(std::abs(bounds->lo), std::abs(bounds->hi)) <= 1.0;
 }
 
-void collect_checked_outputs(const std::vector<Layer*>& layers, std::vector<const Layer*>& out) {
+void collect_checked_outputs(const std::vector<Layer*>& layers, std::vector<const Layer*>& out,
+                             std::vector<const Layer*>& checkers) {
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    const bool norm_next = i + 1 < layers.size() && layers[i + 1]->kind().traits.role == LayerRole::Normalization;
-    if (!layers[i]->kind().bounded() && !norm_next && !bounded_sum(*layers[i])) out.push_back(layers[i]);
-    collect_checked_outputs(layers[i]->children(), out);
+    const Layer* next = i + 1 < layers.size() ? layers[i + 1] : nullptr;
+    const bool read_next = next && (next->kind().traits.role == LayerRole::Normalization || next->checks_input());
+    const bool moves_only = layers[i]->kind().traits.role == LayerRole::Gather;
+    if (layers[i]->checks_input()) checkers.push_back(layers[i]);
+    if (!layers[i]->kind().bounded() && !read_next && !moves_only && !bounded_sum(*layers[i])) out.push_back(layers[i]);
+    collect_checked_outputs(layers[i]->children(), out, checkers);
   }
 }
 }  // namespace
@@ -71,7 +78,7 @@ Model::Model(const Config& cfg, int vocab_size, bool allocate)
     if (token_reader_) token_reader_->read_tokens_from(embedding_.get());
   }
   if (allocate) params_.finalize();
-  collect_checked_outputs(stack_.children(), checked_);
+  collect_checked_outputs(stack_.children(), checked_, input_checkers_);
   update_ranges_ = allocate ? layer_ranges() : decltype(update_ranges_){};
   update_rows_ = range_rows();
   row_linears_ = weight_row_linears();
@@ -233,6 +240,8 @@ float Model::loss(const int32_t* y) { return ce_.forward(stack_.out(), y); }
 bool Model::outputs_finite() const {
   const auto& k = kernels::kernels();
   if (!k.all_finite(embedding_->out().data(), embedding_->out().size())) return false;
+  for (const Layer* l : input_checkers_)
+    if (!l->input_finite()) return false;
   for (const Layer* l : checked_)
     if (!k.all_finite(l->out().data(), l->out().size())) return false;
   return true;

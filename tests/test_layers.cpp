@@ -627,6 +627,43 @@ TEST(Model, OutputsFiniteSeesAnOverflowThatANormReads) {
     }
 }
 
+// outputs_finite() reads neither a flatten's output (it only moves its input's numbers) nor a
+// tanh's input (Tanh checks it while its forward reads it): an infinity out of any Linear,
+// wherever it sits between flattens and tanhs (which squash it to 1), still fails the check, in
+// training and in evaluation.
+TEST(Model, OutputsFiniteSeesAnOverflowThroughFlattensAndTanhs) {
+  const json layers = json::array({{{"type", "flatten"}, {"n", 2}},
+                                   {{"type", "linear"}, {"out", 16}},
+                                   {{"type", "flatten"}, {"n", 2}},
+                                   {{"type", "tanh"}},
+                                   {{"type", "linear"}, {"out", 16}},
+                                   {{"type", "tanh"}},
+                                   {{"type", "flatten"}, {"n", 2}},
+                                   {{"type", "linear"}, {"out", 16}},
+                                   {{"type", "tanh"}},
+                                   {{"type", "linear"}, {"out", "vocab"}}});
+  const json j = {{"data", {{"block_size", 8}}}, {"model", {{"n_embd", 4}, {"layers", layers}}}};
+  std::vector<int32_t> x(8 * 8);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int32_t>(i % 27);
+  for (const char* bias : {"layers.1.bias", "layers.4.bias", "layers.7.bias", "layers.9.bias"}) {
+    SCOPED_TRACE(bias);
+    mm::Model model(mm::parse_config(j, "test"), 27);
+    mm::TorchGenerator gen(1);
+    model.init(gen);
+    for (const mm::Mode mode : {mm::Mode::Train, mm::Mode::Eval}) {
+      model.forward(x.data(), 8, mode);
+      EXPECT_TRUE(model.outputs_finite());
+    }
+    const int id = model.params().find(bias);
+    ASSERT_GE(id, 0);
+    std::fill_n(model.params().data(id), model.params().info(id).size(), std::numeric_limits<float>::infinity());
+    for (const mm::Mode mode : {mm::Mode::Train, mm::Mode::Eval}) {
+      model.forward(x.data(), 8, mode);
+      EXPECT_FALSE(model.outputs_finite()) << (mode == mm::Mode::Train ? "train" : "eval");
+    }
+  }
+}
+
 // A residual block whose branch ends in tanh is not checked: x + tanh(..) is finite whenever x
 // is, even at the largest float (the sum rounds back to it), and a non-finite x is the checked
 // output of the layer before.

@@ -86,6 +86,10 @@ class Layer {
   int out_features() const { return out_features_; }
   const std::vector<int>& param_ids() const { return param_ids_; }
   const Mat* input() const { return x_; }  // the last forward's input (calibration reads it)
+  // A layer that checks its input for NaN and infinity while its forward reads it (Tanh): then
+  // Model::outputs_finite() asks input_finite() instead of reading the input again.
+  virtual bool checks_input() const { return false; }
+  virtual bool input_finite() const { return true; }  // of the last forward, where checks_input()
   // Layers nested inside this one (Residual's branch), in forward order; none for most.
   virtual std::vector<Layer*> children() { return {}; }
   // Running statistics to set from data (BatchNorm): see Model::calibrate.
@@ -256,6 +260,11 @@ class Tanh : public Layer {
   void build(int in_time, int in_features, ParamStore& store, const std::string& prefix) override;
   void forward(const Mat& x, const ForwardContext& ctx) override;
   void backward(const Mat& dout, Mat* dx) override;  // dx = dout * (1 - out^2)
+  bool checks_input() const override { return true; }
+  bool input_finite() const override { return input_finite_; }
+
+ private:
+  bool input_finite_ = true;
 };
 
 // Normalizes each row over groups of consecutive features (torch.nn.GroupNorm(G, C) on (rows,

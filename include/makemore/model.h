@@ -121,10 +121,11 @@ class Model {
   std::unique_ptr<Embedding> embedding_;
   Sequential stack_;
   SoftmaxCrossEntropy ce_;
-  Mat dlogits_;                        // (B, vocab)
-  Mat dflat_;                          // (B, block_size * n_embd)
-  Linear* token_reader_ = nullptr;     // the stack's first Linear when it reads the embedding's tokens
-  std::vector<const Layer*> checked_;  // the layers whose outputs outputs_finite() reads
+  Mat dlogits_;                               // (B, vocab)
+  Mat dflat_;                                 // (B, block_size * n_embd)
+  Linear* token_reader_ = nullptr;            // the stack's first Linear when it reads the embedding's tokens
+  std::vector<const Layer*> checked_;         // the layers whose outputs outputs_finite() reads
+  std::vector<const Layer*> input_checkers_;  // and those whose input_finite() it asks
   // backward(done)'s ranges of values(): [0] the embedding's, [1 + i] stack layer i's; empty
   // when the parameters are not laid out one layer after another.
   std::vector<std::pair<std::size_t, std::size_t>> update_ranges_;

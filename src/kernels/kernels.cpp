@@ -540,7 +540,25 @@ bool all_finite(const float* x, Index n) {
 
 // ---- Tanh -------------------------------------------------------------------------------
 
-void tanh_forward(const float* x, Index n, float* out) { AlignedArray(out, n) = ConstAlignedArray(x, n).tanh(); }
+// Eigen's tanh packet by packet (the packets its array expression takes, so the same bits), with
+// each packet's bits checked for an all-ones exponent (inf or NaN) on the way; the last n % P
+// floats through the array expression, whose tail they are there too.
+bool tanh_forward(const float* x, Index n, float* out) {
+  using Packet = Eigen::internal::packet_traits<float>::type;
+  constexpr Index P = sizeof(Packet) / sizeof(float);
+  const Index whole = n / P * P;
+  const Packet exponent = Eigen::internal::pset1<Packet>(std::numeric_limits<float>::infinity());
+  Packet bad = Eigen::internal::pzero(exponent);
+  for (Index i = 0; i < whole; i += P) {
+    const Packet v = Eigen::internal::pload<Packet>(x + i);
+    // (v & exponent bits) == exponent bits, as all ones in a lane where v is inf or NaN
+    bad = Eigen::internal::por(bad, Eigen::internal::pcmp_eq(Eigen::internal::pand(v, exponent), exponent));
+    Eigen::internal::pstore(out + i, Eigen::internal::ptanh(v));
+  }
+  if (whole < n)
+    Eigen::Map<Eigen::ArrayXf>(out + whole, n - whole) = Eigen::Map<const Eigen::ArrayXf>(x + whole, n - whole).tanh();
+  return !Eigen::internal::predux_any(bad) && all_finite(x + whole, n - whole);
+}
 
 // d tanh(x)/dx = 1 - tanh(x)^2: the cached output is all backward needs.
 void tanh_backward(const float* dout, const float* out, Index n, float* dx) {

@@ -71,8 +71,10 @@ struct Table {
   // exit: one branch-free pass over the bits).
   bool (*all_finite)(const float* x, Index n);
 
-  // out = tanh(x); dx = dout * (1 - out^2) (n floats, 64-byte aligned).
-  void (*tanh_forward)(const float* x, Index n, float* out);
+  // out = tanh(x); dx = dout * (1 - out^2) (n floats, 64-byte aligned). tanh_forward returns
+  // whether every x was finite (all_finite(x, n)), checked a slice at a time right after the
+  // slice's tanh read it, so that its input needs no later pass (Model::outputs_finite).
+  bool (*tanh_forward)(const float* x, Index n, float* out);
   void (*tanh_backward)(const float* dout, const float* out, Index n, float* dx);
 
   // p (B, V) = exp(l - row max), rmax = the row maxima, rsum = the rows' sums of p.
