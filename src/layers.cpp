@@ -166,11 +166,12 @@ void Linear::forward(const Mat& x, const ForwardContext&) {
   // x is the embedding's output, so its rows are the embedding's tokens' rows of C.
   token_path_ = tokens_from_ && &x == &tokens_from_->out() && token_linear() != TokenLinear::Off && x.rows() > 0;
   const int rows = static_cast<int>(x.rows());
-  out_.resize(rows, fan_out_);
+  Mat& o = output();
+  o.resize(rows, fan_out_);
   if (token_path_) return forward_tokens(x);  // adds the bias itself
-  gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_, out_.data(),
+  gemm(Op::N, Op::N, rows, fan_out_, in_features_, x.data(), in_features_, store_->data(param_ids_[0]), fan_out_, o.data(),
        fan_out_);
-  if (bias_) kernels::kernels().add_bias_rows(out_.data(), rows, fan_out_, store_->data(param_ids_[1]));
+  if (bias_) kernels::kernels().add_bias_rows(o.data(), rows, fan_out_, store_->data(param_ids_[1]));
 }
 
 void Linear::backward(const Mat& dout, Mat* dx) {
@@ -235,7 +236,7 @@ const LayerKind& linear_kind() {
       .name = "linear",
       .class_name = "Linear",
       .summary = "out = x @ weight + bias",
-      .traits = {.role = LayerRole::Matmul, .kaiming_gain = 1.0},
+      .traits = {.role = LayerRole::Matmul, .kaiming_gain = 1.0, .backward_reads_output = false},
       .keys = {"out", "bias", "weight_init", "bias_init"},
       .parse = parse_linear,
       .write =
@@ -290,7 +291,7 @@ void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
   inv_std_.resize(C);
   var_.resize(C);
   if (mode == Mode::Train) xhat_.resize(n, C);
-  out_.resize(n, C);
+  output().resize(n, C);
   float* mean = mean_.data();
   float* var = var_.data();
   float* inv = inv_std_.data();
@@ -314,7 +315,8 @@ void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
   // One pass: xhat = (x - mean) / std, out = gamma * xhat + beta (the notebook's
   // gain * (x - mean) / std + bias is the same expression up to rounding).
   // Evaluation writes only the output; backward recomputes xhat if it is ever asked.
-  kernels::kernels().bn_normalize(xd, n, C, mean, inv, gamma, beta, mode == Mode::Train ? xhat_.data() : nullptr, out_.data());
+  kernels::kernels().bn_normalize(xd, n, C, mean, inv, gamma, beta, mode == Mode::Train ? xhat_.data() : nullptr,
+                                  output().data());
 }
 
 // With g = dout * gamma and s the divisor: dx = (g - mean(g) - xhat * sum(g xhat) / (n - k)) / s,
@@ -410,7 +412,11 @@ const LayerKind& batchnorm_kind() {
       .name = "batchnorm1d",
       .class_name = "BatchNorm1d",
       .summary = "each feature normalized over the batch; running statistics for evaluation",
-      .traits = {.role = LayerRole::Normalization, .running_stats = true, .after_output = true},
+      .traits = {.role = LayerRole::Normalization,
+                 .running_stats = true,
+                 .after_output = true,
+                 .backward_reads_output = false,
+                 .backward_reads_input = false},
       .keys = {"eps", "momentum", "unbiased", "running", "gamma_init", "beta_init"},
       .parse = parse_batchnorm,
       .write =
@@ -456,7 +462,10 @@ const LayerKind& tanh_kind() {
       .name = "tanh",
       .class_name = "Tanh",
       .summary = "tanh(x), bounded to [-1, 1]",
-      .traits = {.role = LayerRole::Activation, .bounds = LayerTraits::Bounds{-1.0, 1.0}, .kaiming_gain = 5.0 / 3.0},
+      .traits = {.role = LayerRole::Activation,
+                 .bounds = LayerTraits::Bounds{-1.0, 1.0},
+                 .kaiming_gain = 5.0 / 3.0,
+                 .backward_reads_input = false},
       .make = [](const LayerSpec&, const LayerBuild&) -> std::unique_ptr<Layer> { return std::make_unique<Tanh>(); },
       .examples = {"{}"}};
   return k;
@@ -537,9 +546,10 @@ void GroupNorm::forward(const Mat& x, const ForwardContext&) {
   const Eigen::Index n = x.rows(), C = x.cols(), G = opt_.groups;
   xhat_.resize(n, C);
   inv_std_.resize(n, G);
-  out_.resize(n, C);
+  output().resize(n, C);
   kernels::kernels().group_norm_forward(x.data(), n, C, G, opt_.eps, opt_.affine ? store_->data(gamma_) : nullptr,
-                                        opt_.affine ? store_->data(beta_) : nullptr, xhat_.data(), inv_std_.data(), out_.data());
+                                        opt_.affine ? store_->data(beta_) : nullptr, xhat_.data(), inv_std_.data(),
+                                        output().data());
 }
 
 // With g = dout * gamma, per row and group (K features, s = 1/sqrt(v + eps)):
@@ -577,7 +587,7 @@ const LayerKind& layernorm_kind() {
       .name = "layernorm",
       .class_name = "LayerNorm",
       .summary = "each row normalized over its features",
-      .traits = {.role = LayerRole::Normalization},
+      .traits = {.role = LayerRole::Normalization, .backward_reads_output = false, .backward_reads_input = false},
       .keys = {"eps", "affine", "gamma_init", "beta_init"},
       .parse = [](const LayerOptionReader& r, LayerSpec& s) { parse_norm(r, s.norm); },
       .write = write_norm,
@@ -591,7 +601,7 @@ const LayerKind& groupnorm_kind() {
       .name = "groupnorm",
       .class_name = "GroupNorm",
       .summary = "each row normalized over groups of consecutive features",
-      .traits = {.role = LayerRole::Normalization},
+      .traits = {.role = LayerRole::Normalization, .backward_reads_output = false, .backward_reads_input = false},
       .keys = {"groups", "eps", "affine", "gamma_init", "beta_init"},
       .parse =
           [](const LayerOptionReader& r, LayerSpec& s) {
@@ -827,11 +837,19 @@ void Sequential::build(int in_time, int in_features, ParamStore& store, const st
   grads_.resize(layers_.size());
 }
 
+bool Sequential::output_is_transient(std::size_t i) const {
+  return i + 1 < layers_.size() && !layers_[i]->kind().traits.backward_reads_output &&
+         !layers_[i + 1]->kind().traits.backward_reads_input;
+}
+
 void Sequential::forward(const Mat& x, const ForwardContext& ctx) {
   x_ = &x;
   const Mat* in = &x;
   LayerProbe* probe = layer_probe();
-  for (auto& l : layers_) {
+  const bool scratch = scratch_outputs_ && ctx.mode == Mode::Train;  // (BatchNorm's backward reads x after an eval forward)
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    auto& l = layers_[i];
+    l->set_output_buffer(scratch && output_is_transient(i) ? &scratch_outs_[i % 2] : nullptr);
     probed(probe, *l, Pass::Forward, [&] { l->forward(*in, ctx); });
     in = &l->out();
   }
@@ -857,6 +875,14 @@ void Sequential::set_scratch_gradients(bool on) {
   scratch_ = on;
   for (auto& l : layers_)
     if (auto* block = dynamic_cast<Residual*>(l.get())) block->branch().set_scratch_gradients(on);
+}
+
+void Sequential::set_scratch_outputs(bool on) {
+  scratch_outputs_ = on;
+  for (auto& l : layers_) {
+    if (!on) l->set_output_buffer(nullptr);  // out() is the layer's own again (from the next forward on)
+    if (auto* block = dynamic_cast<Residual*>(l.get())) block->branch().set_scratch_outputs(on);
+  }
 }
 
 std::vector<Layer*> Sequential::children() {

@@ -167,6 +167,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   std::vector<int64_t> ix(B);
   std::vector<int32_t> xb(B * static_cast<std::size_t>(cfg.block_size)), yb(B);
   const bool by_layer = can_update_inside_backward(cfg, model);
+  model.set_scratch_outputs(true);  // as Trainer::step without observers
   LayerClock clock;
   const ScopedLayerProbe probe(&clock);
   StepParts acc;
@@ -221,6 +222,7 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
       acc.update += update;
     }
   }
+  model.set_scratch_outputs(false);
   StepProfile prof = label_profile(clock, acc, steps, cfg, model, by_layer);
   prof.non_finite_steps = non_finite_steps;
   return prof;

@@ -462,6 +462,7 @@ namespace {
 class PeriodicSave : public Observer {
  public:
   bool watches_backward(int64_t) const override { return false; }
+  bool watches_forward(int64_t) const override { return false; }
   PeriodicSave(int64_t every, int64_t total, std::function<void(Trainer&, int64_t)> save)
       : every_(every), total_(total), save_(std::move(save)) {}
   void after_update(Trainer& t, int64_t step, double) override {

@@ -36,6 +36,7 @@ double number_or_nan(const json& j) { return j.is_null() ? std::numeric_limits<d
 class BucketMeans : public Observer {
  public:
   bool watches_backward(int64_t) const override { return false; }
+  bool watches_forward(int64_t) const override { return false; }
   explicit BucketMeans(int size) : size_(size) {}
   void after_forward(Trainer&, int64_t step, float loss) override {
     if (step % 10000 == 0) log.push_back(loss);

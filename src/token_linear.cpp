@@ -107,7 +107,7 @@ void Linear::forward_tokens(const Mat& x) {
     const int p0 = pos_begin_[j], n = pos_begin_[j + 1] - p0;
     k.pairs_forward(C, slot_token_.data() + p0, n, E, W + j * uE * uN, N, pair_.data() + static_cast<std::size_t>(p0) * uL, ldp);
   }
-  k.gather_rows(pair_.data(), ldp, row_slot_.data(), rows, T, N, bias_ ? store_->data(param_ids_[1]) : nullptr, out_.data());
+  k.gather_rows(pair_.data(), ldp, row_slot_.data(), rows, T, N, bias_ ? store_->data(param_ids_[1]) : nullptr, output().data());
 }
 
 // G[pair] = the dout rows of the examples that hold the pair, added in row order (the first

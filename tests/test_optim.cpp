@@ -622,7 +622,9 @@ json wide_network(const char* preset) {
 // Each layer's parameters updated right after its backward (while their gradients are in cache)
 // give the bits of one update after the whole backward: every optimizer rule, the token path,
 // residual blocks, BatchNorm, LayerNorm, a flattening stack, wide weights updated in blocks of
-// rows inside their Linear's backward, one and two threads.
+// rows inside their Linear's backward, one and two threads. The run without an observer also
+// keeps only the activations its backward reads (Model::set_scratch_outputs; the watching
+// observer's run keeps all), so this holds those forwards to the same bits too.
 TEST(OptimTrainer, UpdatingInsideTheBackwardGivesTheSameBits) {
   NEED_DATA();
   const json optimizers[] = {

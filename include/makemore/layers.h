@@ -79,7 +79,13 @@ class Layer {
   // dout is (rows, out_features). Overwrites parameter gradients; writes dx if non-null.
   virtual void backward(const Mat& dout, Mat* dx) = 0;
 
-  virtual const Mat& out() const { return out_; }  // cached output, read by diagnostics
+  // The cached output, read by diagnostics: out_, or the buffer Sequential lent for the last
+  // forward (set_output_buffer), which a later layer may have overwritten since.
+  virtual const Mat& out() const { return lent_ ? *lent_ : out_; }
+  // Where the next forward writes its output (null: out_), for a layer whose output only the
+  // next layer's forward reads (Sequential::set_scratch_outputs). Only kinds whose forward
+  // writes through output() take one.
+  void set_output_buffer(Mat* m) { lent_ = m; }
   int in_time() const { return in_time_; }
   int in_features() const { return in_features_; }
   int out_time() const { return out_time_; }
@@ -100,8 +106,10 @@ class Layer {
 
  protected:
   ParamStore* store_ = nullptr;
-  const Mat* x_ = nullptr;  // input of the last forward
-  Mat out_;                 // (rows, out_features)
+  const Mat* x_ = nullptr;                         // input of the last forward
+  Mat out_;                                        // (rows, out_features)
+  Mat* lent_ = nullptr;                            // set_output_buffer's
+  Mat& output() { return lent_ ? *lent_ : out_; }  // where forward writes
   int in_time_ = 1, in_features_ = 0, out_time_ = 1, out_features_ = 0;
   std::vector<int> param_ids_;
 };
@@ -355,9 +363,18 @@ class Sequential : public Layer {
   // nothing; the branches of residual blocks inside follow. For a backward whose gradients of
   // layer outputs no one reads (Model::backward(done)).
   void set_scratch_gradients(bool on);
+  // With on, the following training forwards write each output that only the next layer's
+  // forward reads (a Linear's or a norm's that a norm or a tanh reads next: LayerTraits'
+  // backward_reads_output / _input) into two buffers taken in turn, which stay in the L1,
+  // instead of the layer's own: such a layer's out() holds its output only until a later one
+  // overwrites it. For a forward whose activations no one reads but the next layer, the
+  // finiteness check (which reads none of these) and the backward; residual blocks' branches
+  // follow.
+  void set_scratch_outputs(bool on);
   std::vector<Layer*> children() override;
 
  private:
+  bool output_is_transient(std::size_t i) const;
   Mat& grad_buffer(std::size_t i) { return scratch_ ? scratch_grads_[i % 2] : grads_[i]; }
 
   std::vector<std::unique_ptr<Layer>> layers_;
@@ -365,6 +382,8 @@ class Sequential : public Layer {
   const Mat* dout_ = nullptr;  // dL/d(out of the last layer): the last backward's argument
   bool scratch_ = false;
   Mat scratch_grads_[2];  // with scratch_: layer i's output gradient in [i % 2]
+  bool scratch_outputs_ = false;
+  Mat scratch_outs_[2];  // with scratch_outputs_: a transient output of layer i in [i % 2]
 };
 
 // out = x + f(x), f a Sequential of any layers (nested residuals included) whose output shape

@@ -16,6 +16,7 @@ namespace mm {
 class MetricsWriter : public Observer {
  public:
   bool watches_backward(int64_t) const override { return false; }
+  bool watches_forward(int64_t) const override { return false; }
   // append: continue a resumed run's file (its lines up to the resumed step are kept).
   explicit MetricsWriter(const std::string& path, bool append = false);
   ~MetricsWriter() override;
@@ -44,6 +45,7 @@ class MetricsWriter : public Observer {
 class ValidationCurve : public Observer {
  public:
   bool watches_backward(int64_t) const override { return false; }
+  bool watches_forward(int64_t) const override { return false; }
   ValidationCurve(int64_t every, const Examples& val, std::function<void(int64_t step, double loss)> record)
       : every_(every), val_(val), record_(std::move(record)) {}
   void on_begin(Trainer& t) override;
@@ -64,6 +66,7 @@ class ValidationCurve : public Observer {
 class LossRecorder : public Observer {
  public:
   bool watches_backward(int64_t) const override { return false; }
+  bool watches_forward(int64_t) const override { return false; }
   void after_forward(Trainer&, int64_t, float loss) override { losses.push_back(loss); }
   std::vector<float> losses;
 };
@@ -75,6 +78,7 @@ class LossRecorder : public Observer {
 class ProgressLog : public Observer {
  public:
   bool watches_backward(int64_t) const override { return false; }
+  bool watches_forward(int64_t) const override { return false; }
   ProgressLog(std::FILE* out, bool live, int64_t total, std::FILE* progress = nullptr)
       : out_(out), progress_(live ? nullptr : progress), live_(live), total_(total) {}
   void on_begin(Trainer& t) override;
@@ -95,6 +99,8 @@ class ProgressLog : public Observer {
 class StepCallback : public Observer {
  public:
   bool watches_backward(int64_t) const override { return false; }
+  // A front end's callback might read the model's activations.
+  bool watches_forward(int64_t) const override { return true; }
   StepCallback(int64_t every, std::function<void(int64_t step, float loss)> fn) : every_(every), fn_(std::move(fn)) {}
   void after_forward(Trainer&, int64_t, float loss) override { loss_ = loss; }
   void after_update(Trainer& t, int64_t step, double) override;

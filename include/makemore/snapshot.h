@@ -136,6 +136,7 @@ class DiagObserver : public Observer {
   void after_forward(Trainer& t, int64_t step, float loss) override;
   void after_backward(Trainer& t, int64_t step) override;
   bool watches_backward(int64_t step) const override { return current_.has_value() || ratio_step(step); }
+  bool watches_forward(int64_t step) const override { return snapshot_step(step); }
   void after_update(Trainer& t, int64_t step, double lr) override;
 
   // The same three stages without a Trainer (inspecting a saved model): capture_update with
