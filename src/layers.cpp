@@ -846,7 +846,7 @@ void Sequential::forward(const Mat& x, const ForwardContext& ctx) {
   x_ = &x;
   const Mat* in = &x;
   LayerProbe* probe = layer_probe();
-  const bool scratch = scratch_outputs_ && ctx.mode == Mode::Train;  // (BatchNorm's backward reads x after an eval forward)
+  const bool scratch = ctx.scratch_outputs && ctx.mode == Mode::Train;  // (BatchNorm's backward reads x after an eval forward)
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     auto& l = layers_[i];
     l->set_output_buffer(scratch && output_is_transient(i) ? &scratch_outs_[i % 2] : nullptr);
@@ -875,14 +875,6 @@ void Sequential::set_scratch_gradients(bool on) {
   scratch_ = on;
   for (auto& l : layers_)
     if (auto* block = dynamic_cast<Residual*>(l.get())) block->branch().set_scratch_gradients(on);
-}
-
-void Sequential::set_scratch_outputs(bool on) {
-  scratch_outputs_ = on;
-  for (auto& l : layers_) {
-    if (!on) l->set_output_buffer(nullptr);  // out() is the layer's own again (from the next forward on)
-    if (auto* block = dynamic_cast<Residual*>(l.get())) block->branch().set_scratch_outputs(on);
-  }
 }
 
 std::vector<Layer*> Sequential::children() {

@@ -247,12 +247,6 @@ bool Model::outputs_finite() const {
   return true;
 }
 
-void Model::set_scratch_outputs(bool on) {
-  if (on == scratch_outputs_) return;
-  scratch_outputs_ = on;
-  stack_.set_scratch_outputs(on);
-}
-
 void Model::backward() { backward(RangeDone{}); }
 
 namespace {

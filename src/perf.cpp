@@ -167,7 +167,6 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
   std::vector<int64_t> ix(B);
   std::vector<int32_t> xb(B * static_cast<std::size_t>(cfg.block_size)), yb(B);
   const bool by_layer = can_update_inside_backward(cfg, model);
-  model.set_scratch_outputs(true);  // as Trainer::step without observers
   LayerClock clock;
   const ScopedLayerProbe probe(&clock);
   StepParts acc;
@@ -184,7 +183,9 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
     // Trainer::step's calls, in its order.
     draw_minibatch(gen, train, cfg.block_size, ix, xb, yb);
     lap(acc.gather);
-    model.forward(xb.data(), static_cast<int>(B), ForwardContext(Mode::Train, &gen));
+    ForwardContext ctx(Mode::Train, &gen);
+    ctx.scratch_outputs = true;  // as Trainer::step without observers
+    model.forward(xb.data(), static_cast<int>(B), ctx);
     t = now_ns();  // the layers timed themselves
     model.loss(yb.data());
     lap(acc.loss);
@@ -222,7 +223,6 @@ StepProfile profile_steps(Model& model, const Config& cfg, const Examples& train
       acc.update += update;
     }
   }
-  model.set_scratch_outputs(false);
   StepProfile prof = label_profile(clock, acc, steps, cfg, model, by_layer);
   prof.non_finite_steps = non_finite_steps;
   return prof;

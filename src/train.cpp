@@ -46,9 +46,10 @@ void Trainer::draw_batch() { draw_minibatch(gen_, train_, cfg_.block_size, ix_, 
 
 float Trainer::step(int64_t i) {
   draw_batch();
-  model_.set_scratch_outputs(
-      std::none_of(observers_.begin(), observers_.end(), [&](const Observer* o) { return o->watches_forward(i); }));
-  model_.forward(xb_.data(), static_cast<int>(ix_.size()), ForwardContext(Mode::Train, &gen_));
+  ForwardContext ctx(Mode::Train, &gen_);
+  ctx.scratch_outputs =
+      std::none_of(observers_.begin(), observers_.end(), [&](const Observer* o) { return o->watches_forward(i); });
+  model_.forward(xb_.data(), static_cast<int>(ix_.size()), ctx);
   float loss = model_.loss(yb_.data());
   // Activations that overflowed (inf squashed by a tanh to 1) make any loss meaningless.
   if (!model_.outputs_finite()) loss = std::numeric_limits<float>::quiet_NaN();

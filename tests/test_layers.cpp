@@ -664,11 +664,11 @@ TEST(Model, OutputsFiniteSeesAnOverflowThroughFlattensAndTanhs) {
   }
 }
 
-// Scratch outputs (Model::set_scratch_outputs): a training forward writes the outputs that only
+// Scratch outputs (ForwardContext::scratch_outputs): a training forward writes the outputs that only
 // the next layer's forward reads (a Linear's or a norm's read by a norm or a tanh) into two
 // shared buffers, at the top level and inside a residual block, and keeps every other output in
 // the layer's own; the logits, the loss and the finiteness verdict are the same to the bit, and
-// with the mode off every layer has its own output again.
+// the next forward without it gives every layer its own output again.
 TEST(Model, ScratchOutputsKeepWhatTheBackwardAndTheLossRead) {
   const json branch = json::array({{{"type", "linear"}, {"out", 16}}, {{"type", "layernorm"}}, {{"type", "tanh"}}});
   const json layers = json::array({{{"type", "linear"}, {"out", 16}},
@@ -683,12 +683,13 @@ TEST(Model, ScratchOutputsKeepWhatTheBackwardAndTheLossRead) {
   mm::TorchGenerator g1(1), g2(1);
   plain.init(g1);
   scratch.init(g2);
-  scratch.set_scratch_outputs(true);
   std::vector<int32_t> x(8 * 3), y(8);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int32_t>(i % 27);
   for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<int32_t>((i * 5) % 27);
   plain.forward(x.data(), 8, mm::Mode::Train);
-  scratch.forward(x.data(), 8, mm::Mode::Train);
+  mm::ForwardContext lend(mm::Mode::Train);
+  lend.scratch_outputs = true;
+  scratch.forward(x.data(), 8, lend);
   EXPECT_TRUE(plain.logits() == scratch.logits());
   EXPECT_EQ(plain.loss(y.data()), scratch.loss(y.data()));
   EXPECT_TRUE(scratch.outputs_finite());
@@ -702,8 +703,7 @@ TEST(Model, ScratchOutputsKeepWhatTheBackwardAndTheLossRead) {
   const auto& rb = dynamic_cast<const mm::Residual&>(*sl[5]).branch().layers();
   EXPECT_NE(&rb[0]->out(), &rb[1]->out());  // the branch's Linear and LayerNorm: its two buffers
   EXPECT_TRUE(rb[2]->out() == dynamic_cast<const mm::Residual&>(*pl[5]).branch().layers()[2]->out());
-  scratch.set_scratch_outputs(false);
-  scratch.forward(x.data(), 8, mm::Mode::Train);
+  scratch.forward(x.data(), 8, mm::Mode::Train);  // the default: every output its layer's own
   for (std::size_t i = 0; i < sl.size(); ++i) EXPECT_TRUE(sl[i]->out() == pl[i]->out()) << "layer " << i;
   EXPECT_NE(&sl[1]->out(), &sl[3]->out());
 }

@@ -623,7 +623,7 @@ json wide_network(const char* preset) {
 // give the bits of one update after the whole backward: every optimizer rule, the token path,
 // residual blocks, BatchNorm, LayerNorm, a flattening stack, wide weights updated in blocks of
 // rows inside their Linear's backward, one and two threads. The run without an observer also
-// keeps only the activations its backward reads (Model::set_scratch_outputs; the watching
+// keeps only the activations its backward reads (ForwardContext::scratch_outputs; the watching
 // observer's run keeps all), so this holds those forwards to the same bits too.
 TEST(OptimTrainer, UpdatingInsideTheBackwardGivesTheSameBits) {
   NEED_DATA();

@@ -45,7 +45,7 @@ struct LayerTraits {
   bool stochastic = false;      // draws from the run's generator in training (ForwardContext::gen)
   bool after_output = false;    // may follow the output linear (the lecture's last BatchNorm1d)
   bool takes_sequence = false;  // a stack starting with it gets the embedding as a sequence
-  // What its backward reads of the forward (Sequential::set_scratch_outputs): its own output
+  // What its backward reads of the forward (ForwardContext::scratch_outputs): its own output
   // (tanh's 1 - out^2), its input (a Linear's x^T dout). Where neither this layer's backward
   // reads its output nor the next layer's backward reads its input, that output is needed only
   // by the next layer's forward.

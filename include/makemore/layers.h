@@ -29,6 +29,13 @@ struct ForwardContext {
   ForwardContext(Mode m, TorchGenerator* g = nullptr) : mode(m), gen(g) {}
   Mode mode;
   TorchGenerator* gen;
+  // A training forward whose activations no one reads but the next layer, the loss, the
+  // finiteness check and the backward (Trainer::step when no observer watches the forward):
+  // each output that only the next layer's forward reads (a Linear's or a norm's that a norm or
+  // a tanh reads next; LayerTraits' backward_reads_output / _input) goes into one of two buffers
+  // a Sequential takes in turn, which stay in the L1, instead of the layer's own: that layer's
+  // out() then holds its output only until a later layer overwrites it.
+  bool scratch_outputs = false;
 };
 
 struct LayerKind;  // layer_kinds.h: a kind's registry entry
@@ -83,7 +90,7 @@ class Layer {
   // forward (set_output_buffer), which a later layer may have overwritten since.
   virtual const Mat& out() const { return lent_ ? *lent_ : out_; }
   // Where the next forward writes its output (null: out_), for a layer whose output only the
-  // next layer's forward reads (Sequential::set_scratch_outputs). Only kinds whose forward
+  // next layer's forward reads (ForwardContext::scratch_outputs). Only kinds whose forward
   // writes through output() take one.
   void set_output_buffer(Mat* m) { lent_ = m; }
   int in_time() const { return in_time_; }
@@ -363,14 +370,6 @@ class Sequential : public Layer {
   // nothing; the branches of residual blocks inside follow. For a backward whose gradients of
   // layer outputs no one reads (Model::backward(done)).
   void set_scratch_gradients(bool on);
-  // With on, the following training forwards write each output that only the next layer's
-  // forward reads (a Linear's or a norm's that a norm or a tanh reads next: LayerTraits'
-  // backward_reads_output / _input) into two buffers taken in turn, which stay in the L1,
-  // instead of the layer's own: such a layer's out() holds its output only until a later one
-  // overwrites it. For a forward whose activations no one reads but the next layer, the
-  // finiteness check (which reads none of these) and the backward; residual blocks' branches
-  // follow.
-  void set_scratch_outputs(bool on);
   std::vector<Layer*> children() override;
 
  private:
@@ -382,8 +381,7 @@ class Sequential : public Layer {
   const Mat* dout_ = nullptr;  // dL/d(out of the last layer): the last backward's argument
   bool scratch_ = false;
   Mat scratch_grads_[2];  // with scratch_: layer i's output gradient in [i % 2]
-  bool scratch_outputs_ = false;
-  Mat scratch_outs_[2];  // with scratch_outputs_: a transient output of layer i in [i % 2]
+  Mat scratch_outs_[2];   // ForwardContext::scratch_outputs: a transient output of layer i in [i % 2]
 };
 
 // out = x + f(x), f a Sequential of any layers (nested residuals included) whose output shape

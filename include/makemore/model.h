@@ -73,11 +73,6 @@ class Model {
   using RangeDone = std::function<void(std::size_t k0, std::size_t k1, std::size_t row)>;
   void backward(const RangeDone& done);
   bool updates_by_layer() const { return !update_ranges_.empty(); }
-  // Training forwards from now on keep only the activations that a backward, the loss or the
-  // finiteness check reads; the others go through two scratch buffers
-  // (Sequential::set_scratch_outputs), so a layer's out() may not hold its output. For a step
-  // whose activations no observer reads (Trainer::step).
-  void set_scratch_outputs(bool on);
   // backward(done)'s ranges: [0] the embedding's, [1 + i] stack layer i's (possibly empty:
   // {0, 0}); no ranges without updates_by_layer().
   const std::vector<std::pair<std::size_t, std::size_t>>& update_ranges() const { return update_ranges_; }
@@ -139,7 +134,6 @@ class Model {
   // report its weight's rows from inside its backward (Linear::set_weight_rows_done).
   std::vector<Linear*> row_linears_;
   bool scratch_gradients_ = false;  // the stack's mode (set_scratch_gradients) since the last backward
-  bool scratch_outputs_ = false;    // the stack's set_scratch_outputs mode
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
 };

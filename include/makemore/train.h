@@ -37,7 +37,7 @@ class Observer {
   virtual bool watches_backward(int64_t /*step*/) const { return true; }
   // Whether anything this observer does at this step reads the layers' activations (their
   // out()); asked before the step's forward. False lets the forward keep only the activations
-  // the backward and the loss need (Model::set_scratch_outputs).
+  // the backward and the loss need (ForwardContext::scratch_outputs).
   virtual bool watches_forward(int64_t /*step*/) const { return true; }
 };
 
