@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -90,18 +91,22 @@ bool panels(int M, int N, int K, const float* A, int lda, const float* B, int ld
   return true;
 }
 
+// The vectors in turn filled from one linear congruential stream, uniform in [-1, 1): the
+// random data on which a way of splitting a product is checked against the single call.
+void fill_random(uint32_t seed, std::initializer_list<std::vector<float>*> vectors) {
+  uint32_t state = seed;
+  for (auto* v : vectors)
+    for (float& e : *v) {
+      state = state * 1664525u + 1013904223u;
+      e = static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) / static_cast<float>(1 << 23);
+    }
+}
+
 bool panels_exact(libxsmm_smmfunction whole, int M, int N, int K, int lda, int ldb, int ldc, bool accumulate) {
   std::vector<float> A(static_cast<std::size_t>(M) * static_cast<std::size_t>(lda)),
       B(static_cast<std::size_t>(K) * static_cast<std::size_t>(ldb)),
       C1(static_cast<std::size_t>(M) * static_cast<std::size_t>(ldc));
-  uint32_t state = 12345;
-  auto next = [&] {
-    state = state * 1664525u + 1013904223u;
-    return static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) / static_cast<float>(1 << 23);
-  };
-  for (float& v : A) v = next();
-  for (float& v : B) v = next();
-  for (float& v : C1) v = next();
+  fill_random(12345, {&A, &B, &C1});
   std::vector<float> C2 = C1;
   whole(B.data(), A.data(), C1.data());
   return panels(M, N, K, A.data(), lda, B.data(), ldb, C2.data(), ldc, accumulate) &&
@@ -322,12 +327,7 @@ bool row_blocks_verified(const RowBlockPlan& p) {
   const auto n = [](int a, int b) { return static_cast<std::size_t>(a) * static_cast<std::size_t>(b); };
   std::vector<float> x(n(p.M, p.In)), dout(n(p.M, p.Out)), W(n(p.In, p.Out)), dW1(W.size()), dW2(W.size()), dx1(x.size()),
       dx2(x.size());
-  uint32_t state = 2024;
-  for (auto* v : {&x, &dout, &W})
-    for (float& e : *v) {
-      state = state * 1664525u + 1013904223u;
-      e = static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) / static_cast<float>(1 << 23);
-    }
+  fill_random(2024, {&x, &dout, &W});
   gemm(Op::T, Op::N, p.In, p.Out, p.M, x.data(), p.In, dout.data(), p.Out, dW1.data(), p.Out);
   if (p.with_dx) gemm(Op::N, Op::T, p.M, p.In, p.Out, dout.data(), p.Out, W.data(), p.Out, dx1.data(), p.In);
   for (int i = 0; i < p.t; ++i)
