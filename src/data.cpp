@@ -273,13 +273,20 @@ Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab,
   return s;
 }
 
-DistinctContexts distinct_contexts(const Examples& ex) {
-  if (ex.block_size < 1 || ex.x.size() != ex.size() * static_cast<std::size_t>(ex.block_size))
-    throw std::invalid_argument("distinct_contexts: examples of block size " + std::to_string(ex.block_size) +
-                                " whose x does not hold one context per example");
-  const std::size_t n = ex.size(), T = static_cast<std::size_t>(ex.block_size);
+DistinctContexts distinct_contexts(const Examples& ex) { return distinct_contexts(std::vector<const Examples*>{&ex}); }
+
+DistinctContexts distinct_contexts(const std::vector<const Examples*>& sets) {
   DistinctContexts d;
-  d.block_size = ex.block_size;
+  d.block_size = sets.empty() ? 0 : sets.front()->block_size;
+  std::size_t n = 0;
+  for (const Examples* ex : sets) {
+    if (ex->block_size < 1 || ex->block_size != d.block_size ||
+        ex->x.size() != ex->size() * static_cast<std::size_t>(ex->block_size))
+      throw std::invalid_argument("distinct_contexts: examples of block size " + std::to_string(ex->block_size) +
+                                  " whose x does not hold one context per example, or sets of different block sizes");
+    n += ex->size();
+  }
+  const std::size_t T = static_cast<std::size_t>(d.block_size);
   d.index.resize(n);
   // Open addressing over the contexts seen so far (their rows in d.x), kept at most half full:
   // grown with the contexts, so a few thousand of them stay in a table the cache holds.
@@ -288,6 +295,11 @@ DistinctContexts distinct_contexts(const Examples& ex) {
     for (std::size_t t = 0; t < T; ++t) h = (h ^ static_cast<uint32_t>(row[t])) * 1099511628211ULL;
     return h ^ (h >> 29);
   };
+  auto same = [T](const int32_t* a, const int32_t* b) {  // a loop, not std::equal's call to memcmp
+    for (std::size_t t = 0; t < T; ++t)
+      if (a[t] != b[t]) return false;
+    return true;
+  };
   std::size_t cap = 1024;
   std::vector<int32_t> slot(cap, -1);
   auto place = [&](int32_t k) {  // context k is new to the table
@@ -295,26 +307,28 @@ DistinctContexts distinct_contexts(const Examples& ex) {
     while (slot[s] >= 0) s = (s + 1) & (cap - 1);
     slot[s] = k;
   };
-  for (std::size_t i = 0; i < n; ++i) {
-    const int32_t* row = ex.x.data() + i * T;
-    std::size_t s = hash(row) & (cap - 1);
-    for (; slot[s] >= 0; s = (s + 1) & (cap - 1))
-      if (std::equal(row, row + T, d.x.data() + static_cast<std::size_t>(slot[s]) * T)) break;
-    if (slot[s] >= 0) {
-      d.index[i] = slot[s];
-      continue;
+  std::size_t i = 0;  // the example's place in index: the sets one after another
+  for (const Examples* ex : sets)
+    for (std::size_t e = 0; e < ex->size(); ++e, ++i) {
+      const int32_t* row = ex->x.data() + e * T;
+      std::size_t s = hash(row) & (cap - 1);
+      for (; slot[s] >= 0; s = (s + 1) & (cap - 1))
+        if (same(row, d.x.data() + static_cast<std::size_t>(slot[s]) * T)) break;
+      if (slot[s] >= 0) {
+        d.index[i] = slot[s];
+        continue;
+      }
+      const auto k = static_cast<int32_t>(d.count());
+      d.x.insert(d.x.end(), row, row + T);
+      d.index[i] = k;
+      if (2 * d.count() <= cap) {
+        slot[s] = k;
+        continue;
+      }
+      cap *= 2;
+      slot.assign(cap, -1);
+      for (int32_t j = 0; j <= k; ++j) place(j);
     }
-    const auto k = static_cast<int32_t>(d.count());
-    d.x.insert(d.x.end(), row, row + T);
-    d.index[i] = k;
-    if (2 * d.count() <= cap) {
-      slot[s] = k;
-      continue;
-    }
-    cap *= 2;
-    slot.assign(cap, -1);
-    for (int32_t j = 0; j <= k; ++j) place(j);
-  }
   return d;
 }
 

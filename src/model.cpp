@@ -322,18 +322,47 @@ std::unique_ptr<Model> Model::clone() const {
 // result is that evaluation's to the bit wherever a row's forward does not depend on where in
 // the chunk the row sits or on the chunk's size (the default paths: tests/test_model.cpp); libxsmm's kernel for some
 // shapes (the lecture's 1024 x 30 x 200 without the token path) sums a few rows in another order.
-double Model::evaluate(const Examples& ex, int chunk) {
-  const std::size_t n = ex.size(), step = static_cast<std::size_t>(chunk), V = static_cast<std::size_t>(vocab_size_);
-  if (n == 0) return 0.0;
-  DistinctContexts d = distinct_contexts(ex);
-  // Forwards of at most kEvalRows rows: a deep model's activations for 1,024 rows are tens of
-  // megabytes, which the allocator maps fresh (page faults) at every switch from the training
-  // batch's size; 256 rows stay in reused memory (a d50 cell's first evaluation: 107 -> 25 ms).
+double Model::evaluate(const Examples& ex, int chunk) { return evaluate(std::vector<const Examples*>{&ex}, chunk).front(); }
+
+std::vector<double> Model::evaluate(const std::vector<const Examples*>& sets, int chunk) {
+  std::vector<double> losses(sets.size(), 0.0);
+  std::size_t n = 0;
+  for (const Examples* ex : sets) n += ex->size();
+  if (n == 0) return losses;
+  DistinctContexts d = distinct_contexts(sets);
+  const ContextLogits f = forward_contexts(d, chunk);
+  if (!f.finite) return std::vector<double>(sets.size(), std::numeric_limits<double>::quiet_NaN());
+  const std::size_t step = static_cast<std::size_t>(chunk), V = static_cast<std::size_t>(vocab_size_);
+  const int32_t* index = d.index.data();  // the sets' examples one after another
+  for (std::size_t s = 0; s < sets.size(); ++s) {
+    const Examples& ex = *sets[s];
+    double total = 0;
+    for (std::size_t start = 0; start < ex.size(); start += step) {
+      double sum = 0;
+      for (std::size_t i = start, end = std::min(ex.size(), start + step); i < end; ++i) {
+        const auto k = static_cast<std::size_t>(index[i]);
+        sum += static_cast<double>(f.norm[k] - f.logits[k * V + static_cast<std::size_t>(ex.y[i])]);
+      }
+      total += sum;
+    }
+    if (ex.size() > 0) losses[s] = total / static_cast<double>(ex.size());
+    index += ex.size();
+  }
+  return losses;
+}
+
+// Forwards of at most kEvalRows rows: a deep model's activations for 1,024 rows are tens of
+// megabytes, which the allocator maps fresh (page faults) at every switch from the training
+// batch's size; 256 rows stay in reused memory (a d50 cell's first evaluation: 107 -> 25 ms).
+Model::ContextLogits Model::forward_contexts(DistinctContexts& d, int chunk) {
   constexpr std::size_t kEvalRows = 256;
+  const std::size_t step = static_cast<std::size_t>(chunk), V = static_cast<std::size_t>(vocab_size_);
   const std::size_t fstep = std::min((step + 15) / 16 * 16, kEvalRows), m = d.count(), n_chunks = (m + fstep - 1) / fstep,
                     rows = n_chunks * fstep;
   d.x.resize(rows * static_cast<std::size_t>(block_size_), 0);
-  std::vector<float> logits(rows * V), norm(rows);
+  ContextLogits f;
+  f.logits.resize(rows * V);
+  f.norm.resize(rows);
   std::vector<char> finite(n_chunks, 1);
   auto run_chunks = [&](Model& model, std::size_t first, std::size_t stride) {
     for (std::size_t c = first; c < n_chunks; c += stride) {
@@ -342,8 +371,8 @@ double Model::evaluate(const Examples& ex, int chunk) {
       const Mat& out = model.forward(d.x.data() + start * static_cast<std::size_t>(block_size_), b, Mode::Eval);
       finite[c] = model.outputs_finite();
       if (!finite[c]) continue;
-      std::copy_n(out.data(), static_cast<std::size_t>(b) * V, logits.data() + start * V);
-      SoftmaxCrossEntropy::log_normalizers(out, norm.data() + start, model.eval_scratch_);
+      std::copy_n(out.data(), static_cast<std::size_t>(b) * V, f.logits.data() + start * V);
+      SoftmaxCrossEntropy::log_normalizers(out, f.norm.data() + start, model.eval_scratch_);
     }
   };
   const int t = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads()), n_chunks));
@@ -361,17 +390,8 @@ double Model::evaluate(const Examples& ex, int chunk) {
   } else {
     run_chunks(*this, 0, 1);
   }
-  if (std::find(finite.begin(), finite.end(), 0) != finite.end()) return std::numeric_limits<double>::quiet_NaN();
-  double total = 0;
-  for (std::size_t start = 0; start < n; start += step) {
-    double sum = 0;
-    for (std::size_t i = start, end = std::min(n, start + step); i < end; ++i) {
-      const auto k = static_cast<std::size_t>(d.index[i]);
-      sum += static_cast<double>(norm[k] - logits[k * V + static_cast<std::size_t>(ex.y[i])]);
-    }
-    total += sum;
-  }
-  return total / static_cast<double>(n);
+  f.finite = std::find(finite.begin(), finite.end(), 0) == finite.end();
+  return f;
 }
 
 // One pass over the data per BatchNorm, in order: each layer's statistics are taken on the

@@ -9,6 +9,9 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace mm {
 
@@ -156,6 +159,16 @@ void parallel_for_each(std::size_t n, int workers, const std::function<void(std:
 void parallel_run(int n, const std::function<void(int)>& f) {
   if (n > 1 && threads() > 1 && team().run(n, f)) return;
   for (int i = 0; i < n; ++i) f(i);
+}
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  });
+#endif
 }
 
 }  // namespace mm

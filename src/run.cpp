@@ -427,9 +427,9 @@ MetricsColumns Run::metrics() const { return read_metrics(dir_ + "/" + kMetricsF
 SplitLosses Run::evaluate(bool calibrate) {
   const Splits& s = splits();
   if (calibrate && model_->has_running_stats()) model_->calibrate(s.train);
-  const SplitLosses l{model_->evaluate(s.train), model_->evaluate(s.val), model_->evaluate(s.test)};
-  for (auto [name, v] : {std::pair{"train", l.train}, std::pair{"val", l.val}, std::pair{"test", l.test}})
-    if (!std::isfinite(v)) not_finite(fmt::format("gives a {} loss that is not finite (its activations overflow float)", name));
+  const SplitLosses l = evaluate_splits(*model_, s);
+  if (!std::isfinite(l.train) || !std::isfinite(l.val) || !std::isfinite(l.test))
+    not_finite("gives losses that are not finite (its activations overflow float on the splits)");
   return l;
 }
 
@@ -583,7 +583,7 @@ json result_json(Run& run, const RunResult& r, int64_t steps, int threads) {
               {"diverged_step", st.diverged ? json(st.diverged_step) : json(nullptr)},
               {"seconds", st.seconds},
               {"steps_per_sec", st.steps_per_sec},
-              {"eval_train_seconds", r.eval_seconds},
+              {"eval_seconds", r.eval_seconds},
               {"val_curve_seconds", r.val_curve_seconds},
               {"threads", threads},
               {"peak_memory_mb", peak_memory_mb()},
@@ -620,10 +620,8 @@ void Run::record_divergence(RunResult& r) {
     }
     const Splits& s = splits();
     const auto e0 = std::chrono::steady_clock::now();
-    r.losses = {last.model->evaluate(s.train), 0, 0};
+    r.losses = evaluate_splits(*last.model, s);
     r.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
-    r.losses.val = last.model->evaluate(s.val);
-    r.losses.test = last.model->evaluate(s.test);
     if (!std::isfinite(r.losses.train) || !std::isfinite(r.losses.val) || !std::isfinite(r.losses.test)) {
       r.divergence = fmt::format(
           "training diverged at step {} (loss is not finite); lower the learning rate (--lr, or train.lr "
@@ -705,7 +703,7 @@ std::string describe_result(const Run& run, const RunResult& r) {
   s += fmt::format("train {:.4f}\nval {:.4f}\ntest {:.4f}\n", r.losses.train, r.losses.val, r.losses.test);
   if (run.resumed()) s += fmt::format("steps {} to {}: ", r.resumed_from, r.stats.steps);
   s += fmt::format(
-      "{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the training split {:.0f} ms, peak memory {:.1f} MB; run "
+      "{} steps in {:.2f}s ({:.0f} steps/s), evaluation of the three splits {:.0f} ms, peak memory {:.1f} MB; run "
       "saved in {}\n",
       r.stats.steps - r.resumed_from, r.stats.seconds, r.stats.steps_per_sec, 1e3 * r.eval_seconds, peak_memory_mb(), run.dir());
   return s;

@@ -226,6 +226,7 @@ int count_kept(const std::vector<Job>& jobs, const std::string& words_fingerprin
 }
 
 std::vector<Finished> run_jobs(const std::vector<Job>& jobs, const Dataset& data, const Store& store, const RunOptions& opt) {
+  keep_freed_memory();  // a model built and freed per job
   std::vector<Finished> out(jobs.size());
   std::vector<json> keys;
   std::vector<std::size_t> todo;

@@ -139,6 +139,11 @@ TrainStats Trainer::run() {
 
 namespace mm {
 
+SplitLosses evaluate_splits(Model& model, const Splits& splits) {
+  const std::vector<double> l = model.evaluate({&splits.train, &splits.val, &splits.test});
+  return {l[0], l[1], l[2]};
+}
+
 TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& splits, const std::vector<Observer*>& observers,
                                 const TrainControl& control) {
   TorchGenerator gen(cfg.seed);
@@ -163,10 +168,8 @@ TrainOutcome train_and_evaluate(Model& model, const Config& cfg, const Splits& s
   if (control.on_trained) control.on_trained(trainer, out.stats);
   if (cfg.calibrate_batchnorm) model.calibrate(splits.train);
   const auto e0 = std::chrono::steady_clock::now();
-  out.losses.train = model.evaluate(splits.train);
+  out.losses = evaluate_splits(model, splits);
   out.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
-  out.losses.val = model.evaluate(splits.val);
-  out.losses.test = model.evaluate(splits.test);
   if (!std::isfinite(out.losses.train) || !std::isfinite(out.losses.val) || !std::isfinite(out.losses.test)) {
     // The model the training left (or, finishing a resumed run, the one it resumed) overflows
     // on the splits: a divergence, never losses to report.

@@ -53,6 +53,23 @@ TEST(DistinctContexts, EachContextOnceInOrderOfFirstAppearance) {
   EXPECT_THROW(mm::distinct_contexts(ex), std::invalid_argument);
 }
 
+TEST(DistinctContexts, SeveralSetsShareOneTable) {
+  mm::Examples a, b;
+  a.block_size = b.block_size = 2;
+  a.x = {0, 1, 2, 3, 0, 1};
+  a.y = {5, 6, 7};
+  b.x = {2, 3, 4, 4, 0, 1, 4, 4};
+  b.y = {8, 9, 10, 11};
+  const mm::DistinctContexts d = mm::distinct_contexts({&a, &b});
+  EXPECT_EQ(d.count(), 3u);
+  EXPECT_EQ(d.x, (std::vector<int32_t>{0, 1, 2, 3, 4, 4}));
+  EXPECT_EQ(d.index, (std::vector<int32_t>{0, 1, 0, 1, 2, 0, 2}));
+  b.block_size = 1;
+  b.x.resize(4);
+  EXPECT_THROW(mm::distinct_contexts({&a, &b}), std::invalid_argument);
+  EXPECT_EQ(mm::distinct_contexts(std::vector<const mm::Examples*>{}).count(), 0u);
+}
+
 TEST(DistinctContexts, NamesHaveFewContexts) {
   NEED_DATA();
   const mm::Examples& ex = L->splits.train;
@@ -88,6 +105,33 @@ TEST(Evaluate, DistinctContextsGiveEveryExamplesNumberToTheBit) {
     EXPECT_NEAR(model.evaluate(ex, 1024), want, tol);
     mm::set_threads(2);
     EXPECT_NEAR(model.evaluate(ex, 1024), want, tol);
+    mm::set_threads(1);
+  }
+}
+
+// The three splits in one evaluation (the contexts they share forwarded once) give each
+// split's number as its own evaluation does, to the bit on the default paths, on one thread
+// and two, and a split with no examples its 0.
+TEST(Evaluate, SplitsTogetherGiveEachSplitsOwnNumber) {
+  const bool exact = mm::token_linear() != mm::TokenLinear::Off || mm::gemm_backend() == mm::GemmBackend::Eigen;
+  NEED_DATA();
+  const mm::Splits& s = L->splits;
+  const std::size_t shared = mm::distinct_contexts({&s.train, &s.val, &s.test}).count();
+  EXPECT_LT(shared, mm::distinct_contexts(s.train).count() + mm::distinct_contexts(s.val).count());
+  for (const char* preset : {"lecture-batchnorm", "deep-residual-layernorm"}) {
+    SCOPED_TRACE(preset);
+    mm::Model model(mm::load_preset(preset), static_cast<int>(L->vocab.size()));
+    mm::TorchGenerator gen(5);
+    model.init(gen);
+    for (float& v : model.params().buffers()) v = 0.5f + 0.25f * std::cos(&v - model.params().buffers().data());
+    const mm::Examples none{3, {}, {}};
+    for (int t : {1, 2}) {
+      mm::set_threads(t);
+      const std::vector<double> all = model.evaluate({&s.train, &s.val, &none, &s.test});
+      ASSERT_EQ(all.size(), 4u);
+      const double alone[4] = {model.evaluate(s.train), model.evaluate(s.val), 0.0, model.evaluate(s.test)};
+      for (int k = 0; k < 4; ++k) EXPECT_NEAR(all[static_cast<std::size_t>(k)], alone[k], exact ? 0.0 : 1e-9) << k;
+    }
     mm::set_threads(1);
   }
 }

@@ -144,30 +144,12 @@ bool run_killed_at(const std::string& file, int nth, const std::function<void()>
   return WIFEXITED(status) && WEXITSTATUS(status) == 42;
 }
 
-const std::set<std::string> kResultKeys = {"preset",
-                                           "input",
-                                           "initial_loss",
-                                           "expected_initial_loss",
-                                           "train_loss",
-                                           "val_loss",
-                                           "test_loss",
-                                           "steps",
-                                           "steps_planned",
-                                           "interrupted",
-                                           "diverged",
-                                           "diverged_step",
-                                           "seconds",
-                                           "steps_per_sec",
-                                           "eval_train_seconds",
-                                           "val_curve_seconds",
-                                           "threads",
-                                           "peak_memory_mb",
-                                           "seed",
-                                           "vocab_size",
-                                           "params",
-                                           "examples",
-                                           "run_dir",
-                                           "makemore_version"};
+const std::set<std::string> kResultKeys = {"preset",        "input",          "initial_loss", "expected_initial_loss",
+                                           "train_loss",    "val_loss",       "test_loss",    "steps",
+                                           "steps_planned", "interrupted",    "diverged",     "diverged_step",
+                                           "seconds",       "steps_per_sec",  "eval_seconds", "val_curve_seconds",
+                                           "threads",       "peak_memory_mb", "seed",         "vocab_size",
+                                           "params",        "examples",       "run_dir",      "makemore_version"};
 
 std::set<std::string> keys_of(const json& j) {
   std::set<std::string> k;

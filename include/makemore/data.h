@@ -65,6 +65,10 @@ struct DistinctContexts {
   std::size_t count() const { return block_size > 0 ? x.size() / static_cast<std::size_t>(block_size) : 0; }
 };
 DistinctContexts distinct_contexts(const Examples& ex);
+// The same over several sets of examples at once (a model's three splits): one table of
+// contexts, and index holding the first set's examples, then the second's, and so on, so that a
+// context the sets share is forwarded once. The sets must have one block size.
+DistinctContexts distinct_contexts(const std::vector<const Examples*>& sets);
 
 struct Splits {
   std::vector<std::u32string> train_words, val_words, test_words;

@@ -27,4 +27,11 @@ bool try_parallel_run(int n, const std::function<void(int)>& f);
 // and may use the team). The team busy already: the jobs run on the caller, in order.
 void parallel_for_each(std::size_t n, int workers, const std::function<void(std::size_t)>& work);
 
+// Has the C library's allocator keep freed memory in the process (glibc: blocks up to 64 MiB from
+// its heaps, not mapped one by one, and up to 512 MiB of free memory not returned), for work that
+// builds and frees model after model: a study frees each cell's model (a d50 cell's buffers are
+// over 10 MB) and would otherwise have the next cell's fault in, page by page, memory the system
+// has just zeroed. Process-wide and permanent; a no-op elsewhere than glibc.
+void keep_freed_memory();
+
 }  // namespace mm

@@ -127,6 +127,8 @@ namespace mm {
 struct SplitLosses {
   double train = 0, val = 0, test = 0;
 };
+// The three splits' mean losses (Model::evaluate), the contexts they share forwarded once.
+SplitLosses evaluate_splits(Model& model, const Splits& splits);
 
 // Initializes the model from cfg.seed, trains it with the given observers, calibrates the
 // BatchNorm statistics if the config asks, and evaluates the three splits (skipped on
@@ -134,7 +136,7 @@ struct SplitLosses {
 struct TrainOutcome {
   TrainStats stats;
   SplitLosses losses;
-  double eval_seconds = 0;  // evaluating the training split (the largest)
+  double eval_seconds = 0;  // evaluating the three splits
 };
 // What a training needs beyond the model, config and data.
 struct TrainControl {
