@@ -180,6 +180,11 @@ void Linear::backward(const Mat& dout, Mat* dx) {
   rows_reported_ = !token_path_ && weight_rows_done_ &&
                    gemm_linear_backward_rows(rows, in_features_, fan_out_, x_->data(), dout.data(), store_->data(param_ids_[0]),
                                              store_->grad(param_ids_[0]), dx ? dx->data() : nullptr, weight_rows_done_);
+  // dx before dW: the update that may follow this backward (Trainer::step) reads W and dW, and
+  // dW is then the last thing written, still in the L1 (the two products are independent).
+  if (dx && !rows_reported_)
+    gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_, dx->data(),
+         in_features_);
   if (token_path_) {
     backward_tokens(dout);
   } else if (!rows_reported_) {
@@ -191,9 +196,6 @@ void Linear::backward(const Mat& dout, Mat* dx) {
     // bits as copying row 0 and adding the others; faster than that row loop).
     kernels::kernels().column_sums(dout.data(), rows, fan_out_, store_->grad(param_ids_[1]));
   }
-  if (dx && !rows_reported_)
-    gemm(Op::N, Op::T, rows, in_features_, fan_out_, dout.data(), fan_out_, store_->data(param_ids_[0]), fan_out_, dx->data(),
-         in_features_);
 }
 
 namespace {
