@@ -849,11 +849,15 @@ void Sequential::forward(const Mat& x, const ForwardContext& ctx) {
   const Mat* in = &x;
   LayerProbe* probe = layer_probe();
   const bool scratch = ctx.scratch_outputs && ctx.mode == Mode::Train;  // (BatchNorm's backward reads x after an eval forward)
+  out_size_.resize(layers_.size(), 0);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     auto& l = layers_[i];
-    l->set_output_buffer(scratch && output_is_transient(i) ? &scratch_outs_[i % 2] : nullptr);
+    // Lent from the second training forward on: the output's size in the last one picks the matrix.
+    const bool lend = scratch && out_size_[i] > 0 && output_is_transient(i);
+    l->set_output_buffer(lend ? &scratch_outs_.get(i, out_size_[i]) : nullptr);
     probed(probe, *l, Pass::Forward, [&] { l->forward(*in, ctx); });
     in = &l->out();
+    if (ctx.mode == Mode::Train) out_size_[i] = in->size();
   }
 }
 

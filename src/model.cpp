@@ -255,15 +255,19 @@ namespace {
 // Set for the backward's duration only, since each hook refers to that call's done.
 class WeightRowHooks {
  public:
+  // hooks: one entry per Linear of `linears`, kept by the model between steps: each hook
+  // captures only its entry's address, which std::function holds without allocating.
   WeightRowHooks(const std::vector<Linear*>& linears, const std::vector<std::pair<std::size_t, std::size_t>>& ranges,
-                 const std::vector<std::size_t>& rows, const Model::RangeDone& done)
+                 const std::vector<std::size_t>& rows, const Model::RangeDone& done, std::vector<Model::RowHook>& hooks)
       : linears_(linears) {
     if (!done) return;
+    hooks.resize(linears_.size());
     for (std::size_t o = 0; o < linears_.size(); ++o)
       if (Linear* lin = linears_[o]) {
-        const std::size_t first = ranges[o].first, row = rows[o];
-        lin->set_weight_rows_done([&done, first, row](int r0, int r1) {
-          done(first + static_cast<std::size_t>(r0) * row, first + static_cast<std::size_t>(r1) * row, row);
+        Model::RowHook* h = &hooks[o];
+        *h = {&done, ranges[o].first, rows[o]};
+        lin->set_weight_rows_done([h](int r0, int r1) {
+          (*h->done)(h->first + static_cast<std::size_t>(r0) * h->row, h->first + static_cast<std::size_t>(r1) * h->row, h->row);
         });
       }
   }
@@ -290,7 +294,7 @@ void Model::backward(const RangeDone& done) {
       r.first += params_.info(lin->weight_id()).size();
     if (r.first < r.second) done(r.first, r.second, r.first == update_ranges_[owner].first ? update_rows_[owner] : 1);
   };
-  WeightRowHooks hooks(row_linears_, update_ranges_, update_rows_, done);
+  WeightRowHooks hooks(row_linears_, update_ranges_, update_rows_, done, row_hooks_);
   // With done the parameters are updated inside: no observer reads the layers' output gradients.
   if (scratch_gradients_ != static_cast<bool>(done)) {
     scratch_gradients_ = static_cast<bool>(done);

@@ -49,6 +49,13 @@ const kernels::Table::Tokens& token_kernels() {
   const kernels::Table& k = kernels::kernels();
   return token_linear() == TokenLinear::Simd && k.tokens_simd.pairs_forward ? k.tokens_simd : k.tokens_portable;
 }
+
+// m holds at least `rows` rows of `cols`: resized only when it holds fewer (the pairs of a
+// batch vary from step to step; a resize to each step's count would allocate every step).
+void rows_at_least(Mat& m, int rows, int cols) {
+  if (m.rows() < rows || m.cols() != cols) m.resize(std::max<Eigen::Index>(rows, m.rows()), cols);
+}
+
 }  // namespace
 
 bool token_linear_available(TokenLinear t) { return t != TokenLinear::Simd || simd_token_kernels(); }
@@ -101,7 +108,7 @@ void Linear::forward_tokens(const Mat& x) {
   const float* W = store_->data(param_ids_[0]);
   const int ldp = (N + 15) / 16 * 16;  // pair_'s rows padded to whole 16-float vectors
   const auto uL = static_cast<std::size_t>(ldp);
-  pair_.resize(P, ldp);
+  rows_at_least(pair_, rows * T, ldp);  // P <= rows * T: allocated once, not per step
   const kernels::Table::Tokens& k = token_kernels();
   for (std::size_t j = 0; j < uT; ++j) {
     const int p0 = pos_begin_[j], n = pos_begin_[j + 1] - p0;
@@ -121,7 +128,7 @@ void Linear::backward_tokens(const Mat& dout) {
   const int P = pos_begin_[uT];
   const int ldg = (N + 15) / 16 * 16;  // G's rows padded to whole 16-float vectors
   const auto uL = static_cast<std::size_t>(ldg);
-  pair_.resize(P, ldg);
+  rows_at_least(pair_, rows * T, ldg);
   // Each pair's rows, ascending (a counting sort of row_slot_), then their sums.
   slot_row_begin_.assign(static_cast<std::size_t>(P) + 1, 0);
   for (const int32_t s : row_slot_) ++slot_row_begin_[static_cast<std::size_t>(s) + 1];
@@ -138,7 +145,7 @@ void Linear::backward_tokens(const Mat& dout) {
   const float* C = store_->data(emb.weight_id());
   const float* W = store_->data(param_ids_[0]);
   float* dW = store_->grad(param_ids_[0]);
-  dpair_.resize(P, E);
+  rows_at_least(dpair_, rows * T, E);
   for (std::size_t j = 0; j < uT; ++j) {
     const int p0 = pos_begin_[j], n = pos_begin_[j + 1] - p0;
     const float* Gj = G + static_cast<std::size_t>(p0) * uL;

@@ -57,9 +57,13 @@ float Trainer::step(int64_t i) {
   const double lr = lr_at(i);
   auto& params = model_.params();
   if (updates_inside_backward(i)) {
-    float* p = params.values().data();
-    const float* g = params.grads().data();
-    model_.backward([&](std::size_t k0, std::size_t k1, std::size_t row) { opt_.update(p, g, lr, k0, k1, row); });
+    // Two pointers captured: std::function keeps the lambda without allocating.
+    const struct {
+      float* p;
+      const float* g;
+      double lr;
+    } a{params.values().data(), params.grads().data(), lr};
+    model_.backward([this, &a](std::size_t k0, std::size_t k1, std::size_t row) { opt_.update(a.p, a.g, a.lr, k0, k1, row); });
     opt_.advance();
   } else {
     model_.backward();

@@ -19,6 +19,7 @@
 #include "makemore/layer_kinds.h"
 #include "makemore/model.h"
 #include "makemore/perf.h"
+#include "makemore/presets.h"
 #include "makemore/train.h"
 
 namespace {
@@ -689,6 +690,8 @@ TEST(Model, ScratchOutputsKeepWhatTheBackwardAndTheLossRead) {
   plain.forward(x.data(), 8, mm::Mode::Train);
   mm::ForwardContext lend(mm::Mode::Train);
   lend.scratch_outputs = true;
+  scratch.forward(x.data(), 8, lend);  // the first: each output its own (the sizes not known yet)
+  EXPECT_NE(&scratch.stack().layers()[1]->out(), &scratch.stack().layers()[3]->out());
   scratch.forward(x.data(), 8, lend);
   EXPECT_TRUE(plain.logits() == scratch.logits());
   EXPECT_EQ(plain.loss(y.data()), scratch.loss(y.data()));
@@ -706,6 +709,36 @@ TEST(Model, ScratchOutputsKeepWhatTheBackwardAndTheLossRead) {
   scratch.forward(x.data(), 8, mm::Mode::Train);  // the default: every output its layer's own
   for (std::size_t i = 0; i < sl.size(); ++i) EXPECT_TRUE(sl[i]->out() == pl[i]->out()) << "layer " << i;
   EXPECT_NE(&sl[1]->out(), &sl[3]->out());
+}
+
+// A wavenet's layers differ in output size (its flattens): each transient output has a scratch
+// matrix of its own size (one per size in each of the two sets), which no later layer resizes,
+// so each finds the same allocation every step, never a reallocation.
+TEST(Model, ScratchOutputsKeepTheirAllocationFromStepToStep) {
+  mm::Model model(mm::load_preset("wavenet"), 27), plain(mm::load_preset("wavenet"), 27);
+  mm::TorchGenerator g(3), g2(3);
+  model.init(g);
+  plain.init(g2);
+  std::vector<int32_t> x(32 * 8);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int32_t>((i * 7) % 27);
+  mm::ForwardContext lend(mm::Mode::Train);
+  lend.scratch_outputs = true;
+  const auto& layers = model.stack().layers();
+  auto data_of = [&] {
+    std::vector<const float*> d;
+    for (const auto& l : layers) d.push_back(l->out().data());
+    return d;
+  };
+  plain.forward(x.data(), 32, mm::Mode::Train);
+  model.forward(x.data(), 32, lend);
+  model.forward(x.data(), 32, lend);
+  const std::vector<const float*> second = data_of();
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    EXPECT_EQ(layers[i]->out().size(), plain.stack().layers()[i]->out().size()) << "layer " << i;
+  for (int step = 0; step < 3; ++step) {
+    model.forward(x.data(), 32, lend);
+    EXPECT_EQ(data_of(), second) << "step " << step;
+  }
 }
 
 // A residual block whose branch ends in tanh is not checked: x + tanh(..) is finite whenever x

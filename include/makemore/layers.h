@@ -8,6 +8,7 @@
 // (the lecture zeroes them every step; each layer is used once per step) and writes dx when
 // asked. Derivations: docs/backward.md.
 #pragma once
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -348,6 +349,23 @@ class GELU : public Layer {
   bool tanh_;
 };
 
+// Scratch matrices in two sets taken in turn (item i in set i % 2, so items i and i + 1 never
+// share one), a matrix per element count within a set: where the items differ in size (a
+// wavenet's flattens) each finds the same allocation every step, where a single matrix per set
+// would be reallocated at every change of size.
+class ScratchMats {
+ public:
+  Mat& get(std::size_t i, Eigen::Index size) {
+    auto& set = sets_[i % 2];
+    for (auto& [n, m] : set)
+      if (n == size) return m;
+    return set.emplace_back(size, Mat()).second;
+  }
+
+ private:
+  std::deque<std::pair<Eigen::Index, Mat>> sets_[2];  // a deque: references stay valid as it grows
+};
+
 // Runs its children in order; owns the intermediate gradients.
 class Sequential : public Layer {
  public:
@@ -374,14 +392,17 @@ class Sequential : public Layer {
 
  private:
   bool output_is_transient(std::size_t i) const;
-  Mat& grad_buffer(std::size_t i) { return scratch_ ? scratch_grads_[i % 2] : grads_[i]; }
+  // Layer i's output gradient: its own matrix, or with scratch_ one of scratch_grads_ (the size
+  // of layer i's output picks it, so the same one every step).
+  Mat& grad_buffer(std::size_t i) { return scratch_ ? scratch_grads_.get(i, layers_[i]->out().size()) : grads_[i]; }
 
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Mat> grads_;     // grads_[i]: dL/d(out of layer i), but the last
   const Mat* dout_ = nullptr;  // dL/d(out of the last layer): the last backward's argument
   bool scratch_ = false;
-  Mat scratch_grads_[2];  // with scratch_: layer i's output gradient in [i % 2]
-  Mat scratch_outs_[2];   // ForwardContext::scratch_outputs: a transient output of layer i in [i % 2]
+  ScratchMats scratch_grads_;           // with scratch_: layer i's output gradient
+  ScratchMats scratch_outs_;            // ForwardContext::scratch_outputs: a transient output of layer i
+  std::vector<Eigen::Index> out_size_;  // each layer's output size in the last training forward (0: none yet)
 };
 
 // out = x + f(x), f a Sequential of any layers (nested residuals included) whose output shape

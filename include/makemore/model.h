@@ -72,6 +72,12 @@ class Model {
   // (Optimizer::update).
   using RangeDone = std::function<void(std::size_t k0, std::size_t k1, std::size_t row)>;
   void backward(const RangeDone& done);
+  // What backward(done) hands a Linear that reports its weight's rows itself: the range's first
+  // element and row length, for done (model.cpp's WeightRowHooks).
+  struct RowHook {
+    const RangeDone* done = nullptr;
+    std::size_t first = 0, row = 1;
+  };
   bool updates_by_layer() const { return !update_ranges_.empty(); }
   // backward(done)'s ranges: [0] the embedding's, [1 + i] stack layer i's (possibly empty:
   // {0, 0}); no ranges without updates_by_layer().
@@ -144,6 +150,7 @@ class Model {
   // Per range, the stack's Linear whose weight opens it (else null): backward(done) lets it
   // report its weight's rows from inside its backward (Linear::set_weight_rows_done).
   std::vector<Linear*> row_linears_;
+  std::vector<RowHook> row_hooks_;  // backward(done)'s, kept between steps
   bool scratch_gradients_ = false;  // the stack's mode (set_scratch_gradients) since the last backward
   Mat eval_scratch_;
   std::vector<std::unique_ptr<Model>> eval_twins_;  // evaluate()'s helpers, kept between calls
