@@ -35,6 +35,13 @@ void draw_minibatch(TorchGenerator& gen, const Examples& train, int block_size, 
                     std::vector<int32_t>& xb, std::vector<int32_t>& yb) {
   const std::size_t B = ix.size(), T = static_cast<std::size_t>(block_size);
   gen.randint(0, static_cast<int64_t>(train.size()), ix.data(), B);
+  // The rows are scattered over megabytes of examples: ask for all of them before reading any,
+  // so that their cache misses overlap.
+  for (std::size_t b = 0; b < B; ++b) {
+    const auto r = static_cast<std::size_t>(ix[b]);
+    __builtin_prefetch(train.x.data() + r * T);
+    __builtin_prefetch(train.y.data() + r);
+  }
   for (std::size_t b = 0; b < B; ++b) {
     const auto r = static_cast<std::size_t>(ix[b]);
     for (std::size_t t = 0; t < T; ++t) xb[b * T + t] = train.x[r * T + t];
