@@ -275,6 +275,55 @@ Splits make_splits(const std::vector<std::u32string>& words, const Vocab& vocab,
 
 DistinctContexts distinct_contexts(const Examples& ex) { return distinct_contexts(std::vector<const Examples*>{&ex}); }
 
+namespace {
+
+// The distinct contexts seen so far (their rows one after another, in order of first
+// appearance) and an open-addressing table over them, kept at most half full: grown with the
+// contexts, so a few thousand of them stay in a table the cache holds.
+class ContextTable {
+ public:
+  explicit ContextTable(std::size_t T) : T_(T), slot_(1024, -1) {}
+  std::vector<int32_t>& rows() { return rows_; }
+
+  // The id of the context in row[0..T), numbered from 0 as first seen.
+  int32_t id_of(const int32_t* row) {
+    std::size_t s = hash(row) & (slot_.size() - 1);
+    for (; slot_[s] >= 0; s = (s + 1) & (slot_.size() - 1))
+      if (same(row, rows_.data() + static_cast<std::size_t>(slot_[s]) * T_)) return slot_[s];
+    const auto k = static_cast<int32_t>(rows_.size() / T_);
+    rows_.insert(rows_.end(), row, row + T_);
+    if (2 * (static_cast<std::size_t>(k) + 1) <= slot_.size()) {
+      slot_[s] = k;
+    } else {
+      slot_.assign(2 * slot_.size(), -1);
+      for (int32_t j = 0; j <= k; ++j) place(j);
+    }
+    return k;
+  }
+
+ private:
+  uint64_t hash(const int32_t* row) const {
+    uint64_t h = 14695981039346656037ULL;
+    for (std::size_t t = 0; t < T_; ++t) h = (h ^ static_cast<uint32_t>(row[t])) * 1099511628211ULL;
+    return h ^ (h >> 29);
+  }
+  bool same(const int32_t* a, const int32_t* b) const {  // a loop, not std::equal's call to memcmp
+    for (std::size_t t = 0; t < T_; ++t)
+      if (a[t] != b[t]) return false;
+    return true;
+  }
+  void place(int32_t k) {  // context k is new to the table
+    std::size_t s = hash(rows_.data() + static_cast<std::size_t>(k) * T_) & (slot_.size() - 1);
+    while (slot_[s] >= 0) s = (s + 1) & (slot_.size() - 1);
+    slot_[s] = k;
+  }
+
+  std::size_t T_;
+  std::vector<int32_t> rows_, slot_;
+};
+
+}  // namespace
+
 DistinctContexts distinct_contexts(const std::vector<const Examples*>& sets) {
   DistinctContexts d;
   d.block_size = sets.empty() ? 0 : sets.front()->block_size;
@@ -286,49 +335,13 @@ DistinctContexts distinct_contexts(const std::vector<const Examples*>& sets) {
                                   " whose x does not hold one context per example, or sets of different block sizes");
     n += ex->size();
   }
-  const std::size_t T = static_cast<std::size_t>(d.block_size);
-  d.index.resize(n);
-  // Open addressing over the contexts seen so far (their rows in d.x), kept at most half full:
-  // grown with the contexts, so a few thousand of them stay in a table the cache holds.
-  auto hash = [T](const int32_t* row) {
-    uint64_t h = 14695981039346656037ULL;
-    for (std::size_t t = 0; t < T; ++t) h = (h ^ static_cast<uint32_t>(row[t])) * 1099511628211ULL;
-    return h ^ (h >> 29);
-  };
-  auto same = [T](const int32_t* a, const int32_t* b) {  // a loop, not std::equal's call to memcmp
-    for (std::size_t t = 0; t < T; ++t)
-      if (a[t] != b[t]) return false;
-    return true;
-  };
-  std::size_t cap = 1024;
-  std::vector<int32_t> slot(cap, -1);
-  auto place = [&](int32_t k) {  // context k is new to the table
-    std::size_t s = hash(d.x.data() + static_cast<std::size_t>(k) * T) & (cap - 1);
-    while (slot[s] >= 0) s = (s + 1) & (cap - 1);
-    slot[s] = k;
-  };
-  std::size_t i = 0;  // the example's place in index: the sets one after another
+  if (n == 0) return d;
+  const auto T = static_cast<std::size_t>(d.block_size);
+  ContextTable table(T);
+  d.index.reserve(n);  // the sets' examples one after another
   for (const Examples* ex : sets)
-    for (std::size_t e = 0; e < ex->size(); ++e, ++i) {
-      const int32_t* row = ex->x.data() + e * T;
-      std::size_t s = hash(row) & (cap - 1);
-      for (; slot[s] >= 0; s = (s + 1) & (cap - 1))
-        if (same(row, d.x.data() + static_cast<std::size_t>(slot[s]) * T)) break;
-      if (slot[s] >= 0) {
-        d.index[i] = slot[s];
-        continue;
-      }
-      const auto k = static_cast<int32_t>(d.count());
-      d.x.insert(d.x.end(), row, row + T);
-      d.index[i] = k;
-      if (2 * d.count() <= cap) {
-        slot[s] = k;
-        continue;
-      }
-      cap *= 2;
-      slot.assign(cap, -1);
-      for (int32_t j = 0; j <= k; ++j) place(j);
-    }
+    for (std::size_t e = 0; e < ex->size(); ++e) d.index.push_back(table.id_of(ex->x.data() + e * T));
+  d.x = std::move(table.rows());
   return d;
 }
 
