@@ -65,6 +65,12 @@ std::vector<uint8_t> saturation_mask(const Mat& out, const LayerKind& kind) {
 
 namespace {
 
+// histogram(), or none when bins is 0 (DiagOptions::bins: a snapshot that only wants the
+// moments, as a study's at-init summary).
+Histogram histogram_or_none(const float* x, std::size_t n, int bins, double lo = 0, double hi = 0) {
+  return bins == 0 ? Histogram{} : histogram(x, n, bins, lo, hi);
+}
+
 // A layer's output statistics (and for a bounded activation, its pre-activation's and dead units).
 LayerDiag layer_diag(const Layer& l, const Mat* pre, int index, std::string name, int bins) {
   const Mat& o = l.out();
@@ -81,13 +87,13 @@ LayerDiag layer_diag(const Layer& l, const Mat* pre, int index, std::string name
   d.saturated_pct = 100.0 * fraction_beyond(o.data(), n, 0.97f, sat);
   d.sat99_pct = 100.0 * fraction_beyond(o.data(), n, 0.99f, sat);
   const auto& bounds = d.kind->traits.bounds;
-  d.hist = bounds ? histogram(o.data(), n, bins, bounds->lo, bounds->hi) : histogram(o.data(), n, bins);
+  d.hist = bounds ? histogram_or_none(o.data(), n, bins, bounds->lo, bounds->hi) : histogram_or_none(o.data(), n, bins);
   if (bounds) {
     d.dead_units = count_dead_columns(o, 0.99f, sat);
     if (pre) {
       d.has_pre = true;
       d.pre = moments(pre->data(), static_cast<std::size_t>(pre->size()));
-      d.pre_hist = histogram(pre->data(), static_cast<std::size_t>(pre->size()), bins);
+      d.pre_hist = histogram_or_none(pre->data(), static_cast<std::size_t>(pre->size()), bins);
     }
   }
   return d;
@@ -112,7 +118,7 @@ void add_grad(LayerDiag& d, const Mat& g, std::size_t out_size, int bins) {
   if (static_cast<std::size_t>(g.size()) != out_size) return;  // no backward ran
   d.has_grad = true;
   d.grad = moments(g.data(), static_cast<std::size_t>(g.size()));
-  d.grad_hist = histogram(g.data(), static_cast<std::size_t>(g.size()), bins);
+  d.grad_hist = histogram_or_none(g.data(), static_cast<std::size_t>(g.size()), bins);
 }
 
 // Each snapshot layer with its site in `sites`: the walk of the model it was taken from, or of
@@ -138,7 +144,7 @@ std::vector<ParamDiag> param_grads(const ParamStore& ps, int bins) {
     d.cols = p.cols;
     d.is_1d = p.is_1d;
     d.grad = moments(g, p.size());
-    d.hist = histogram(g, p.size(), bins);
+    d.hist = histogram_or_none(g, p.size(), bins);
     out.push_back(std::move(d));
   }
   return out;

@@ -189,6 +189,7 @@ Record train_job(const Job& job, const Splits& splits, int vocab_size) {
   d.ratio_dense_steps = 0;
   d.ratio_every = 0;
   d.sample = 0;
+  d.bins = 0;  // init_summary reads moments and saturation, no histogram
   DiagObserver diag(d);
   if (job.at_init) observers.push_back(&diag);
   Record r;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -208,6 +209,46 @@ TEST(DiagObserver, RecordsNothingWhenNotAsked) {
   t.run();
   EXPECT_FALSE(obs.last().has_value());
   EXPECT_TRUE(obs.ratios().empty());
+}
+
+// bins = 0 (a study's at-init summary): the same snapshot without its histograms.
+TEST(DiagObserver, NoBinsGivesTheSameMomentsWithoutHistograms) {
+  NEED_DATA();
+  mm::Config cfg = mm::load_preset("lecture-batchnorm");
+  cfg.steps = 3;
+  std::optional<mm::Snapshot> snap[2];
+  for (int bins : {50, 0}) {
+    mm::Model model(cfg, L->vocab.size());
+    mm::TorchGenerator gen(cfg.seed);
+    model.init(gen);
+    mm::Trainer t(model, cfg, L->splits.train, gen);
+    mm::DiagOptions opt;
+    opt.every = 0;
+    opt.last_step = 2;
+    opt.sample = 0;
+    opt.bins = bins;
+    mm::DiagObserver obs(opt);
+    t.add_observer(&obs);
+    t.run();
+    snap[bins == 0] = obs.last();
+  }
+  ASSERT_TRUE(snap[0] && snap[1]);
+  ASSERT_EQ(snap[0]->layers.size(), snap[1]->layers.size());
+  for (std::size_t i = 0; i < snap[0]->layers.size(); ++i) {
+    const mm::LayerDiag &a = snap[0]->layers[i], &b = snap[1]->layers[i];
+    EXPECT_EQ(a.hist.counts.size(), 50u) << a.name;
+    EXPECT_TRUE(b.hist.counts.empty() && b.grad_hist.counts.empty() && b.pre_hist.counts.empty()) << b.name;
+    EXPECT_EQ(a.out.mean, b.out.mean) << a.name;
+    EXPECT_EQ(a.out.std, b.out.std) << a.name;
+    EXPECT_EQ(a.saturated_pct, b.saturated_pct) << a.name;
+    EXPECT_EQ(a.grad.std, b.grad.std) << a.name;
+  }
+  ASSERT_EQ(snap[0]->params.size(), snap[1]->params.size());
+  for (std::size_t i = 0; i < snap[0]->params.size(); ++i) {
+    EXPECT_FALSE(snap[0]->params[i].hist.counts.empty());
+    EXPECT_TRUE(snap[1]->params[i].hist.counts.empty());
+    EXPECT_EQ(snap[0]->params[i].grad_data_ratio, snap[1]->params[i].grad_data_ratio) << snap[0]->params[i].name;
+  }
 }
 
 TEST(DiagObserver, UpdateRatioIsWhatSgdApplied) {

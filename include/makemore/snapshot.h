@@ -111,7 +111,7 @@ struct UpdateRatios {
 struct DiagOptions {
   int64_t every = 1000;    // full snapshot when step % every == 0; 0: none periodic
   int64_t last_step = -1;  // also snapshot this step (the run's last), -1: none
-  int bins = 50;
+  int bins = 50;           // each histogram's bins; 0: no histograms (their counts stay empty)
   // update:data ratios (cheap, no histograms): every step below ratio_dense_steps, then
   // every ratio_every-th step. ratio_every 0: only at snapshot steps.
   int64_t ratio_dense_steps = 1000;
