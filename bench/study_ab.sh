@@ -1,12 +1,13 @@
 #!/bin/bash
-# Two makemore binaries side by side on one study: they take turns (A, B, A, B, ...) so both see
-# the same machine in the same minutes, and every cell's results are compared between them.
+# Two makemore binaries side by side on one study: they take turns (A, B, then B, A, ...) so both
+# see the same machine in the same minutes, and every cell's results are compared between them.
 #
 #   bench/study_ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [-- STUDY ARGS]
 #
 # Default study: `study depth --full -j 2 -i data/names.txt` (480 cells). Prints each run's wall
-# time, the ratio per round, and how many cells' results (train / val / initial loss, status,
-# steps, divergence step) differ between the binaries and between rounds of one binary.
+# time, the ratio per round and over all rounds, and how many cells' results (train / val /
+# initial loss, status, steps, divergence step) differ between the binaries and between rounds of
+# one binary.
 # Example (issue 18's comparison, the baseline binary built from commit cb98bfb in a worktree):
 #   git worktree add /tmp/old cb98bfb && cmake -S /tmp/old -B /tmp/old/build -DCMAKE_BUILD_TYPE=Release \
 #     && cmake --build /tmp/old/build --target makemore
@@ -25,7 +26,9 @@ for b in "$old" "$new"; do [ -x "$b" ] || { echo "$b: not an executable; build i
 out=$(mktemp -d /tmp/study-ab.XXXXXX)
 echo "study ${args[*]}; results under $out"
 for r in $(seq 1 "$rounds"); do
-  for tag in old new; do
+  order="old new"
+  [ $((r % 2)) = 0 ] && order="new old"  # ABBA: a machine drifting over the rounds slows both alike
+  for tag in $order; do
     bin=$old
     [ $tag = new ] && bin=$new
     start=$(date +%s.%N)
@@ -47,6 +50,9 @@ for line in open(f'{out}/times.txt'):
     times[(int(m.group(1)), m.group(2))] = float(m.group(3))
 for r in range(1, rounds + 1):
     print(f'round {r}: old / new = {times[(r, "old")] / times[(r, "new")]:.2f}x')
+if rounds > 1:
+    total = lambda tag: sum(times[(r, tag)] for r in range(1, rounds + 1))
+    print(f'all rounds: old {total("old"):.1f} s, new {total("new"):.1f} s, old / new = {total("old") / total("new"):.2f}x')
 old1, new1 = cells('old', 1), cells('new', 1)
 d = differing(new1, old1)
 print(f'cells whose results differ between the binaries: {len(d)} of {len(new1)}' + (': ' + ', '.join(d) if d else ''))
