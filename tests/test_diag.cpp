@@ -192,23 +192,29 @@ TEST(DiagObserver, DoesNotChangeTraining) {
   EXPECT_TRUE(buffers[0] == buffers[1]);
 }
 
-TEST(DiagObserver, RecordsNothingWhenNotAsked) {
-  NEED_DATA();
-  mm::Config cfg = mm::load_preset("lecture-kaiming");
-  cfg.steps = 5;
+// cfg trained from its seed with a DiagObserver of opt attached; the observer after the run.
+std::unique_ptr<mm::DiagObserver> train_observed(const mm_test::Lecture* L, const mm::Config& cfg, const mm::DiagOptions& opt) {
   mm::Model model(cfg, L->vocab.size());
   mm::TorchGenerator gen(cfg.seed);
   model.init(gen);
   mm::Trainer t(model, cfg, L->splits.train, gen);
+  auto obs = std::make_unique<mm::DiagObserver>(opt);
+  t.add_observer(obs.get());
+  t.run();
+  return obs;
+}
+
+TEST(DiagObserver, RecordsNothingWhenNotAsked) {
+  NEED_DATA();
+  mm::Config cfg = mm::load_preset("lecture-kaiming");
+  cfg.steps = 5;
   mm::DiagOptions opt;
   opt.every = 0;
   opt.ratio_dense_steps = 0;
   opt.ratio_every = 0;
-  mm::DiagObserver obs(opt);
-  t.add_observer(&obs);
-  t.run();
-  EXPECT_FALSE(obs.last().has_value());
-  EXPECT_TRUE(obs.ratios().empty());
+  const auto obs = train_observed(L, cfg, opt);
+  EXPECT_FALSE(obs->last().has_value());
+  EXPECT_TRUE(obs->ratios().empty());
 }
 
 // bins = 0 (a study's at-init summary): the same snapshot without its histograms.
@@ -218,19 +224,12 @@ TEST(DiagObserver, NoBinsGivesTheSameMomentsWithoutHistograms) {
   cfg.steps = 3;
   std::optional<mm::Snapshot> snap[2];
   for (int bins : {50, 0}) {
-    mm::Model model(cfg, L->vocab.size());
-    mm::TorchGenerator gen(cfg.seed);
-    model.init(gen);
-    mm::Trainer t(model, cfg, L->splits.train, gen);
     mm::DiagOptions opt;
     opt.every = 0;
     opt.last_step = 2;
     opt.sample = 0;
     opt.bins = bins;
-    mm::DiagObserver obs(opt);
-    t.add_observer(&obs);
-    t.run();
-    snap[bins == 0] = obs.last();
+    snap[bins == 0] = train_observed(L, cfg, opt)->last();
   }
   ASSERT_TRUE(snap[0] && snap[1]);
   ASSERT_EQ(snap[0]->layers.size(), snap[1]->layers.size());
