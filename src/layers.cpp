@@ -161,10 +161,17 @@ void Linear::build(int in_time, int in_features, ParamStore& store, const std::s
   if (bias_drawn_unused_) declare(store, prefix + "bias_unused", 1, fan_out_, true, false, in_features, bias_init_);
 }
 
+// x is the embedding's output, or the flatten's that copied it, so its rows are the embedding's
+// tokens' rows of C, in_features / n_embd to a row.
+bool Linear::reads_tokens(const Mat& x) const {
+  if (!tokens_from_) return false;
+  if (!tokens_through_) return &x == &tokens_from_->out();
+  return &x == &tokens_through_->out() && tokens_through_->input() == &tokens_from_->out();
+}
+
 void Linear::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
-  // x is the embedding's output, so its rows are the embedding's tokens' rows of C.
-  token_path_ = tokens_from_ && &x == &tokens_from_->out() && token_linear() != TokenLinear::Off && x.rows() > 0;
+  token_path_ = reads_tokens(x) && token_linear() != TokenLinear::Off && x.rows() > 0;
   const int rows = static_cast<int>(x.rows());
   Mat& o = output();
   o.resize(rows, fan_out_);
@@ -869,10 +876,20 @@ void Sequential::backward(const Mat& dout, Mat* dx, const std::function<void(std
     return;
   }
   dout_ = &dout;  // the last layer's output gradient is the caller's, read in place
+  // With no input gradient asked for and no one reading the layers' output gradients, leading
+  // layers that only move numbers (a flatten under a Linear that took the token path) need no
+  // backward, and the layer above them no dx.
+  std::size_t lowest = 0;
+  if (!dx && scratch_)
+    while (lowest + 1 < layers_.size() && layers_[lowest]->kind().traits.role == LayerRole::Gather) ++lowest;
   LayerProbe* probe = layer_probe();
   for (std::size_t i = layers_.size(); i-- > 0;) {
+    if (i < lowest) {
+      if (layer_done) layer_done(i);
+      continue;
+    }
     const Mat& d = i + 1 == layers_.size() ? dout : grad_buffer(i);
-    probed(probe, *layers_[i], Pass::Backward, [&] { layers_[i]->backward(d, i > 0 ? &grad_buffer(i - 1) : dx); });
+    probed(probe, *layers_[i], Pass::Backward, [&] { layers_[i]->backward(d, i > lowest ? &grad_buffer(i - 1) : dx); });
     if (layer_done) layer_done(i);
   }
 }

@@ -69,12 +69,18 @@ Model::Model(const Config& cfg, int vocab_size, bool allocate)
     stack_.add(make_layer(cfg.layers[i], vocab_size, fmt::format("model.layers[{}]", i)));
   // The embedding's (B, block_size * n_embd) rows are the same memory as (B * block_size, n_embd):
   // a stack that starts with a flatten takes them as a sequence (stack_takes_sequence).
-  if (stack_takes_sequence(cfg.layers))
+  const auto& layers = stack_.layers();
+  if (stack_takes_sequence(cfg.layers)) {
     stack_.build(block_size_, embedding_->out_features(), params_, "layers.");
-  else {
+    // A Linear right after the stack's first flatten reads n consecutive positions' embeddings
+    // per row, the embedding's tokens viewed n to a row (part 5's first FlattenConsecutive).
+    if (layers.size() >= 2 && dynamic_cast<const Flatten*>(layers[0].get()))
+      token_reader_ = dynamic_cast<Linear*>(layers[1].get());
+    if (token_reader_) token_reader_->read_tokens_from(embedding_.get(), layers[0].get());
+  } else {
     stack_.build(1, block_size_ * embedding_->out_features(), params_, "layers.");
     // The first Linear of a flattened context reads the embedding's tokens (Linear's token path).
-    token_reader_ = stack_.layers().empty() ? nullptr : dynamic_cast<Linear*>(stack_.layers()[0].get());
+    token_reader_ = layers.empty() ? nullptr : dynamic_cast<Linear*>(layers[0].get());
     if (token_reader_) token_reader_->read_tokens_from(embedding_.get());
   }
   if (allocate) params_.finalize();

@@ -93,8 +93,24 @@ struct Shape {
   bool bias, batchnorm, one_token;
 };
 
-void compare_paths(const Shape& s, Mode mode) {
-  const mm::Config cfg = mlp(s.block, s.n_embd, s.hidden, s.bias, s.batchnorm);
+// Part 5's shape: the context in groups of n positions (FlattenConsecutive(n)), a Linear on
+// each group, BatchNorm (optional), tanh, then all groups side by side, and the output layer.
+mm::Config hierarchical(int block, int n_embd, int n, int hidden, bool bias, bool batchnorm) {
+  nlohmann::json layers = nlohmann::json::array();
+  layers.push_back({{"type", "flatten"}, {"n", n}});
+  layers.push_back({{"type", "linear"}, {"out", hidden}, {"bias", bias}});
+  if (batchnorm) layers.push_back({{"type", "batchnorm1d"}});
+  layers.push_back({{"type", "tanh"}});
+  layers.push_back({{"type", "flatten"}});
+  layers.push_back({{"type", "linear"}, {"out", "vocab"}});
+  const nlohmann::json j = {{"data", {{"block_size", block}}},
+                            {"model", {{"n_embd", n_embd}, {"layers", layers}}},
+                            {"train", {{"steps", 10}, {"batch_size", 32}}}};
+  return mm::parse_config(j, "test");
+}
+
+void compare_paths(const mm::Config& cfg, const Shape& s, Mode mode) {
+  SCOPED_TRACE(mode == Mode::Train ? "training" : "evaluation");
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> tok(0, s.vocab - 1);
   std::vector<int32_t> x(static_cast<std::size_t>(s.batch) * static_cast<std::size_t>(s.block)),
@@ -133,15 +149,38 @@ TEST(TokenLinear, AgreesWithTheProductsThroughX) {
   for (const Shape& s : shapes) {
     SCOPED_TRACE("block " + std::to_string(s.block) + " n_embd " + std::to_string(s.n_embd) + " hidden " +
                  std::to_string(s.hidden));
-    compare_paths(s, Mode::Train);
+    compare_paths(mlp(s.block, s.n_embd, s.hidden, s.bias, s.batchnorm), s, Mode::Train);
   }
+}
+
+// After a leading FlattenConsecutive(n) the first Linear's rows are n positions each (the
+// tokens viewed n to a row): the same numbers as through the flatten's copy, in training and in
+// evaluation, the embedding's gradient included.
+TEST(TokenLinear, AfterAFlattenAgreesWithTheProductsThroughX) {
+  TokenLinearGuard guard;
+  const Shape shapes[] = {
+      {8, 24, 128, 32, 27, false, true, false},  // wavenet's first level: 24 = 16 + 8 embedding dimensions
+      {6, 7, 33, 16, 40, true, false, false},    // three pairs of positions, odd widths, a bias
+      {8, 24, 128, 32, 27, false, false, true},  // one token in every position: one pair each
+  };
+  for (const Shape& s : shapes) {
+    SCOPED_TRACE("block " + std::to_string(s.block) + " n_embd " + std::to_string(s.n_embd));
+    // (BatchNorm of rows that are all alike, or a bias before it, whose gradient is then only
+    // rounding, would turn rounding into differences of any size: the one-token and bias rows
+    // go without it, as in the shapes above.)
+    const mm::Config cfg = hierarchical(s.block, s.n_embd, 2, s.hidden, s.bias, s.batchnorm);
+    compare_paths(cfg, s, Mode::Train);
+    compare_paths(cfg, s, Mode::Eval);
+  }
+  // Four positions to a row.
+  compare_paths(hierarchical(8, 10, 4, 64, false, true), {8, 10, 64, 32, 27, false, true, false}, Mode::Train);
 }
 
 TEST(TokenLinear, AgreesInEvaluationChunks) {
   TokenLinearGuard guard;
   // 1,024 rows, as evaluate() forwards them: at most 3 x 27 pairs for the whole chunk.
-  compare_paths({3, 10, 200, 1024, 27, false, true, false}, Mode::Eval);
-  compare_paths({3, 10, 200, 1024, 27, true, false, false}, Mode::Eval);
+  compare_paths(mlp(3, 10, 200, false, true), {3, 10, 200, 1024, 27, false, true, false}, Mode::Eval);
+  compare_paths(mlp(3, 10, 200, true, false), {3, 10, 200, 1024, 27, true, false, false}, Mode::Eval);
 }
 
 TEST(TokenLinear, OnlyAFirstLinearOverTheFlattenedContextTakesIt) {
@@ -156,8 +195,20 @@ TEST(TokenLinear, OnlyAFirstLinearOverTheFlattenedContextTakesIt) {
     EXPECT_TRUE(model.first_linear_took_tokens());
   }
   {
-    // WaveNet's stack starts with FlattenConsecutive: its first Linear sees pairs of positions.
+    // WaveNet's stack starts with FlattenConsecutive: its first Linear sees pairs of positions,
+    // the tokens two to a row.
     mm::Model model(mm::load_preset("wavenet"), 27);
+    mm::TorchGenerator gen(1);
+    model.init(gen);
+    model.forward(x.data(), 4, Mode::Train);
+    EXPECT_TRUE(model.first_linear_took_tokens());
+  }
+  {
+    // A layer between the flatten and the Linear: the Linear's rows are no longer the tokens'.
+    nlohmann::json j = mm::load_preset("wavenet").to_json();
+    auto& layers = j["model"]["layers"];
+    layers.insert(layers.begin() + 1, nlohmann::json{{"type", "tanh"}});
+    mm::Model model(mm::parse_config(j, "test"), 27);
     mm::TorchGenerator gen(1);
     model.init(gen);
     model.forward(x.data(), 4, Mode::Train);
@@ -174,6 +225,44 @@ TEST(TokenLinear, OnlyAFirstLinearOverTheFlattenedContextTakesIt) {
     auto& first = static_cast<mm::Linear&>(*model.stack().layers()[0]);
     first.forward(copy, Mode::Train);
     EXPECT_FALSE(first.took_token_path());
+  }
+}
+
+// With the update inside the backward (no one reads the layers' output gradients) and the
+// embedding's gradient written by the first Linear, the flatten under it has nothing to do: its
+// backward is skipped, and so is the Linear's dx (the same parameter gradients either way:
+// OptimTrainer.UpdatingInsideTheBackwardGivesTheSameBits). A plain backward still runs it.
+TEST(TokenLinear, TheFlattenUnderTheTokenPathSkipsItsBackward) {
+  TokenLinearGuard guard;
+  mm::set_token_linear(token_modes().back());
+  struct Count : mm::LayerProbe {
+    const mm::Layer* watched = nullptr;
+    int backwards = 0;
+    void begin(const mm::Layer& l, mm::Pass p) override { backwards += &l == watched && p == mm::Pass::Backward; }
+    void end(const mm::Layer&, mm::Pass) override {}
+  };
+  mm::Model model(mm::load_preset("wavenet"), 27);
+  ASSERT_TRUE(model.updates_by_layer());
+  mm::TorchGenerator gen(1);
+  model.init(gen);
+  std::vector<int32_t> x(32 * 8), y(32);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int32_t>((i * 7) % 27);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<int32_t>((i * 5) % 27);
+  Count count;
+  count.watched = model.stack().layers()[0].get();
+  ASSERT_EQ(count.watched->type(), "FlattenConsecutive");
+  mm::ScopedLayerProbe scope(&count);
+  for (bool inside : {true, false, true}) {
+    SCOPED_TRACE(inside ? "update inside" : "plain backward");
+    count.backwards = 0;
+    model.forward(x.data(), 32, mm::ForwardContext(Mode::Train, &gen));
+    ASSERT_TRUE(model.first_linear_took_tokens());
+    model.loss(y.data());
+    if (inside)
+      model.backward([](std::size_t, std::size_t, std::size_t) {});
+    else
+      model.backward();
+    EXPECT_EQ(count.backwards, inside ? 0 : 1);
   }
 }
 

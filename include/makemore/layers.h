@@ -203,9 +203,14 @@ class Linear : public Layer {
   int weight_id() const { return param_ids_[0]; }
   bool has_bias() const { return bias_; }
   // Lets forward() take the token path whenever x is emb's output (Model sets this for a
-  // stack's first Linear). Then backward() also OVERWRITES emb's weight gradient, and the
+  // stack's first Linear), or the output of `through`, a flatten whose last input was emb's
+  // output (its rows then hold in_features / n_embd consecutive positions each: the tokens
+  // viewed that many to a row). Then backward() also OVERWRITES emb's weight gradient, and the
   // caller passes dx = nullptr and skips emb.backward(); a dx asked for is still written.
-  void read_tokens_from(const Embedding* emb) { tokens_from_ = emb; }
+  void read_tokens_from(const Embedding* emb, const Layer* through = nullptr) {
+    tokens_from_ = emb;
+    tokens_through_ = through;
+  }
   bool took_token_path() const { return token_path_; }  // by the last forward
   // Set by Model::backward(done) while it runs, for a Linear whose weight opens its layer's
   // update range: a wide weight's backward then runs in blocks of the weight's rows and calls
@@ -215,6 +220,7 @@ class Linear : public Layer {
   bool weight_rows_reported() const { return rows_reported_; }
 
  private:
+  bool reads_tokens(const Mat& x) const;
   void forward_tokens(const Mat& x);
   void backward_tokens(const Mat& dout);
 
@@ -222,6 +228,7 @@ class Linear : public Layer {
   bool bias_, bias_drawn_unused_;
   InitSpec weight_init_, bias_init_;
   const Embedding* tokens_from_ = nullptr;
+  const Layer* tokens_through_ = nullptr;
   bool token_path_ = false;
   RowsDone weight_rows_done_;
   bool rows_reported_ = false;
