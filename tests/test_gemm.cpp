@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <vector>
 
 #include "makemore/gemm.h"
+#include "makemore/layers.h"
 #include "makemore/model.h"
 #include "makemore/optim.h"
 #include "makemore/parallel.h"
@@ -248,6 +250,39 @@ TEST(Parallel, OptimizerStepIsTheSameOverTwoThreads) {
     EXPECT_TRUE(p[0] == p[1]) << type;
     EXPECT_FALSE(p[0] == p0) << type;
   }
+}
+
+// Tanh splits a large activation (big-mlp's 32 x 1000 and up) over the threads: the same bits
+// forward and backward as one thread, and a NaN or infinity in any piece still reported.
+TEST(Parallel, TanhOverThreadsGivesTheOneThreadBits) {
+  ThreadsGuard tguard;
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  mm::Mat x(33, 1000), dout(33, 1000);  // 33,000 floats: pieces of whole vectors, the last shorter
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    x.data()[i] = nd(rng);
+    dout.data()[i] = nd(rng);
+  }
+  mm::Mat out[3], dx[3];
+  for (int t = 1; t <= 3; ++t) {
+    mm::set_threads(t);
+    mm::Tanh tanh;
+    tanh.forward(x, mm::ForwardContext(mm::Mode::Train));
+    EXPECT_TRUE(tanh.input_finite());
+    tanh.backward(dout, &dx[t - 1]);
+    out[t - 1] = tanh.out();
+    for (const Eigen::Index at : {Eigen::Index{5}, x.size() - 3}) {  // first piece, last piece
+      mm::Mat bad = x;
+      bad.data()[at] = std::numeric_limits<float>::infinity();
+      tanh.forward(bad, mm::ForwardContext(mm::Mode::Train));
+      EXPECT_FALSE(tanh.input_finite()) << t << " threads, at " << at;
+    }
+  }
+  for (int t = 1; t < 3; ++t) {
+    EXPECT_EQ(std::memcmp(out[0].data(), out[t].data(), sizeof(float) * static_cast<std::size_t>(x.size())), 0) << t + 1;
+    EXPECT_EQ(std::memcmp(dx[0].data(), dx[t].data(), sizeof(float) * static_cast<std::size_t>(x.size())), 0) << t + 1;
+  }
+  EXPECT_GT(out[0].cwiseAbs().maxCoeff(), 0.9f);
 }
 
 // Optimizer::update over two and three threads splits a range at whole rows of any length
