@@ -32,10 +32,10 @@ inline void cpu_relax() {
 // takes on the Zen 5 guest) before sleeping: the pieces of one product end close together.
 constexpr int kSpinRounds = 4000;
 // A worker waiting for work spins this long before sleeping: a futex wake-up in a VM costs tens
-// of microseconds, and one training's parallel work comes in bursts around serial stretches
-// of up to a few hundred microseconds (big-mlp's step: its first Linear's token path and a
-// BatchNorm, ~90 us, between two products; with 75 us of spinning the worker slept there and
-// every step paid a wake-up: 329-349 against 357-361 steps/s on two threads with 1 ms).
+// of microseconds, and one training's parallel work comes in bursts around serial stretches of
+// up to a few hundred microseconds (big-mlp's step: its first Linear's token path and a
+// BatchNorm, ~90 us, between two products; with ~75 us of spinning the worker slept there and
+// every step paid a wake-up, docs/performance.md "Round ten").
 constexpr auto kWorkerSpin = std::chrono::milliseconds(1);
 
 class Team {
