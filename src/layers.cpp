@@ -36,6 +36,45 @@ int declare(ParamStore& store, const std::string& name, int rows, int cols, bool
   p.init = init;
   return store.add(std::move(p));
 }
+
+// f(begin, count) over [0, n) in threads() pieces of whole 16-float vectors (so each piece
+// starts 64-byte aligned where the data does), where n is large enough to be worth the hand-out
+// (big-mlp's 32 x 1000) and the team is free; else f(0, n). False where any piece returned false.
+// Each element gets the same operations either way.
+template <class F>
+bool elementwise_split(Eigen::Index n, F&& f) {
+  constexpr int kMaxPieces = 16;
+  const int t = std::min(threads(), kMaxPieces);
+  if (t > 1 && n >= (1 << 14)) {
+    const Eigen::Index per = (n / t + 15) / 16 * 16;
+    bool ok[kMaxPieces];
+    std::fill_n(ok, kMaxPieces, true);
+    if (try_parallel_run(t, [&](int i) {
+          const Eigen::Index b = std::min<Eigen::Index>(n, per * i), e = std::min<Eigen::Index>(n, b + per);
+          if (e > b) ok[i] = f(b, e - b);
+        }))
+      return std::all_of(ok, ok + t, [](bool b) { return b; });
+  }
+  return f(0, n);
+}
+
+// f(c0, w) for the columns [c0, c0 + w) of an (n, C) row-major block, over [0, C) in threads()
+// pieces of whole 16-column vectors where the block is large enough (big-mlp's 32 x 1000) and
+// the team is free; else f(0, C). For per-column work (BatchNorm): each column gets the same
+// operations either way, and each thread keeps to the columns of its piece.
+template <class F>
+void column_split(Eigen::Index n, Eigen::Index C, F&& f) {
+  const int t = std::min(threads(), 16);
+  if (t > 1 && n * C >= (1 << 14) && C >= 32 * t) {
+    const Eigen::Index per = (C / t + 15) / 16 * 16;
+    if (try_parallel_run(t, [&](int i) {
+          const Eigen::Index b = std::min<Eigen::Index>(C, per * i), e = std::min<Eigen::Index>(C, b + per);
+          if (e > b) f(b, e - b);
+        }))
+      return;
+  }
+  f(0, C);
+}
 }  // namespace
 
 // ---- Embedding ---------------------------------------------------------------------------
@@ -309,24 +348,28 @@ void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
   // Explicit loops over rows with the features innermost: each pass streams the (n, C) block
   // once and vectorizes over C; statistics in two passes (mean, then centered squares) as
   // torch.var does, so a large mean costs no precision.
-  if (mode == Mode::Train) {
-    if (n < 2) throw std::invalid_argument("BatchNorm1d in training needs at least 2 rows per batch");
-    const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
-    const float eps = static_cast<float>(opt_.eps);
-    const float keep = static_cast<float>(1.0 - opt_.momentum), m = static_cast<float>(opt_.momentum);
-    kernels::kernels().bn_statistics(xd, n, C, mean, var, inv, rmean, rstat, div, eps, keep, m, opt_.running_std);
-  } else {
-    const float eps = static_cast<float>(opt_.eps);
-    for (Eigen::Index c = 0; c < C; ++c) {
-      mean[c] = rmean[c];
-      inv[c] = 1.0f / (opt_.running_std ? rstat[c] : std::sqrt(rstat[c] + eps));
+  if (mode == Mode::Train && n < 2) throw std::invalid_argument("BatchNorm1d in training needs at least 2 rows per batch");
+  const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
+  const float eps = static_cast<float>(opt_.eps);
+  const float keep = static_cast<float>(1.0 - opt_.momentum), m = static_cast<float>(opt_.momentum);
+  float* xhat = mode == Mode::Train ? xhat_.data() : nullptr;
+  float* out = output().data();
+  const kernels::Table& k = kernels::kernels();
+  column_split(n, C, [&](Eigen::Index c0, Eigen::Index w) {
+    if (mode == Mode::Train) {
+      k.bn_statistics(xd + c0, n, w, C, mean + c0, var + c0, inv + c0, rmean + c0, rstat + c0, div, eps, keep, m,
+                      opt_.running_std);
+    } else {
+      for (Eigen::Index c = c0; c < c0 + w; ++c) {
+        mean[c] = rmean[c];
+        inv[c] = 1.0f / (opt_.running_std ? rstat[c] : std::sqrt(rstat[c] + eps));
+      }
     }
-  }
-  // One pass: xhat = (x - mean) / std, out = gamma * xhat + beta (the notebook's
-  // gain * (x - mean) / std + bias is the same expression up to rounding).
-  // Evaluation writes only the output; backward recomputes xhat if it is ever asked.
-  kernels::kernels().bn_normalize(xd, n, C, mean, inv, gamma, beta, mode == Mode::Train ? xhat_.data() : nullptr,
-                                  output().data());
+    // One pass: xhat = (x - mean) / std, out = gamma * xhat + beta (the notebook's
+    // gain * (x - mean) / std + bias is the same expression up to rounding).
+    // Evaluation writes only the output; backward recomputes xhat if it is ever asked.
+    k.bn_normalize(xd + c0, n, w, C, mean + c0, inv + c0, gamma + c0, beta + c0, xhat ? xhat + c0 : nullptr, out + c0);
+  });
 }
 
 // With g = dout * gamma and s the divisor: dx = (g - mean(g) - xhat * sum(g xhat) / (n - k)) / s,
@@ -347,32 +390,33 @@ void BatchNorm1d::backward(const Mat& dout, Mat* dx) {
   }
   const float* xh = xhat_.data();
   const kernels::Table& k = kernels::kernels();
-  k.bn_grad_sums(d, xh, n, C, dgamma, dbeta);
-  if (!dx) return;
-  dx->resize(n, C);
-  float* out = dx->data();
+  float* out = nullptr;
+  if (dx) {
+    dx->resize(n, C);
+    out = dx->data();
+  }
   const float* inv = inv_std_.data();
   gsum_.resize(C);
   gxsum_.resize(C);
+  var_.resize(C);
   float* a = gsum_.data();   // gamma / s
   float* b = gxsum_.data();  // (mean(g) + ...) folded: see below
-  if (last_mode_ == Mode::Eval) {
-    for (Eigen::Index c = 0; c < C; ++c) a[c] = gamma[c] * inv[c];
-    k.bn_dx(d, xh, n, C, a, nullptr, nullptr, out);
-    return;
-  }
+  float* cc = var_.data();   // the forward's variance is not needed again
+  const bool eval = last_mode_ == Mode::Eval;
   const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
   const float inv_n = 1.0f / static_cast<float>(n);
-  // dx = a * dout - b * xhat - c0 with a = gamma / s, b = gamma * dgamma / ((n - k) s),
-  // c0 = gamma * dbeta / (n s).
-  var_.resize(C);
-  float* c0 = var_.data();  // the forward's variance is not needed again
-  for (Eigen::Index c = 0; c < C; ++c) {
-    a[c] = gamma[c] * inv[c];
-    b[c] = a[c] * dgamma[c] / div;
-    c0[c] = a[c] * dbeta[c] * inv_n;
-  }
-  k.bn_dx(d, xh, n, C, a, b, c0, out);
+  column_split(n, C, [&](Eigen::Index c0, Eigen::Index w) {
+    k.bn_grad_sums(d + c0, xh + c0, n, w, C, dgamma + c0, dbeta + c0);
+    if (!out) return;
+    // dx = a * dout - b * xhat - cc with a = gamma / s, b = gamma * dgamma / ((n - k) s),
+    // cc = gamma * dbeta / (n s); in eval mode dx = a * dout.
+    for (Eigen::Index c = c0; c < c0 + w; ++c) {
+      a[c] = gamma[c] * inv[c];
+      b[c] = a[c] * dgamma[c] / div;
+      cc[c] = a[c] * dbeta[c] * inv_n;
+    }
+    k.bn_dx(d + c0, xh + c0, n, w, C, a + c0, eval ? nullptr : b + c0, eval ? nullptr : cc + c0, out + c0);
+  });
 }
 
 void BatchNorm1d::calibrate_begin() {
@@ -452,29 +496,6 @@ void Tanh::build(int in_time, int in_features, ParamStore& store, const std::str
   in_time_ = out_time_ = in_time;
   in_features_ = out_features_ = in_features;
 }
-
-namespace {
-// f(begin, count) over [0, n) in threads() pieces of whole 16-float vectors (so each piece
-// starts 64-byte aligned where the data does), where n is large enough to be worth the hand-out
-// (big-mlp's 32 x 1000) and the team is free; else f(0, n). False where any piece returned false.
-// Each element gets the same operations either way.
-template <class F>
-bool elementwise_split(Eigen::Index n, F&& f) {
-  constexpr int kMaxPieces = 16;
-  const int t = std::min(threads(), kMaxPieces);
-  if (t > 1 && n >= (1 << 14)) {
-    const Eigen::Index per = (n / t + 15) / 16 * 16;
-    bool ok[kMaxPieces];
-    std::fill_n(ok, kMaxPieces, true);
-    if (try_parallel_run(t, [&](int i) {
-          const Eigen::Index b = std::min<Eigen::Index>(n, per * i), e = std::min<Eigen::Index>(n, b + per);
-          if (e > b) ok[i] = f(b, e - b);
-        }))
-      return std::all_of(ok, ok + t, [](bool b) { return b; });
-  }
-  return f(0, n);
-}
-}  // namespace
 
 void Tanh::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;

@@ -285,6 +285,49 @@ TEST(Parallel, TanhOverThreadsGivesTheOneThreadBits) {
   EXPECT_GT(out[0].cwiseAbs().maxCoeff(), 0.9f);
 }
 
+// BatchNorm1d splits a large block's columns over the threads: its output, xhat's effect on the
+// backward, the running statistics, dgamma, dbeta and dx get one thread's bits, in training and
+// in evaluation, for a width of whole vectors and an odd one.
+TEST(Parallel, BatchNormOverThreadsGivesTheOneThreadBits) {
+  ThreadsGuard tguard;
+  for (const Eigen::Index C : {Eigen::Index{1000}, Eigen::Index{1037}}) {
+    SCOPED_TRACE(C);
+    std::mt19937 rng(13);
+    std::normal_distribution<float> nd(0.5f, 2.0f);
+    mm::Mat x(32, C), dout(32, C);
+    for (Eigen::Index i = 0; i < x.size(); ++i) {
+      x.data()[i] = nd(rng);
+      dout.data()[i] = nd(rng);
+    }
+    std::vector<std::vector<float>> results;
+    for (int t = 1; t <= 3; ++t) {
+      mm::set_threads(t);
+      mm::ParamStore store;
+      mm::BatchNormOptions opt;
+      opt.momentum = 0.1;
+      mm::BatchNorm1d bn(opt);
+      bn.build(1, static_cast<int>(C), store, "bn.");
+      store.finalize();
+      for (std::size_t i = 0; i < store.values().size(); ++i) store.values()[i] = 0.5f + 0.001f * static_cast<float>(i % 97);
+      std::vector<float> r;
+      const auto keep = [&r](const float* p, std::size_t n) { r.insert(r.end(), p, p + n); };
+      for (const mm::Mode mode : {mm::Mode::Train, mm::Mode::Eval}) {
+        mm::Mat dx;
+        bn.forward(x, mm::ForwardContext(mode));
+        bn.backward(dout, &dx);
+        keep(bn.out().data(), static_cast<std::size_t>(bn.out().size()));
+        keep(dx.data(), static_cast<std::size_t>(dx.size()));
+        keep(store.grads().data(), store.grads().size());
+        keep(store.buffers().data(), store.buffers().size());
+      }
+      results.push_back(std::move(r));
+    }
+    ASSERT_EQ(results[0].size(), results[1].size());
+    EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(results[0].data(), results[2].data(), results[0].size() * sizeof(float)), 0);
+  }
+}
+
 // Optimizer::update over two and three threads splits a range at whole rows of any length
 // (Model::backward(done)'s row): every element is updated once, as one thread's update does it,
 // rows that do not divide the range and ranges that do not start at 0 included.

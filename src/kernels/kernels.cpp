@@ -116,52 +116,53 @@ void column_reduce(Eigen::Index n, Eigen::Index C, float* __restrict out, Term t
 }
 #endif
 
-// sum[c] = sum over rows of x[r][c], rows in order.
-void column_sums(const float* __restrict x, Eigen::Index n, Eigen::Index C, float* __restrict sum) {
+// sum[c] = sum over rows of x[r][c], rows in order (rows ld floats apart).
+void column_sums_ld(const float* __restrict x, Eigen::Index n, Eigen::Index C, Eigen::Index ld, float* __restrict sum) {
 #if defined(__AVX512F__)
-  column_reduce(n, C, sum, [x, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
-    return _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, x + r * C + c));
+  column_reduce(n, C, sum, [x, ld](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
+    return _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, x + r * ld + c));
   });
 #else
   std::fill_n(sum, C, 0.0f);
   for (Eigen::Index r = 0; r < n; ++r)
-    for (Eigen::Index c = 0; c < C; ++c) sum[c] += x[r * C + c];
+    for (Eigen::Index c = 0; c < C; ++c) sum[c] += x[r * ld + c];
 #endif
 }
+void column_sums(const float* x, Eigen::Index n, Eigen::Index C, float* sum) { column_sums_ld(x, n, C, C, sum); }
 
 // var[c] = sum over rows of (x[r][c] - mean[c])^2, rows in order.
 void column_centered_squares(const float* __restrict x, const float* __restrict mean, Eigen::Index n, Eigen::Index C,
-                             float* __restrict var) {
+                             Eigen::Index ld, float* __restrict var) {
 #if defined(__AVX512F__)
-  column_reduce(n, C, var, [x, mean, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
-    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + r * C + c), _mm512_maskz_loadu_ps(m, mean + c));
+  column_reduce(n, C, var, [x, mean, ld](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + r * ld + c), _mm512_maskz_loadu_ps(m, mean + c));
     return _mm512_fmadd_ps(d, d, acc);
   });
 #else
   std::fill_n(var, C, 0.0f);
   for (Eigen::Index r = 0; r < n; ++r)
     for (Eigen::Index c = 0; c < C; ++c) {
-      const float d = x[r * C + c] - mean[c];
+      const float d = x[r * ld + c] - mean[c];
       var[c] += d * d;
     }
 #endif
 }
 
 // dgamma[c] = sum of d * xhat, dbeta[c] = sum of d over the rows, in order.
-void grad_sums(const float* __restrict d, const float* __restrict xhat, Eigen::Index n, Eigen::Index C, float* __restrict dgamma,
-               float* __restrict dbeta) {
+void grad_sums(const float* __restrict d, const float* __restrict xhat, Eigen::Index n, Eigen::Index C, Eigen::Index ld,
+               float* __restrict dgamma, float* __restrict dbeta) {
 #if defined(__AVX512F__)
-  column_reduce(n, C, dgamma, [d, xhat, C](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
-    return _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, d + r * C + c), _mm512_maskz_loadu_ps(m, xhat + r * C + c), acc);
+  column_reduce(n, C, dgamma, [d, xhat, ld](__m512 acc, Eigen::Index r, Eigen::Index c, __mmask16 m) {
+    return _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, d + r * ld + c), _mm512_maskz_loadu_ps(m, xhat + r * ld + c), acc);
   });
-  column_sums(d, n, C, dbeta);
+  column_sums_ld(d, n, C, ld, dbeta);
 #else
   std::fill_n(dgamma, C, 0.0f);
   std::fill_n(dbeta, C, 0.0f);
   for (Eigen::Index r = 0; r < n; ++r)
     for (Eigen::Index c = 0; c < C; ++c) {
-      dgamma[c] += d[r * C + c] * xhat[r * C + c];
-      dbeta[c] += d[r * C + c];
+      dgamma[c] += d[r * ld + c] * xhat[r * ld + c];
+      dbeta[c] += d[r * ld + c];
     }
 #endif
 }
@@ -224,30 +225,31 @@ void scale_row(float* __restrict dx, const float* __restrict d, const float* __r
   for (Eigen::Index c = 0; c < C; ++c) dx[c] = d[c] * a[c];
 }
 
-void bn_statistics_all(const float* x, Index n, Index C, float* mean, float* var, float* inv, float* rmean, float* rstat,
-                       float div, float eps, float keep, float m, bool running_std) {
-  column_sums(x, n, C, mean);
+void bn_statistics_all(const float* x, Index n, Index C, Index ld, float* mean, float* var, float* inv, float* rmean,
+                       float* rstat, float div, float eps, float keep, float m, bool running_std) {
+  column_sums_ld(x, n, C, ld, mean);
   const float inv_n = 1.0f / static_cast<float>(n);
   for (Index c = 0; c < C; ++c) mean[c] *= inv_n;
-  column_centered_squares(x, mean, n, C, var);
+  column_centered_squares(x, mean, n, C, ld, var);
   bn_statistics(var, inv, rmean, rstat, mean, div, eps, keep, m, running_std, C);
 }
 
-void bn_normalize(const float* x, Index n, Index C, const float* mean, const float* inv, const float* gamma, const float* beta,
-                  float* xhat, float* out) {
+void bn_normalize(const float* x, Index n, Index C, Index ld, const float* mean, const float* inv, const float* gamma,
+                  const float* beta, float* xhat, float* out) {
   if (xhat) {
-    for (Index r = 0; r < n; ++r) normalize_row(x + r * C, mean, inv, gamma, beta, xhat + r * C, out + r * C, C);
+    for (Index r = 0; r < n; ++r) normalize_row(x + r * ld, mean, inv, gamma, beta, xhat + r * ld, out + r * ld, C);
   } else {
-    for (Index r = 0; r < n; ++r) normalize_row_out(x + r * C, mean, inv, gamma, beta, out + r * C, C);
+    for (Index r = 0; r < n; ++r) normalize_row_out(x + r * ld, mean, inv, gamma, beta, out + r * ld, C);
   }
 }
 
-void bn_dx(const float* d, const float* xhat, Index n, Index C, const float* a, const float* b, const float* c0, float* dx) {
+void bn_dx(const float* d, const float* xhat, Index n, Index C, Index ld, const float* a, const float* b, const float* c0,
+           float* dx) {
   if (!b) {
-    for (Index r = 0; r < n; ++r) scale_row(dx + r * C, d + r * C, a, C);
+    for (Index r = 0; r < n; ++r) scale_row(dx + r * ld, d + r * ld, a, C);
     return;
   }
-  for (Index r = 0; r < n; ++r) bn_dx_row(dx + r * C, d + r * C, xhat + r * C, a, b, c0, C);
+  for (Index r = 0; r < n; ++r) bn_dx_row(dx + r * ld, d + r * ld, xhat + r * ld, a, b, c0, C);
 }
 
 // ---- GroupNorm / LayerNorm, residual sums -------------------------------------------------

@@ -46,17 +46,20 @@ struct Table {
   // sum[c] = sum over the n rows of x[r][c], rows in order.
   void (*column_sums)(const float* x, Index n, Index C, float* sum);
 
-  // BatchNorm1d in training: mean, the variance divided by div, inv = 1 / sqrt(var + eps), and
-  // the running statistics' moving averages (rstat: of the std or of the variance).
-  void (*bn_statistics)(const float* x, Index n, Index C, float* mean, float* var, float* inv, float* rmean, float* rstat,
-                        float div, float eps, float keep, float momentum, bool running_std);
+  // BatchNorm1d over C columns of an (n, ld) row-major block (ld = C for a whole layer; a
+  // layer split over threads gives each its columns, the per-column arrays offset to match).
+  // In training: mean, the variance divided by div, inv = 1 / sqrt(var + eps), and the running
+  // statistics' moving averages (rstat: of the std or of the variance).
+  void (*bn_statistics)(const float* x, Index n, Index C, Index ld, float* mean, float* var, float* inv, float* rmean,
+                        float* rstat, float div, float eps, float keep, float momentum, bool running_std);
   // out = gamma * (x - mean) * inv + beta row by row; xhat (may be null) = (x - mean) * inv.
-  void (*bn_normalize)(const float* x, Index n, Index C, const float* mean, const float* inv, const float* gamma,
+  void (*bn_normalize)(const float* x, Index n, Index C, Index ld, const float* mean, const float* inv, const float* gamma,
                        const float* beta, float* xhat, float* out);
   // dgamma = sum of d * xhat, dbeta = sum of d over the rows, in order.
-  void (*bn_grad_sums)(const float* d, const float* xhat, Index n, Index C, float* dgamma, float* dbeta);
+  void (*bn_grad_sums)(const float* d, const float* xhat, Index n, Index C, Index ld, float* dgamma, float* dbeta);
   // dx[r] = a * d[r] - b * xhat[r] - c0 (b, c0 null: dx[r] = a * d[r]).
-  void (*bn_dx)(const float* d, const float* xhat, Index n, Index C, const float* a, const float* b, const float* c0, float* dx);
+  void (*bn_dx)(const float* d, const float* xhat, Index n, Index C, Index ld, const float* a, const float* b, const float* c0,
+                float* dx);
 
   // GroupNorm / LayerNorm (layers.cpp): per row and group of C / G features, the statistics in
   // double; xhat, inv_std (n, G) and out = gamma * xhat + beta (gamma, beta null: out = xhat).
