@@ -38,14 +38,15 @@ int declare(ParamStore& store, const std::string& name, int rows, int cols, bool
 }
 
 // f(begin, count) over [0, n) in threads() pieces of whole 16-float vectors (so each piece
-// starts 64-byte aligned where the data does), where n is large enough to be worth the hand-out
-// (big-mlp's 32 x 1000) and the team is free; else f(0, n). False where any piece returned false.
-// Each element gets the same operations either way.
+// starts 64-byte aligned where the data does), where the work (work floats in all) is large
+// enough to be worth the hand-out (big-mlp's 32 x 1000) and the team is free; else f(0, n).
+// False where any piece returned false. For work per element (tanh: n = work) or per column of an
+// (rows, n) block (BatchNorm: work = rows * n): each gets the same operations either way.
 template <class F>
-bool elementwise_split(Eigen::Index n, F&& f) {
+bool split_in_vectors(Eigen::Index n, Eigen::Index work, F&& f) {
   constexpr int kMaxPieces = 16;
   const int t = std::min(threads(), kMaxPieces);
-  if (t > 1 && n >= (1 << 14)) {
+  if (t > 1 && work >= (1 << 14) && n >= 32 * t) {
     const Eigen::Index per = (n / t + 15) / 16 * 16;
     bool ok[kMaxPieces];
     std::fill_n(ok, kMaxPieces, true);
@@ -56,24 +57,6 @@ bool elementwise_split(Eigen::Index n, F&& f) {
       return std::all_of(ok, ok + t, [](bool b) { return b; });
   }
   return f(0, n);
-}
-
-// f(c0, w) for the columns [c0, c0 + w) of an (n, C) row-major block, over [0, C) in threads()
-// pieces of whole 16-column vectors where the block is large enough (big-mlp's 32 x 1000) and
-// the team is free; else f(0, C). For per-column work (BatchNorm): each column gets the same
-// operations either way, and each thread keeps to the columns of its piece.
-template <class F>
-void column_split(Eigen::Index n, Eigen::Index C, F&& f) {
-  const int t = std::min(threads(), 16);
-  if (t > 1 && n * C >= (1 << 14) && C >= 32 * t) {
-    const Eigen::Index per = (C / t + 15) / 16 * 16;
-    if (try_parallel_run(t, [&](int i) {
-          const Eigen::Index b = std::min<Eigen::Index>(C, per * i), e = std::min<Eigen::Index>(C, b + per);
-          if (e > b) f(b, e - b);
-        }))
-      return;
-  }
-  f(0, C);
 }
 }  // namespace
 
@@ -355,7 +338,7 @@ void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
   float* xhat = mode == Mode::Train ? xhat_.data() : nullptr;
   float* out = output().data();
   const kernels::Table& k = kernels::kernels();
-  column_split(n, C, [&](Eigen::Index c0, Eigen::Index w) {
+  split_in_vectors(C, n * C, [&](Eigen::Index c0, Eigen::Index w) {
     if (mode == Mode::Train) {
       k.bn_statistics(xd + c0, n, w, C, mean + c0, var + c0, inv + c0, rmean + c0, rstat + c0, div, eps, keep, m,
                       opt_.running_std);
@@ -369,6 +352,7 @@ void BatchNorm1d::forward(const Mat& x, const ForwardContext& ctx) {
     // gain * (x - mean) / std + bias is the same expression up to rounding).
     // Evaluation writes only the output; backward recomputes xhat if it is ever asked.
     k.bn_normalize(xd + c0, n, w, C, mean + c0, inv + c0, gamma + c0, beta + c0, xhat ? xhat + c0 : nullptr, out + c0);
+    return true;
   });
 }
 
@@ -405,17 +389,19 @@ void BatchNorm1d::backward(const Mat& dout, Mat* dx) {
   const bool eval = last_mode_ == Mode::Eval;
   const float div = static_cast<float>(opt_.unbiased ? n - 1 : n);
   const float inv_n = 1.0f / static_cast<float>(n);
-  column_split(n, C, [&](Eigen::Index c0, Eigen::Index w) {
+  split_in_vectors(C, n * C, [&](Eigen::Index c0, Eigen::Index w) {
     k.bn_grad_sums(d + c0, xh + c0, n, w, C, dgamma + c0, dbeta + c0);
-    if (!out) return;
+    if (!out) return true;
     // dx = a * dout - b * xhat - cc with a = gamma / s, b = gamma * dgamma / ((n - k) s),
     // cc = gamma * dbeta / (n s); in eval mode dx = a * dout.
-    for (Eigen::Index c = c0; c < c0 + w; ++c) {
-      a[c] = gamma[c] * inv[c];
-      b[c] = a[c] * dgamma[c] / div;
-      cc[c] = a[c] * dbeta[c] * inv_n;
-    }
+    for (Eigen::Index c = c0; c < c0 + w; ++c) a[c] = gamma[c] * inv[c];
+    if (!eval)
+      for (Eigen::Index c = c0; c < c0 + w; ++c) {
+        b[c] = a[c] * dgamma[c] / div;
+        cc[c] = a[c] * dbeta[c] * inv_n;
+      }
     k.bn_dx(d + c0, xh + c0, n, w, C, a + c0, eval ? nullptr : b + c0, eval ? nullptr : cc + c0, out + c0);
+    return true;
   });
 }
 
@@ -500,7 +486,7 @@ void Tanh::build(int in_time, int in_features, ParamStore& store, const std::str
 void Tanh::forward(const Mat& x, const ForwardContext&) {
   x_ = &x;
   out_.resize(x.rows(), x.cols());
-  input_finite_ = elementwise_split(x.size(), [&](Eigen::Index b, Eigen::Index n) {
+  input_finite_ = split_in_vectors(x.size(), x.size(), [&](Eigen::Index b, Eigen::Index n) {
     return kernels::kernels().tanh_forward(x.data() + b, n, out_.data() + b);
   });
 }
@@ -509,7 +495,7 @@ void Tanh::forward(const Mat& x, const ForwardContext&) {
 void Tanh::backward(const Mat& dout, Mat* dx) {
   if (!dx) return;
   dx->resize(dout.rows(), dout.cols());
-  elementwise_split(dout.size(), [&](Eigen::Index b, Eigen::Index n) {
+  split_in_vectors(dout.size(), dout.size(), [&](Eigen::Index b, Eigen::Index n) {
     kernels::kernels().tanh_backward(dout.data() + b, out_.data() + b, n, dx->data() + b);
     return true;
   });
